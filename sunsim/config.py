@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from sunsim.errors import ConfigError
 
@@ -266,7 +266,8 @@ class ClusterSpec:
     ``served_models[i]``; for ``sun``/``qsun`` ``decode_workers`` has one entry, the shared
     pool. One worker is one GPU (tensor parallel 1). ``max_batch_tokens`` is the prefill
     batch's token budget; ``max_num_seqs`` the decode batch's request cap;
-    ``kv_block_tokens`` the paged KV cache's block size (vLLM: 16 tokens).
+    ``kv_block_tokens`` the paged KV cache's block size (vLLM: 16 tokens). ``gpu`` is a key
+    of :data:`GPUS`; its memory sizes the KV cache.
     KV capacity per decode worker = (memory x ``gpu_memory_utilization`` - decode weight bytes
     - ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks.
     """
@@ -276,6 +277,7 @@ class ClusterSpec:
     prefill_workers: tuple[int, ...]
     decode_workers: tuple[int, ...]
     decode_precision: str = "bf16"
+    gpu: str = "h100"
     max_num_seqs: int = 256
     max_batch_tokens: int = 8192
     kv_block_tokens: int = 16
@@ -312,6 +314,7 @@ class ClusterSpec:
         if not (0 < self.gpu_memory_utilization <= 1):
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
         get_precision(self.decode_precision)
+        get_gpu(self.gpu)
 
     @property
     def num_prefill_gpus(self) -> int:
@@ -366,3 +369,186 @@ def as_dict(obj: Any) -> dict[str, Any]:
             return {k: conv(x) for k, x in v.items()}
         return v
     return conv(obj)
+
+
+# --- the replay scenario -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything a replay needs, as a user writes it (CLI options or a TOML file).
+
+    Trace: ``trace`` (path; None = the bundled default trace), ``trace_format``
+    (auto/burstgpt/azure/mooncake/canonical), ``keep_failed``, ``window_s`` ((start, end)
+    seconds), ``rate_scale`` (x request rate), ``max_requests``.
+    Models: ``base_model`` (a key of :data:`MODELS`), ``served_models`` (task-specific model
+    names), labelling by ``zipf`` alpha, ``shares`` or ``model_map`` (trace model -> served).
+    Cluster: ``gpu`` (a key of :data:`GPUS`), ``prefill_workers`` (one number for every model,
+    or one per model), ``decode_workers`` (one number = the total: the shared pool of
+    sun/qsun, split over partitioned's per-model pools in proportion to each model's output
+    tokens in the trace, at least 1 each; or one per model, summed for the shared pool),
+    ``qsun_precision`` (w4a16/w8a16), engine limits, routers, link.
+    Latency: ``latency`` = ``auto`` (a bundled profile for gpu+model+precision if there is
+    one, else the roofline), ``profile`` (``profile`` path required) or ``roofline``.
+    """
+
+    trace: Optional[str] = None
+    trace_format: str = "auto"
+    keep_failed: bool = False
+    window_s: Optional[tuple[float, float]] = None
+    rate_scale: float = 1.0
+    max_requests: Optional[int] = None
+    modes: tuple[str, ...] = MODES
+    base_model: str = "llama-3.1-8b"
+    served_models: tuple[str, ...] = ("math", "code", "tool")
+    zipf: Optional[float] = None
+    shares: Optional[tuple[float, ...]] = None
+    model_map: Optional[tuple[tuple[str, str], ...]] = None
+    gpu: str = "h100"
+    prefill_workers: tuple[int, ...] = (1,)
+    decode_workers: tuple[int, ...] = (4,)
+    qsun_precision: str = "w4a16"
+    max_num_seqs: int = 256
+    max_batch_tokens: int = 8192
+    kv_block_tokens: int = 16
+    gpu_memory_utilization: float = 0.9
+    reserve_gib: float = 2.0
+    prefill_router: str = "least_loaded"
+    decode_router: str = "least_loaded"
+    link_gbps: float = 400.0
+    link_latency_us: float = 10.0
+    slo_ttft_s: float = 2.0
+    slo_tpot_s: float = 0.1
+    slo_attainment: float = 0.9
+    latency: str = "auto"
+    profile: Optional[str] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for m in self.modes:
+            if m not in MODES:
+                raise ConfigError(f"unknown mode '{m}'; choose from {', '.join(MODES)} or all")
+        if not self.modes:
+            raise ConfigError("no modes to run")
+        get_model(self.base_model)
+        get_gpu(self.gpu)
+        if self.qsun_precision not in ("w4a16", "w8a16"):
+            raise ConfigError(f"qsun_precision must be w4a16 or w8a16, got '{self.qsun_precision}'")
+        if self.latency not in ("auto", "profile", "roofline"):
+            raise ConfigError(f"latency must be auto, profile or roofline, got '{self.latency}'")
+        if self.latency == "profile" and not self.profile:
+            raise ConfigError("latency = 'profile' needs a profile path (--profile DIR)")
+        if self.rate_scale <= 0:
+            raise ConfigError(f"rate_scale must be > 0, got {self.rate_scale}")
+        if self.zipf is not None and self.zipf < 0:
+            raise ConfigError(f"zipf alpha must be >= 0, got {self.zipf}")
+        n = len(self.served_models)
+        if len(self.prefill_workers) not in (1, n):
+            raise ConfigError(f"give one prefill worker count or {n} (one per served model), "
+                              f"got {len(self.prefill_workers)}")
+        if len(self.decode_workers) not in (1, n):
+            raise ConfigError(f"give one decode worker count (the total) or {n} (one per served "
+                              f"model), got {len(self.decode_workers)}")
+        if self.shares is not None and len(self.shares) != n:
+            raise ConfigError(f"{len(self.shares)} shares for {n} served models")
+        SloSpec(self.slo_ttft_s, self.slo_tpot_s, self.slo_attainment)
+
+    @property
+    def slo(self) -> SloSpec:
+        return SloSpec(self.slo_ttft_s, self.slo_tpot_s, self.slo_attainment)
+
+    @property
+    def link(self) -> LinkSpec:
+        return LinkSpec(bandwidth=self.link_gbps * 1e9 / 8, latency_s=self.link_latency_us * 1e-6)
+
+    def decode_precision(self, mode: str) -> str:
+        return self.qsun_precision if mode == "qsun" else "bf16"
+
+    def cluster(self, mode: str, output_tokens_per_model: Sequence[float] | None = None
+                ) -> ClusterSpec:
+        """The :class:`ClusterSpec` of ``mode``. ``output_tokens_per_model`` (served order)
+        weights partitioned's split of a single decode-worker total."""
+        n = len(self.served_models)
+        pw = self.prefill_workers * n if len(self.prefill_workers) == 1 else self.prefill_workers
+        dw = self.decode_workers
+        if mode == "partitioned":
+            if len(dw) == 1:
+                dw = split_workers(dw[0], output_tokens_per_model or [1.0] * n)
+        else:
+            dw = (sum(dw),)
+        return ClusterSpec(
+            mode=mode, served_models=self.served_models, prefill_workers=tuple(pw),
+            decode_workers=tuple(dw), decode_precision=self.decode_precision(mode), gpu=self.gpu,
+            max_num_seqs=self.max_num_seqs, max_batch_tokens=self.max_batch_tokens,
+            kv_block_tokens=self.kv_block_tokens,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            reserve_bytes=int(self.reserve_gib * GiB), prefill_router=self.prefill_router,
+            decode_router=self.decode_router, link=self.link)
+
+
+# TOML layout: section -> keys of Scenario (same names, no prefixes).
+SCENARIO_TOML = {
+    "trace": {"path": "trace", "format": "trace_format", "keep_failed": "keep_failed",
+              "window_s": "window_s", "rate_scale": "rate_scale", "max_requests": "max_requests"},
+    "models": {"base": "base_model", "served": "served_models", "zipf": "zipf",
+               "shares": "shares", "map": "model_map"},
+    "cluster": {"modes": "modes", "gpu": "gpu", "prefill_workers": "prefill_workers",
+                "decode_workers": "decode_workers", "qsun_precision": "qsun_precision",
+                "max_num_seqs": "max_num_seqs", "max_batch_tokens": "max_batch_tokens",
+                "kv_block_tokens": "kv_block_tokens",
+                "gpu_memory_utilization": "gpu_memory_utilization",
+                "reserve_gib": "reserve_gib", "prefill_router": "prefill_router",
+                "decode_router": "decode_router", "link_gbps": "link_gbps",
+                "link_latency_us": "link_latency_us"},
+    "slo": {"ttft_s": "slo_ttft_s", "tpot_s": "slo_tpot_s", "attainment": "slo_attainment"},
+    "latency": {"source": "latency", "profile": "profile"},
+    "run": {"seed": "seed"},
+}
+_TUPLE_FIELDS = {"window_s", "modes", "served_models", "shares", "prefill_workers",
+                 "decode_workers"}
+
+
+def scenario_to_toml_dict(s: Scenario) -> dict[str, dict[str, Any]]:
+    """The scenario as nested TOML tables (None values left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, keys in SCENARIO_TOML.items():
+        table = {}
+        for key, attr in keys.items():
+            v = getattr(s, attr)
+            if v is None:
+                continue
+            if attr == "model_map":
+                v = dict(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            table[key] = v
+        out[section] = table
+    return out
+
+
+def scenario_from_toml_dict(d: Mapping[str, Any], source: str = "scenario",
+                            base: Scenario | None = None) -> Scenario:
+    """Build a :class:`Scenario` from nested TOML tables, on top of ``base``.
+
+    Raises :class:`ConfigError` naming the file and key for unknown sections or keys.
+    """
+    changes: dict[str, Any] = {}
+    for section, table in d.items():
+        if section not in SCENARIO_TOML or not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: unknown section [{section}]; known: "
+                              f"{', '.join(SCENARIO_TOML)}")
+        for key, v in table.items():
+            attr = SCENARIO_TOML[section].get(key)
+            if attr is None:
+                raise ConfigError(f"{source}: unknown key '{key}' in [{section}]; known: "
+                                  f"{', '.join(SCENARIO_TOML[section])}")
+            if attr == "model_map":
+                v = tuple((str(a), str(b)) for a, b in dict(v).items())
+            elif attr in _TUPLE_FIELDS:
+                v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+            changes[attr] = v
+    try:
+        return dataclasses.replace(base or Scenario(), **changes)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: bad value: {e}") from None

@@ -1,0 +1,99 @@
+"""Prefill workers: one model's prefill module on one GPU, FCFS batches under a token budget."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from sunsim.cluster.kv_link import KvLink
+from sunsim.workload import PREFILLING, QUEUED, Request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sunsim.cluster.simulation import ClusterSim
+
+
+class PrefillWorker:
+    """A prefill worker of model ``model_idx``.
+
+    It takes requests first come, first served and batches them while the batch's prompt
+    tokens stay within ``max_batch_tokens`` (a longer prompt runs alone). A batch costs
+    ``latency.prefill_time(prompt_lens)``. A fresh request prefills its prompt and emits its
+    first token; a request coming back after a decode preemption recomputes the KV of its
+    prompt and the tokens it had generated (``prompt + generated - 1`` tokens) and emits none.
+    Preempted requests go to the front of the queue, as vLLM does.
+
+    Router view: ``load`` = requests queued or in the running batch; ``load_tokens`` = their
+    prompt tokens.
+    """
+
+    def __init__(self, sim: "ClusterSim", wid: int, model_idx: int, link: KvLink) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.wid = wid
+        self.model_idx = model_idx
+        self.link = link
+        self.queue: deque[Request] = deque()
+        self.load = 0
+        self.load_tokens = 0
+        self.wake = None
+        self.busy_s = 0.0
+        self.num_batches = 0
+        self.num_tokens = 0
+        self.env.process(self.run())
+
+    @staticmethod
+    def tokens_to_prefill(r: Request) -> int:
+        return r.prompt_tokens + (r.generated - 1 if r.generated > 1 else 0)
+
+    def submit(self, r: Request, front: bool = False) -> None:
+        """Queue ``r`` (at the front for a preempted request) and wake the worker if idle."""
+        r.state = QUEUED
+        if front:
+            self.queue.appendleft(r)
+        else:
+            self.queue.append(r)
+        self.load += 1
+        self.load_tokens += self.tokens_to_prefill(r)
+        w = self.wake
+        if w is not None and not w.triggered:
+            w.succeed()
+
+    def run(self):
+        env = self.env
+        q = self.queue
+        budget = self.sim.cluster.max_batch_tokens
+        prefill_time = self.sim.prefill_latency.prefill_time
+        on_prefilled = self.sim.on_prefilled
+        while True:
+            if not q:
+                self.wake = env.event()
+                yield self.wake
+                self.wake = None
+                continue
+            now = env.now
+            batch = []
+            lens = []
+            tokens = 0
+            while q:
+                r = q[0]
+                n = self.tokens_to_prefill(r)
+                if batch and tokens + n > budget:
+                    break
+                q.popleft()
+                batch.append(r)
+                lens.append(n)
+                tokens += n
+                r.state = PREFILLING
+                if r.prefill_started_at < 0:
+                    r.prefill_started_at = now
+                    r.prefill_worker = self.wid
+            dt = prefill_time(lens)
+            self.sim.num_events += 1
+            yield env.timeout(dt)
+            self.busy_s += dt
+            self.num_batches += 1
+            self.num_tokens += tokens
+            for r, n in zip(batch, lens):
+                self.load -= 1
+                self.load_tokens -= n
+                on_prefilled(r, self, n)

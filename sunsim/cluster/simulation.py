@@ -1,0 +1,341 @@
+"""The SimPy model of a prefill/decode-disaggregated multi-LLM cluster.
+
+A request's life (ARCHITECTURE.md; simulated seconds):
+``arrived_at`` -> its model's prefill queue (router) -> ``prefill_started_at`` ->
+``first_token_at`` (the prefill emits token 1; a 1-token request finishes here) ->
+KV transfer on the prefill worker's FIFO link to the decode worker the decode router chose
+-> ``kv_ready_at`` -> decode waiting queue -> ``decode_started_at`` (admitted into the running
+batch) -> one token per iteration -> ``finished_at``.
+
+Modes differ only in the decode pools: ``partitioned`` has one pool per model (a request is
+decoded by its own model's workers); ``sun`` and ``qsun`` have one shared pool (any worker
+decodes any model's request; qsun's decode latency model is a low-bit one, with smaller
+weights and so more KV cache).
+
+Every request ends exactly once, ``finished`` or ``rejected`` with a reason:
+``exceeds_max_model_len`` (prompt + output tokens > the model's context) or
+``exceeds_kv_capacity`` (its full context can never fit one decode worker's KV cache).
+Preempted requests are recomputed, counted in ``num_preemptions``, never lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sunsim.cluster.decode import ITL_BINS_PER_DECADE, ITL_MIN_S, ITL_NUM_BINS, DecodeWorker
+from sunsim.cluster.kv_link import KvLink
+from sunsim.cluster.prefill import PrefillWorker
+from sunsim.cluster.records import RecordTable
+from sunsim.cluster.router import make_router
+from sunsim.config import ClusterSpec, get_gpu
+from sunsim.errors import ConfigError
+from sunsim.latency.base import LatencyModel
+from sunsim.workload import DONE, Request
+
+
+def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> int:
+    """KV blocks per decode worker: (GPU memory x utilisation - decode weight bytes - reserve)
+    / (KV bytes per token x block tokens), rounded down.
+
+    Raises :class:`ConfigError` when the decode weights leave no room for a KV cache.
+    """
+    gpu = get_gpu(cluster.gpu)
+    free = (gpu.memory_bytes * cluster.gpu_memory_utilization - decode_latency.weight_bytes
+            - cluster.reserve_bytes)
+    per_block = decode_latency.kv_bytes_per_token * cluster.kv_block_tokens
+    blocks = int(free // per_block) if per_block > 0 else 0
+    if blocks < 1:
+        raise ConfigError(
+            f"decode weights ({decode_latency.weight_bytes / 1e9:.1f} GB) leave no KV cache on "
+            f"{gpu.name} ({gpu.memory_bytes / 1e9:.0f} GB x {cluster.gpu_memory_utilization}, "
+            f"{cluster.reserve_bytes / 1e9:.1f} GB reserve); use a larger GPU or a lower-bit decode")
+    return blocks
+
+
+@dataclass
+class SimResult:
+    """What one simulated run produced.
+
+    Attributes:
+        cluster: the cluster simulated.
+        records: one row per trace request, see :class:`RecordTable.to_frame`.
+        decode_workers: one row per decode worker: ``worker``, ``pool``, ``capacity_tokens``,
+            ``busy_s``, ``busy_frac``, ``mean_batch`` (time-weighted over busy time),
+            ``kv_occupancy`` (time-weighted mean fraction of KV tokens held, over the run),
+            ``num_iterations``, ``num_tokens``, ``num_preemptions``, ``peak_batch``.
+        prefill_workers: ``worker``, ``model``, ``busy_s``, ``busy_frac``, ``num_batches``,
+            ``num_tokens``, ``link_busy_s``, ``link_bytes``.
+        timeline: long frame ``worker``, ``t_s`` (bin start), ``busy_frac``, ``mean_batch``,
+            ``kv_occupancy`` per decode worker and time bin of ``timeline_bin_s`` seconds.
+        batch_time: frame ``batch_size``, ``seconds`` summed over decode workers.
+        kv_time: frame ``kv_occupancy_pct`` (0..100), ``seconds`` summed over decode workers.
+        itl_hist: tokens per ITL bin (log-spaced, ``ITL_BINS_PER_DECADE`` per decade from
+            ``ITL_MIN_S``); see :func:`itl_bin_edges`.
+        kv_capacity_tokens: KV tokens per decode worker.
+        prefill_latency, decode_latency: ``description`` of the latency models used.
+        method: ``measured`` if both latency models are measured, else ``analytic``.
+        sim_end_s: simulated time of the last event. wall_s: wall-clock seconds.
+        num_events: SimPy events the model scheduled (timeouts and wake-ups).
+    """
+
+    cluster: ClusterSpec
+    records: pd.DataFrame
+    decode_workers: pd.DataFrame
+    prefill_workers: pd.DataFrame
+    timeline: pd.DataFrame
+    batch_time: pd.DataFrame
+    kv_time: pd.DataFrame
+    itl_hist: np.ndarray
+    kv_capacity_tokens: int
+    prefill_latency: str
+    decode_latency: str
+    method: str
+    timeline_bin_s: float
+    sim_end_s: float
+    wall_s: float
+    num_events: int
+    extra: dict = field(default_factory=dict)
+
+
+def itl_bin_edges() -> np.ndarray:
+    """Edges (seconds) of :attr:`SimResult.itl_hist` bins, length ``ITL_NUM_BINS + 1``."""
+    return ITL_MIN_S * 10.0 ** (np.arange(ITL_NUM_BINS + 1) / ITL_BINS_PER_DECADE)
+
+
+class ClusterSim:
+    """Builds the workers of ``cluster`` in a fresh :class:`simpy.Environment`.
+
+    Use :func:`simulate`; this class is the engine it drives.
+    """
+
+    def __init__(self, cluster: ClusterSpec, prefill_latency: LatencyModel,
+                 decode_latency: LatencyModel, num_requests: int, rng: np.random.Generator,
+                 timeline_bin_s: float = 1.0) -> None:
+        if decode_latency.kv_bytes_per_token != prefill_latency.kv_bytes_per_token:
+            raise ConfigError("prefill and decode latency models disagree on KV bytes per token "
+                              f"({prefill_latency.kv_bytes_per_token} vs "
+                              f"{decode_latency.kv_bytes_per_token}): they are for different models")
+        self.cluster = cluster
+        self.env = simpy.Environment()
+        self.prefill_latency = prefill_latency
+        self.decode_latency = decode_latency
+        self.rng = rng
+        self.timeline_bin_s = timeline_bin_s
+        self.kv_bytes_per_token = decode_latency.kv_bytes_per_token
+        self.capacity_blocks = kv_capacity_blocks(cluster, decode_latency)
+        self.records = RecordTable(num_requests)
+        self.num_done = 0
+        self.num_events = 0
+        self.seq = 0
+        self.admit_seq = 0
+        n_models = len(cluster.served_models)
+        # prefill workers, per model, each with its own link
+        self.prefill_workers: list[PrefillWorker] = []
+        self.prefill_routers = []
+        for m, count in enumerate(cluster.prefill_workers):
+            ws = []
+            for _ in range(count):
+                w = PrefillWorker(self, len(self.prefill_workers), m, KvLink(cluster.link))
+                self.prefill_workers.append(w)
+                ws.append(w)
+            self.prefill_routers.append(make_router(cluster.prefill_router, ws, rng, prefill=True))
+        # decode pools
+        self.decode_workers: list[DecodeWorker] = []
+        pool_routers = []
+        for p, count in enumerate(cluster.decode_workers):
+            ws = []
+            for _ in range(count):
+                w = DecodeWorker(self, len(self.decode_workers), p, decode_latency,
+                                 self.capacity_blocks)
+                self.decode_workers.append(w)
+                ws.append(w)
+            pool_routers.append(make_router(cluster.decode_router, ws, rng))
+        if cluster.mode == "partitioned":
+            self.decode_router_of_model = pool_routers
+        else:
+            self.decode_router_of_model = [pool_routers[0]] * n_models
+
+    # -- callbacks from workers --------------------------------------------------------
+    def on_prefilled(self, r: Request, pw: PrefillWorker, num_tokens: int) -> None:
+        """A prefill (or recompute) of ``num_tokens`` finished: transfer its KV to decode."""
+        now = self.env.now
+        if r.generated == 0:
+            r.first_token_at = now
+            r.last_token_at = now
+            r.generated = 1
+            if r.output_tokens == 1:
+                self.finish(r, now)
+                return
+        dw = self.decode_router_of_model[r.model_idx].choose()
+        r.routed_tokens = r.prompt_tokens + r.generated
+        dw.load += 1
+        dw.load_tokens += r.routed_tokens
+        ready = pw.link.transfer(now, num_tokens * self.kv_bytes_per_token)
+        if r.kv_ready_at < 0:
+            r.kv_ready_at = ready
+            r.decode_worker = dw.wid
+        dw.deliver(r, ready)
+
+    def on_preempted(self, r: Request) -> None:
+        """A decode worker dropped ``r``'s KV: recompute on its model's prefill workers."""
+        self.prefill_routers[r.model_idx].choose().submit(r, front=True)
+
+    def finish(self, r: Request, at: float) -> None:
+        r.state = DONE
+        self.records.finish(r, at)
+        self.num_done += 1
+
+    # -- arrivals ------------------------------------------------------------------------
+    def arrivals(self, arrival_s: list, model_idx: list, prompt: list, output: list):
+        env = self.env
+        max_len = self.decode_latency.max_model_len
+        B = self.cluster.kv_block_tokens
+        cap = self.capacity_blocks
+        routers = self.prefill_routers
+        records = self.records
+        for rid, t in enumerate(arrival_s):
+            if t > env.now:
+                self.num_events += 1
+                yield env.timeout(t - env.now)
+            p = prompt[rid]
+            o = output[rid]
+            m = model_idx[rid]
+            if p + o > max_len:
+                records.reject(rid, t, "exceeds_max_model_len")
+                self.num_done += 1
+                continue
+            if -(-(p + o - 1) // B) > cap:
+                records.reject(rid, t, "exceeds_kv_capacity")
+                self.num_done += 1
+                continue
+            routers[m].choose().submit(Request(rid, m, p, o, t))
+
+
+def simulate(requests: pd.DataFrame, cluster: ClusterSpec, prefill_latency: LatencyModel,
+             decode_latency: LatencyModel, *, seed: int = 0,
+             on_progress: Optional[Callable[[float], None]] = None,
+             timeline_bins: int = 200) -> SimResult:
+    """Replay ``requests`` through ``cluster``.
+
+    Args:
+        requests: columns ``arrival_s`` (seconds, sorted ascending), ``model`` (one of
+            ``cluster.served_models``), ``prompt_tokens`` (>= 1), ``output_tokens`` (>= 1).
+        cluster: the resolved cluster of one mode.
+        prefill_latency: latency of the prefill module (all models share the base architecture).
+        decode_latency: latency of the decode module (qsun: the low-bit one).
+        seed: seeds the routers' randomness (``power_of_two``); same inputs and seed give
+            identical records.
+        on_progress: called with the fraction of requests ended, about 100 times.
+        timeline_bins: number of time bins of the utilisation timeline over the trace span.
+
+    Returns:
+        a :class:`SimResult`.
+
+    Raises:
+        ConfigError: a request's model is not served, or the decode weights do not fit.
+    """
+    t0 = time.perf_counter()
+    n = len(requests)
+    served = list(cluster.served_models)
+    models = requests["model"].astype(str)
+    idx_of = {m: i for i, m in enumerate(served)}
+    unknown = sorted(set(models.unique()) - set(served))
+    if unknown:
+        raise ConfigError(f"trace requests are labelled with models {unknown} that are not served "
+                          f"({', '.join(served)}); pass --models with those names")
+    arrival = requests["arrival_s"].to_numpy(dtype=float)
+    if n and np.any(np.diff(arrival) < 0):
+        raise ConfigError("requests must be sorted by arrival_s")
+    span = float(arrival[-1]) if n else 0.0
+    bin_s = max(span / timeline_bins, 1e-3) if span > 0 else 1.0
+    sim = ClusterSim(cluster, prefill_latency, decode_latency, n,
+                     np.random.default_rng(seed), timeline_bin_s=bin_s)
+    model_idx = models.map(idx_of).to_numpy(dtype=np.int64)
+    prompt = requests["prompt_tokens"].to_numpy(dtype=np.int64)
+    output = requests["output_tokens"].to_numpy(dtype=np.int64)
+    sim.records.set_inputs(arrival, model_idx, prompt, output)
+    env = sim.env
+    env.process(sim.arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(),
+                             output.tolist()))
+    if on_progress is not None and n:
+        step = max(span / 100, 1e-6)
+        t = 0.0
+        while sim.num_done < n and env.peek() != float("inf"):
+            t = max(t + step, env.now)
+            env.run(until=t)
+            on_progress(sim.num_done / n)
+        on_progress(1.0)
+    env.run()
+    if sim.num_done != n:  # pragma: no cover - engine invariant
+        raise RuntimeError(f"simulation ended with {n - sim.num_done} of {n} requests unfinished")
+    return _result(sim, served, time.perf_counter() - t0)
+
+
+def _result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult:
+    cl = sim.cluster
+    end = sim.env.now
+    span = end if end > 0 else 1.0
+    pool_name = served if cl.mode == "partitioned" else ["shared"]
+    dws = sim.decode_workers
+    decode = pd.DataFrame({
+        "worker": [w.wid for w in dws],
+        "pool": [pool_name[w.pool_idx] for w in dws],
+        "capacity_tokens": [w.capacity_tokens for w in dws],
+        "busy_s": [w.busy_s for w in dws],
+        "busy_frac": [w.busy_s / span for w in dws],
+        "mean_batch": [w.batch_s / w.busy_s if w.busy_s > 0 else 0.0 for w in dws],
+        "kv_occupancy": [w.kv_tokens_s / span / w.capacity_tokens for w in dws],
+        "num_iterations": [w.num_iterations for w in dws],
+        "num_tokens": [w.num_tokens for w in dws],
+        "num_preemptions": [w.num_preemptions for w in dws],
+        "peak_batch": [w.peak_batch for w in dws],
+    })
+    pws = sim.prefill_workers
+    prefill = pd.DataFrame({
+        "worker": [w.wid for w in pws],
+        "model": [served[w.model_idx] for w in pws],
+        "busy_s": [w.busy_s for w in pws],
+        "busy_frac": [w.busy_s / span for w in pws],
+        "num_batches": [w.num_batches for w in pws],
+        "num_tokens": [w.num_tokens for w in pws],
+        "link_busy_s": [w.link.busy_s for w in pws],
+        "link_bytes": [w.link.bytes_sent for w in pws],
+    })
+    bin_s = sim.timeline_bin_s
+    rows = []
+    for w in dws:
+        for b, busy in enumerate(w.timeline_busy):
+            rows.append((w.wid, b * bin_s, busy / bin_s,
+                         w.timeline_batch[b] / busy if busy > 0 else 0.0,
+                         w.timeline_kv[b] / bin_s / w.capacity_tokens))
+    timeline = pd.DataFrame(rows, columns=["worker", "t_s", "busy_frac", "mean_batch",
+                                           "kv_occupancy"])
+    bt = np.sum([w.batch_time for w in dws], axis=0)
+    kt = np.sum([w.kv_time for w in dws], axis=0)
+    itl = np.sum([w.itl_hist for w in dws], axis=0).astype(np.int64)
+    method = ("measured" if sim.prefill_latency.method == "measured"
+              and sim.decode_latency.method == "measured" else "analytic")
+    return SimResult(
+        cluster=cl,
+        records=sim.records.to_frame(served),
+        decode_workers=decode,
+        prefill_workers=prefill,
+        timeline=timeline,
+        batch_time=pd.DataFrame({"batch_size": np.arange(len(bt)), "seconds": bt}),
+        kv_time=pd.DataFrame({"kv_occupancy_pct": np.arange(len(kt)), "seconds": kt}),
+        itl_hist=itl,
+        kv_capacity_tokens=sim.capacity_blocks * cl.kv_block_tokens,
+        prefill_latency=sim.prefill_latency.description,
+        decode_latency=sim.decode_latency.description,
+        method=method,
+        timeline_bin_s=bin_s,
+        sim_end_s=end,
+        wall_s=wall_s,
+        num_events=sim.num_events,
+    )
