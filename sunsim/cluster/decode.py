@@ -43,7 +43,8 @@ ITL_BINS_PER_DECADE = 200
 ITL_MIN_S = 1e-6
 ITL_NUM_BINS = ITL_BINS_PER_DECADE * 10  # 1 us .. 10^4 s
 
-#: The longest run of iterations planned at once (each run is one or two SimPy events).
+#: The longest run of iterations planned at once (a run is one SimPy timer event; 1 steps
+#: every iteration as its own event, which gives the same records).
 MAX_MACRO_ITERATIONS = 4096
 
 
@@ -96,11 +97,17 @@ class DecodeWorker:
         self.residue_count = [0] * self.block_tokens
         self.load = 0
         self.load_tokens = 0
-        self.wake = None
-        self.kick_at = _INF
-        self.cut_ev = None
-        self.cut_at = _INF
-        self.macro_end = -1.0
+        self.idle = True
+        self.timer_version = 0
+        self.timer_at = _INF  # when the pending timer fires (idle: next KV arrival)
+        # the planned run of iterations in progress (see _plan)
+        self.run_t0 = 0.0
+        self.run_cum: list[float] = []  # cumulative seconds at the end of each iteration
+        self.run_cum_kv: list[float] = []  # cumulative KV token-seconds
+        self.run_todo = 0
+        self.run_n = 0
+        self.run_fresh: list | None = None
+        self.plan_cap = 8
         # statistics
         self.busy_s = 0.0
         self.batch_s = 0.0
@@ -115,36 +122,43 @@ class DecodeWorker:
         self.timeline_batch: list[float] = []
         self.timeline_kv: list[float] = []
         self.itl_hist = [0] * ITL_NUM_BINS
-        self.env.process(self.run())
 
-    # -- arrivals ---------------------------------------------------------------------
+    # -- arrivals and the timer ------------------------------------------------------
     def deliver(self, r: Request, ready_at: float) -> None:
-        """The KV of ``r`` arrives at ``ready_at`` (>= now); then ``r`` waits for admission."""
+        """The KV of ``r`` arrives at ``ready_at`` (>= now); then ``r`` waits for admission.
+
+        An idle worker wakes at ``ready_at``; a busy one admits ``r`` at the first iteration
+        boundary at or after ``ready_at`` (its planned run is cut short there).
+        """
         r.state = TRANSFERRING
         self.sim.seq += 1
         heappush(self.pending, (ready_at, self.sim.seq, r))
-        if self.wake is not None and ready_at < self.kick_at:
-            self._schedule_kick(ready_at)
-        elif ready_at < self.macro_end:
-            # arrives during a planned run of iterations: end the run at the next boundary
-            if ready_at < self.cut_at:
-                self.cut_at = ready_at
-            ev = self.cut_ev
-            if not ev.triggered:
-                ev.succeed(False)
+        if self.idle:
+            if ready_at < self.timer_at:
+                self._set_timer(ready_at)
+        elif ready_at < self.timer_at:
+            cum = self.run_cum
+            j = bisect_left(cum, ready_at - self.run_t0) + 1
+            if j < self.run_todo:
+                self.run_todo = j
+                self._set_timer(self.run_t0 + cum[j - 1])
 
-    def _schedule_kick(self, t: float) -> None:
-        self.kick_at = t
+    def _set_timer(self, at: float) -> None:
+        """(Re)schedule the worker's one timer; an earlier timer still in SimPy's queue is
+        ignored when it fires (its version is stale)."""
+        self.timer_version += 1
+        self.timer_at = at
         self.sim.num_events += 1
-        ev = self.env.timeout(t - self.env.now)
-        ev.callbacks.append(self._kick)
+        ev = self.env.timeout(at - self.env.now, self.timer_version)
+        ev.callbacks.append(self._on_timer)
 
-    def _kick(self, _ev) -> None:
-        if self.env.now >= self.kick_at:
-            self.kick_at = _INF
-        w = self.wake
-        if w is not None and not w.triggered:
-            w.succeed()
+    def _on_timer(self, ev) -> None:
+        if ev._value != self.timer_version:
+            return  # superseded
+        self.timer_at = _INF
+        if not self.idle:
+            self._end_run()
+        self._boundary()
 
     # -- KV accounting ----------------------------------------------------------------
     def blocks_at(self, k: int) -> int:
@@ -186,181 +200,207 @@ class DecodeWorker:
         self.num_preemptions += 1
         self.sim.on_preempted(r)
 
-    # -- the loop ---------------------------------------------------------------------
-    def run(self):
-        env = self.env
-        sim = self.sim
+    # -- iteration boundaries -----------------------------------------------------------
+    def _boundary(self) -> None:
+        """At an iteration boundary (or on waking): take arrived KV, preempt if the cache
+        overflows, admit FCFS, then plan the next run of iterations or go idle."""
+        now = self.env.now
         B = self.block_tokens
         cap = self.capacity_blocks
         max_seqs = self.max_num_seqs
         pending = self.pending
         waiting = self.waiting
-        running = self.running
-        fheap = self.finish_heap
-        step_time = self.latency.decode_step_time
-        max_macro = MAX_MACRO_ITERATIONS
-        while True:
-            now = env.now
-            while pending and pending[0][0] <= now:
-                r = heappop(pending)[2]
-                r.state = WAITING
-                waiting.append(r)
-            k = self.iteration + 1
-            n = self.n
-            # growth: preempt the newest until this iteration's KV fits
-            preempted = False
-            if n and (self.sum_offset + n * k + n * (B - 1)) // B > cap:
+        while pending and pending[0][0] <= now:
+            r = heappop(pending)[2]
+            r.state = WAITING
+            waiting.append(r)
+        k = self.iteration + 1
+        n = self.n
+        # growth: preempt the newest until this iteration's KV fits
+        preempted = False
+        if n and (self.sum_offset + n * k + n * (B - 1)) // B > cap:
+            blocks = self.blocks_at(k)
+            while blocks > cap:
+                self._preempt_newest()
+                preempted = True
                 blocks = self.blocks_at(k)
-                while blocks > cap:
-                    self._preempt_newest()
-                    preempted = True
-                    blocks = self.blocks_at(k)
-            # admission, FCFS, when nothing was preempted
-            fresh = None
-            if waiting and self.n < max_seqs and not preempted:
-                n = self.n
-                blocks = (self.sum_offset + n * k + n * (B - 1)) // B  # upper bound
-                exact = False
-                while waiting and self.n < max_seqs:
-                    r = waiting[0]
-                    need = -(-(r.prompt_tokens + r.generated) // B)
-                    if blocks + need > cap:
-                        if exact:
-                            break
-                        blocks = self.blocks_at(k)  # includes those admitted just now
-                        exact = True
-                        if blocks + need > cap:
-                            break
-                    waiting.popleft()
-                    blocks += need
-                    sim.admit_seq += 1
-                    self._add(r, sim.admit_seq)
-                    if r.decode_started_at < 0:
-                        r.decode_started_at = now
-                    if fresh is None:
-                        fresh = [r]
-                    else:
-                        fresh.append(r)
+        # admission, FCFS, when nothing was preempted (vLLM)
+        fresh = None
+        if waiting and self.n < max_seqs and not preempted:
             n = self.n
-            if n == 0:
-                self.wake = env.event()
-                if pending and pending[0][0] < self.kick_at:
-                    self._schedule_kick(pending[0][0])
-                yield self.wake
-                self.wake = None
-                continue
-            # Plan a run of iterations with this batch: up to the first finish, the first
-            # iteration boundary after a known KV arrival, or a possible KV overflow.
-            sum_a = self.sum_offset
-            base = self.iteration
-            last = fheap[0][0] - base
-            if last > max_macro:
-                last = max_macro
-            if preempted:
-                last = 1  # admission was skipped at this boundary; try at the next one
-            t_stop = pending[0][0] - now if pending else _INF
-            cum = []
-            t = 0.0
-            i = 1
-            while True:
-                t += step_time(n, sum_a + n * (base + i))
-                cum.append(t)
-                if i >= last or t >= t_stop:
-                    break
-                i += 1
-                if (sum_a + n * (base + i) + n * (B - 1)) // B > cap:
-                    break
-            todo = len(cum)
-            if todo == 1:
-                sim.num_events += 1
-                yield env.timeout(t)
-            else:
-                # Wait for the planned end; a KV arrival before it (deliver) cuts the run
-                # short at the first iteration boundary at or after its arrival.
-                self.cut_at = _INF
-                while True:
-                    end = now + cum[todo - 1]
-                    ev = env.event()
-                    self.cut_ev = ev
-                    self.macro_end = end
-                    sim.num_events += 2
-                    tm = env.timeout(end - env.now, ev)
-                    tm.callbacks.append(_fire)
-                    if (yield ev) is not False:
+            blocks = (self.sum_offset + n * k + n * (B - 1)) // B  # upper bound
+            exact = False
+            sim = self.sim
+            while waiting and self.n < max_seqs:
+                r = waiting[0]
+                need = -(-(r.prompt_tokens + r.generated) // B)
+                if blocks + need > cap:
+                    if exact:
                         break
-                    j = bisect_left(cum, self.cut_at - now) + 1
-                    if j < todo:
-                        todo = j
-                self.cut_ev = None
-                self.macro_end = -1.0
-            self._commit(now, cum, todo, n, sum_a + n * base, fresh)
-            k = self.iteration
-            end = env.now
-            while fheap and fheap[0][0] <= k:
-                _fin, aid, r = heappop(fheap)
-                if r.admit_id != aid or r.state != RUNNING:
-                    continue  # preempted since
-                del running[aid]
-                self._remove(r)
-                r.generated = r.output_tokens
-                sim.finish(r, end)
+                    blocks = self.blocks_at(k)  # includes those admitted just now
+                    exact = True
+                    if blocks + need > cap:
+                        break
+                waiting.popleft()
+                blocks += need
+                sim.admit_seq += 1
+                self._add(r, sim.admit_seq)
+                if r.decode_started_at < 0:
+                    r.decode_started_at = now
+                if fresh is None:
+                    fresh = [r]
+                else:
+                    fresh.append(r)
+        n = self.n
+        if n == 0:
+            self.idle = True
+            if pending and pending[0][0] < self.timer_at:
+                self._set_timer(pending[0][0])
+            return
+        self.idle = False
+        self._plan(now, n, preempted, fresh)
 
-    def _commit(self, t0: float, cum: list, todo: int, n: int, ctx0: int, fresh) -> None:
+    def _plan(self, now: float, n: int, preempted: bool, fresh) -> None:
+        """Plan a run of iterations with the current batch, up to the first finish, the first
+        boundary at or after a known KV arrival, a possible KV overflow, or ``plan_cap``
+        iterations (adapted to how often runs get cut), and set the timer to its end."""
+        B = self.block_tokens
+        cap = self.capacity_blocks
+        step_time = self.latency.decode_step_time
+        sum_a = self.sum_offset
+        base = self.iteration
+        last = self.finish_heap[0][0] - base
+        cap_it = self.plan_cap if self.plan_cap < MAX_MACRO_ITERATIONS else MAX_MACRO_ITERATIONS
+        if last > cap_it:
+            last = cap_it
+        if preempted:
+            last = 1  # admission was skipped at this boundary; try at the next one
+        t_stop = self.pending[0][0] - now if self.pending else _INF
+        cum = []
+        cum_kv = []
+        t = 0.0
+        kv = 0.0
+        i = 1
+        while True:
+            ctx = sum_a + n * (base + i)
+            dt = step_time(n, ctx)
+            t += dt
+            kv += ctx * dt
+            cum.append(t)
+            cum_kv.append(kv)
+            if i >= last or t >= t_stop:
+                break
+            i += 1
+            if (sum_a + n * (base + i) + n * (B - 1)) // B > cap:
+                break
+        self.run_t0 = now
+        self.run_cum = cum
+        self.run_cum_kv = cum_kv
+        self.run_todo = len(cum)
+        self.run_n = n
+        self.run_fresh = fresh
+        self._set_timer(now + t)
+
+    def _end_run(self) -> None:
+        """The planned run (possibly cut short) ended now: account it, finish requests."""
+        todo = self.run_todo
+        planned = len(self.run_cum)
+        if todo < planned:
+            self.plan_cap = max(2, 2 * todo)
+        elif self.plan_cap < MAX_MACRO_ITERATIONS:
+            self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
+        self._commit(self.run_t0, self.run_cum, self.run_cum_kv, todo, self.run_n,
+                     self.sum_offset + self.run_n * (self.iteration + 1), self.run_fresh)
+        self.run_fresh = None
+        k = self.iteration
+        fheap = self.finish_heap
+        running = self.running
+        end = self.env.now
+        sim = self.sim
+        while fheap and fheap[0][0] <= k:
+            _fin, aid, r = heappop(fheap)
+            if r.admit_id != aid or r.state != RUNNING:
+                continue  # preempted since
+            del running[aid]
+            self._remove(r)
+            r.generated = r.output_tokens
+            sim.finish(r, end)
+
+    def _commit(self, t0: float, cum: list, cum_kv: list, todo: int, n: int, ctx1: int,
+                fresh) -> None:
         """Account ``todo`` iterations of batch ``n`` that started at ``t0``; iteration ``m``
-        (1-based) ended at ``t0 + cum[m-1]`` with ``ctx0 + n m`` context tokens."""
+        (1-based) ended at ``t0 + cum[m-1]`` and held ``ctx1 + n (m-1)`` context tokens."""
         self.iteration += todo
         self.num_iterations += todo
         self.num_tokens += n * todo
         if n > self.peak_batch:
             self.peak_batch = n
+        busy = cum[todo - 1]
+        self.busy_s += busy
+        self.batch_s += n * busy
+        self.kv_tokens_s += cum_kv[todo - 1]
+        self.batch_time[n] += busy
+        itl_hist = self.itl_hist
+        cont = n * todo
+        if fresh is not None:
+            end = t0 + cum[0]
+            for r in fresh:
+                itl_hist[itl_bin(end - r.last_token_at)] += 1
+            cont -= len(fresh)
         cap_tokens = self.capacity_tokens
         bin_s = self.sim.timeline_bin_s
-        tl_busy, tl_batch, tl_kv = self.timeline_busy, self.timeline_batch, self.timeline_kv
-        kv_time = self.kv_time
-        itl_hist = self.itl_hist
-        log10 = math.log10
-        busy = 0.0
-        kv_s = 0.0
+        tl_busy = self.timeline_busy
+        b0 = int(t0 / bin_s)
+        b1 = int((t0 + cum[todo - 2]) / bin_s) if todo > 1 else b0  # last iteration's start
+        if b1 >= len(tl_busy):
+            grow = b1 + 1 - len(tl_busy)
+            tl_busy.extend([0.0] * grow)
+            self.timeline_batch.extend([0.0] * grow)
+            self.timeline_kv.extend([0.0] * grow)
+        last_ctx = ctx1 + n * (todo - 1)
+        o0 = (100 * ctx1) // cap_tokens
+        if o0 > 100:
+            o0 = 100
+        o1 = (100 * last_ctx) // cap_tokens
+        if o1 > 100:
+            o1 = 100
+        if b0 == b1 and o0 == o1:
+            # the whole run falls in one timeline bin and one KV-occupancy bin
+            tl_busy[b0] += busy
+            self.timeline_batch[b0] += n * busy
+            self.timeline_kv[b0] += cum_kv[todo - 1]
+            self.kv_time[o0] += busy
+            if cont:
+                dt0 = cum[0]
+                i0 = itl_bin(dt0)
+                if todo == 1 or i0 == itl_bin(cum[todo - 1] - cum[todo - 2]):
+                    itl_hist[i0] += cont  # step time is monotone in context within a run
+                else:
+                    itl_hist[i0] += n - (len(fresh) if fresh is not None else 0)
+                    prev = dt0
+                    for m in range(1, todo):
+                        c = cum[m]
+                        itl_hist[itl_bin(c - prev)] += n
+                        prev = c
+            return
+        tl_batch, tl_kv, kv_time = self.timeline_batch, self.timeline_kv, self.kv_time
         prev = 0.0
-        ctx = ctx0
+        prev_kv = 0.0
+        ctx = ctx1
+        first_cont = n - (len(fresh) if fresh is not None else 0)
         for m in range(todo):
             c = cum[m]
             dt = c - prev
-            ctx += n
-            start = t0 + prev
-            prev = c
-            busy += dt
-            kv_s += ctx * dt
-            occ = (100 * ctx) // cap_tokens
-            kv_time[occ if occ < 100 else 100] += dt
-            b = int(start / bin_s)
-            if b >= len(tl_busy):
-                grow = b + 1 - len(tl_busy)
-                tl_busy.extend([0.0] * grow)
-                tl_batch.extend([0.0] * grow)
-                tl_kv.extend([0.0] * grow)
+            b = int((t0 + prev) / bin_s)
+            ckv = cum_kv[m]
             tl_busy[b] += dt
             tl_batch[b] += n * dt
-            tl_kv[b] += ctx * dt
-            # ITL: a token continuing the batch waited dt; a request's first decode token
-            # (or its first after a recompute) waited since its previous token.
-            cont = n
-            if m == 0 and fresh is not None:
-                end = t0 + c
-                for r in fresh:
-                    itl_hist[itl_bin(end - r.last_token_at)] += 1
-                cont = n - len(fresh)
-            if cont:
-                i = int(log10(dt / ITL_MIN_S) * ITL_BINS_PER_DECADE) if dt > ITL_MIN_S else 0
-                itl_hist[i if i < ITL_NUM_BINS else ITL_NUM_BINS - 1] += cont
-        self.busy_s += busy
-        self.batch_s += n * busy
-        self.kv_tokens_s += kv_s
-        self.batch_time[n] += busy
-
-
-def _fire(tm) -> None:
-    """Timer callback of a planned run: trigger its event with True unless a cut came first."""
-    ev = tm.value
-    if not ev.triggered:
-        ev.succeed(True)
+            tl_kv[b] += ckv - prev_kv
+            occ = (100 * ctx) // cap_tokens
+            kv_time[occ if occ < 100 else 100] += dt
+            w = first_cont if m == 0 else n
+            if w:
+                itl_hist[itl_bin(dt)] += w
+            prev = c
+            prev_kv = ckv
+            ctx += n

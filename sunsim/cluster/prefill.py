@@ -35,18 +35,21 @@ class PrefillWorker:
         self.queue: deque[Request] = deque()
         self.load = 0
         self.load_tokens = 0
-        self.wake = None
+        self.busy = False
+        self.start_scheduled = False
+        self.batch: list[Request] | None = None
+        self.batch_lens: list[int] | None = None
         self.busy_s = 0.0
         self.num_batches = 0
         self.num_tokens = 0
-        self.env.process(self.run())
 
     @staticmethod
     def tokens_to_prefill(r: Request) -> int:
         return r.prompt_tokens + (r.generated - 1 if r.generated > 1 else 0)
 
     def submit(self, r: Request, front: bool = False) -> None:
-        """Queue ``r`` (at the front for a preempted request) and wake the worker if idle."""
+        """Queue ``r`` (at the front for a preempted request); an idle worker starts a batch
+        once the requests arriving at this same instant have been queued."""
         r.state = QUEUED
         if front:
             self.queue.appendleft(r)
@@ -54,46 +57,52 @@ class PrefillWorker:
             self.queue.append(r)
         self.load += 1
         self.load_tokens += self.tokens_to_prefill(r)
-        w = self.wake
-        if w is not None and not w.triggered:
-            w.succeed()
-
-    def run(self):
-        env = self.env
-        q = self.queue
-        budget = self.sim.cluster.max_batch_tokens
-        prefill_time = self.sim.prefill_latency.prefill_time
-        on_prefilled = self.sim.on_prefilled
-        while True:
-            if not q:
-                self.wake = env.event()
-                yield self.wake
-                self.wake = None
-                continue
-            now = env.now
-            batch = []
-            lens = []
-            tokens = 0
-            while q:
-                r = q[0]
-                n = self.tokens_to_prefill(r)
-                if batch and tokens + n > budget:
-                    break
-                q.popleft()
-                batch.append(r)
-                lens.append(n)
-                tokens += n
-                r.state = PREFILLING
-                if r.prefill_started_at < 0:
-                    r.prefill_started_at = now
-                    r.prefill_worker = self.wid
-            dt = prefill_time(lens)
+        if not self.busy and not self.start_scheduled:
+            self.start_scheduled = True
             self.sim.num_events += 1
-            yield env.timeout(dt)
-            self.busy_s += dt
-            self.num_batches += 1
-            self.num_tokens += tokens
-            for r, n in zip(batch, lens):
-                self.load -= 1
-                self.load_tokens -= n
-                on_prefilled(r, self, n)
+            self.env.timeout(0).callbacks.append(self._start)
+
+    def _start(self, _ev=None) -> None:
+        """Form the next FCFS batch under the token budget and schedule its end."""
+        self.start_scheduled = False
+        q = self.queue
+        if not q:
+            self.busy = False
+            return
+        now = self.env.now
+        budget = self.sim.cluster.max_batch_tokens
+        batch = []
+        lens = []
+        tokens = 0
+        while q:
+            r = q[0]
+            n = self.tokens_to_prefill(r)
+            if batch and tokens + n > budget:
+                break
+            q.popleft()
+            batch.append(r)
+            lens.append(n)
+            tokens += n
+            r.state = PREFILLING
+            if r.prefill_started_at < 0:
+                r.prefill_started_at = now
+                r.prefill_worker = self.wid
+        dt = self.sim.prefill_latency.prefill_time(lens)
+        self.busy = True
+        self.batch = batch
+        self.batch_lens = lens
+        self.busy_s += dt
+        self.num_batches += 1
+        self.num_tokens += tokens
+        self.sim.num_events += 1
+        self.env.timeout(dt).callbacks.append(self._done)
+
+    def _done(self, _ev) -> None:
+        batch, lens = self.batch, self.batch_lens
+        self.batch = self.batch_lens = None
+        on_prefilled = self.sim.on_prefilled
+        for r, n in zip(batch, lens):
+            self.load -= 1
+            self.load_tokens -= n
+            on_prefilled(r, self, n)
+        self._start()

@@ -20,6 +20,7 @@ Cost is O(workers in the pool) per routing decision (pools hold tens of workers)
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -96,12 +97,8 @@ class PowerOfTwo(Router):
         return wb if key(wb) < key(wa) else wa
 
 
-def _load(w: Routable) -> int:
-    return w.load
-
-
-def _tokens(w: Routable) -> int:
-    return w.load_tokens
+_load = attrgetter("load")
+_tokens = attrgetter("load_tokens")
 
 
 #: Router registry: policy name -> class.

@@ -192,29 +192,42 @@ class ClusterSim:
         self.num_done += 1
 
     # -- arrivals ------------------------------------------------------------------------
-    def arrivals(self, arrival_s: list, model_idx: list, prompt: list, output: list):
-        env = self.env
+    def start_arrivals(self, arrival_s: list, model_idx: list, prompt: list, output: list) -> None:
+        """Schedule the trace's arrivals: one timer per distinct arrival instant."""
+        self._arrival = (arrival_s, model_idx, prompt, output)
+        self._next = 0
+        if arrival_s:
+            self.num_events += 1
+            self.env.timeout(max(arrival_s[0], 0.0)).callbacks.append(self._arrive)
+
+    def _arrive(self, _ev) -> None:
+        arrival_s, model_idx, prompt, output = self._arrival
+        now = self.env.now
         max_len = self.decode_latency.max_model_len
         B = self.cluster.kv_block_tokens
         cap = self.capacity_blocks
         routers = self.prefill_routers
         records = self.records
-        for rid, t in enumerate(arrival_s):
-            if t > env.now:
-                self.num_events += 1
-                yield env.timeout(t - env.now)
-            p = prompt[rid]
-            o = output[rid]
-            m = model_idx[rid]
+        i = self._next
+        n = len(arrival_s)
+        while i < n and arrival_s[i] <= now:
+            t = arrival_s[i]
+            p = prompt[i]
+            o = output[i]
             if p + o > max_len:
-                records.reject(rid, t, "exceeds_max_model_len")
+                records.reject(i, t, "exceeds_max_model_len")
                 self.num_done += 1
-                continue
-            if -(-(p + o - 1) // B) > cap:
-                records.reject(rid, t, "exceeds_kv_capacity")
+            elif -(-(p + o - 1) // B) > cap:
+                records.reject(i, t, "exceeds_kv_capacity")
                 self.num_done += 1
-                continue
-            routers[m].choose().submit(Request(rid, m, p, o, t))
+            else:
+                m = model_idx[i]
+                routers[m].choose().submit(Request(i, m, p, o, t))
+            i += 1
+        self._next = i
+        if i < n:
+            self.num_events += 1
+            self.env.timeout(arrival_s[i] - now).callbacks.append(self._arrive)
 
 
 def simulate(requests: pd.DataFrame, cluster: ClusterSpec, prefill_latency: LatencyModel,
@@ -261,8 +274,7 @@ def simulate(requests: pd.DataFrame, cluster: ClusterSpec, prefill_latency: Late
     output = requests["output_tokens"].to_numpy(dtype=np.int64)
     sim.records.set_inputs(arrival, model_idx, prompt, output)
     env = sim.env
-    env.process(sim.arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(),
-                             output.tolist()))
+    sim.start_arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(), output.tolist())
     if on_progress is not None and n:
         step = max(span / 100, 1e-6)
         t = 0.0
