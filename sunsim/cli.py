@@ -226,7 +226,7 @@ def replay(
                                                   "for every model, or one per model [1]."),
     decode_workers: Optional[str] = typer.Option(None, "--decode-workers", help="Total decode "
                                                  "workers (split over partitioned's pools by "
-                                                 "output-token share), or one per model [4]."),
+                                                 "output-token share), or one per model [3]."),
     gpu: Optional[str] = typer.Option(None, help="h100, h200 or a100 [default: h100]"),
     qsun_precision: Optional[str] = typer.Option(None, "--qsun-precision", help="w4a16 or "
                                                  "w8a16 [w4a16]"),
@@ -481,13 +481,19 @@ def profile_check_cmd(
                                           "or profiles/ root (every profile below it)."),
     roofline: bool = typer.Option(True, "--roofline/--no-roofline",
                                   help="Also print the distance to the measured roofline."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Require profiles of this model."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p",
+                                            help="Require profiles at this precision."),
 ) -> None:
     """Print each profile's held-out error (leave-one-out MAPE per grid slice, and the
     median) and its distance to the roofline of the device's measured bandwidth."""
     from sunsim.errors import ProfileError
+    from sunsim.latency.profiled import ProfiledLatency, resolve_profile
 
-    if (path / "meta.json").exists():
-        dirs = [path]
+    if model or precision or (path / "meta.json").exists():
+        dirs = [resolve_profile(path, model, precision)]
+        ProfiledLatency.from_dir(dirs[0], model=model, precision=precision)  # checks the match
     else:
         dirs = sorted(p.parent for p in path.glob("**/meta.json"))
     if not dirs:

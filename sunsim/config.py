@@ -405,7 +405,7 @@ class Scenario:
     model_map: Optional[tuple[tuple[str, str], ...]] = None
     gpu: str = "h100"
     prefill_workers: tuple[int, ...] = (1,)
-    decode_workers: tuple[int, ...] = (4,)
+    decode_workers: tuple[int, ...] = (3,)
     qsun_precision: str = "w4a16"
     max_num_seqs: int = 256
     max_batch_tokens: int = 8192

@@ -1,0 +1,89 @@
+"""Simulator speed on a large workload: simulated requests per wall-second, events per
+second and peak RSS, for `sun` and `partitioned`.
+
+Workload (issue 2): N requests (default 1,000,000) of a BurstGPT-style synthetic trace
+(Gamma arrivals, CV 2), 8 Llama-3.1-8B task models under Zipf 1.0, H100 roofline step times,
+a load that keeps decode batches in the tens. Each mode runs in a fresh child process so its
+peak RSS is its own.
+
+    python benchmarks/bench_replay.py                 # 1M requests, both modes
+    python benchmarks/bench_replay.py --requests 100000 --modes sun
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+MODELS = tuple(f"m{i}" for i in range(8))
+
+
+def child(mode: str, n: int, rate: float, decode_workers: int, seed: int) -> dict:
+    import numpy as np
+
+    from sunsim.cluster.simulation import simulate
+    from sunsim.config import MODELS as SPECS, Scenario, get_gpu
+    from sunsim.latency.roofline import RooflineLatency
+    from sunsim.traces import synth_trace
+
+    t0 = time.perf_counter()
+    df = synth_trace(num_requests=n, rate=rate, burstiness=2.0, served=MODELS, zipf_alpha=1.0,
+                     rng=np.random.default_rng(seed))
+    t_gen = time.perf_counter() - t0
+    out_tokens = df.groupby("model", observed=False)["output_tokens"].sum()
+    weights = [float(out_tokens[m]) for m in MODELS]
+    # prefill workers per model in proportion to its requests (at least 1)
+    from sunsim.config import split_workers
+    s = Scenario(served_models=MODELS, decode_workers=(decode_workers,),
+                 prefill_workers=split_workers(16, weights))
+    cl = s.cluster(mode, weights)
+    gpu, spec = get_gpu("h100"), SPECS["llama-3.1-8b"]
+    res = simulate(df, cl, RooflineLatency(gpu, spec, "bf16"), RooflineLatency(gpu, spec, "bf16"),
+                   seed=seed)
+    rec = res.records
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": mode, "requests": n, "trace_gen_s": round(t_gen, 2), "wall_s": round(res.wall_s, 2),
+        "requests_per_wall_s": round(n / res.wall_s), "events": res.num_events,
+        "events_per_wall_s": round(res.num_events / res.wall_s),
+        "peak_rss_mb": round(rss_mb), "sim_span_s": round(res.sim_end_s),
+        "mean_batch": round(float((res.decode_workers.mean_batch * res.decode_workers.busy_s).sum()
+                                  / res.decode_workers.busy_s.sum()), 1),
+        "decode_pools": list(cl.decode_workers), "prefill_workers": list(cl.prefill_workers),
+        "finished": int((rec.status == "finished").sum()), "preemptions": int(rec.num_preemptions.sum()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=float, default=400.0, help="requests per simulated second")
+    ap.add_argument("--decode-workers", type=int, default=24)
+    ap.add_argument("--modes", default="sun,partitioned")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.requests, a.rate, a.decode_workers, a.seed)))
+        return
+    rows = []
+    for mode in a.modes.split(","):
+        out = subprocess.run([sys.executable, __file__, "--child", mode, "--requests", str(a.requests),
+                              "--rate", str(a.rate), "--decode-workers", str(a.decode_workers),
+                              "--seed", str(a.seed)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    print()
+    print(f"{'mode':<12}{'requests':>10}{'wall s':>9}{'req/wall-s':>12}{'events/s':>11}"
+          f"{'peak RSS MB':>13}{'mean batch':>12}")
+    for r in rows:
+        print(f"{r['mode']:<12}{r['requests']:>10}{r['wall_s']:>9}{r['requests_per_wall_s']:>12}"
+              f"{r['events_per_wall_s']:>11}{r['peak_rss_mb']:>13}{r['mean_batch']:>12}")
+
+
+if __name__ == "__main__":
+    main()
