@@ -275,23 +275,27 @@ class DecodeWorker:
             last = cap_it
         if preempted:
             last = 1  # admission was skipped at this boundary; try at the next one
+        else:
+            # the last iteration whose KV surely fits: blocks <= ((ctx + n (B - 1)) // B)
+            i_max = ((cap + 1) * B - sum_a - n * (B - 1) - n * base - 1) // n
+            if last > i_max:
+                last = i_max if i_max > 1 else 1
         t_stop = self.pending[0][0] - now if self.pending else _INF
         cum = []
         cum_kv = []
+        append = cum.append
+        append_kv = cum_kv.append
         t = 0.0
         kv = 0.0
-        i = 1
-        while True:
-            ctx = sum_a + n * (base + i)
+        ctx = sum_a + n * base
+        for _ in range(last):
+            ctx += n
             dt = step_time(n, ctx)
             t += dt
             kv += ctx * dt
-            cum.append(t)
-            cum_kv.append(kv)
-            if i >= last or t >= t_stop:
-                break
-            i += 1
-            if (sum_a + n * (base + i) + n * (B - 1)) // B > cap:
+            append(t)
+            append_kv(kv)
+            if t >= t_stop:
                 break
         self.run_t0 = now
         self.run_cum = cum

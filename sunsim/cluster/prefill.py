@@ -47,9 +47,11 @@ class PrefillWorker:
     def tokens_to_prefill(r: Request) -> int:
         return r.prompt_tokens + (r.generated - 1 if r.generated > 1 else 0)
 
-    def submit(self, r: Request, front: bool = False) -> None:
-        """Queue ``r`` (at the front for a preempted request); an idle worker starts a batch
-        once the requests arriving at this same instant have been queued."""
+    def submit(self, r: Request, front: bool = False, defer: bool = True) -> None:
+        """Queue ``r`` (at the front for a preempted request). An idle worker starts a batch
+        once the requests arriving at this same instant have been queued: through a zero-delay
+        timer, or, with ``defer=False``, when the caller calls :meth:`start_if_idle` after
+        queueing them all."""
         r.state = QUEUED
         if front:
             self.queue.appendleft(r)
@@ -57,10 +59,15 @@ class PrefillWorker:
             self.queue.append(r)
         self.load += 1
         self.load_tokens += self.tokens_to_prefill(r)
-        if not self.busy and not self.start_scheduled:
+        if defer and not self.busy and not self.start_scheduled:
             self.start_scheduled = True
             self.sim.num_events += 1
             self.env.timeout(0).callbacks.append(self._start)
+
+    def start_if_idle(self) -> None:
+        """Start a batch now if the worker is idle and has work (after ``defer=False``)."""
+        if not self.busy and not self.start_scheduled and self.queue:
+            self._start()
 
     def _start(self, _ev=None) -> None:
         """Form the next FCFS batch under the token budget and schedule its end."""

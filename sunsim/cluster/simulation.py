@@ -210,6 +210,7 @@ class ClusterSim:
         records = self.records
         i = self._next
         n = len(arrival_s)
+        touched = []
         while i < n and arrival_s[i] <= now:
             t = arrival_s[i]
             p = prompt[i]
@@ -222,9 +223,14 @@ class ClusterSim:
                 self.num_done += 1
             else:
                 m = model_idx[i]
-                routers[m].choose().submit(Request(i, m, p, o, t))
+                w = routers[m].choose()
+                w.submit(Request(i, m, p, o, t), defer=False)
+                if not w.busy:
+                    touched.append(w)
             i += 1
         self._next = i
+        for w in touched:  # all of this instant's arrivals are queued: start idle workers
+            w.start_if_idle()
         if i < n:
             self.num_events += 1
             self.env.timeout(arrival_s[i] - now).callbacks.append(self._arrive)
