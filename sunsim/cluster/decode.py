@@ -83,6 +83,7 @@ class DecodeWorker:
         self.wid = wid
         self.pool_idx = pool_idx
         self.latency = latency
+        self.decode_run = latency.decode_run
         self.block_tokens = cl.kv_block_tokens
         self.capacity_blocks = capacity_blocks
         self.capacity_tokens = capacity_blocks * cl.kv_block_tokens
@@ -103,7 +104,7 @@ class DecodeWorker:
         # the planned run of iterations in progress (see _plan)
         self.run_t0 = 0.0
         self.run_cum: list[float] = []  # cumulative seconds at the end of each iteration
-        self.run_cum_kv: list[float] = []  # cumulative KV token-seconds
+        self.run_ctx1 = 0  # context tokens of the run's first iteration
         self.run_todo = 0
         self.run_n = 0
         self.run_fresh: list | None = None
@@ -266,7 +267,6 @@ class DecodeWorker:
         iterations (adapted to how often runs get cut), and set the timer to its end."""
         B = self.block_tokens
         cap = self.capacity_blocks
-        step_time = self.latency.decode_step_time
         sum_a = self.sum_offset
         base = self.iteration
         last = self.finish_heap[0][0] - base
@@ -281,29 +281,15 @@ class DecodeWorker:
             if last > i_max:
                 last = i_max if i_max > 1 else 1
         t_stop = self.pending[0][0] - now if self.pending else _INF
-        cum = []
-        cum_kv = []
-        append = cum.append
-        append_kv = cum_kv.append
-        t = 0.0
-        kv = 0.0
-        ctx = sum_a + n * base
-        for _ in range(last):
-            ctx += n
-            dt = step_time(n, ctx)
-            t += dt
-            kv += ctx * dt
-            append(t)
-            append_kv(kv)
-            if t >= t_stop:
-                break
+        ctx1 = sum_a + n * (base + 1)
+        cum = self.decode_run(n, ctx1, last, t_stop)
         self.run_t0 = now
         self.run_cum = cum
-        self.run_cum_kv = cum_kv
+        self.run_ctx1 = ctx1
         self.run_todo = len(cum)
         self.run_n = n
         self.run_fresh = fresh
-        self._set_timer(now + t)
+        self._set_timer(now + cum[-1])
 
     def _end_run(self) -> None:
         """The planned run (possibly cut short) ended now: account it, finish requests."""
@@ -313,8 +299,7 @@ class DecodeWorker:
             self.plan_cap = max(2, 2 * todo)
         elif self.plan_cap < MAX_MACRO_ITERATIONS:
             self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
-        self._commit(self.run_t0, self.run_cum, self.run_cum_kv, todo, self.run_n,
-                     self.sum_offset + self.run_n * (self.iteration + 1), self.run_fresh)
+        self._commit(self.run_t0, self.run_cum, todo, self.run_n, self.run_ctx1, self.run_fresh)
         self.run_fresh = None
         k = self.iteration
         fheap = self.finish_heap
@@ -330,8 +315,7 @@ class DecodeWorker:
             r.generated = r.output_tokens
             sim.finish(r, end)
 
-    def _commit(self, t0: float, cum: list, cum_kv: list, todo: int, n: int, ctx1: int,
-                fresh) -> None:
+    def _commit(self, t0: float, cum: list, todo: int, n: int, ctx1: int, fresh) -> None:
         """Account ``todo`` iterations of batch ``n`` that started at ``t0``; iteration ``m``
         (1-based) ended at ``t0 + cum[m-1]`` and held ``ctx1 + n (m-1)`` context tokens."""
         self.iteration += todo
@@ -340,9 +324,12 @@ class DecodeWorker:
         if n > self.peak_batch:
             self.peak_batch = n
         busy = cum[todo - 1]
+        # KV token-seconds: sum over iterations i of (ctx1 + n (i-1)) dt_i, by Abel summation
+        # sum_i (i-1) dt_i = (todo-1) cum[todo-1] - sum(cum[:todo-1])
+        kv_s = ctx1 * busy + n * ((todo - 1) * busy - sum(cum[:todo - 1]))
         self.busy_s += busy
         self.batch_s += n * busy
-        self.kv_tokens_s += cum_kv[todo - 1]
+        self.kv_tokens_s += kv_s
         self.batch_time[n] += busy
         itl_hist = self.itl_hist
         cont = n * todo
@@ -372,7 +359,7 @@ class DecodeWorker:
             # the whole run falls in one timeline bin and one KV-occupancy bin
             tl_busy[b0] += busy
             self.timeline_batch[b0] += n * busy
-            self.timeline_kv[b0] += cum_kv[todo - 1]
+            self.timeline_kv[b0] += kv_s
             self.kv_time[o0] += busy
             if cont:
                 dt0 = cum[0]
@@ -389,22 +376,19 @@ class DecodeWorker:
             return
         tl_batch, tl_kv, kv_time = self.timeline_batch, self.timeline_kv, self.kv_time
         prev = 0.0
-        prev_kv = 0.0
         ctx = ctx1
         first_cont = n - (len(fresh) if fresh is not None else 0)
         for m in range(todo):
             c = cum[m]
             dt = c - prev
             b = int((t0 + prev) / bin_s)
-            ckv = cum_kv[m]
             tl_busy[b] += dt
             tl_batch[b] += n * dt
-            tl_kv[b] += ckv - prev_kv
+            tl_kv[b] += ctx * dt
             occ = (100 * ctx) // cap_tokens
             kv_time[occ if occ < 100 else 100] += dt
             w = first_cont if m == 0 else n
             if w:
                 itl_hist[itl_bin(dt)] += w
             prev = c
-            prev_kv = ckv
             ctx += n

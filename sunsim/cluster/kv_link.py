@@ -14,10 +14,12 @@ from sunsim.config import LinkSpec
 class KvLink:
     """One FIFO link. ``busy_s`` and ``bytes_sent`` accumulate for utilisation reports."""
 
-    __slots__ = ("spec", "free_at", "busy_s", "bytes_sent", "num_transfers")
+    __slots__ = ("spec", "free_at", "busy_s", "bytes_sent", "num_transfers", "_lat", "_inv_bw")
 
     def __init__(self, spec: LinkSpec) -> None:
         self.spec = spec
+        self._lat = spec.latency_s
+        self._inv_bw = 1.0 / spec.bandwidth
         self.free_at = 0.0
         self.busy_s = 0.0
         self.bytes_sent = 0
@@ -26,7 +28,7 @@ class KvLink:
     def transfer(self, now: float, num_bytes: int) -> float:
         """Queue a transfer of ``num_bytes`` issued at ``now``; return its arrival time (s)."""
         start = self.free_at if self.free_at > now else now
-        dt = self.spec.transfer_time(num_bytes)
+        dt = self._lat + num_bytes * self._inv_bw  # LinkSpec.transfer_time, inlined
         self.free_at = start + dt
         self.busy_s += dt
         self.bytes_sent += num_bytes

@@ -12,21 +12,20 @@ REJECT_REASONS = ("", "exceeds_max_model_len", "exceeds_kv_capacity")
 
 
 class RecordTable:
-    """Timestamps and counts of every request, written once when the request ends."""
+    """Timestamps and counts of every request, written once when the request ends.
+
+    A finished request's row is one tuple (cheap to write in the event loop); the columns are
+    built when the table is turned into a DataFrame.
+    """
 
     def __init__(self, n: int) -> None:
         self.n = n
-        nan = np.full(n, np.nan)
-        self.prefill_started_at = nan.copy()
-        self.first_token_at = nan.copy()
-        self.kv_ready_at = nan.copy()
-        self.decode_started_at = nan.copy()
-        self.finished_at = nan.copy()
-        self.prefill_worker = np.full(n, -1, dtype=np.int32)
-        self.decode_worker = np.full(n, -1, dtype=np.int32)
-        self.num_preemptions = np.zeros(n, dtype=np.int32)
+        self.rows: list = [None] * n  # finished: (prefill_started_at, first_token_at,
+        # kv_ready_at, decode_started_at, finished_at, prefill_worker, decode_worker,
+        # num_preemptions)
         self.reason = np.zeros(n, dtype=np.int8)
-        self.ended = np.zeros(n, dtype=np.int8)
+        self.ended = np.zeros(n, dtype=np.int32)
+        self.num_ended = 0
 
     def set_inputs(self, arrival_s: np.ndarray, model_idx: np.ndarray, prompt: np.ndarray,
                    output: np.ndarray) -> None:
@@ -34,21 +33,17 @@ class RecordTable:
             arrival_s, model_idx, prompt, output)
 
     def finish(self, r: Request, at: float) -> None:
-        i = r.rid
-        self.prefill_started_at[i] = r.prefill_started_at
-        self.first_token_at[i] = r.first_token_at
-        if r.kv_ready_at >= 0:
-            self.kv_ready_at[i] = r.kv_ready_at
-            self.decode_started_at[i] = r.decode_started_at
-            self.decode_worker[i] = r.decode_worker
-        self.finished_at[i] = at
-        self.prefill_worker[i] = r.prefill_worker
-        self.num_preemptions[i] = r.num_preemptions
-        self.ended[i] += 1
+        if self.rows[r.rid] is not None:  # pragma: no cover - engine invariant
+            raise RuntimeError(f"request {r.rid} finished twice")
+        self.rows[r.rid] = (r.prefill_started_at, r.first_token_at, r.kv_ready_at,
+                            r.decode_started_at, at, r.prefill_worker, r.decode_worker,
+                            r.num_preemptions)
+        self.num_ended += 1
 
     def reject(self, rid: int, at: float, reason: str) -> None:
         self.reason[rid] = REJECT_REASONS.index(reason)
         self.ended[rid] += 1
+        self.num_ended += 1
 
     def to_frame(self, served: list[str]) -> pd.DataFrame:
         """One row per request, in trace order.
@@ -60,24 +55,33 @@ class RecordTable:
         ``status`` (``finished``/``rejected``), ``reject_reason`` (empty when finished),
         ``ttft_s``, ``tpot_s`` (NaN for 1-token outputs), ``e2e_s`` (seconds).
         """
-        if np.any(self.ended != 1):  # pragma: no cover - engine invariant
-            bad = int(np.sum(self.ended != 1))
+        n = self.n
+        finished = np.fromiter((r is not None for r in self.rows), dtype=bool, count=n)
+        ended = self.ended + finished
+        if np.any(ended != 1):  # pragma: no cover - engine invariant
+            bad = int(np.sum(ended != 1))
             raise RuntimeError(f"{bad} requests did not end exactly once")
+        cols = np.full((n, 8), np.nan)
+        if finished.any():
+            cols[finished] = np.array([r for r in self.rows if r is not None], dtype=float)
+        never = cols < 0  # -1 marks a stage that did not happen
+        cols[never] = np.nan
+        ints = np.nan_to_num(cols[:, 5:8], nan=-1).astype(np.int32)
         reason = np.asarray(REJECT_REASONS, dtype=object)[self.reason]
         df = pd.DataFrame({
-            "request_id": np.arange(self.n),
+            "request_id": np.arange(n),
             "model": pd.Categorical.from_codes(self.model_idx, categories=served),
             "prompt_tokens": self.prompt,
             "output_tokens": self.output,
             "arrived_at": self.arrival_s,
-            "prefill_worker": self.prefill_worker,
-            "prefill_started_at": self.prefill_started_at,
-            "first_token_at": self.first_token_at,
-            "kv_ready_at": self.kv_ready_at,
-            "decode_worker": self.decode_worker,
-            "decode_started_at": self.decode_started_at,
-            "finished_at": self.finished_at,
-            "num_preemptions": self.num_preemptions,
+            "prefill_worker": ints[:, 0],
+            "prefill_started_at": cols[:, 0],
+            "first_token_at": cols[:, 1],
+            "kv_ready_at": cols[:, 2],
+            "decode_worker": ints[:, 1],
+            "decode_started_at": cols[:, 3],
+            "finished_at": cols[:, 4],
+            "num_preemptions": np.where(finished, ints[:, 2], 0).astype(np.int32),
             "status": np.where(self.reason == 0, "finished", "rejected"),
             "reject_reason": reason,
         })

@@ -51,6 +51,30 @@ class LatencyModel(ABC):
         """Seconds for one decode iteration of ``batch_size`` requests whose contexts add up
         to ``total_context_tokens`` tokens; every request gets one new token."""
 
+    def decode_run(self, batch_size: int, first_context_tokens: int, max_iterations: int,
+                   stop_s: float = float("inf")) -> list[float]:
+        """Cumulative seconds at the end of each of up to ``max_iterations`` consecutive decode
+        iterations of a fixed batch: iteration ``i`` (1-based) holds
+        ``first_context_tokens + (i - 1) * batch_size`` context tokens. Stops after the first
+        iteration whose cumulative time reaches ``stop_s``.
+
+        The simulator plans runs of iterations with this; the default calls
+        :meth:`decode_step_time` per iteration, and implementations may override it with a
+        faster loop that returns the same values.
+        """
+        step = self.decode_step_time
+        out: list[float] = []
+        append = out.append
+        t = 0.0
+        ctx = first_context_tokens
+        for _ in range(max_iterations):
+            t += step(batch_size, ctx)
+            append(t)
+            if t >= stop_s:
+                break
+            ctx += batch_size
+        return out
+
 
 class ConstantLatency(LatencyModel):
     """Fixed step times, for queueing-theory checks and hand-checkable timelines.

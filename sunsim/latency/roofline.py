@@ -79,3 +79,26 @@ class RooflineLatency(LatencyModel):
         t_c = flops * self._inv_flops
         t_m = nbytes * self._inv_bw
         return (t_c if t_c > t_m else t_m) + self.step_overhead_s
+
+    def decode_run(self, batch_size: int, first_context_tokens: int, max_iterations: int,
+                   stop_s: float = float("inf")) -> list[float]:
+        # Same arithmetic as decode_step_time, inlined: this is the simulator's hottest loop.
+        fixed_c = (self._linear_flops_per_token + self._head_flops_per_request) * batch_size
+        per_ctx_c = self._attn_decode_flops_per_ctx
+        inv_f, inv_bw = self._inv_flops, self._inv_bw
+        kvb = self.kv_bytes_per_token
+        fixed_m = self._weight_read_bytes + kvb * batch_size
+        over = self.step_overhead_s
+        out: list[float] = []
+        append = out.append
+        t = 0.0
+        ctx = first_context_tokens
+        for _ in range(max_iterations):
+            t_c = (fixed_c + per_ctx_c * ctx) * inv_f
+            t_m = (fixed_m + kvb * ctx) * inv_bw
+            t += (t_c if t_c > t_m else t_m) + over
+            append(t)
+            if t >= stop_s:
+                break
+            ctx += batch_size
+        return out
