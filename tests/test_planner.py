@@ -1,0 +1,218 @@
+"""Planner: the returned counts meet the SLO and one fewer does not; more load never needs
+fewer workers; a plan repeats from its directory; impossible SLOs fail fast with one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from typer.testing import CliRunner
+
+from sunsim.cli import app
+from sunsim.config import Scenario
+from sunsim.errors import ConfigError
+from sunsim.planner import (CountSearch, PlanOptions, SimTask, _init_worker, _meets,
+                            _prefill_meets, parse_sweep, plan, run_task)
+from sunsim.replay import DEFAULT_TRACE, load_workload
+
+# A small, busy scenario: 300 requests of the bundled synthetic trace at 40x its rate, tight
+# SLOs, so that pools need more than one worker.
+SMALL = Scenario(trace=str(DEFAULT_TRACE), max_requests=300, rate_scale=40.0, latency="roofline",
+                 slo_ttft_s=0.5, slo_tpot_s=0.012)
+CLI_SMALL = [str(DEFAULT_TRACE), "--max-requests", "300", "--rate-scale", "40", "--latency",
+             "roofline", "--slo-ttft", "0.5", "--slo-tpot", "0.012", "--no-progress", "--jobs", "1"]
+
+
+@pytest.fixture(scope="module")
+def small_plan():
+    return plan(SMALL, PlanOptions(jobs=1))
+
+
+def _eval(s: Scenario, mode: str, prefill, decode, model=None, prefill_only=False):
+    wl = load_workload(s)
+    _init_worker({"w": wl.requests})
+    cl = s.cluster(mode, [1.0] * len(s.served_models))
+    models = (model,) if model else s.served_models
+    cl = dataclasses.replace(cl, served_models=models, prefill_workers=tuple(prefill),
+                             decode_workers=tuple(decode))
+    ev, _ = run_task(SimTask("w", 1.0, model, prefill_only, cl, s))
+    return ev
+
+
+def test_counts_meet_the_slo_and_one_fewer_does_not(small_plan):
+    pp = small_plan.points[0]
+    served = list(SMALL.served_models)
+    goal = PlanOptions().prefill_goal(SMALL.slo)
+    assert set(pp.modes) == {"partitioned", "sun", "qsun"}
+    checked = 0
+    for mode, mp in pp.modes.items():
+        # the final full simulation meets the SLO, per model and overall
+        s = mp.summary
+        assert s["slo"]["attainment"] >= SMALL.slo_attainment
+        for m in served:
+            assert s["per_model"][m]["slo_attainment"] >= SMALL.slo_attainment
+        if mode == "partitioned":
+            for j, m in enumerate(served):
+                n = mp.decode_workers[j]
+                if n > 1:
+                    ev = _eval(SMALL, mode, [mp.prefill_workers[j]], [n - 1], model=m)
+                    assert not _meets(ev, SMALL.slo, "attainment", [m]), (m, n)
+                    checked += 1
+        else:
+            n = mp.decode_workers[0]
+            if n > 1:
+                ev = _eval(SMALL, mode, mp.prefill_workers, [n - 1])
+                assert not _meets(ev, SMALL.slo, "attainment", served), (mode, n)
+                checked += 1
+    # prefill: one fewer worker misses the prefill target
+    mp = pp.modes["sun"]
+    for j, m in enumerate(served):
+        n = mp.prefill_workers[j]
+        if n > 1:
+            ev = _eval(SMALL, "partitioned", [n - 1], [1], model=m, prefill_only=True)
+            assert not _prefill_meets(ev, goal)
+            checked += 1
+    assert checked >= 3, "the small scenario should need more than one worker somewhere"
+
+
+def test_search_log_is_consistent(small_plan):
+    """Every count the search called met is >= the answer; every failing one is below it."""
+    for mode, mp in small_plan.points[0].modes.items():
+        ans = dict(zip(["shared"] if mode != "partitioned" else list(SMALL.served_models),
+                       mp.decode_workers))
+        for e in mp.evaluations:
+            if e["phase"] != "decode":
+                continue
+            n = ans[e["pool"]]
+            assert e["met"] == (e["workers"] >= n), (mode, e)
+
+
+def test_attainment_is_monotone_in_decode_workers():
+    s = SMALL
+    att = [_eval(s, "sun", [3, 2, 1], [n])["attainment"] for n in (1, 2, 3, 4)]
+    assert all(b >= a - 1e-12 for a, b in zip(att, att[1:])), att
+
+
+def test_more_load_never_needs_fewer_workers():
+    s = dataclasses.replace(SMALL, rate_scale=40.0, max_requests=200)
+    r = plan(s, PlanOptions(jobs=2, sweep=("rate_scale", (10.0, 40.0, 120.0))))
+    df = r.table()
+    for mode, g in df.groupby("mode"):
+        g = g.sort_values("sweep_value")
+        assert g["num_decode_gpus"].is_monotonic_increasing, g
+        assert g["num_prefill_gpus"].is_monotonic_increasing, g
+    assert df[df.sweep_value == 120.0]["num_gpus"].max() > df[df.sweep_value == 10.0][
+        "num_gpus"].min()
+    # goodput at the scenario's own workers: a rate of the grid (or a bisection point) per mode
+    gp = r.goodput.attrs["goodput"]
+    assert set(gp) == {"partitioned", "sun", "qsun"}
+    assert all(v >= 0 for v in gp.values())
+
+
+def test_plan_is_reproducible_from_its_directory(tmp_path: Path):
+    runner = CliRunner()
+    d1, d2 = tmp_path / "p1", tmp_path / "p2"
+    res = runner.invoke(app, ["plan", *CLI_SMALL, "--zipf", "1.2", "--out", str(d1)])
+    assert res.exit_code == 0, res.output
+    for f in ("plan.json", "plan.csv", "scenario.toml", "evaluations.csv",
+              "replay_sun/summary.json", "replay_partitioned/records_partitioned.parquet"):
+        assert (d1 / f).exists(), f
+    res = runner.invoke(app, ["plan", "--scenario", str(d1 / "scenario.toml"), "--no-cache",
+                              "--no-progress", "--jobs", "1", "--out", str(d2)])
+    assert res.exit_code == 0, res.output
+    a, b = pd.read_csv(d1 / "plan.csv"), pd.read_csv(d2 / "plan.csv")
+    cols = ["mode", "decode_workers", "prefill_workers", "num_gpus", "slo_attainment",
+            "throughput_per_gpu", "tpot_s_p90"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    j = json.loads((d2 / "plan.json").read_text())
+    assert j["stats"]["cached"] == 0 and j["slo"]["ttft_s"] == 0.5
+    # the replay of a final configuration repeats with `sunsim replay --scenario`
+    res = runner.invoke(app, ["replay", "--scenario", str(d1 / "replay_sun" / "scenario.toml"),
+                              "--no-progress", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    s1 = json.loads((d1 / "replay_sun" / "summary.json").read_text())["modes"]["sun"]
+    s2 = json.loads((tmp_path / "r" / "summary.json").read_text())["modes"]["sun"]
+    assert s1["slo"]["attainment"] == s2["slo"]["attainment"]
+    # planning again in the same directory reuses the cache
+    res = runner.invoke(app, ["plan", "--scenario", str(d1 / "scenario.toml"), "--no-progress",
+                              "--jobs", "1", "--out", str(d1)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((d1 / "plan.json").read_text())["stats"]["cached"] > 0
+
+
+@pytest.mark.parametrize("opts, words", [
+    (["--slo-ttft", "0.001"], "TTFT SLO"),
+    (["--slo-tpot", "0.0005"], "TPOT SLO"),
+])
+def test_impossible_slo_is_one_line_exit_2(opts, words):
+    runner = CliRunner()
+    args = [a for a in CLI_SMALL]
+    for k in ("--slo-ttft", "--slo-tpot"):  # drop the defaults being replaced
+        if k in opts:
+            i = args.index(k)
+            del args[i:i + 2]
+    res = runner.invoke(app, ["plan", *args, *opts, "--out", "/tmp/never-written"])
+    assert res.exit_code == 2, res.output
+    out = res.output.strip()
+    assert words in out and len(out.splitlines()) <= 3 and "Traceback" not in out
+    assert not Path("/tmp/never-written/plan.json").exists()
+
+
+def test_search_cap_gives_a_clear_error():
+    s = CountSearch(1, 8, "sun shared decode pool")
+    calls = []
+    while (n := s.propose()) is not None:
+        calls.append(n)
+        s.update(n, False, 0.1 * n / 8)
+    assert calls == [1, 2, 4, 8] and s.answer is None
+    assert "max-workers 8" in s.failure and "sun shared decode pool" in s.failure
+
+
+def test_cap_reached_in_plan_is_a_config_error():
+    with pytest.raises(ConfigError, match="max-workers 1"):
+        plan(SMALL, PlanOptions(jobs=1, max_workers=1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(need=st.integers(1, 3000), start=st.integers(1, 3000))
+def test_gallop_bisect_finds_the_threshold(need, start):
+    s = CountSearch(start, 4096, "x")
+    calls = []
+    while (n := s.propose()) is not None:
+        calls.append(n)
+        s.update(n, n >= need, min(1.0, n / need))
+    assert s.answer == need
+    assert need == 1 or (need - 1) in calls  # one fewer was tried and failed
+    assert len(calls) <= 2 * 12 + 2  # logarithmic, not a sweep
+
+
+def test_stuck_attainment_stops_early():
+    s = CountSearch(1, 4096, "sun shared decode pool")
+    calls = 0
+    while (n := s.propose()) is not None:
+        calls += 1
+        s.update(n, False, 0.5)  # more workers never help
+    assert s.answer is None and "cannot meet" in s.failure and calls < 12
+
+
+def test_parse_sweep_and_options():
+    assert parse_sweep("rate=1,2,4") == ("rate_scale", (1.0, 2.0, 4.0))
+    assert parse_sweep("zipf=0,0.5") == ("zipf", (0.0, 0.5))
+    for bad in ("rate", "foo=1", "zipf=a"):
+        with pytest.raises(ConfigError):
+            parse_sweep(bad)
+    with pytest.raises(ConfigError):
+        PlanOptions(slo_kind="mean")
+
+
+def test_percentile_kind_meets_its_bounds():
+    r = plan(dataclasses.replace(SMALL, max_requests=200), PlanOptions(jobs=1,
+                                                                       slo_kind="percentile"))
+    for mode, mp in r.points[0].modes.items():
+        lat = mp.summary["latency_s"]
+        assert lat["ttft_s_p90"] <= SMALL.slo_ttft_s + 1e-9
+        assert lat["tpot_s_p90"] <= SMALL.slo_tpot_s + 1e-9
