@@ -231,7 +231,7 @@ class SloSpec:
 
 
 MODES = ("partitioned", "sun", "qsun")
-ROUTERS = ("round_robin", "least_loaded", "least_kv", "power_of_two")
+ROUTERS = ("round_robin", "least_loaded", "least_kv", "power_of_two", "central")
 
 
 def get_model(name: str) -> ModelSpec:
@@ -450,6 +450,19 @@ class Scenario:
                               f"model), got {len(self.decode_workers)}")
         if self.shares is not None and len(self.shares) != n:
             raise ConfigError(f"{len(self.shares)} shares for {n} served models")
+        if any(w < 1 for w in self.prefill_workers):
+            raise ConfigError(f"prefill worker counts must be >= 1, got "
+                              f"{','.join(map(str, self.prefill_workers))}")
+        if any(w < 1 for w in self.decode_workers):
+            raise ConfigError(f"decode worker counts must be >= 1, got "
+                              f"{','.join(map(str, self.decode_workers))}")
+        if "partitioned" in self.modes and len(self.decode_workers) == 1 \
+                and self.decode_workers[0] < n:
+            split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer workers than pools
+        for r, what in ((self.prefill_router, "prefill"), (self.decode_router, "decode")):
+            if r not in ROUTERS:
+                raise ConfigError(f"unknown {what} router '{r}'; choose one of "
+                                  f"{', '.join(ROUTERS)}")
         SloSpec(self.slo_ttft_s, self.slo_tpot_s, self.slo_attainment)
 
     @property

@@ -98,6 +98,7 @@ class DecodeWorker:
         self.residue_count = [0] * self.block_tokens
         self.load = 0
         self.load_tokens = 0
+        self.held = None  # the pool's queue when its router is ``central`` (set by ClusterSim)
         self.idle = True
         self.timer_version = 0
         self.timer_at = _INF  # when the pending timer fires (idle: next KV arrival)
@@ -190,6 +191,8 @@ class DecodeWorker:
         self.n -= 1
         self.load -= 1
         self.load_tokens -= r.routed_tokens
+        if self.held:  # central routing: a slot is free and the pool holds requests
+            self.sim.on_slot_freed(self)
 
     def _preempt_newest(self) -> None:
         _aid, r = self.running.popitem()
@@ -294,6 +297,7 @@ class DecodeWorker:
     def _end_run(self) -> None:
         """The planned run (possibly cut short) ended now: account it, finish requests."""
         todo = self.run_todo
+        self.run_todo = 0  # no run in progress: a delivery during this boundary cuts nothing
         planned = len(self.run_cum)
         if todo < planned:
             self.plan_cap = max(2, 2 * todo)

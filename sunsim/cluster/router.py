@@ -14,12 +14,21 @@ Policies:
 * ``least_kv``: the fewest KV tokens assigned (decode); for prefill the same as least_loaded.
 * ``power_of_two``: two distinct workers drawn at random, the less loaded one
   (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001).
+* ``central`` (decode): one FCFS queue per pool, an idealised pull-based global scheduler. A
+  request goes to the least-loaded worker holding fewer than ``max_num_seqs`` requests; when
+  every worker holds ``max_num_seqs``, it waits in the pool's queue (its KV stays on the
+  prefill worker; the transfer starts when it is dispatched) and goes, in order, to the next
+  worker that frees a slot (a request finishing or being preempted). With ``max_num_seqs = 1``
+  the pool is the c-server FCFS queue of M/M/c. The other policies commit a request to one
+  worker's queue when its prefill ends, so a request can wait behind a long one while another
+  worker idles. For prefill, ``central`` is ``least_loaded``.
 
 Cost is O(workers in the pool) per routing decision (pools hold tens of workers).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from operator import attrgetter
 from typing import Protocol, Sequence
 
@@ -101,12 +110,29 @@ _load = attrgetter("load")
 _tokens = attrgetter("load_tokens")
 
 
+class Central(Router):
+    """``central``: see the module docstring. ``held`` is the pool's FCFS queue of
+    ``(request, prefill worker, KV tokens)``; :meth:`choose` returns ``None`` when every
+    worker holds ``max_num_seqs`` requests (the request must then be held)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.held: deque = deque()
+
+    def choose(self):
+        if self.prefill:
+            return min(self.workers, key=_tokens)
+        w = min(self.workers, key=_load)
+        return w if w.load < w.max_num_seqs else None
+
+
 #: Router registry: policy name -> class.
 ROUTERS: dict[str, type[Router]] = {
     "round_robin": RoundRobin,
     "least_loaded": LeastLoaded,
     "least_kv": LeastKv,
     "power_of_two": PowerOfTwo,
+    "central": Central,
 }
 
 

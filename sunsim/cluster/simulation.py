@@ -155,7 +155,12 @@ class ClusterSim:
                                  self.capacity_blocks)
                 self.decode_workers.append(w)
                 ws.append(w)
-            pool_routers.append(make_router(cluster.decode_router, ws, rng))
+            router = make_router(cluster.decode_router, ws, rng)
+            pool_routers.append(router)
+            held = getattr(router, "held", None)  # the pool's queue of a central router
+            for w in ws:
+                w.held = held
+        self.pool_routers = pool_routers
         if cluster.mode == "partitioned":
             self.decode_router_of_model = pool_routers
         else:
@@ -172,7 +177,21 @@ class ClusterSim:
             if r.output_tokens == 1:
                 self.finish(r, now)
                 return
-        dw = self.decode_router_of_model[r.model_idx].choose()
+        router = self.decode_router_of_model[r.model_idx]
+        dw = router.choose()
+        if dw is None:  # central: every worker of the pool is full; wait in the pool's queue
+            router.held.append((r, pw, num_tokens))
+            return
+        self._send(r, pw, num_tokens, dw)
+
+    def on_slot_freed(self, dw: DecodeWorker) -> None:
+        """Central routing: ``dw`` freed a slot while its pool holds requests: send the first."""
+        r, pw, num_tokens = dw.held.popleft()
+        self._send(r, pw, num_tokens, dw)
+
+    def _send(self, r: Request, pw: PrefillWorker, num_tokens: int, dw: DecodeWorker) -> None:
+        """Assign ``r`` to decode worker ``dw`` and transfer its KV over ``pw``'s link."""
+        now = self.env.now
         r.routed_tokens = r.prompt_tokens + r.generated
         dw.load += 1
         dw.load_tokens += r.routed_tokens
