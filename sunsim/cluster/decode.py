@@ -109,7 +109,7 @@ class DecodeWorker:
         self.run_todo = 0
         self.run_n = 0
         self.run_fresh: list | None = None
-        self.plan_cap = 8
+        self.plan_cap = 64
         # statistics
         self.busy_s = 0.0
         self.batch_s = 0.0
@@ -300,7 +300,7 @@ class DecodeWorker:
         self.run_todo = 0  # no run in progress: a delivery during this boundary cuts nothing
         planned = len(self.run_cum)
         if todo < planned:
-            self.plan_cap = max(2, 2 * todo)
+            self.plan_cap = max(32, 8 * todo)
         elif self.plan_cap < MAX_MACRO_ITERATIONS:
             self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
         self._commit(self.run_t0, self.run_cum, todo, self.run_n, self.run_ctx1, self.run_fresh)
