@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from array import array
 from bisect import bisect_left
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sunsim.latency.base import LatencyModel
 from sunsim.workload import RUNNING, TRANSFERRING, WAITING, Request
@@ -71,8 +74,8 @@ class DecodeWorker:
 
     Statistics (seconds): ``busy_s``; ``batch_s`` = integral of batch size over time;
     ``kv_tokens_s`` = integral of KV tokens held; ``batch_time[b]`` = seconds spent at batch
-    size b; ``kv_time[p]`` = seconds with KV token occupancy in percent bin p (0..100);
-    ``timeline_*`` per time bin of ``sim.timeline_bin_s``; ``itl_hist`` = tokens per ITL bin.
+    size b; a log of every run of iterations, from which :meth:`timeline`, :meth:`kv_time` and
+    :meth:`itl_hist` compute the distributions once the simulation is over.
     """
 
     def __init__(self, sim: "ClusterSim", wid: int, pool_idx: int, latency: LatencyModel,
@@ -119,11 +122,18 @@ class DecodeWorker:
         self.num_preemptions = 0
         self.peak_batch = 0
         self.batch_time = [0.0] * (self.max_num_seqs + 1)
-        self.kv_time = [0.0] * 101
-        self.timeline_busy: list[float] = []
-        self.timeline_batch: list[float] = []
-        self.timeline_kv: list[float] = []
-        self.itl_hist = [0] * ITL_NUM_BINS
+        # one row per run of iterations, for the distributions computed after the run
+        # (timeline, KV occupancy, ITL): start (s), busy (s), KV token-seconds, batch size,
+        # iterations, first and last iteration's seconds, requests on their first iteration
+        self.log_t0 = array("d")
+        self.log_busy = array("d")
+        self.log_kv = array("d")
+        self.log_n = array("q")
+        self.log_todo = array("q")
+        self.log_dt0 = array("d")
+        self.log_dt1 = array("d")
+        self.log_fresh = array("q")
+        self.fresh_gaps = array("d")  # a request's first token after (re)admission: its ITL
 
     # -- arrivals and the timer ------------------------------------------------------
     def deliver(self, r: Request, ready_at: float) -> None:
@@ -330,69 +340,102 @@ class DecodeWorker:
         busy = cum[todo - 1]
         # KV token-seconds: sum over iterations i of (ctx1 + n (i-1)) dt_i, by Abel summation
         # sum_i (i-1) dt_i = (todo-1) cum[todo-1] - sum(cum[:todo-1])
-        kv_s = ctx1 * busy + n * ((todo - 1) * busy - sum(cum[:todo - 1]))
+        kv_s = ctx1 * busy + n * ((todo - 1) * busy - sum(cum[:todo - 1])) if todo > 1 \
+            else ctx1 * busy
         self.busy_s += busy
         self.batch_s += n * busy
         self.kv_tokens_s += kv_s
         self.batch_time[n] += busy
-        itl_hist = self.itl_hist
-        cont = n * todo
+        nf = 0
         if fresh is not None:
             end = t0 + cum[0]
+            gaps = self.fresh_gaps
             for r in fresh:
-                itl_hist[itl_bin(end - r.last_token_at)] += 1
-            cont -= len(fresh)
-        cap_tokens = self.capacity_tokens
-        bin_s = self.sim.timeline_bin_s
-        tl_busy = self.timeline_busy
-        b0 = int(t0 / bin_s)
-        b1 = int((t0 + cum[todo - 2]) / bin_s) if todo > 1 else b0  # last iteration's start
-        if b1 >= len(tl_busy):
-            grow = b1 + 1 - len(tl_busy)
-            tl_busy.extend([0.0] * grow)
-            self.timeline_batch.extend([0.0] * grow)
-            self.timeline_kv.extend([0.0] * grow)
-        last_ctx = ctx1 + n * (todo - 1)
-        o0 = (100 * ctx1) // cap_tokens
-        if o0 > 100:
-            o0 = 100
-        o1 = (100 * last_ctx) // cap_tokens
-        if o1 > 100:
-            o1 = 100
-        if b0 == b1 and o0 == o1:
-            # the whole run falls in one timeline bin and one KV-occupancy bin
-            tl_busy[b0] += busy
-            self.timeline_batch[b0] += n * busy
-            self.timeline_kv[b0] += kv_s
-            self.kv_time[o0] += busy
-            if cont:
-                dt0 = cum[0]
-                i0 = itl_bin(dt0)
-                if todo == 1 or i0 == itl_bin(cum[todo - 1] - cum[todo - 2]):
-                    itl_hist[i0] += cont  # step time is monotone in context within a run
-                else:
-                    itl_hist[i0] += n - (len(fresh) if fresh is not None else 0)
-                    prev = dt0
-                    for m in range(1, todo):
-                        c = cum[m]
-                        itl_hist[itl_bin(c - prev)] += n
-                        prev = c
-            return
-        tl_batch, tl_kv, kv_time = self.timeline_batch, self.timeline_kv, self.kv_time
-        prev = 0.0
-        ctx = ctx1
-        first_cont = n - (len(fresh) if fresh is not None else 0)
-        for m in range(todo):
-            c = cum[m]
-            dt = c - prev
-            b = int((t0 + prev) / bin_s)
-            tl_busy[b] += dt
-            tl_batch[b] += n * dt
-            tl_kv[b] += ctx * dt
-            occ = (100 * ctx) // cap_tokens
-            kv_time[occ if occ < 100 else 100] += dt
-            w = first_cont if m == 0 else n
-            if w:
-                itl_hist[itl_bin(dt)] += w
-            prev = c
-            ctx += n
+                gaps.append(end - r.last_token_at)
+            nf = len(fresh)
+        self.log_t0.append(t0)
+        self.log_busy.append(busy)
+        self.log_kv.append(kv_s)
+        self.log_n.append(n)
+        self.log_todo.append(todo)
+        self.log_dt0.append(cum[0])
+        self.log_dt1.append(busy - cum[todo - 2] if todo > 1 else busy)
+        self.log_fresh.append(nf)
+
+    # -- distributions, computed once after the simulation ------------------------------
+    def _log(self) -> dict[str, np.ndarray]:
+        return {k: np.frombuffer(getattr(self, "log_" + k), dtype=float if k in
+                                 ("t0", "busy", "kv", "dt0", "dt1") else np.int64)
+                for k in ("t0", "busy", "kv", "n", "todo", "dt0", "dt1", "fresh")}
+
+    def timeline(self, bin_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Busy seconds, batch-size x seconds and KV token-seconds per time bin of ``bin_s``
+        seconds; a run of iterations spanning bins is split in proportion to its time in each
+        (iterations of one run have nearly equal length)."""
+        g = self._log()
+        t0, busy = g["t0"], g["busy"]
+        if len(t0) == 0:
+            z = np.zeros(0)
+            return z, z, z
+        batch = g["n"] * busy
+        kv = g["kv"]
+        b0 = np.floor(t0 / bin_s).astype(np.int64)
+        b1 = np.floor((t0 + busy) / bin_s).astype(np.int64)
+        nb = int(b1.max()) + 1
+        out = [np.zeros(nb), np.zeros(nb), np.zeros(nb)]
+        one = b0 == b1
+        for o, w in zip(out, (busy, batch, kv)):
+            o += np.bincount(b0[one], weights=w[one], minlength=nb)
+        for i in np.nonzero(~one)[0]:  # runs crossing bin edges
+            start, d = t0[i], busy[i]
+            for b in range(b0[i], b1[i] + 1):
+                lo = max(start, b * bin_s)
+                hi = min(start + d, (b + 1) * bin_s)
+                if hi > lo and d > 0:
+                    f = (hi - lo) / d
+                    out[0][b] += f * busy[i]
+                    out[1][b] += f * batch[i]
+                    out[2][b] += f * kv[i]
+        return out[0], out[1], out[2]
+
+    def kv_time(self) -> np.ndarray:
+        """Seconds per KV token occupancy percent bin 0..100 (each run at its time-weighted
+        mean occupancy)."""
+        g = self._log()
+        busy = g["busy"]
+        h = np.zeros(101)
+        if len(busy):
+            mean_ctx = np.divide(g["kv"], busy, out=np.zeros_like(busy), where=busy > 0)
+            occ = np.minimum((100 * mean_ctx / self.capacity_tokens).astype(np.int64), 100)
+            h += np.bincount(occ, weights=busy, minlength=101)
+        return h
+
+    def itl_hist(self) -> np.ndarray:
+        """Tokens per ITL bin (see :func:`itl_bin`): every iteration's tokens at its length
+        (within a run, iteration lengths are interpolated linearly between the first and the
+        last, exact when the step time is linear in context, as the roofline is), except a
+        request's first token after (re)admission, counted at its gap since its previous
+        token."""
+        g = self._log()
+        h = np.zeros(ITL_NUM_BINS, dtype=np.int64)
+        todo = g["todo"]
+        if len(todo):
+            idx = np.repeat(np.arange(len(todo)), todo)
+            first = np.concatenate(([0], np.cumsum(todo)[:-1]))
+            m = np.arange(len(idx)) - np.repeat(first, todo)  # iteration within its run
+            span = np.maximum(todo - 1, 1)[idx]
+            dt = g["dt0"][idx] + (g["dt1"][idx] - g["dt0"][idx]) * (m / span)
+            w = g["n"][idx].copy()
+            w[first] -= g["fresh"]
+            h += np.bincount(_itl_bins(dt), weights=w, minlength=ITL_NUM_BINS).astype(np.int64)
+        if len(self.fresh_gaps):
+            gaps = np.frombuffer(self.fresh_gaps, dtype=float)
+            h += np.bincount(_itl_bins(gaps), minlength=ITL_NUM_BINS).astype(np.int64)
+        return h
+
+
+def _itl_bins(dt: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`itl_bin`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        i = np.floor(np.log10(np.maximum(dt, ITL_MIN_S) / ITL_MIN_S) * ITL_BINS_PER_DECADE)
+    return np.clip(i, 0, ITL_NUM_BINS - 1).astype(np.int64)

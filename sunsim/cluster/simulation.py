@@ -345,17 +345,19 @@ def _result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult:
         "link_bytes": [w.link.bytes_sent for w in pws],
     })
     bin_s = sim.timeline_bin_s
-    rows = []
+    parts = []
     for w in dws:
-        for b, busy in enumerate(w.timeline_busy):
-            rows.append((w.wid, b * bin_s, busy / bin_s,
-                         w.timeline_batch[b] / busy if busy > 0 else 0.0,
-                         w.timeline_kv[b] / bin_s / w.capacity_tokens))
-    timeline = pd.DataFrame(rows, columns=["worker", "t_s", "busy_frac", "mean_batch",
-                                           "kv_occupancy"])
+        busy, batch, kv = w.timeline(bin_s)
+        if len(busy):
+            parts.append(pd.DataFrame({
+                "worker": w.wid, "t_s": np.arange(len(busy)) * bin_s, "busy_frac": busy / bin_s,
+                "mean_batch": np.divide(batch, busy, out=np.zeros_like(busy), where=busy > 0),
+                "kv_occupancy": kv / bin_s / w.capacity_tokens}))
+    timeline = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["worker", "t_s", "busy_frac", "mean_batch", "kv_occupancy"]))
     bt = np.sum([w.batch_time for w in dws], axis=0)
-    kt = np.sum([w.kv_time for w in dws], axis=0)
-    itl = np.sum([w.itl_hist for w in dws], axis=0).astype(np.int64)
+    kt = np.sum([w.kv_time() for w in dws], axis=0)
+    itl = np.sum([w.itl_hist() for w in dws], axis=0).astype(np.int64)
     method = ("measured" if sim.prefill_latency.method == "measured"
               and sim.decode_latency.method == "measured" else "analytic")
     return SimResult(
