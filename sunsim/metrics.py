@@ -229,7 +229,8 @@ def sun_vs_partitioned(summaries: dict[str, dict[str, Any]]) -> list[str]:
     if "qsun" in summaries:
         q = summaries["qsun"]
         qt = q["latency_s"]["tpot_s_p50"]
+        speed = (f"{(1 - qt / st) * 100:.1f}% faster" if qt <= st
+                 else f"{(qt / st - 1) * 100:.1f}% slower")
         lines.append(f"qsun vs sun: TPOT p50 {qt * 1e3:.1f} ms vs {st * 1e3:.1f} ms "
-                     f"({(1 - qt / st) * 100:+.1f}% faster decoding), SLO attainment "
-                     f"{q['slo']['attainment']:.1%}.")
+                     f"(qsun decodes {speed}), SLO attainment {q['slo']['attainment']:.1%}.")
     return lines
