@@ -1052,7 +1052,7 @@ def load_plan_toml(path: Path) -> tuple[Scenario, PlanOptions]:
 
 def plan_summary(r: PlanResult) -> dict[str, Any]:
     """The plan as a JSON-ready dict (what ``plan.json`` holds, less command and date)."""
-    from sunsim.replay import _jsonable
+    from sunsim.replay import jsonable
 
     pts = []
     for pp in r.points:
@@ -1090,7 +1090,7 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
         out["goodput"] = {"rate_scale": r.goodput.attrs.get("goodput", {}),
                           "workers": r.goodput.attrs.get("workers", {}),
                           "evaluations": r.goodput.to_dict(orient="records")}
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def write_plan(r: PlanResult, out: Path, command: str | None = None, replays: bool = True,

@@ -223,11 +223,11 @@ def write_run(r: ReplayResult, out: Path, records_format: str = "parquet",
         "sunsim_version": __version__,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "command": command,
-        "trace": _jsonable(r.workload.info),
+        "trace": jsonable(r.workload.info),
         "model_counts": r.workload.model_counts,
         "labelling": r.workload.labelling,
         "latency_sources": r.latency_notes,
-        "modes": _jsonable(r.summaries),
+        "modes": jsonable(r.summaries),
     }
     p = out / "summary.json"
     p.write_text(json.dumps(summary, indent=2))
@@ -259,11 +259,12 @@ def write_run(r: ReplayResult, out: Path, records_format: str = "parquet",
     return files
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` with NumPy scalars as Python numbers, NaN/inf as None, keys as strings (for JSON)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (np.floating, float)):

@@ -85,9 +85,16 @@ class RecordTable:
             "status": np.where(self.reason == 0, "finished", "rejected"),
             "reject_reason": reason,
         })
-        df["ttft_s"] = df["first_token_at"] - df["arrived_at"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tpot = (df["finished_at"] - df["first_token_at"]) / (df["output_tokens"] - 1)
-        df["tpot_s"] = tpot.where(df["output_tokens"] > 1)
-        df["e2e_s"] = df["finished_at"] - df["arrived_at"]
-        return df
+        return add_latency_columns(df)
+
+
+def add_latency_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``ttft_s``, ``tpot_s`` and ``e2e_s`` (seconds, ARCHITECTURE.md's definitions) to a
+    frame with ``arrived_at``, ``first_token_at``, ``finished_at`` and ``output_tokens``;
+    TPOT is NaN for 1-token outputs. Returns the same frame."""
+    df["ttft_s"] = df["first_token_at"] - df["arrived_at"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = (df["finished_at"] - df["first_token_at"]) / (df["output_tokens"] - 1)
+    df["tpot_s"] = tpot.where(df["output_tokens"] > 1)
+    df["e2e_s"] = df["finished_at"] - df["arrived_at"]
+    return df
