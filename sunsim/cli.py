@@ -312,17 +312,8 @@ app.add_typer(profile_app, name="profile")
 
 
 def _profile_ints(value: Optional[str], option: str) -> Optional[tuple]:
-    if value is None:
-        return None
-    try:
-        out = tuple(int(x) for x in value.split(",") if x.strip())
-    except ValueError:
-        from sunsim.errors import ProfileError
-        raise ProfileError(f"{option} takes comma-separated integers, got '{value}'") from None
-    if not out:
-        from sunsim.errors import ProfileError
-        raise ProfileError(f"{option} is empty")
-    return out
+    """Comma-separated integers for a profile grid option (see :func:`_split`)."""
+    return _split(value, option, int)
 
 
 def _print_roofline(d) -> None:
