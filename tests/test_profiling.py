@@ -181,7 +181,9 @@ def test_quick_profile_quantised_is_decode_only_and_scaled(tmp_path):
     assert m["layers_run"] == 2 and m["layers_total"] == 4 and m["scaling"]["scaled"]
     dec = prof.decode
     assert (dec["base_s_median"] > 0).all()
-    assert (dec["time_s_median"] > dec["run_s_median"] * 0.9).all()
+    # full model = base + layers x 4/2: the scaled estimate exceeds twice the 2 layers
+    assert (dec["layers_s_median"] > 0).all()
+    assert (dec["time_s_median"] > 2 * dec["layers_s_median"] * 0.8).all()
     lat = ProfiledLatency.from_dir(d)
     assert not lat.has_prefill and lat.precision == "w8a16"
 

@@ -9,16 +9,17 @@ measures the device's copy bandwidth and BF16 matmul rate once, and times
   one batch of B prompts of L tokens for every (B, L) of the grid with B x L <= max tokens.
 
 A model too large for the device (or, on a CPU, too slow) runs ``layers_run`` of its
-``layers_total`` layers. Then at every grid point the harness also times the part outside
-the layers (embedding, final RMSNorm, LM head), interleaved with the k-layer step, and writes
-the full-model estimate per repeat ``t = t_base + (t_run - t_base) x layers_total /
-layers_run`` (median and p10/p90 over repeats). ``meta.json`` records the scaling.
+``layers_total`` layers. Then at every grid point the harness times the k layers alone (on
+precomputed embeddings) and, interleaved with them, the part outside the layers (embedding,
+final RMSNorm, LM head), and writes the full-model estimate per repeat ``t = t_base +
+t_layers x layers_total / layers_run`` (median and p10/p90 over repeats): only the layers'
+time is scaled, so noise in the LM head is not multiplied. ``meta.json`` records the scaling.
 
 Files (``write_profile``), under ``<out>/<device-slug>/<model>/<precision>/``:
 
 * ``decode.csv``: ``batch_size, context_tokens, total_context_tokens, time_s_median,
-  time_s_p10, time_s_p90, repeats`` (+ ``run_s_median``: the k-layer step, ``base_s_median``:
-  embedding/head only, empty when no scaling; ``preempted``: rounds in which another
+  time_s_p10, time_s_p90, repeats`` (+ ``layers_s_median``: the k layers alone,
+  ``base_s_median``: embedding/head only, both empty when no scaling; ``preempted``: rounds in which another
   process held the CPU core);
 * ``prefill.csv`` (bf16 only): ``batch_size, prompt_tokens, total_tokens, time_s_median,
   time_s_p10, time_s_p90, repeats`` (+ the same two extra columns);
@@ -48,7 +49,7 @@ DECODE_COLUMNS = ("batch_size", "context_tokens", "total_context_tokens", "time_
                   "time_s_p10", "time_s_p90", "repeats")
 PREFILL_COLUMNS = ("batch_size", "prompt_tokens", "total_tokens", "time_s_median",
                    "time_s_p10", "time_s_p90", "repeats")
-EXTRA_COLUMNS = ("run_s_median", "base_s_median", "preempted")
+EXTRA_COLUMNS = ("layers_s_median", "base_s_median", "preempted")
 SCHEMA_VERSION = 1
 
 ProgressFn = Callable[[int, int, str], None]
@@ -289,9 +290,11 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
     samples: dict[tuple[str, int, int], list[list[float]]] = {}
     preempts: dict[tuple[str, int, int], int] = {}
 
-    def measure(key: tuple[str, int, int], full: Callable[[], Any],
+    def measure(key: tuple[str, int, int], full: Callable[[], Any], layers: Callable[[], Any],
                 base: Callable[[], Any]) -> None:
-        fns = [full, base] if scaled else [full]
+        # Scaled: the k layers alone and the rest (embedding, final norm, LM head), so that
+        # only the layers' time is multiplied by layers_total / k; noise in the rest is not.
+        fns = [layers, base] if scaled else [full]
         seen = samples.get(key)
         # Later passes: the callables ran before (warm), so no warm-up; the round time is
         # the median so far.
@@ -308,12 +311,13 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
         times = samples[key]
         run = times[0]
         if scaled:
-            total = [b + (r - b) * factor for r, b in zip(run, times[1])]
+            total = [b + k * factor for k, b in zip(run, times[1])]
         else:
             total = run
         med, p10, p90 = _stats(total)
         return {"time_s_median": med, "time_s_p10": p10, "time_s_p90": p90,
-                "repeats": len(run), "run_s_median": statistics.median(run),
+                "repeats": len(run),
+                "layers_s_median": statistics.median(run) if scaled else math.nan,
                 "base_s_median": statistics.median(times[1]) if scaled else math.nan,
                 "preempted": preempts[key]}
 
@@ -336,6 +340,7 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
                 skipped.append({"module": "prefill", "batch_size": b, "prompt_tokens": l,
                                 "reason": "does not fit device memory"})
 
+    F = torch.nn.functional
     with torch.inference_mode():
         for p in range(timing.passes):
             tag = f"pass {p + 1}/{timing.passes} " if timing.passes > 1 else ""
@@ -348,15 +353,20 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
                 for b in bs:
                     kv = [(k[:b], v[:b]) for k, v in kv_all]
                     ids = mod.random_ids(b, seed=seed + b)
+                    x = F.embedding(ids, mod.embed).unsqueeze(1)
                     full = (lambda ids=ids, kv=kv, c=c: mod.decode_step(ids, kv, c))
+                    layers = (lambda x=x, kv=kv, c=c: mod.decode_layers(x, kv, c))
                     base = (lambda ids=ids: mod.decode_base(ids))
                     if timing.cuda_graphs:
-                        full = cuda_graph(full, mod.device)
-                        base = cuda_graph(base, mod.device) if scaled else base
-                    measure(("decode", b, c), full, base)
+                        if scaled:
+                            layers = cuda_graph(layers, mod.device)
+                            base = cuda_graph(base, mod.device)
+                        else:
+                            full = cuda_graph(full, mod.device)
+                    measure(("decode", b, c), full, layers, base)
                     done += 1
                     progress(done, total_steps, f"{tag}decode B={b} ctx={c}")
-                    del full, base, kv
+                    del full, layers, base, kv, x
                 del kv_all
                 if kind == "cuda":
                     torch.cuda.empty_cache()
@@ -364,9 +374,11 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
                 _, b, l = key
                 kv = mod.new_kv(b, l, random=False)
                 ids = mod.random_ids(b, l, seed=seed + b * 7919 + l)
+                x = F.embedding(ids, mod.embed)
                 measure(key, (lambda ids=ids, kv=kv: mod.prefill(ids, kv)),
+                        (lambda x=x, kv=kv: mod.prefill_layers(x, kv)),
                         (lambda ids=ids: mod.prefill_base(ids)))
-                del kv
+                del kv, x
                 done += 1
                 progress(done, total_steps, f"{tag}prefill B={b} L={l}")
             if do_prefill:
@@ -416,10 +428,11 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
         "layers_total": spec.num_layers,
         "scaling": {
             "scaled": scaled,
-            "formula": ("time_s = base_s + (run_s - base_s) * layers_total / layers_run, per "
-                        "repeat, then median/p10/p90" if scaled else "none (all layers run)"),
+            "formula": ("time_s = base_s + layers_s * layers_total / layers_run, per repeat, "
+                        "then median/p10/p90" if scaled else "none (all layers run)"),
             "base": ("embedding + final RMSNorm + LM head of the same batch, timed at every "
-                     "grid point interleaved with the k-layer step" if scaled else None),
+                     "grid point interleaved with the k layers alone (on precomputed "
+                     "embeddings), so only the layers' time is scaled" if scaled else None),
         },
         "grid": {**dataclasses.asdict(grid), "skipped": skipped},
         "timing": {**dataclasses.asdict(timing), "timer": timer.name, "clock": timer.clock,

@@ -185,15 +185,19 @@ class DecoderModule:
         """Prefill ``ids[B, L]`` from position 0, writing every layer's KV into ``kv``;
         returns the first output token's logits ``[B, vocab]``."""
         import torch.nn.functional as F
-        b, s = ids.shape
+        return self._head(self.prefill_layers(F.embedding(ids, self.embed), kv)[:, -1])
+
+    def prefill_layers(self, x: Any, kv: Sequence[tuple[Any, Any]]) -> Any:
+        """The layers of :meth:`prefill` alone, on embedded tokens ``x[B, L, H]``; returns the
+        hidden states ``[B, L, H]`` (timed to scale k-layer runs)."""
+        s = x.shape[1]
         if s > self.max_positions:
             raise ProfileError(f"prompt of {s} tokens exceeds the RoPE table "
                                f"({self.max_positions})")
-        x = F.embedding(ids, self.embed)
         cos, sin = self.cos[:s], self.sin[:s]
         for layer, c in zip(self.layers, kv):
             x = self._layer(layer, x, cos, sin, c, None)
-        return self._head(x[:, -1])
+        return x
 
     def prefill_base(self, ids: Any) -> Any:
         """What :meth:`prefill` does outside the layers: embedding of all tokens, final norm
@@ -205,13 +209,19 @@ class DecoderModule:
     def decode_step(self, ids: Any, kv: Sequence[tuple[Any, Any]], pos: int) -> Any:
         """One decode iteration for ``ids[B]``, each request with ``pos`` cached tokens."""
         import torch.nn.functional as F
+        x = F.embedding(ids, self.embed).unsqueeze(1)  # [B, 1, H]
+        return self._head(self.decode_layers(x, kv, pos)[:, 0])
+
+    def decode_layers(self, x: Any, kv: Sequence[tuple[Any, Any]], pos: int) -> Any:
+        """The layers of :meth:`decode_step` alone, on embedded tokens ``x[B, 1, H]`` at
+        position ``pos``; returns the hidden states ``[B, 1, H]`` (timed to scale k-layer
+        runs)."""
         if pos >= self.max_positions:
             raise ProfileError(f"position {pos} exceeds the RoPE table ({self.max_positions})")
-        x = F.embedding(ids, self.embed).unsqueeze(1)  # [B, 1, H]
         cos, sin = self.cos[pos:pos + 1], self.sin[pos:pos + 1]
         for layer, c in zip(self.layers, kv):
             x = self._layer(layer, x, cos, sin, c, pos)
-        return self._head(x[:, 0])
+        return x
 
     def decode_base(self, ids: Any) -> Any:
         """What :meth:`decode_step` does outside the layers: embedding, final norm, LM head."""
