@@ -175,6 +175,12 @@ def build_scenario(scenario_file: Optional[Path], **opts) -> "Scenario":
             data = tomllib.loads(scenario_file.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{scenario_file}: not valid TOML: {e}") from None
+        if "plan" in data:
+            raise ConfigError(
+                f"{scenario_file}: a plan scenario (it has a [plan] table); rerun it with "
+                f"'sunsim plan --scenario {scenario_file}', or replay one mode's planned "
+                f"cluster with 'sunsim replay --scenario {scenario_file.parent}/replay_<mode>/"
+                "scenario.toml'")
         base = scenario_from_toml_dict(data, source=str(scenario_file))
     changes = {k: v for k, v in opts.items() if v is not None}
     try:
@@ -413,6 +419,9 @@ def profile_cmd(
                                          "repeats pooled (default: cpu 20, cuda/quick 1)."),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs",
                                      help="Replay decode steps as CUDA graphs."),
+    statistic: str = typer.Option("auto", "--statistic", help="What the latency model fits: "
+                                  "median or min (the fastest repeat); auto = median on cuda, "
+                                  "min on a (shared) cpu."),
     force: bool = typer.Option(False, "--force", help="Replace an existing profile."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and inputs."),
 ) -> None:
@@ -450,7 +459,8 @@ def profile_cmd(
         max_repeats=max(tm.max_repeats if max_repeats is None else max_repeats,
                         tm.min_repeats if repeats is None else repeats),
         time_per_point_s=tm.time_per_point_s if time_per_point is None else time_per_point,
-        passes=tm.passes if passes is None else passes, cuda_graphs=cuda_graphs)
+        passes=tm.passes if passes is None else passes, cuda_graphs=cuda_graphs,
+        fit_statistic=statistic)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task(f"profiling {model} {precision} on {device}", total=None)
@@ -467,8 +477,9 @@ def profile_cmd(
                   f"BF16 matmul {m['matmul_flops_per_s'] / 1e12:.2f} TFLOP/s", highlight=False)
     scaled = (f"; {m['layers_run']} of {m['layers_total']} layers run, scaled"
               if m["layers_run"] != m["layers_total"] else "")
+    stat = "; fitted to the fastest repeat" if m["fit_statistic"] == "min" else ""
     console.print(f"wrote {d}/ ({', '.join(m['modules'])}; kernel "
-                  f"{m['weight_quantisation']['kernel']}{scaled}; {m['wall_s']:.0f} s)",
+                  f"{m['weight_quantisation']['kernel']}{scaled}{stat}; {m['wall_s']:.0f} s)",
                   highlight=False)
     _print_roofline(d)
 

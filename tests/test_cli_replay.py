@@ -102,6 +102,10 @@ def test_bad_scenario_files_exit_2_one_line(tmp_path):
     bad_section.write_text("[clusters]\ngpu = 'h100'\n")
     one_line_error(replay("--scenario", str(bad_section)), "[clusters]")
     one_line_error(replay("--scenario", str(tmp_path / "nope.toml")), "nope.toml")
+    plan_toml = tmp_path / "plan.toml"
+    plan_toml.write_text("[cluster]\ngpu = 'h100'\n[plan]\nmax_decode_workers = 8\n")
+    one_line_error(replay("--scenario", str(plan_toml)), "[plan]", "sunsim plan --scenario",
+                   "replay_<mode>/scenario.toml")
 
 
 def test_missing_trace_file_exit_2(tmp_path):

@@ -187,6 +187,34 @@ def test_missing_file(tmp_path, victim):
     assert victim in _one_line(e)
 
 
+def test_fit_statistic_min_fits_the_fastest_repeat(tmp_path):
+    d = write_profile(tmp_path)
+    for f, scale in (("decode.csv", 0.8), ("prefill.csv", 0.7)):
+        df = pd.read_csv(d / f)
+        df["time_s_min"] = df["time_s_median"] * scale
+        df.to_csv(d / f, index=False)
+    med = ProfiledLatency.from_dir(d)
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, "fit_statistic": "min"}))
+    fast = ProfiledLatency.from_dir(d)
+    assert med.time_column == "time_s_median" and fast.time_column == "time_s_min"
+    assert "fastest repeat" in fast.description and "fastest" not in med.description
+    assert fast.decode_step_time(8, 8 * 512) == pytest.approx(
+        0.8 * med.decode_step_time(8, 8 * 512), rel=1e-6)
+    assert fast.prefill_time([256, 256]) == pytest.approx(
+        0.7 * med.prefill_time([256, 256]), rel=1e-6)
+    (d / "meta.json").write_text(json.dumps({**meta, "fit_statistic": "mode"}))
+    with pytest.raises(ProfileError) as e:
+        ProfiledLatency.from_dir(d)
+    assert "fit_statistic 'mode'" in _one_line(e)
+    (d / "meta.json").write_text(json.dumps({**meta, "fit_statistic": "min"}))
+    pd.read_csv(d / "decode.csv").drop(columns=["time_s_min"]).to_csv(d / "decode.csv",
+                                                                      index=False)
+    with pytest.raises(ProfileError) as e:
+        ProfiledLatency.from_dir(d)
+    assert "time_s_min" in _one_line(e) and "decode.csv" in _one_line(e)
+
+
 def test_bad_columns_and_values(tmp_path):
     d = write_profile(tmp_path)
     df = pd.read_csv(d / "decode.csv").drop(columns=["time_s_median"])

@@ -151,6 +151,7 @@ def test_quick_profile_schema(tmp_path):
     assert (dec["total_context_tokens"] == dec["batch_size"] * dec["context_tokens"]).all()
     assert (dec["time_s_p10"] <= dec["time_s_median"]).all()
     assert (dec["time_s_median"] <= dec["time_s_p90"]).all()
+    assert (dec["time_s_min"] <= dec["time_s_p10"]).all()
     assert (dec["repeats"] == 3).all()
     meta = json.loads((d / "meta.json").read_text())
     for key in ("device_name", "device_kind", "device_slug", "gpu_key", "torch_version",
@@ -163,9 +164,11 @@ def test_quick_profile_schema(tmp_path):
     assert meta["model_spec"] == {**MODELS["tiny-llama"].__dict__}
     assert meta["layers_run"] == meta["layers_total"] == 4
     assert meta["copy_bandwidth_bytes_per_s"] > 0 and meta["matmul_flops_per_s"] > 0
+    assert meta["fit_statistic"] == "min"  # auto on a CPU: the fastest repeat
     lat = ProfiledLatency.from_dir(d, model="tiny-llama", precision="bf16")
+    assert lat.time_column == "time_s_min" and "fastest repeat" in lat.description
     assert lat.decode_step_time(4, 4 * 48) == pytest.approx(
-        float(dec[(dec.batch_size == 4) & (dec.context_tokens == 48)]["time_s_median"].iloc[0]),
+        float(dec[(dec.batch_size == 4) & (dec.context_tokens == 48)]["time_s_min"].iloc[0]),
         rel=0.1)  # exact when the correction is not shrunk toward the fit (noisy CPUs)
     assert math.isfinite(check_profile(d).attrs["median_mape_pct"])
 

@@ -3,6 +3,10 @@
 A profile directory ``profiles/<device-slug>/<model>/<precision>/`` holds ``decode.csv``,
 ``prefill.csv`` (BF16 only) and ``meta.json`` (see :mod:`sunsim.profiling.harness`). Times in
 the CSVs are seconds for the full model (k-layer runs already scaled, as ``meta.json`` says).
+The model fits the column that ``meta.json`` ``fit_statistic`` names: ``time_s_median`` (the
+default, and what profiles measured on a dedicated GPU use) or ``time_s_min`` (the fastest
+repeat: CPU profiles measured on a shared machine, where other tenants slow some repeats by
+up to 3x; see :mod:`sunsim.profiling.harness`).
 
 Model (built once at load; every call is plain-Python arithmetic):
 
@@ -47,6 +51,8 @@ DECODE_COLUMNS = ("batch_size", "context_tokens", "total_context_tokens", "time_
                   "time_s_p10", "time_s_p90", "repeats")
 PREFILL_COLUMNS = ("batch_size", "prompt_tokens", "total_tokens", "time_s_median",
                    "time_s_p10", "time_s_p90", "repeats")
+#: ``meta.json`` ``fit_statistic`` -> the CSV column the model is fitted to.
+FIT_STATISTICS = {"median": "time_s_median", "min": "time_s_min"}
 META_KEYS = ("model", "precision", "method", "model_spec", "device_slug", "layers_run",
              "layers_total")
 
@@ -348,12 +354,22 @@ def _read_meta(d: Path) -> dict[str, Any]:
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise ProfileError(f"{path}: missing key(s) {', '.join(missing)}; re-run `sunsim profile`")
+    stat = meta.get("fit_statistic", "median")
+    if stat not in FIT_STATISTICS:
+        raise ProfileError(f"{path}: fit_statistic '{stat}' is not one of "
+                           f"{', '.join(FIT_STATISTICS)}")
     return meta
 
 
-def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str
-              ) -> list[tuple[float, ...]]:
-    """Rows as ``(batch, per_request_tokens, total_tokens, sum_sq, time_s)``."""
+def time_column(meta: dict[str, Any]) -> str:
+    """The CSV column a profile's model is fitted to (``meta.json`` ``fit_statistic``)."""
+    return FIT_STATISTICS[meta.get("fit_statistic", "median")]
+
+
+def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str,
+              time_col: str = "time_s_median") -> list[tuple[float, ...]]:
+    """Rows as ``(batch, per_request_tokens, total_tokens, sum_sq, time_s)``, ``time_s`` from
+    column ``time_col``."""
     import pandas as pd
 
     if not path.exists():
@@ -363,6 +379,7 @@ def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str
         df = pd.read_csv(path)
     except Exception as e:  # pandas raises several parser errors
         raise ProfileError(f"{path}: cannot read CSV ({str(e).splitlines()[0]})") from None
+    columns = [*columns, *([time_col] if time_col not in columns else [])]
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ProfileError(f"{path}: missing column(s) {', '.join(missing)}; expected "
@@ -377,12 +394,12 @@ def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str
             b = float(rec["batch_size"])
             per = float(rec[per_col])
             tot = float(rec[total_col])
-            t = float(rec["time_s_median"])
+            t = float(rec[time_col])
         except (TypeError, ValueError):
             raise ProfileError(f"{path}: row {n}: non-numeric value") from None
         if not (b >= 1 and per >= 1 and t > 0 and math.isfinite(t)):
             raise ProfileError(f"{path}: row {n}: batch_size, {per_col} must be >= 1 and "
-                               f"time_s_median > 0 (got {b:g}, {per:g}, {t:g})")
+                               f"{time_col} > 0 (got {b:g}, {per:g}, {t:g})")
         if abs(tot - b * per) > 0.5:
             raise ProfileError(f"{path}: row {n}: {total_col} {tot:g} != batch_size x "
                                f"{per_col} ({b * per:g})")
@@ -509,8 +526,10 @@ class ProfiledLatency(LatencyModel):
         mods = "decode+prefill" if self._prefill is not None else "decode only"
         scale = (f", {meta['layers_run']}/{meta['layers_total']} layers scaled"
                  if meta["layers_run"] != meta["layers_total"] else "")
+        self.time_column = time_column(meta)
+        stat = "" if self.time_column == "time_s_median" else "; fastest repeat"
         self.description = (f"profiled {self.model} {self.precision} on {self.device_name} "
-                            f"({self.device_slug}; {mods}{src}{scale}; {self.method})")
+                            f"({self.device_slug}; {mods}{src}{scale}{stat}; {self.method})")
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -536,12 +555,12 @@ class ProfiledLatency(LatencyModel):
                                f"not '{precision}'; pass the {precision} profile (sunsim profile "
                                f"--precision {precision}) or use precision {meta['precision']}")
         decode = _read_csv(d / "decode.csv", DECODE_COLUMNS, "context_tokens",
-                           "total_context_tokens")
+                           "total_context_tokens", time_column(meta))
         prefill = None
         prefill_path = None
         if (d / "prefill.csv").exists():
             prefill = _read_csv(d / "prefill.csv", PREFILL_COLUMNS, "prompt_tokens",
-                                "total_tokens")
+                                "total_tokens", time_column(meta))
             prefill_path = d
         elif "prefill" in meta.get("modules", ["decode"]):
             raise ProfileError(f"{d / 'prefill.csv'}: missing although meta.json lists a "
@@ -552,7 +571,7 @@ class ProfiledLatency(LatencyModel):
                 sm = _read_meta(sib)
                 if sm["model"] == meta["model"] and sm["device_slug"] == meta["device_slug"]:
                     prefill = _read_csv(sib / "prefill.csv", PREFILL_COLUMNS, "prompt_tokens",
-                                        "total_tokens")
+                                        "total_tokens", time_column(sm))
                     prefill_path = sib
         return cls(meta, decode, prefill, path=d, prefill_path=prefill_path)
 

@@ -45,7 +45,8 @@ def roofline_ratios(profile_dir: str | Path) -> Any:
     """Per grid point of the profile at ``profile_dir``, its distance to the roofline.
 
     Returns a DataFrame with columns ``module`` (decode/prefill), ``batch_size``, ``tokens``
-    (context or prompt tokens per request), ``time_s`` (measured, full model),
+    (context or prompt tokens per request), ``time_s`` (measured, full model; the column
+    named by the profile's ``fit_statistic``),
     ``roofline_s``, ``ratio`` (time / roofline), ``bytes_moved`` (decode), ``flops``,
     ``achieved_flops_per_s``, ``matmul_fraction`` (prefill). ``attrs`` carry the measured
     ``copy_bandwidth_bytes_per_s`` and ``matmul_flops_per_s``.
@@ -69,7 +70,7 @@ def roofline_ratios(profile_dir: str | Path) -> Any:
     rows = []
     dec = pd.read_csv(d / "decode.csv")
     for r in dec.itertuples(index=False):
-        b, c, t = int(r.batch_size), int(r.context_tokens), float(r.time_s_median)
+        b, c, t = int(r.batch_size), int(r.context_tokens), float(getattr(r, lat.time_column))
         roof = by_bytes.decode_step_time(b, b * c)
         rows.append({"module": "decode", "batch_size": b, "tokens": c, "time_s": t,
                      "roofline_s": roof, "ratio": t / roof, "bytes_moved": roof * bw,
@@ -78,7 +79,7 @@ def roofline_ratios(profile_dir: str | Path) -> Any:
     if (d / "prefill.csv").exists():
         pre = pd.read_csv(d / "prefill.csv")
         for r in pre.itertuples(index=False):
-            b, l, t = int(r.batch_size), int(r.prompt_tokens), float(r.time_s_median)
+            b, l, t = int(r.batch_size), int(r.prompt_tokens), float(getattr(r, lat.time_column))
             flops = by_flops.prefill_time([l] * b)
             ach = flops / t
             rows.append({"module": "prefill", "batch_size": b, "tokens": l, "time_s": t,
