@@ -164,6 +164,7 @@ def test_quick_profile_schema(tmp_path):
     assert meta["model_spec"] == {**MODELS["tiny-llama"].__dict__}
     assert meta["layers_run"] == meta["layers_total"] == 4
     assert meta["copy_bandwidth_bytes_per_s"] > 0 and meta["matmul_flops_per_s"] > 0
+    assert meta["probes"] == 1  # quick: one probe; a full profile probes before every pass
     assert meta["fit_statistic"] == "min"  # auto on a CPU: the fastest repeat
     lat = ProfiledLatency.from_dir(d, model="tiny-llama", precision="bf16")
     assert lat.time_column == "time_s_min" and "fastest repeat" in lat.description
@@ -212,3 +213,16 @@ def test_cli_profile_bad_input_exit_2(tmp_path):
     r = CliRunner().invoke(app, ["profile", "--model", "tiny-llama", "--device", "cpu",
                                  "--quick", "--batch-sizes", "x", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "--batch-sizes" in r.output
+
+
+def test_pooled_probes_take_the_best_as_ceiling():
+    from sunsim.profiling.harness import _pool_probes
+    slow = {"copy_bandwidth_bytes_per_s": 5e9, "copy_bandwidth_median_bytes_per_s": 4e9,
+            "copy_bytes": 1024, "matmul_flops_per_s": 2e11, "matmul_median_flops_per_s": 1e11,
+            "matmul_n": 64}
+    fast = {**slow, "copy_bandwidth_bytes_per_s": 9e9, "copy_bandwidth_median_bytes_per_s": 8e9,
+            "matmul_flops_per_s": 6e11, "matmul_median_flops_per_s": 5e11}
+    p = _pool_probes([slow, fast, slow])
+    assert p["copy_bandwidth_bytes_per_s"] == 9e9 and p["matmul_flops_per_s"] == 6e11
+    assert p["copy_bandwidth_median_bytes_per_s"] == 4e9  # median of the three medians
+    assert p["matmul_median_flops_per_s"] == 1e11 and p["probes"] == 3

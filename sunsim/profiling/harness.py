@@ -199,6 +199,22 @@ def _stats(samples: Sequence[float]) -> tuple[float, float, float]:
     return summarize(samples)
 
 
+def _pool_probes(probes: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """The roofline ceilings over several probes: the best of all (a ceiling), the median of
+    their medians, and how many probes there were (one at the start, one per later pass)."""
+    return {
+        "copy_bandwidth_bytes_per_s": max(p["copy_bandwidth_bytes_per_s"] for p in probes),
+        "copy_bandwidth_median_bytes_per_s": statistics.median(
+            p["copy_bandwidth_median_bytes_per_s"] for p in probes),
+        "copy_bytes": probes[0]["copy_bytes"],
+        "matmul_flops_per_s": max(p["matmul_flops_per_s"] for p in probes),
+        "matmul_median_flops_per_s": statistics.median(
+            p["matmul_median_flops_per_s"] for p in probes),
+        "matmul_n": probes[0]["matmul_n"],
+        "probes": len(probes),
+    }
+
+
 def profile_model(model: str | ModelSpec, device: str = "cpu", precision: str = "bf16", *,
                   quick: bool = False, grid: ProfileGrid | None = None,
                   timing: TimingOptions | None = None, layers: int | None = None,
@@ -227,8 +243,10 @@ def profile_model(model: str | ModelSpec, device: str = "cpu", precision: str = 
         ``device_memory_bytes``, ``torch_version``, ``cuda_version``, ``driver_version``,
         ``threads``, ``dtype``, ``weight_quantisation`` (scheme, kernel, what it applies to),
         ``layers_run``, ``layers_total``, ``scaling``, ``grid`` (incl. skipped points),
-        ``timing``, ``copy_bandwidth_bytes_per_s``, ``matmul_flops_per_s`` (best of the probe
-        repeats: the ceilings; ``*_median_*`` too),
+        ``fit_statistic`` (``median`` or ``min``, see :class:`TimingOptions`),
+        ``timing``, ``copy_bandwidth_bytes_per_s``, ``matmul_flops_per_s`` (the ceilings: the
+        best repeat of all probes, one before the grid and, unless quick, one before every
+        later pass; ``*_median_*``: the median of the probes' medians; ``probes``: how many),
         ``date``, ``sunsim_version``, ``command``, ``wall_s``.
 
     Raises:
@@ -277,13 +295,20 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
     progress = progress or (lambda done, total, label: None)
     n_points = len(grid.decode_points()) + (len(grid.prefill_points()) if do_prefill else 0)
     progress(0, 1 + timing.passes * n_points, "roofline probe (copy bandwidth, matmul rate)")
-    with torch.inference_mode():
-        if quick:  # smaller probes: the quick grid is for tests
-            probe = {**measure_copy_bandwidth(device, 64 * 1024**2 if kind == "cpu"
-                                              else 256 * 1024**2, repeats=5),
-                     **measure_matmul_rate(device, 1024 if kind == "cpu" else 4096, repeats=5)}
-        else:
-            probe = {**measure_copy_bandwidth(device), **measure_matmul_rate(device)}
+    probes: list[dict[str, float]] = []
+
+    def run_probe(repeats: int | None = None) -> None:
+        with torch.inference_mode():
+            if quick:  # smaller probes: the quick grid is for tests
+                probes.append({**measure_copy_bandwidth(
+                    device, 64 * 1024**2 if kind == "cpu" else 256 * 1024**2, repeats=5),
+                    **measure_matmul_rate(device, 1024 if kind == "cpu" else 4096, repeats=5)})
+            else:
+                kw = {} if repeats is None else {"repeats": repeats}
+                probes.append({**measure_copy_bandwidth(device, **kw),
+                               **measure_matmul_rate(device, **kw)})
+
+    run_probe()
     done = 1
     progress(done, 1 + timing.passes * n_points, "building modules")
 
@@ -358,6 +383,9 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
     with torch.inference_mode():
         for p in range(timing.passes):
             tag = f"pass {p + 1}/{timing.passes} " if timing.passes > 1 else ""
+            if p and not quick:
+                # the ceilings, too, are the best seen over the whole run (slow phases)
+                run_probe(repeats=4)
             for c in grid.decode_context_tokens:
                 bs = [k[1] for k in decode_keys if k[2] == c]
                 done += len(grid.decode_batch_sizes) - len(bs)  # skipped points
@@ -463,7 +491,7 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
                                       if kind == "cpu" else None),
                    "statistic": "median, p10, p90 and min over repeats (seconds)",
                    "inputs": "random token ids and random KV caches"},
-        **probe,
+        **_pool_probes(probes),
         "module_weight_bytes_run": mod.weight_nbytes,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "sunsim_version": __version__,
