@@ -35,7 +35,7 @@ INIT_STD = 0.02
 KV_FILL_CHUNK = 1_000_003  # elements (prime, so the tiling does not align with head_dim)
 
 
-def _tile_fill(t: Any, chunk: Any) -> None:
+def tile_fill(t: Any, chunk: Any) -> None:
     """Fill contiguous ``t`` by repeating ``chunk`` (1-D, same dtype/device)."""
     flat = t.view(-1)
     n, m = flat.numel(), chunk.numel()
@@ -122,7 +122,8 @@ class DecoderModule:
         self.max_positions = max_positions
 
     # -- pieces --------------------------------------------------------------------------------
-    def _norm(self, x: Any, w: Any) -> Any:
+    def norm(self, x: Any, w: Any) -> Any:
+        """RMSNorm of ``x[..., H]`` with weight ``w[H]`` (eps as Llama-3.1's config)."""
         import torch.nn.functional as F
         return F.rms_norm(x, (x.shape[-1],), w, RMS_EPS)
 
@@ -132,7 +133,9 @@ class DecoderModule:
         half = x.shape[-1] // 2
         return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
-    def _rope(self, x: Any, cos: Any, sin: Any) -> Any:
+    def rope(self, x: Any, cos: Any, sin: Any) -> Any:
+        """Rotary embedding of ``x[B, heads, S, head_dim]`` with tables ``cos``/``sin``
+        ``[S, head_dim]`` (rotate-half layout, as HF Llama)."""
         return x * cos + self._rotate_half(x) * sin
 
     def _attention(self, q: Any, k: Any, v: Any, causal: bool) -> Any:
@@ -150,14 +153,14 @@ class DecoderModule:
         import torch.nn.functional as F
         b, s, h = x.shape
         nh, nkv, hd = self.nh, self.nkv, self.hd
-        y = self._norm(x, layer["attn_norm"]).reshape(b * s, h)
+        y = self.norm(x, layer["attn_norm"]).reshape(b * s, h)
         qkv = layer["qkv"](y).view(b, s, nh + 2 * nkv, hd)
         q, k, v = qkv.split([nh, nkv, nkv], dim=2)
         if "q_norm" in layer:
-            q = self._norm(q, layer["q_norm"])
-            k = self._norm(k, layer["k_norm"])
-        q = self._rope(q.transpose(1, 2), cos, sin)  # [B, nh, S, hd]
-        k = self._rope(k.transpose(1, 2), cos, sin)  # [B, nkv, S, hd]
+            q = self.norm(q, layer["q_norm"])
+            k = self.norm(k, layer["k_norm"])
+        q = self.rope(q.transpose(1, 2), cos, sin)  # [B, nh, S, hd]
+        k = self.rope(k.transpose(1, 2), cos, sin)  # [B, nkv, S, hd]
         v = v.transpose(1, 2)
         k_cache, v_cache = kv
         if pos is None:
@@ -171,21 +174,21 @@ class DecoderModule:
                                    causal=False)
         o = attn.transpose(1, 2).reshape(b * s, nh * hd)
         x = x + layer["o"](o).view(b, s, h)
-        y = self._norm(x, layer["mlp_norm"]).reshape(b * s, h)
+        y = self.norm(x, layer["mlp_norm"]).reshape(b * s, h)
         gate, up = layer["gate_up"](y).chunk(2, dim=-1)
         return x + layer["down"](F.silu(gate) * up).view(b, s, h)
 
-    def _head(self, last: Any) -> Any:
+    def head(self, last: Any) -> Any:
         """Final RMSNorm and LM head on the last hidden state of each request ``[B, H]``."""
         import torch.nn.functional as F
-        return F.linear(self._norm(last, self.final_norm), self.lm_head)
+        return F.linear(self.norm(last, self.final_norm), self.lm_head)
 
     # -- the two modules ---------------------------------------------------------------------
     def prefill(self, ids: Any, kv: Sequence[tuple[Any, Any]]) -> Any:
         """Prefill ``ids[B, L]`` from position 0, writing every layer's KV into ``kv``;
         returns the first output token's logits ``[B, vocab]``."""
         import torch.nn.functional as F
-        return self._head(self.prefill_layers(F.embedding(ids, self.embed), kv)[:, -1])
+        return self.head(self.prefill_layers(F.embedding(ids, self.embed), kv)[:, -1])
 
     def prefill_layers(self, x: Any, kv: Sequence[tuple[Any, Any]]) -> Any:
         """The layers of :meth:`prefill` alone, on embedded tokens ``x[B, L, H]``; returns the
@@ -204,13 +207,13 @@ class DecoderModule:
         and LM head of the last ones (timed to scale k-layer runs)."""
         import torch.nn.functional as F
         x = F.embedding(ids, self.embed)
-        return self._head(x[:, -1])
+        return self.head(x[:, -1])
 
     def decode_step(self, ids: Any, kv: Sequence[tuple[Any, Any]], pos: int) -> Any:
         """One decode iteration for ``ids[B]``, each request with ``pos`` cached tokens."""
         import torch.nn.functional as F
         x = F.embedding(ids, self.embed).unsqueeze(1)  # [B, 1, H]
-        return self._head(self.decode_layers(x, kv, pos)[:, 0])
+        return self.head(self.decode_layers(x, kv, pos)[:, 0])
 
     def decode_layers(self, x: Any, kv: Sequence[tuple[Any, Any]], pos: int) -> Any:
         """The layers of :meth:`decode_step` alone, on embedded tokens ``x[B, 1, H]`` at
@@ -226,7 +229,7 @@ class DecoderModule:
     def decode_base(self, ids: Any) -> Any:
         """What :meth:`decode_step` does outside the layers: embedding, final norm, LM head."""
         import torch.nn.functional as F
-        return self._head(F.embedding(ids, self.embed))
+        return self.head(F.embedding(ids, self.embed))
 
     # -- helpers --------------------------------------------------------------------------------
     def new_kv(self, batch_size: int, tokens: int, *, random: bool = True,
@@ -248,7 +251,7 @@ class DecoderModule:
                 t = torch.empty(batch_size, self.nkv, tokens, self.hd, dtype=self.dtype,
                                 device=self.device)
                 if chunk is not None:
-                    _tile_fill(t, chunk)
+                    tile_fill(t, chunk)
                 pair.append(t)
             out.append((pair[0], pair[1]))
         return out

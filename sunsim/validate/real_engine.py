@@ -157,8 +157,9 @@ def staging_offsets(cfg: EngineConfig) -> tuple[list[int], int]:
 
 # -- the two kernels: used by the replay and by the profile ------------------------------------
 
-def _rope(mod: Any, x: Any, cos: Any, sin: Any) -> Any:
-    return mod._rope(x, cos, sin)
+def rope(mod: Any, x: Any, cos: Any, sin: Any) -> Any:
+    """:meth:`DecoderModule.rope` of ``mod`` (the same rotary embedding as the profile)."""
+    return mod.rope(x, cos, sin)
 
 
 def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
@@ -197,14 +198,14 @@ def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
     sin = mod.sin[pos_t].unsqueeze(1)
     h = x.shape[-1]
     for li, layer in enumerate(mod.layers):
-        y = mod._norm(x, layer["attn_norm"])
+        y = mod.norm(x, layer["attn_norm"])
         qkv = layer["qkv"](y).view(b, nh + 2 * nkv, hd)
         q, k, v = qkv.split([nh, nkv, nkv], dim=1)
         if "q_norm" in layer:
-            q = mod._norm(q, layer["q_norm"])
-            k = mod._norm(k, layer["k_norm"])
-        q = _rope(mod, q, cos, sin)  # [B, nh, hd]
-        k = _rope(mod, k, cos, sin)  # [B, nkv, hd]
+            q = mod.norm(q, layer["q_norm"])
+            k = mod.norm(k, layer["k_norm"])
+        q = rope(mod, q, cos, sin)  # [B, nh, hd]
+        k = rope(mod, k, cos, sin)  # [B, nkv, hd]
         kp, vp = pool[li, 0], pool[li, 1]  # [nkv, blocks, bt, hd]
         kp[:, blk_t, off_t] = k.transpose(0, 1)
         vp[:, blk_t, off_t] = v.transpose(0, 1)
@@ -227,10 +228,10 @@ def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
             s += nb
         attn = torch.cat(outs, 0)
         x = x + layer["o"](attn)
-        y = mod._norm(x, layer["mlp_norm"])
+        y = mod.norm(x, layer["mlp_norm"])
         gate, up = layer["gate_up"](y).chunk(2, dim=-1)
         x = x + layer["down"](F.silu(gate) * up).view(b, h)
-    return mod._head(x).argmax(-1).tolist()
+    return mod.head(x).argmax(-1).tolist()
 
 
 def prefill_packed(mod: Any, prompts: Sequence[Sequence[int]],
@@ -274,14 +275,14 @@ def prefill_packed(mod: Any, prompts: Sequence[Sequence[int]],
     for n in lens:
         starts.append(starts[-1] + n)
     for li, layer in enumerate(mod.layers):
-        y = mod._norm(x, layer["attn_norm"])
+        y = mod.norm(x, layer["attn_norm"])
         qkv = layer["qkv"](y).view(t, nh + 2 * nkv, hd)
         q, k, v = qkv.split([nh, nkv, nkv], dim=1)
         if "q_norm" in layer:
-            q = mod._norm(q, layer["q_norm"])
-            k = mod._norm(k, layer["k_norm"])
-        q = _rope(mod, q, cos, sin).transpose(0, 1)  # [nh, T, hd]
-        kv[li, 0].copy_(_rope(mod, k, cos, sin).transpose(0, 1))
+            q = mod.norm(q, layer["q_norm"])
+            k = mod.norm(k, layer["k_norm"])
+        q = rope(mod, q, cos, sin).transpose(0, 1)  # [nh, T, hd]
+        kv[li, 0].copy_(rope(mod, k, cos, sin).transpose(0, 1))
         kv[li, 1].copy_(v.transpose(0, 1))
         outs = []
         for i, n in enumerate(lens):
@@ -301,11 +302,11 @@ def prefill_packed(mod: Any, prompts: Sequence[Sequence[int]],
             outs.append(x.new_zeros(extra, nh * hd))
         attn = torch.cat(outs, 0) if len(outs) > 1 else outs[0]
         x = x + layer["o"](attn)
-        y = mod._norm(x, layer["mlp_norm"])
+        y = mod.norm(x, layer["mlp_norm"])
         gate, up = layer["gate_up"](y).chunk(2, dim=-1)
         x = x + layer["down"](F.silu(gate) * up).view(t, h)
     last = torch.tensor([e - 1 for e in starts[1:]], dtype=torch.int64, device=dev)
-    first = mod._head(x.index_select(0, last)).argmax(-1).tolist()
+    first = mod.head(x.index_select(0, last)).argmax(-1).tolist()
     return first, kv
 
 
@@ -315,7 +316,7 @@ def new_pool(mod: Any, num_blocks: int, block_tokens: int = BLOCK_TOKENS,
     filled with random values (a random block tiled, as the profiling harness does)."""
     import torch
 
-    from sunsim.profiling.modules import KV_FILL_CHUNK, _tile_fill
+    from sunsim.profiling.modules import KV_FILL_CHUNK, tile_fill
 
     pool = torch.empty(len(mod.layers), 2, mod.nkv, num_blocks, block_tokens, mod.hd,
                        dtype=mod.dtype, device=mod.device)
@@ -323,7 +324,7 @@ def new_pool(mod: Any, num_blocks: int, block_tokens: int = BLOCK_TOKENS,
         gen = torch.Generator(device=mod.device).manual_seed(7)
         chunk = torch.empty(min(KV_FILL_CHUNK, pool.numel()), dtype=mod.dtype,
                             device=mod.device).normal_(0.0, 1.0, generator=gen)
-        _tile_fill(pool, chunk)
+        tile_fill(pool, chunk)
     return pool
 
 
@@ -401,7 +402,7 @@ def warm_shapes(mod: Any, rows: Sequence[int], head_rows: Sequence[int]) -> None
         layer["gate_up"](torch.zeros(m, h, dtype=mod.dtype, device=mod.device))
         layer["down"](torch.zeros(m, inter, dtype=mod.dtype, device=mod.device))
     for m in head_rows:
-        mod._head(torch.zeros(m, h, dtype=mod.dtype, device=mod.device))
+        mod.head(torch.zeros(m, h, dtype=mod.dtype, device=mod.device))
 
 
 def _setup_torch(cfg: EngineConfig, role: str) -> Any:
