@@ -1,7 +1,8 @@
 """The profiling harness: time the prefill and decode modules over a grid, write a profile.
 
 ``profile_model`` builds :class:`~sunsim.profiling.modules.DecoderModule` from a model spec,
-measures the device's copy bandwidth and BF16 matmul rate once, and times
+measures the device's copy bandwidth and BF16 matmul rate (before the grid and before every
+later pass, keeping the best), and times
 
 * decode: one iteration for every (batch size B, context tokens per request c) of the grid,
   attending over a real random KV cache of c tokens for each request, plus the LM head;
