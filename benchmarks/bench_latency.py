@@ -26,6 +26,7 @@ def _per_call_us(fn, args: list[tuple], number: int = 3) -> float:
     def run() -> None:
         for a in args:
             fn(*a)
+
     best = min(timeit.repeat(run, number=1, repeat=number))
     return best / len(args) * 1e6
 
@@ -45,15 +46,17 @@ def main() -> None:
     for _ in range(200_000):
         b = rng.randint(1, 256)
         dec_args.append((b, b * rng.randint(16, 8192)))
-    pre_args = [([rng.randint(16, 4096) for _ in range(rng.randint(1, 8))],)
-                for _ in range(50_000)]
+    pre_args = [([rng.randint(16, 4096) for _ in range(rng.randint(1, 8))],) for _ in range(50_000)]
     print(f"profile: {prof.description}")
     print(f"decode fit: t = {prof.decode_fit} s")
     print(f"{'model':>10} {'decode_step_time':>18} {'prefill_time':>14}  (microseconds per call)")
     for name, lat in (("roofline", roof), ("profiled", prof)):
         dec = _per_call_us(lat.decode_step_time, dec_args)
-        pre = (_per_call_us(lat.prefill_time, pre_args) if getattr(lat, "has_prefill", True)
-               else float("nan"))
+        pre = (
+            _per_call_us(lat.prefill_time, pre_args)
+            if getattr(lat, "has_prefill", True)
+            else float("nan")
+        )
         print(f"{name:>10} {dec:18.2f} {pre:14.2f}")
 
 

@@ -35,19 +35,36 @@ def main() -> None:
     trace = traces / a.trace
     if not trace.is_file():
         sys.exit(f"trace {trace} not found (set SUNSIM_TRACES)")
-    s = Scenario(trace=str(trace), zipf=1.2, rate_scale=a.rate_scale, gpu="h100",
-                 served_models=("math", "code", "tool"), slo_ttft_s=a.slo_ttft,
-                 slo_tpot_s=a.slo_tpot, latency=a.latency)
+    s = Scenario(
+        trace=str(trace),
+        zipf=1.2,
+        rate_scale=a.rate_scale,
+        gpu="h100",
+        served_models=("math", "code", "tool"),
+        slo_ttft_s=a.slo_ttft,
+        slo_tpot_s=a.slo_tpot,
+        latency=a.latency,
+    )
     t0 = time.perf_counter()
     r = plan(s, PlanOptions(jobs=a.jobs))
     wall = time.perf_counter() - t0
-    cols = ["mode", "decode_workers", "prefill_workers", "num_gpus", "slo_attainment",
-            "throughput_per_gpu", "tpot_s_p90", "saving_pct_vs_partitioned"]
+    cols = [
+        "mode",
+        "decode_workers",
+        "prefill_workers",
+        "num_gpus",
+        "slo_attainment",
+        "throughput_per_gpu",
+        "tpot_s_p90",
+        "saving_pct_vs_partitioned",
+    ]
     print(r.table()[cols].to_string(index=False))
-    print(f"{len(r.points[0].modes)} modes, {r.num_simulations} simulations "
-          f"({r.sim_wall_s:.1f} s of simulation in {r.jobs} processes), "
-          f"{r.points[0].workload_info.get('num_requests')} requests, rate scale {a.rate_scale}: "
-          f"plan wall time {wall:.1f} s (cpu count {os.cpu_count()})")
+    print(
+        f"{len(r.points[0].modes)} modes, {r.num_simulations} simulations "
+        f"({r.sim_wall_s:.1f} s of simulation in {r.jobs} processes), "
+        f"{r.points[0].workload_info.get('num_requests')} requests, rate scale {a.rate_scale}: "
+        f"plan wall time {wall:.1f} s (cpu count {os.cpu_count()})"
+    )
 
 
 if __name__ == "__main__":

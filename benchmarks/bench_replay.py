@@ -26,43 +26,70 @@ def child(mode: str, n: int, rate: float, decode_workers: int, seed: int) -> dic
     import numpy as np
 
     from sunsim.cluster.simulation import simulate
-    from sunsim.config import MODELS as SPECS, Scenario, get_gpu
+    from sunsim.config import MODELS as SPECS
+    from sunsim.config import Scenario, get_gpu
     from sunsim.latency.roofline import RooflineLatency
     from sunsim.traces import synth_trace
 
     t0 = time.perf_counter()
-    df = synth_trace(num_requests=n, rate=rate, burstiness=2.0, served=MODELS, zipf_alpha=1.0,
-                     rng=np.random.default_rng(seed))
+    df = synth_trace(
+        num_requests=n,
+        rate=rate,
+        burstiness=2.0,
+        served=MODELS,
+        zipf_alpha=1.0,
+        rng=np.random.default_rng(seed),
+    )
     t_gen = time.perf_counter() - t0
     out_tokens = df.groupby("model", observed=False)["output_tokens"].sum()
     weights = [float(out_tokens[m]) for m in MODELS]
     # prefill workers per model in proportion to its requests (at least 1)
     from sunsim.config import split_workers
-    s = Scenario(served_models=MODELS, decode_workers=(decode_workers,),
-                 prefill_workers=split_workers(16, weights))
+
+    s = Scenario(
+        served_models=MODELS,
+        decode_workers=(decode_workers,),
+        prefill_workers=split_workers(16, weights),
+    )
     cl = s.cluster(mode, weights)
     gpu, spec = get_gpu("h100"), SPECS["llama-3.1-8b"]
     cpu0 = time.process_time()
-    res = simulate(df, cl, RooflineLatency(gpu, spec, "bf16"), RooflineLatency(gpu, spec, "bf16"),
-                   seed=seed)
+    res = simulate(
+        df, cl, RooflineLatency(gpu, spec, "bf16"), RooflineLatency(gpu, spec, "bf16"), seed=seed
+    )
     cpu_s = time.process_time() - cpu0
     rec = res.records
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "mode": mode, "requests": n, "trace_gen_s": round(t_gen, 2), "wall_s": round(res.wall_s, 2),
-        "requests_per_wall_s": round(n / res.wall_s), "cpu_s": round(cpu_s, 2),
-        "requests_per_cpu_s": round(n / cpu_s), "events": res.num_events,
+        "mode": mode,
+        "requests": n,
+        "trace_gen_s": round(t_gen, 2),
+        "wall_s": round(res.wall_s, 2),
+        "requests_per_wall_s": round(n / res.wall_s),
+        "cpu_s": round(cpu_s, 2),
+        "requests_per_cpu_s": round(n / cpu_s),
+        "events": res.num_events,
         "events_per_wall_s": round(res.num_events / res.wall_s),
-        "peak_rss_mb": round(rss_mb), "sim_span_s": round(res.sim_end_s),
-        "mean_batch": round(float((res.decode_workers.mean_batch * res.decode_workers.busy_s).sum()
-                                  / res.decode_workers.busy_s.sum()), 1),
-        "decode_pools": list(cl.decode_workers), "prefill_workers": list(cl.prefill_workers),
-        "finished": int((rec.status == "finished").sum()), "preemptions": int(rec.num_preemptions.sum()),
+        "peak_rss_mb": round(rss_mb),
+        "sim_span_s": round(res.sim_end_s),
+        "mean_batch": round(
+            float(
+                (res.decode_workers.mean_batch * res.decode_workers.busy_s).sum()
+                / res.decode_workers.busy_s.sum()
+            ),
+            1,
+        ),
+        "decode_pools": list(cl.decode_workers),
+        "prefill_workers": list(cl.prefill_workers),
+        "finished": int((rec.status == "finished").sum()),
+        "preemptions": int(rec.num_preemptions.sum()),
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--rate", type=float, default=400.0, help="requests per simulated second")
     ap.add_argument("--decode-workers", type=int, default=24)
@@ -75,18 +102,38 @@ def main() -> None:
         return
     rows = []
     for mode in a.modes.split(","):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, "--requests", str(a.requests),
-                              "--rate", str(a.rate), "--decode-workers", str(a.decode_workers),
-                              "--seed", str(a.seed)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--requests",
+                str(a.requests),
+                "--rate",
+                str(a.rate),
+                "--decode-workers",
+                str(a.decode_workers),
+                "--seed",
+                str(a.seed),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     print()
-    print(f"{'mode':<12}{'requests':>10}{'wall s':>9}{'req/wall-s':>12}{'req/CPU-s':>11}"
-          f"{'events/s':>10}{'peak RSS MB':>13}{'mean batch':>12}")
+    print(
+        f"{'mode':<12}{'requests':>10}{'wall s':>9}{'req/wall-s':>12}{'req/CPU-s':>11}"
+        f"{'events/s':>10}{'peak RSS MB':>13}{'mean batch':>12}"
+    )
     for r in rows:
-        print(f"{r['mode']:<12}{r['requests']:>10}{r['wall_s']:>9}{r['requests_per_wall_s']:>12}"
-              f"{r['requests_per_cpu_s']:>11}{r['events_per_wall_s']:>10}{r['peak_rss_mb']:>13}"
-              f"{r['mean_batch']:>12}")
+        print(
+            f"{r['mode']:<12}{r['requests']:>10}{r['wall_s']:>9}{r['requests_per_wall_s']:>12}"
+            f"{r['requests_per_cpu_s']:>11}{r['events_per_wall_s']:>10}{r['peak_rss_mb']:>13}"
+            f"{r['mean_batch']:>12}"
+        )
     print("(wall: elapsed time of simulate(); CPU: its process time, less sensitive to other load)")
 
 

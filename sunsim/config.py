@@ -16,8 +16,9 @@ Sources of the constants:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from sunsim.errors import ConfigError
 
@@ -167,8 +168,12 @@ def weight_bytes(model: ModelSpec, precision: str = "bf16") -> int:
     embedding and LM head in BF16). Llama-3.1-8B BF16: 16.06e9 bytes."""
     p = get_precision(precision)
     linear = model.num_layers * model.layer_linear_params * p.linear_bytes_per_weight
-    other = (model.num_layers * model.layer_norm_params + model.embedding_params
-             + model.lm_head_params + model.hidden_size) * 2
+    other = (
+        model.num_layers * model.layer_norm_params
+        + model.embedding_params
+        + model.lm_head_params
+        + model.hidden_size
+    ) * 2
     return int(linear + other)
 
 
@@ -192,11 +197,18 @@ class GpuSpec:
 GPUS: dict[str, GpuSpec] = {
     "h100": GpuSpec("H100-SXM-80GB", 80 * 10**9, 3.35 * TB, 989e12, 3.0 * TB, 798e12, True),
     "h200": GpuSpec("H200-SXM-141GB", 141 * 10**9, 4.8 * TB, 989e12, 4.3 * TB, 788e12, True),
-    "a100": GpuSpec("A100-SXM-80GB", 80 * 10**9, 2.04 * TB, 312e12, 2.04 * TB * 0.90,
-                    312e12 * 0.81, False),
+    "a100": GpuSpec(
+        "A100-SXM-80GB", 80 * 10**9, 2.04 * TB, 312e12, 2.04 * TB * 0.90, 312e12 * 0.81, False
+    ),
 }
-GPU_ALIASES = {"h100-sxm": "h100", "h100-sxm-80gb": "h100", "h200-sxm": "h200",
-               "h200-sxm-141gb": "h200", "a100-80gb": "a100", "a100-sxm-80gb": "a100"}
+GPU_ALIASES = {
+    "h100-sxm": "h100",
+    "h100-sxm-80gb": "h100",
+    "h200-sxm": "h200",
+    "h200-sxm-141gb": "h200",
+    "a100-80gb": "a100",
+    "a100-sxm-80gb": "a100",
+}
 
 
 @dataclass(frozen=True)
@@ -224,8 +236,10 @@ class SloSpec:
 
     def __post_init__(self) -> None:
         if not (self.ttft_s > 0 and self.tpot_s > 0):
-            raise ConfigError(f"SLO bounds must be positive seconds (ttft_s={self.ttft_s}, "
-                              f"tpot_s={self.tpot_s}); pass e.g. --slo-ttft 2 --slo-tpot 0.1")
+            raise ConfigError(
+                f"SLO bounds must be positive seconds (ttft_s={self.ttft_s}, "
+                f"tpot_s={self.tpot_s}); pass e.g. --slo-ttft 2 --slo-tpot 0.1"
+            )
         if not (0 < self.attainment <= 1):
             raise ConfigError(f"SLO attainment target must be in (0, 1], got {self.attainment}")
 
@@ -296,19 +310,25 @@ class ClusterSpec:
         if len(set(self.served_models)) != n:
             raise ConfigError(f"served model names repeat: {', '.join(self.served_models)}")
         if len(self.prefill_workers) != n:
-            raise ConfigError(f"{len(self.prefill_workers)} prefill worker counts for {n} models; "
-                              "give one number or one per model")
+            raise ConfigError(
+                f"{len(self.prefill_workers)} prefill worker counts for {n} models; "
+                "give one number or one per model"
+            )
         want = n if self.mode == "partitioned" else 1
         if len(self.decode_workers) != want:
-            raise ConfigError(f"mode {self.mode} needs {want} decode worker count(s), "
-                              f"got {len(self.decode_workers)}")
+            raise ConfigError(
+                f"mode {self.mode} needs {want} decode worker count(s), "
+                f"got {len(self.decode_workers)}"
+            )
         if any(w < 1 for w in self.prefill_workers):
             raise ConfigError("every model needs at least 1 prefill worker")
         if any(w < 1 for w in self.decode_workers):
             raise ConfigError("every decode pool needs at least 1 worker")
         for r, what in ((self.prefill_router, "prefill"), (self.decode_router, "decode")):
             if r not in ROUTERS:
-                raise ConfigError(f"unknown {what} router '{r}'; choose one of {', '.join(ROUTERS)}")
+                raise ConfigError(
+                    f"unknown {what} router '{r}'; choose one of {', '.join(ROUTERS)}"
+                )
         if self.max_num_seqs < 1 or self.max_batch_tokens < 1 or self.kv_block_tokens < 1:
             raise ConfigError("max_num_seqs, max_batch_tokens and kv_block_tokens must be >= 1")
         if not (0 < self.gpu_memory_utilization <= 1):
@@ -337,8 +357,10 @@ def split_workers(total: int, weights: Sequence[float]) -> tuple[int, ...]:
     """
     n = len(weights)
     if total < n:
-        raise ConfigError(f"{total} decode workers cannot give each of {n} models its own "
-                          f"pool in partitioned mode; use at least {n}")
+        raise ConfigError(
+            f"{total} decode workers cannot give each of {n} models its own "
+            f"pool in partitioned mode; use at least {n}"
+        )
     w = [max(float(x), 0.0) for x in weights]
     s = sum(w)
     if s <= 0:
@@ -360,6 +382,7 @@ def replace(obj: Any, **changes: Any) -> Any:
 
 def as_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as a plain dict (tuples become lists), for TOML/JSON."""
+
     def conv(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
             return {k: conv(x) for k, x in dataclasses.asdict(v).items()}
@@ -368,10 +391,12 @@ def as_dict(obj: Any) -> dict[str, Any]:
         if isinstance(v, Mapping):
             return {k: conv(x) for k, x in v.items()}
         return v
+
     return conv(obj)
 
 
 # --- the replay scenario -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -391,18 +416,18 @@ class Scenario:
     one, else the roofline), ``profile`` (``profile`` path required) or ``roofline``.
     """
 
-    trace: Optional[str] = None
+    trace: str | None = None
     trace_format: str = "auto"
     keep_failed: bool = False
-    window_s: Optional[tuple[float, float]] = None
+    window_s: tuple[float, float] | None = None
     rate_scale: float = 1.0
-    max_requests: Optional[int] = None
+    max_requests: int | None = None
     modes: tuple[str, ...] = MODES
     base_model: str = "llama-3.1-8b"
     served_models: tuple[str, ...] = ("math", "code", "tool")
-    zipf: Optional[float] = None
-    shares: Optional[tuple[float, ...]] = None
-    model_map: Optional[tuple[tuple[str, str], ...]] = None
+    zipf: float | None = None
+    shares: tuple[float, ...] | None = None
+    model_map: tuple[tuple[str, str], ...] | None = None
     gpu: str = "h100"
     prefill_workers: tuple[int, ...] = (1,)
     decode_workers: tuple[int, ...] = (3,)
@@ -420,7 +445,7 @@ class Scenario:
     slo_tpot_s: float = 0.1
     slo_attainment: float = 0.9
     latency: str = "auto"
-    profile: Optional[str] = None
+    profile: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -443,26 +468,37 @@ class Scenario:
             raise ConfigError(f"zipf alpha must be >= 0, got {self.zipf}")
         n = len(self.served_models)
         if len(self.prefill_workers) not in (1, n):
-            raise ConfigError(f"give one prefill worker count or {n} (one per served model), "
-                              f"got {len(self.prefill_workers)}")
+            raise ConfigError(
+                f"give one prefill worker count or {n} (one per served model), "
+                f"got {len(self.prefill_workers)}"
+            )
         if len(self.decode_workers) not in (1, n):
-            raise ConfigError(f"give one decode worker count (the total) or {n} (one per served "
-                              f"model), got {len(self.decode_workers)}")
+            raise ConfigError(
+                f"give one decode worker count (the total) or {n} (one per served "
+                f"model), got {len(self.decode_workers)}"
+            )
         if self.shares is not None and len(self.shares) != n:
             raise ConfigError(f"{len(self.shares)} shares for {n} served models")
         if any(w < 1 for w in self.prefill_workers):
-            raise ConfigError(f"prefill worker counts must be >= 1, got "
-                              f"{','.join(map(str, self.prefill_workers))}")
+            raise ConfigError(
+                f"prefill worker counts must be >= 1, got "
+                f"{','.join(map(str, self.prefill_workers))}"
+            )
         if any(w < 1 for w in self.decode_workers):
-            raise ConfigError(f"decode worker counts must be >= 1, got "
-                              f"{','.join(map(str, self.decode_workers))}")
-        if "partitioned" in self.modes and len(self.decode_workers) == 1 \
-                and self.decode_workers[0] < n:
+            raise ConfigError(
+                f"decode worker counts must be >= 1, got {','.join(map(str, self.decode_workers))}"
+            )
+        if (
+            "partitioned" in self.modes
+            and len(self.decode_workers) == 1
+            and self.decode_workers[0] < n
+        ):
             split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer workers than pools
         for r, what in ((self.prefill_router, "prefill"), (self.decode_router, "decode")):
             if r not in ROUTERS:
-                raise ConfigError(f"unknown {what} router '{r}'; choose one of "
-                                  f"{', '.join(ROUTERS)}")
+                raise ConfigError(
+                    f"unknown {what} router '{r}'; choose one of {', '.join(ROUTERS)}"
+                )
         SloSpec(self.slo_ttft_s, self.slo_tpot_s, self.slo_attainment)
 
     @property
@@ -476,8 +512,9 @@ class Scenario:
     def decode_precision(self, mode: str) -> str:
         return self.qsun_precision if mode == "qsun" else "bf16"
 
-    def cluster(self, mode: str, output_tokens_per_model: Sequence[float] | None = None
-                ) -> ClusterSpec:
+    def cluster(
+        self, mode: str, output_tokens_per_model: Sequence[float] | None = None
+    ) -> ClusterSpec:
         """The :class:`ClusterSpec` of ``mode``. ``output_tokens_per_model`` (served order)
         weights partitioned's split of a single decode-worker total."""
         n = len(self.served_models)
@@ -489,35 +526,68 @@ class Scenario:
         else:
             dw = (sum(dw),)
         return ClusterSpec(
-            mode=mode, served_models=self.served_models, prefill_workers=tuple(pw),
-            decode_workers=tuple(dw), decode_precision=self.decode_precision(mode), gpu=self.gpu,
-            max_num_seqs=self.max_num_seqs, max_batch_tokens=self.max_batch_tokens,
+            mode=mode,
+            served_models=self.served_models,
+            prefill_workers=tuple(pw),
+            decode_workers=tuple(dw),
+            decode_precision=self.decode_precision(mode),
+            gpu=self.gpu,
+            max_num_seqs=self.max_num_seqs,
+            max_batch_tokens=self.max_batch_tokens,
             kv_block_tokens=self.kv_block_tokens,
             gpu_memory_utilization=self.gpu_memory_utilization,
-            reserve_bytes=int(self.reserve_gib * GiB), prefill_router=self.prefill_router,
-            decode_router=self.decode_router, link=self.link)
+            reserve_bytes=int(self.reserve_gib * GiB),
+            prefill_router=self.prefill_router,
+            decode_router=self.decode_router,
+            link=self.link,
+        )
 
 
 # TOML layout: section -> keys of Scenario (same names, no prefixes).
 SCENARIO_TOML = {
-    "trace": {"path": "trace", "format": "trace_format", "keep_failed": "keep_failed",
-              "window_s": "window_s", "rate_scale": "rate_scale", "max_requests": "max_requests"},
-    "models": {"base": "base_model", "served": "served_models", "zipf": "zipf",
-               "shares": "shares", "map": "model_map"},
-    "cluster": {"modes": "modes", "gpu": "gpu", "prefill_workers": "prefill_workers",
-                "decode_workers": "decode_workers", "qsun_precision": "qsun_precision",
-                "max_num_seqs": "max_num_seqs", "max_batch_tokens": "max_batch_tokens",
-                "kv_block_tokens": "kv_block_tokens",
-                "gpu_memory_utilization": "gpu_memory_utilization",
-                "reserve_gib": "reserve_gib", "prefill_router": "prefill_router",
-                "decode_router": "decode_router", "link_gbps": "link_gbps",
-                "link_latency_us": "link_latency_us"},
+    "trace": {
+        "path": "trace",
+        "format": "trace_format",
+        "keep_failed": "keep_failed",
+        "window_s": "window_s",
+        "rate_scale": "rate_scale",
+        "max_requests": "max_requests",
+    },
+    "models": {
+        "base": "base_model",
+        "served": "served_models",
+        "zipf": "zipf",
+        "shares": "shares",
+        "map": "model_map",
+    },
+    "cluster": {
+        "modes": "modes",
+        "gpu": "gpu",
+        "prefill_workers": "prefill_workers",
+        "decode_workers": "decode_workers",
+        "qsun_precision": "qsun_precision",
+        "max_num_seqs": "max_num_seqs",
+        "max_batch_tokens": "max_batch_tokens",
+        "kv_block_tokens": "kv_block_tokens",
+        "gpu_memory_utilization": "gpu_memory_utilization",
+        "reserve_gib": "reserve_gib",
+        "prefill_router": "prefill_router",
+        "decode_router": "decode_router",
+        "link_gbps": "link_gbps",
+        "link_latency_us": "link_latency_us",
+    },
     "slo": {"ttft_s": "slo_ttft_s", "tpot_s": "slo_tpot_s", "attainment": "slo_attainment"},
     "latency": {"source": "latency", "profile": "profile"},
     "run": {"seed": "seed"},
 }
-_TUPLE_FIELDS = {"window_s", "modes", "served_models", "shares", "prefill_workers",
-                 "decode_workers"}
+_TUPLE_FIELDS = {
+    "window_s",
+    "modes",
+    "served_models",
+    "shares",
+    "prefill_workers",
+    "decode_workers",
+}
 
 
 def scenario_to_toml_dict(s: Scenario) -> dict[str, dict[str, Any]]:
@@ -538,8 +608,9 @@ def scenario_to_toml_dict(s: Scenario) -> dict[str, dict[str, Any]]:
     return out
 
 
-def scenario_from_toml_dict(d: Mapping[str, Any], source: str = "scenario",
-                            base: Scenario | None = None) -> Scenario:
+def scenario_from_toml_dict(
+    d: Mapping[str, Any], source: str = "scenario", base: Scenario | None = None
+) -> Scenario:
     """Build a :class:`Scenario` from nested TOML tables, on top of ``base``.
 
     Raises :class:`ConfigError` naming the file and key for unknown sections or keys.
@@ -547,13 +618,16 @@ def scenario_from_toml_dict(d: Mapping[str, Any], source: str = "scenario",
     changes: dict[str, Any] = {}
     for section, table in d.items():
         if section not in SCENARIO_TOML or not isinstance(table, Mapping):
-            raise ConfigError(f"{source}: unknown section [{section}]; known: "
-                              f"{', '.join(SCENARIO_TOML)}")
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; known: {', '.join(SCENARIO_TOML)}"
+            )
         for key, v in table.items():
             attr = SCENARIO_TOML[section].get(key)
             if attr is None:
-                raise ConfigError(f"{source}: unknown key '{key}' in [{section}]; known: "
-                                  f"{', '.join(SCENARIO_TOML[section])}")
+                raise ConfigError(
+                    f"{source}: unknown key '{key}' in [{section}]; known: "
+                    f"{', '.join(SCENARIO_TOML[section])}"
+                )
             if attr == "model_map":
                 v = tuple((str(a), str(b)) for a, b in dict(v).items())
             elif attr in _TUPLE_FIELDS:

@@ -16,7 +16,8 @@ Definitions (ARCHITECTURE.md; vLLM and DistServe count them the same way):
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,16 +45,20 @@ def slo_attainment(records: pd.DataFrame, slo: SloSpec) -> float:
     return float(slo_met(records, slo).mean())
 
 
-def latency_percentiles(records: pd.DataFrame, by: str | None = None,
-                        percentiles: Iterable[int] = PERCENTILES) -> pd.DataFrame:
+def latency_percentiles(
+    records: pd.DataFrame, by: str | None = None, percentiles: Iterable[int] = PERCENTILES
+) -> pd.DataFrame:
     """p50/p90/p99 (seconds) of TTFT, TPOT and E2E over finished requests.
 
     Returns a frame with one row per group (``by`` column values, or one row ``all``) and
     columns ``ttft_s_p50``, ``ttft_s_p90``, ..., ``e2e_s_p99`` plus ``num_finished``.
     """
     fin = records[records["status"] == "finished"]
-    groups = [("all", fin)] if by is None else [
-        (str(k), g) for k, g in fin.groupby(by, observed=False, sort=False)]
+    groups = (
+        [("all", fin)]
+        if by is None
+        else [(str(k), g) for k, g in fin.groupby(by, observed=False, sort=False)]
+    )
     rows = {}
     for key, g in groups:
         row: dict[str, float] = {"num_finished": float(len(g))}
@@ -65,8 +70,9 @@ def latency_percentiles(records: pd.DataFrame, by: str | None = None,
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def itl_percentiles(itl_hist: np.ndarray, percentiles: Iterable[int] = PERCENTILES
-                    ) -> dict[str, float]:
+def itl_percentiles(
+    itl_hist: np.ndarray, percentiles: Iterable[int] = PERCENTILES
+) -> dict[str, float]:
     """ITL percentiles (seconds) from a token-weighted histogram; each value is its bin's
     geometric centre, within 0.6% of the exact token percentile."""
     total = int(itl_hist.sum())
@@ -122,15 +128,20 @@ def summarize(result: SimResult, slo: SloSpec) -> dict[str, Any]:
         "mode": cl.mode,
         "method": result.method,
         "latency": {"prefill": result.prefill_latency, "decode": result.decode_latency},
-        "gpus": {"prefill": cl.num_prefill_gpus, "decode": cl.num_decode_gpus,
-                 "total": cl.num_gpus, "decode_per_pool": list(cl.decode_workers),
-                 "prefill_per_model": list(cl.prefill_workers)},
+        "gpus": {
+            "prefill": cl.num_prefill_gpus,
+            "decode": cl.num_decode_gpus,
+            "total": cl.num_gpus,
+            "decode_per_pool": list(cl.decode_workers),
+            "prefill_per_model": list(cl.prefill_workers),
+        },
         "requests": {
             "total": int(len(rec)),
             "finished": int(len(fin)),
             "rejected": int(len(rejected)),
-            "rejected_by_reason": {str(k): int(v) for k, v in
-                                   rejected["reject_reason"].value_counts().items()},
+            "rejected_by_reason": {
+                str(k): int(v) for k, v in rejected["reject_reason"].value_counts().items()
+            },
             "preempted_requests": int((rec["num_preemptions"] > 0).sum()),
             "preemptions": int(rec["num_preemptions"].sum()),
         },
@@ -143,19 +154,28 @@ def summarize(result: SimResult, slo: SloSpec) -> dict[str, Any]:
             "output_tokens_per_s_per_gpu": tput / cl.num_gpus,
             "requests_per_s": len(fin) / window if window and window > 0 else float("nan"),
         },
-        "slo": {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s, "target": slo.attainment,
-                "attainment": attainment, "met": bool(attainment >= slo.attainment)},
+        "slo": {
+            "ttft_s": slo.ttft_s,
+            "tpot_s": slo.tpot_s,
+            "target": slo.attainment,
+            "attainment": attainment,
+            "met": bool(attainment >= slo.attainment),
+        },
         "decode": {
             "kv_capacity_tokens": result.kv_capacity_tokens,
             "busy_frac_mean": float(dw["busy_frac"].mean()),
-            "batch_size_mean": float(
-                (dw["mean_batch"] * dw["busy_s"]).sum() / busy) if busy > 0 else 0.0,
+            "batch_size_mean": float((dw["mean_batch"] * dw["busy_s"]).sum() / busy)
+            if busy > 0
+            else 0.0,
             "kv_occupancy_mean": float(dw["kv_occupancy"].mean()),
             "peak_batch": int(dw["peak_batch"].max()),
         },
         "prefill": {"busy_frac_mean": float(result.prefill_workers["busy_frac"].mean())},
-        "sim": {"events": result.num_events, "wall_s": result.wall_s,
-                "sim_end_s": result.sim_end_s},
+        "sim": {
+            "events": result.num_events,
+            "wall_s": result.wall_s,
+            "sim_end_s": result.sim_end_s,
+        },
     }
 
 
@@ -176,9 +196,11 @@ def comparison_table(summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "throughput (tok/s)": round(s["throughput"]["output_tokens_per_s"], 1),
             "throughput per GPU (tok/s)": round(s["throughput"]["output_tokens_per_s_per_gpu"], 1),
             "SLO attainment": f"{s['slo']['attainment']:.1%}",
-            "decode busy / batch / KV": (f"{s['decode']['busy_frac_mean']:.0%} / "
-                                         f"{s['decode']['batch_size_mean']:.1f} / "
-                                         f"{s['decode']['kv_occupancy_mean']:.0%}"),
+            "decode busy / batch / KV": (
+                f"{s['decode']['busy_frac_mean']:.0%} / "
+                f"{s['decode']['batch_size_mean']:.1f} / "
+                f"{s['decode']['kv_occupancy_mean']:.0%}"
+            ),
             "latency model": s["method"],
         }
     return pd.DataFrame(rows)
@@ -201,36 +223,54 @@ def sun_vs_partitioned(summaries: dict[str, dict[str, Any]]) -> list[str]:
     pa, sa = p["slo"]["attainment"], s["slo"]["attainment"]
     pt = p["latency_s"]["tpot_s_p50"]
     st = s["latency_s"]["tpot_s_p50"]
-    tput = (s["throughput"]["output_tokens_per_s_per_gpu"]
-            / p["throughput"]["output_tokens_per_s_per_gpu"])
+    tput = (
+        s["throughput"]["output_tokens_per_s_per_gpu"]
+        / p["throughput"]["output_tokens_per_s_per_gpu"]
+    )
     lines.append(
         f"sun vs partitioned, {s['gpus']['decode']} decode workers each: SLO attainment "
         f"{sa:.1%} vs {pa:.1%}; throughput per GPU x{tput:.2f}; TPOT p50 "
-        f"{(st / pt - 1) * 100:+.1f}%.")
+        f"{(st / pt - 1) * 100:+.1f}%."
+    )
     if sa + 1e-12 < pa:
         why = []
         if s["latency_s"]["tpot_s_p90"] > p["latency_s"]["tpot_s_p90"]:
-            why.append(f"the shared pool runs larger batches (mean {s['decode']['batch_size_mean']:.1f} "
-                       f"vs {p['decode']['batch_size_mean']:.1f}), so each iteration is slower and "
-                       f"TPOT p90 is {s['latency_s']['tpot_s_p90'] * 1e3:.1f} ms vs "
-                       f"{p['latency_s']['tpot_s_p90'] * 1e3:.1f} ms")
+            why.append(
+                f"the shared pool runs larger batches (mean {s['decode']['batch_size_mean']:.1f} "
+                f"vs {p['decode']['batch_size_mean']:.1f}), so each iteration is slower and "
+                f"TPOT p90 is {s['latency_s']['tpot_s_p90'] * 1e3:.1f} ms vs "
+                f"{p['latency_s']['tpot_s_p90'] * 1e3:.1f} ms"
+            )
         if s["latency_s"]["ttft_s_p90"] > p["latency_s"]["ttft_s_p90"] * 1.01:
-            why.append("TTFT p90 is higher (prefill is per model in both modes, so this comes "
-                       "from KV-transfer or routing differences)")
+            why.append(
+                "TTFT p90 is higher (prefill is per model in both modes, so this comes "
+                "from KV-transfer or routing differences)"
+            )
         if s["requests"]["preemptions"] > p["requests"]["preemptions"]:
-            why.append(f"more preemptions ({s['requests']['preemptions']} vs "
-                       f"{p['requests']['preemptions']})")
+            why.append(
+                f"more preemptions ({s['requests']['preemptions']} vs "
+                f"{p['requests']['preemptions']})"
+            )
         worst = sorted(p["per_model"].items(), key=lambda kv: -kv[1]["slo_attainment"])
         if worst:
-            why.append("per-model attainment partitioned/sun: " + ", ".join(
-                f"{m} {d['slo_attainment']:.0%}/{s['per_model'][m]['slo_attainment']:.0%}"
-                for m, d in worst))
+            why.append(
+                "per-model attainment partitioned/sun: "
+                + ", ".join(
+                    f"{m} {d['slo_attainment']:.0%}/{s['per_model'][m]['slo_attainment']:.0%}"
+                    for m, d in worst
+                )
+            )
         lines.append("sun attains less than partitioned here: " + "; ".join(why) + ".")
     if "qsun" in summaries:
         q = summaries["qsun"]
         qt = q["latency_s"]["tpot_s_p50"]
-        speed = (f"{(1 - qt / st) * 100:.1f}% faster" if qt <= st
-                 else f"{(qt / st - 1) * 100:.1f}% slower")
-        lines.append(f"qsun vs sun: TPOT p50 {qt * 1e3:.1f} ms vs {st * 1e3:.1f} ms "
-                     f"(qsun decodes {speed}), SLO attainment {q['slo']['attainment']:.1%}.")
+        speed = (
+            f"{(1 - qt / st) * 100:.1f}% faster"
+            if qt <= st
+            else f"{(qt / st - 1) * 100:.1f}% slower"
+        )
+        lines.append(
+            f"qsun vs sun: TPOT p50 {qt * 1e3:.1f} ms vs {st * 1e3:.1f} ms "
+            f"(qsun decodes {speed}), SLO attainment {q['slo']['attainment']:.1%}."
+        )
     return lines

@@ -80,9 +80,10 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterable, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,12 +114,12 @@ class PlanOptions:
     """
 
     slo_kind: str = "attainment"
-    prefill_target: Optional[float] = None
+    prefill_target: float | None = None
     max_workers: int = MAX_WORKERS
-    jobs: Optional[int] = None
-    sweep: Optional[tuple[str, tuple[float, ...]]] = None
+    jobs: int | None = None
+    sweep: tuple[str, tuple[float, ...]] | None = None
     goodput_steps: int = 3
-    cache_file: Optional[str] = None
+    cache_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.slo_kind not in SLO_KINDS:
@@ -146,8 +147,11 @@ class PlanOptions:
         return self.prefill_target if self.prefill_target is not None else (1 + slo.attainment) / 2
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"slo_kind": self.slo_kind, "max_workers": self.max_workers,
-                             "goodput_steps": self.goodput_steps}
+        d: dict[str, Any] = {
+            "slo_kind": self.slo_kind,
+            "max_workers": self.max_workers,
+            "goodput_steps": self.goodput_steps,
+        }
         if self.prefill_target is not None:
             d["prefill_target"] = self.prefill_target
         if self.sweep is not None:
@@ -177,6 +181,7 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
 
 # --- evaluation of one simulation --------------------------------------------------------
 
+
 def evaluate(records: pd.DataFrame, slo: SloSpec, models: Iterable[str]) -> dict[str, Any]:
     """The numbers the planner's criteria need from one run's records.
 
@@ -197,8 +202,16 @@ def evaluate(records: pd.DataFrame, slo: SloSpec, models: Iterable[str]) -> dict
 def _eval_group(rec: pd.DataFrame, slo: SloSpec) -> dict[str, Any]:
     n = len(rec)
     if n == 0:
-        return {"n": 0, "attainment": 1.0, "ttft_attainment": 1.0, "tpot_attainment": 1.0,
-                "ttft_q_s": 0.0, "tpot_q_s": 0.0, "rejected": 0, "preemptions": 0}
+        return {
+            "n": 0,
+            "attainment": 1.0,
+            "ttft_attainment": 1.0,
+            "tpot_attainment": 1.0,
+            "ttft_q_s": 0.0,
+            "tpot_q_s": 0.0,
+            "rejected": 0,
+            "preemptions": 0,
+        }
     fin = (rec["status"] == "finished").to_numpy()
     ttft = np.where(fin, rec["ttft_s"].to_numpy(dtype=float), np.inf)
     tpot_raw = rec["tpot_s"].to_numpy(dtype=float)
@@ -207,11 +220,14 @@ def _eval_group(rec: pd.DataFrame, slo: SloSpec) -> dict[str, Any]:
     ok_tpot = ~has_tpot | (np.where(fin, tpot_raw, np.inf) <= slo.tpot_s)
     q = slo.attainment * 100
 
-    def quant(x: np.ndarray) -> Optional[float]:
+    def quant(x: np.ndarray) -> float | None:
         if len(x) == 0:
             return 0.0
-        v = float(np.percentile(x, q, method="linear")) if np.isfinite(x).all() else float(
-            np.percentile(np.where(np.isfinite(x), x, 1e300), q))
+        v = (
+            float(np.percentile(x, q, method="linear"))
+            if np.isfinite(x).all()
+            else float(np.percentile(np.where(np.isfinite(x), x, 1e300), q))
+        )
         return v if v < 1e299 else None
 
     return {
@@ -249,6 +265,7 @@ def _prefill_meets(ev: dict[str, Any], goal: float) -> bool:
 
 # --- worker processes --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SimTask:
     """One simulation: ``workload`` key (requests handed to the process pool once), a time
@@ -260,7 +277,7 @@ class SimTask:
 
     workload: str
     time_factor: float
-    model: Optional[str]
+    model: str | None
     prefill_only: bool
     cluster: ClusterSpec
     scenario: Scenario
@@ -290,8 +307,7 @@ def _latency_models(s: Scenario, decode_precision: str):
     return out
 
 
-def task_requests(task: SimTask, workloads: dict[str, pd.DataFrame] | None = None
-                  ) -> pd.DataFrame:
+def task_requests(task: SimTask, workloads: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The requests a task simulates (filtered, rescaled, cut to one output token)."""
     req = (workloads or _WORKLOADS)[task.workload]
     if task.model is not None:
@@ -303,7 +319,7 @@ def task_requests(task: SimTask, workloads: dict[str, pd.DataFrame] | None = Non
     return req
 
 
-def run_task(task: SimTask) -> tuple[dict[str, Any], Optional[SimResult]]:
+def run_task(task: SimTask) -> tuple[dict[str, Any], SimResult | None]:
     """Simulate one task in this process (the pool's work function)."""
     req = task_requests(task)
     (pl, _), (dl, _) = _latency_models(task.scenario, task.cluster.decode_precision)
@@ -315,6 +331,7 @@ def run_task(task: SimTask) -> tuple[dict[str, Any], Optional[SimResult]]:
 
 
 # --- the search -------------------------------------------------------------------------
+
 
 class CountSearch:
     """Galloping then bisection for the smallest count meeting a monotone criterion.
@@ -330,17 +347,17 @@ class CountSearch:
         self.start = max(1, min(int(start), cap))
         self.cap = cap
         self.what = what
-        self.lo = 0          # largest count known to fail (0: none)
-        self.hi: Optional[int] = None  # smallest count known to pass
+        self.lo = 0  # largest count known to fail (0: none)
+        self.hi: int | None = None  # smallest count known to pass
         self.seen: dict[int, tuple[bool, float]] = {}
         self.fail_progress: list[tuple[int, float]] = []
-        self.failure: Optional[str] = None
+        self.failure: str | None = None
 
     @property
-    def answer(self) -> Optional[int]:
+    def answer(self) -> int | None:
         return self.hi if self.failure is None else None
 
-    def propose(self) -> Optional[int]:
+    def propose(self) -> int | None:
         if self.failure is not None:
             return None
         if self.hi is None:
@@ -348,15 +365,19 @@ class CountSearch:
                 return self.start
             if self.lo >= self.cap:
                 best = max(p for _, p in self.fail_progress)
-                self.failure = (f"{self.what}: {self.cap} workers do not meet the SLO (best "
-                                f"attainment {best:.1%}); the search stops at --max-workers "
-                                f"{self.cap}")
+                self.failure = (
+                    f"{self.what}: {self.cap} workers do not meet the SLO (best "
+                    f"attainment {best:.1%}); the search stops at --max-workers "
+                    f"{self.cap}"
+                )
                 return None
             if self._stuck():
                 n, p = self.fail_progress[-1]
-                self.failure = (f"{self.what}: attainment stays at {p:.1%} from "
-                                f"{self.fail_progress[-4][0]} to {n} workers; more workers "
-                                f"cannot meet the SLO")
+                self.failure = (
+                    f"{self.what}: attainment stays at {p:.1%} from "
+                    f"{self.fail_progress[-4][0]} to {n} workers; more workers "
+                    f"cannot meet the SLO"
+                )
                 return None
             return min(2 * self.lo, self.cap)
         if self.hi - self.lo <= 1:
@@ -381,6 +402,7 @@ class CountSearch:
 
 # --- a tiny scheduler: generators yield tasks or spawn sub-generators --------------------
 
+
 @dataclass
 class _Spawn:
     children: list
@@ -391,8 +413,13 @@ class _Driver:
     cached)``) or ``yield _Spawn([...])`` (and receive the children's return values, in order)
     with at most ``jobs`` simulations in flight."""
 
-    def __init__(self, workloads: dict[str, pd.DataFrame], jobs: int, cache: dict[str, Any],
-                 on_event: Optional[Callable[[str, dict], None]]) -> None:
+    def __init__(
+        self,
+        workloads: dict[str, pd.DataFrame],
+        jobs: int,
+        cache: dict[str, Any],
+        on_event: Callable[[str, dict], None] | None,
+    ) -> None:
         self.workloads = workloads
         self.jobs = jobs
         self.cache = cache
@@ -407,9 +434,13 @@ class _Driver:
             self.on_event(kind, info)
 
     def run(self, roots: list[Generator]) -> list[Any]:
-        pool = (cf.ProcessPoolExecutor(max_workers=self.jobs, initializer=_init_worker,
-                                       initargs=(self.workloads,))
-                if self.jobs > 1 else None)
+        pool = (
+            cf.ProcessPoolExecutor(
+                max_workers=self.jobs, initializer=_init_worker, initargs=(self.workloads,)
+            )
+            if self.jobs > 1
+            else None
+        )
         if pool is None:
             _init_worker(self.workloads)
         results: list[Any] = [None] * len(roots)
@@ -486,16 +517,19 @@ class _Driver:
         self.num_sims += 1
         self.sim_wall_s += ev.get("wall_s", 0.0)
         self.cache[key] = ev
-        self._emit("done", task=_describe(task), wall_s=ev.get("wall_s", 0.0),
-                   attainment=ev["attainment"])
+        self._emit(
+            "done", task=_describe(task), wall_s=ev.get("wall_s", 0.0), attainment=ev["attainment"]
+        )
 
 
 def _describe(task: SimTask) -> str:
     cl = task.cluster
     what = "prefill" if task.prefill_only else cl.mode
     pool = f" {task.model}" if task.model else ""
-    return (f"{what}{pool} x{task.time_factor:g}: prefill {','.join(map(str, cl.prefill_workers))}"
-            f" decode {','.join(map(str, cl.decode_workers))}")
+    return (
+        f"{what}{pool} x{task.time_factor:g}: prefill {','.join(map(str, cl.prefill_workers))}"
+        f" decode {','.join(map(str, cl.decode_workers))}"
+    )
 
 
 def task_key(task: SimTask) -> str:
@@ -513,15 +547,25 @@ def task_key(task: SimTask) -> str:
             stamp = (st.st_size, int(st.st_mtime))
         except OSError:
             stamp = None
-    payload = json.dumps({"scenario": d, "trace_stamp": stamp, "workload": task.workload,
-                          "factor": task.time_factor, "model": task.model,
-                          "prefill_only": task.prefill_only,
-                          "cluster": dataclasses.asdict(task.cluster), "v": __version__},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "scenario": d,
+            "trace_stamp": stamp,
+            "workload": task.workload,
+            "factor": task.time_factor,
+            "model": task.model,
+            "prefill_only": task.prefill_only,
+            "cluster": dataclasses.asdict(task.cluster),
+            "v": __version__,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha1(payload.encode()).hexdigest()
 
 
 # --- results -----------------------------------------------------------------------------
+
 
 @dataclass
 class ModePlan:
@@ -539,7 +583,7 @@ class ModePlan:
     decode_workers: tuple[int, ...]
     summary: dict[str, Any]
     evaluations: list[dict[str, Any]] = field(default_factory=list)
-    result: Optional[SimResult] = None
+    result: SimResult | None = None
 
     @property
     def num_gpus(self) -> int:
@@ -552,7 +596,7 @@ class PointPlan:
     :class:`ModePlan` per mode."""
 
     scenario: Scenario
-    sweep_value: Optional[float]
+    sweep_value: float | None
     workload_info: dict[str, Any]
     model_counts: dict[str, int]
     labelling: str
@@ -574,7 +618,7 @@ class PlanResult:
     options: PlanOptions
     points: list[PointPlan]
     reference: int
-    goodput: Optional[pd.DataFrame]
+    goodput: pd.DataFrame | None
     latency_notes: list[str]
     wall_s: float
     num_simulations: int
@@ -582,7 +626,7 @@ class PlanResult:
     sim_wall_s: float
     jobs: int
 
-    def table(self, point: Optional[int] = None) -> pd.DataFrame:
+    def table(self, point: int | None = None) -> pd.DataFrame:
         """One row per (sweep point, mode).
 
         Columns: ``sweep_key``/``sweep_value`` (sweeps only), ``mode``, ``decode_workers``
@@ -609,30 +653,35 @@ class PlanResult:
                 if self.options.sweep is not None:
                     row["sweep_key"] = self.options.sweep[0]
                     row["sweep_value"] = pp.sweep_value
-                row.update({
-                    "mode": mode,
-                    "decode_workers": ",".join(map(str, mp.decode_workers)),
-                    "num_decode_gpus": sum(mp.decode_workers),
-                    "prefill_workers": ",".join(map(str, mp.prefill_workers)),
-                    "num_prefill_gpus": sum(mp.prefill_workers),
-                    "num_gpus": mp.num_gpus,
-                    "slo_attainment": s["slo"]["attainment"],
-                    "ttft_s_p90": s["latency_s"]["ttft_s_p90"],
-                    "tpot_s_p50": s["latency_s"]["tpot_s_p50"],
-                    "tpot_s_p90": s["latency_s"]["tpot_s_p90"],
-                    "throughput_tok_s": tput,
-                    "throughput_per_gpu": tput / mp.num_gpus,
-                    "throughput_per_decode_gpu": tput / sum(mp.decode_workers),
-                    "load_tok_s_per_gpu": _load_tok_s(pp) / mp.num_gpus,
-                })
+                row.update(
+                    {
+                        "mode": mode,
+                        "decode_workers": ",".join(map(str, mp.decode_workers)),
+                        "num_decode_gpus": sum(mp.decode_workers),
+                        "prefill_workers": ",".join(map(str, mp.prefill_workers)),
+                        "num_prefill_gpus": sum(mp.prefill_workers),
+                        "num_gpus": mp.num_gpus,
+                        "slo_attainment": s["slo"]["attainment"],
+                        "ttft_s_p90": s["latency_s"]["ttft_s_p90"],
+                        "tpot_s_p50": s["latency_s"]["tpot_s_p50"],
+                        "tpot_s_p90": s["latency_s"]["tpot_s_p90"],
+                        "throughput_tok_s": tput,
+                        "throughput_per_gpu": tput / mp.num_gpus,
+                        "throughput_per_decode_gpu": tput / sum(mp.decode_workers),
+                        "load_tok_s_per_gpu": _load_tok_s(pp) / mp.num_gpus,
+                    }
+                )
                 if base is not None:
                     bs = base.summary
                     btp = bs["throughput"]["output_tokens_per_s"] / base.num_gpus
                     row["gpus_saved_vs_partitioned"] = base.num_gpus - mp.num_gpus
-                    row["saving_pct_vs_partitioned"] = 100.0 * (base.num_gpus - mp.num_gpus) / base.num_gpus
+                    row["saving_pct_vs_partitioned"] = (
+                        100.0 * (base.num_gpus - mp.num_gpus) / base.num_gpus
+                    )
                     row["throughput_per_gpu_vs_partitioned"] = row["throughput_per_gpu"] / btp
                     row["tpot_p50_vs_partitioned_pct"] = 100.0 * (
-                        s["latency_s"]["tpot_s_p50"] / bs["latency_s"]["tpot_s_p50"] - 1)
+                        s["latency_s"]["tpot_s_p50"] / bs["latency_s"]["tpot_s_p50"] - 1
+                    )
                 row["preemptions"] = s["requests"]["preemptions"]
                 row["rejected"] = s["requests"]["rejected"]
                 row["method"] = s["method"]
@@ -641,6 +690,7 @@ class PlanResult:
 
 
 # --- analytic helpers ----------------------------------------------------------------------
+
 
 def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -> int:
     """An analytic lower bound on decode workers, the search's first count.
@@ -662,8 +712,15 @@ def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -
     return max(1, int(math.ceil(out.sum() / span / per_worker)))
 
 
-def check_feasible(req: pd.DataFrame, s: Scenario, mode: str, kind: str, prefill_goal: float,
-                   prefill_latency: Any, decode_latency: Any) -> None:
+def check_feasible(
+    req: pd.DataFrame,
+    s: Scenario,
+    mode: str,
+    kind: str,
+    prefill_goal: float,
+    prefill_latency: Any,
+    decode_latency: Any,
+) -> None:
     """Raise :class:`ConfigError` when no number of workers can meet the SLO for ``mode``:
     more requests than the miss budget allow have a standalone prefill time above the TTFT
     bound, or a single-request decode step above the TPOT bound."""
@@ -683,7 +740,8 @@ def check_feasible(req: pd.DataFrame, s: Scenario, mode: str, kind: str, prefill
             f"TTFT SLO {slo.ttft_s} s is below the prefill time alone of {(~ok_ttft).mean():.1%} "
             f"of the requests (a {int(p[i])}-token prompt takes {t_pre[i]:.3f} s on {s.gpu} "
             f"with {prefill_latency.method} step times); no number of prefill workers can reach "
-            f"{need_ttft:.1%}: raise --slo-ttft or lower --slo-attainment")
+            f"{need_ttft:.1%}: raise --slo-ttft or lower --slo-attainment"
+        )
     has = o > 1
     if not has.any():
         return
@@ -698,12 +756,14 @@ def check_feasible(req: pd.DataFrame, s: Scenario, mode: str, kind: str, prefill
             f"TPOT SLO {slo.tpot_s * 1e3:.2f} ms is below the single-request decode step time "
             f"({min(st.values()) * 1e3:.2f} ms or more, {mode}, {decode_latency.method} step "
             f"times on {s.gpu}) for {(~ok).mean():.1%} of the requests; no number of decode "
-            f"workers can reach {need:.1%}: raise --slo-tpot or lower --slo-attainment")
+            f"workers can reach {need:.1%}: raise --slo-tpot or lower --slo-attainment"
+        )
 
 
 # --- plan -------------------------------------------------------------------------------
 
-def _point_scenarios(s: Scenario, options: PlanOptions) -> list[tuple[Optional[float], Scenario]]:
+
+def _point_scenarios(s: Scenario, options: PlanOptions) -> list[tuple[float | None, Scenario]]:
     if options.sweep is None:
         return [(None, s)]
     key, values = options.sweep
@@ -721,8 +781,12 @@ def _reference_index(s: Scenario, options: PlanOptions, n: int) -> int:
     return n - 1
 
 
-def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
-         on_event: Optional[Callable[[str, dict], None]] = None) -> PlanResult:
+def plan(
+    s: Scenario,
+    options: PlanOptions = PlanOptions(),
+    *,
+    on_event: Callable[[str, dict], None] | None = None,
+) -> PlanResult:
     """Find, for each mode of ``s`` (and each sweep value), the fewest workers meeting the SLO.
 
     Args:
@@ -791,18 +855,31 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
     served = list(s.served_models)
     cap = options.max_workers
 
-    def cluster_of(ps: Scenario, mode: str, prefill: tuple[int, ...], decode: tuple[int, ...],
-                   models: Optional[list[str]] = None) -> ClusterSpec:
+    def cluster_of(
+        ps: Scenario,
+        mode: str,
+        prefill: tuple[int, ...],
+        decode: tuple[int, ...],
+        models: list[str] | None = None,
+    ) -> ClusterSpec:
         base_cl = ps.cluster(mode, [1.0] * len(ps.served_models))
         ms = tuple(models) if models is not None else ps.served_models
-        return dataclasses.replace(base_cl, served_models=ms, prefill_workers=prefill,
-                                   decode_workers=decode)
+        return dataclasses.replace(
+            base_cl, served_models=ms, prefill_workers=prefill, decode_workers=decode
+        )
 
-    def search_chain(make_task: Callable[[int], SimTask], start: int, what: str,
-                     crit: Callable[[dict], bool], log: list, phase: str, pool: str,
-                     keep_passing: bool = False):
+    def search_chain(
+        make_task: Callable[[int], SimTask],
+        start: int,
+        what: str,
+        crit: Callable[[dict], bool],
+        log: list,
+        phase: str,
+        pool: str,
+        keep_passing: bool = False,
+    ):
         srch = CountSearch(start, cap, what)
-        best: Optional[tuple[int, Optional[SimResult], dict]] = None
+        best: tuple[int, SimResult | None, dict] | None = None
         while (n := srch.propose()) is not None:
             task = make_task(n)
             if keep_passing:
@@ -810,10 +887,20 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
             ev, res, cached = yield task
             met = crit(ev)
             srch.update(n, met, ev["attainment"] if phase == "decode" else ev["ttft_attainment"])
-            log.append({"phase": phase, "pool": pool, "workers": n, "met": met,
-                        "attainment": ev["attainment"], "ttft_attainment": ev["ttft_attainment"],
-                        "ttft_q_s": ev["ttft_q_s"], "tpot_q_s": ev["tpot_q_s"],
-                        "wall_s": ev.get("wall_s", 0.0), "cached": cached})
+            log.append(
+                {
+                    "phase": phase,
+                    "pool": pool,
+                    "workers": n,
+                    "met": met,
+                    "attainment": ev["attainment"],
+                    "ttft_attainment": ev["ttft_attainment"],
+                    "ttft_q_s": ev["ttft_q_s"],
+                    "tpot_q_s": ev["tpot_q_s"],
+                    "wall_s": ev.get("wall_s", 0.0),
+                    "cached": cached,
+                }
+            )
             if met and (best is None or n <= best[0]):
                 best = (n, res, ev)
         if srch.answer is None:
@@ -824,8 +911,9 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
         return best
 
     def point_chain(i: int, ps: Scenario, wkey: str, factor: float, w: Any):
-        req = task_requests(SimTask(wkey, factor, None, False, s.cluster(s.modes[0]), ps),
-                            workloads)
+        req = task_requests(
+            SimTask(wkey, factor, None, False, s.cluster(s.modes[0]), ps), workloads
+        )
         logs: dict[str, list] = {m: [] for m in ps.modes}
         plog: list = []
         # 1. prefill per model
@@ -834,11 +922,20 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
         def prefill_chain(m: str):
             if counts[m] == 0:
                 return (1, None, None)
-            mk = lambda n: SimTask(wkey, factor, m, True,  # noqa: E731
-                                   cluster_of(ps, "partitioned", (n,), (1,), [m]), ps)
-            return (yield from search_chain(mk, 1, f"prefill {m}",
-                                            lambda ev: _prefill_meets(ev, goal), plog,
-                                            "prefill", m))
+            mk = lambda n: SimTask(
+                wkey,
+                factor,
+                m,
+                True,  # noqa: E731
+                cluster_of(ps, "partitioned", (n,), (1,), [m]),
+                ps,
+            )
+            return (
+                yield from search_chain(
+                    mk, 1, f"prefill {m}", lambda ev: _prefill_meets(ev, goal), plog, "prefill", m
+                )
+            )
+
         pres = yield _Spawn([prefill_chain(m) for m in served])
         prefill = tuple(r[0] for r in pres)
 
@@ -849,22 +946,49 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
             sub = req[req["model"].astype(str) == m]
             cl1 = cluster_of(ps, "partitioned", (prefill[j],), (1,), [m])
             start = decode_start(sub, cl1, lat["partitioned"][1])
-            mk = lambda n: SimTask(wkey, factor, m, False,  # noqa: E731
-                                   cluster_of(ps, "partitioned", (prefill[j],), (n,), [m]), ps)
-            return (yield from search_chain(
-                mk, start, f"partitioned decode pool {m}",
-                lambda ev: _meets(ev, slo_of(ps), options.slo_kind, [m]),
-                logs["partitioned"], "decode", m))
+            mk = lambda n: SimTask(
+                wkey,
+                factor,
+                m,
+                False,  # noqa: E731
+                cluster_of(ps, "partitioned", (prefill[j],), (n,), [m]),
+                ps,
+            )
+            return (
+                yield from search_chain(
+                    mk,
+                    start,
+                    f"partitioned decode pool {m}",
+                    lambda ev: _meets(ev, slo_of(ps), options.slo_kind, [m]),
+                    logs["partitioned"],
+                    "decode",
+                    m,
+                )
+            )
 
         def shared(mode: str):
             cl1 = cluster_of(ps, mode, prefill, (1,))
             start = decode_start(req, cl1, lat[mode][1])
-            mk = lambda n: SimTask(wkey, factor, None, False,  # noqa: E731
-                                   cluster_of(ps, mode, prefill, (n,)), ps)
-            return (yield from search_chain(
-                mk, start, f"{mode} shared decode pool",
-                lambda ev: _meets(ev, slo_of(ps), options.slo_kind, served), logs[mode],
-                "decode", "shared", keep_passing=True))
+            mk = lambda n: SimTask(
+                wkey,
+                factor,
+                None,
+                False,  # noqa: E731
+                cluster_of(ps, mode, prefill, (n,)),
+                ps,
+            )
+            return (
+                yield from search_chain(
+                    mk,
+                    start,
+                    f"{mode} shared decode pool",
+                    lambda ev: _meets(ev, slo_of(ps), options.slo_kind, served),
+                    logs[mode],
+                    "decode",
+                    "shared",
+                    keep_passing=True,
+                )
+            )
 
         def mode_chain(mode: str):
             if mode == "partitioned":
@@ -875,18 +999,31 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
                 n, final, _ = yield from shared(mode)
                 decode = (n,)
             if final is None:
-                ev, final, cached = yield SimTask(wkey, factor, None, False,
-                                                  cluster_of(ps, mode, prefill, decode), ps,
-                                                  keep=True, fresh=True)
+                ev, final, cached = yield SimTask(
+                    wkey,
+                    factor,
+                    None,
+                    False,
+                    cluster_of(ps, mode, prefill, decode),
+                    ps,
+                    keep=True,
+                    fresh=True,
+                )
             summ = summarize(final, ps.slo)
             evs = plog + logs[mode]
             return ModePlan(mode, prefill, decode, summ, evs, final if i == ref else None)
 
         mps = yield _Spawn([mode_chain(m) for m in ps.modes])
-        return PointPlan(ps, ps.rate_scale if options.sweep and options.sweep[0] == "rate_scale"
-                         else (ps.zipf if options.sweep else None),
-                         _scaled_info(w.info, factor), _counts(req, served), w.labelling,
-                         {mp.mode: mp for mp in mps})
+        return PointPlan(
+            ps,
+            ps.rate_scale
+            if options.sweep and options.sweep[0] == "rate_scale"
+            else (ps.zipf if options.sweep else None),
+            _scaled_info(w.info, factor),
+            _counts(req, served),
+            w.labelling,
+            {mp.mode: mp for mp in mps},
+        )
 
     def slo_of(ps: Scenario) -> SloSpec:
         return ps.slo
@@ -895,15 +1032,18 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
     goodput_chains = []
     if options.sweep is not None and options.sweep[0] == "rate_scale":
         base_req = workloads["base"]
-        out_tok = [float(base_req.loc[base_req["model"].astype(str) == m, "output_tokens"].sum())
-                   for m in served]
-        goodput_chains = [_goodput_chain(s, mode, s.cluster(mode, out_tok), options, served)
-                          for mode in s.modes]
+        out_tok = [
+            float(base_req.loc[base_req["model"].astype(str) == m, "output_tokens"].sum())
+            for m in served
+        ]
+        goodput_chains = [
+            _goodput_chain(s, mode, s.cluster(mode, out_tok), options, served) for mode in s.modes
+        ]
     out = driver.run(roots + goodput_chains)
-    pps: list[PointPlan] = out[:len(roots)]
+    pps: list[PointPlan] = out[: len(roots)]
     gp = None
     if goodput_chains:
-        frames = list(out[len(roots):])
+        frames = list(out[len(roots) :])
         gp = pd.concat(frames, ignore_index=True)
         gp.attrs["goodput"] = {f.attrs["mode"]: f.attrs["goodput"] for f in frames}
         gp.attrs["workers"] = {f.attrs["mode"]: f.attrs["workers"] for f in frames}
@@ -913,8 +1053,19 @@ def plan(s: Scenario, options: PlanOptions = PlanOptions(), *,
             Path(options.cache_file).write_text(json.dumps(cache))
         except OSError:
             pass
-    return PlanResult(s, options, pps, ref, gp, notes, time.perf_counter() - t0,
-                      driver.num_sims, driver.num_cached, driver.sim_wall_s, jobs)
+    return PlanResult(
+        s,
+        options,
+        pps,
+        ref,
+        gp,
+        notes,
+        time.perf_counter() - t0,
+        driver.num_sims,
+        driver.num_cached,
+        driver.sim_wall_s,
+        jobs,
+    )
 
 
 def _scaled_info(info: dict[str, Any], factor: float) -> dict[str, Any]:
@@ -929,11 +1080,12 @@ def _scaled_info(info: dict[str, Any], factor: float) -> dict[str, Any]:
     return out
 
 
-def _load_tok_s(pp: "PointPlan") -> float:
+def _load_tok_s(pp: PointPlan) -> float:
     info = pp.workload_info
     span = float(info.get("span_s") or 0.0)
     tokens = float(info.get("output_tokens", {}).get("mean", float("nan"))) * float(
-        info.get("num_requests") or 0)
+        info.get("num_requests") or 0
+    )
     return tokens / span if span > 0 else float("nan")
 
 
@@ -942,8 +1094,9 @@ def _counts(req: pd.DataFrame, served: list[str]) -> dict[str, int]:
     return {m: int((col == m).sum()) for m in served}
 
 
-def _goodput_chain(s: Scenario, mode: str, cl: ClusterSpec, options: PlanOptions,
-                   served: list[str]):
+def _goodput_chain(
+    s: Scenario, mode: str, cl: ClusterSpec, options: PlanOptions, served: list[str]
+):
     """Evaluate ``mode`` at the scenario's own worker counts (``cl``) at every grid rate, then
     bisect (``goodput_steps`` times) between the highest rate met (with all lower grid rates
     met) and the next grid rate. Returns a frame ``mode``, ``rate_scale``, ``attainment``
@@ -952,8 +1105,9 @@ def _goodput_chain(s: Scenario, mode: str, cl: ClusterSpec, options: PlanOptions
     rates = sorted(set(float(v) for v in options.sweep[1]))  # type: ignore[index]
 
     def task_at(r: float) -> SimTask:
-        return SimTask("base", s.rate_scale / r, None, False, cl,
-                       dataclasses.replace(s, rate_scale=r))
+        return SimTask(
+            "base", s.rate_scale / r, None, False, cl, dataclasses.replace(s, rate_scale=r)
+        )
 
     results = yield _Spawn([_single(task_at(r)) for r in rates])
     rows = []
@@ -986,8 +1140,13 @@ def _goodput_chain(s: Scenario, mode: str, cl: ClusterSpec, options: PlanOptions
 
 def _goodput_row(mode: str, rate: float, ev: dict[str, Any], ok: bool) -> dict[str, Any]:
     per = [g["attainment"] for g in ev["per_model"].values() if g["n"]]
-    return {"mode": mode, "rate_scale": rate, "attainment": ev["attainment"],
-            "min_model_attainment": min(per) if per else ev["attainment"], "met": ok}
+    return {
+        "mode": mode,
+        "rate_scale": rate,
+        "attainment": ev["attainment"],
+        "min_model_attainment": min(per) if per else ev["attainment"],
+        "met": ok,
+    }
 
 
 def _single(task: SimTask):
@@ -996,6 +1155,7 @@ def _single(task: SimTask):
 
 
 # --- writing a plan directory -------------------------------------------------------------
+
 
 def plan_to_toml_dict(r: PlanResult) -> dict[str, Any]:
     """The plan's scenario as TOML tables plus a ``[plan]`` table of its options (what
@@ -1009,16 +1169,18 @@ def plan_to_toml_dict(r: PlanResult) -> dict[str, Any]:
     return d
 
 
-def plan_options_from_dict(d: dict[str, Any], source: str = "plan", base: PlanOptions | None = None
-                           ) -> PlanOptions:
+def plan_options_from_dict(
+    d: dict[str, Any], source: str = "plan", base: PlanOptions | None = None
+) -> PlanOptions:
     """Build :class:`PlanOptions` from a ``[plan]`` table; raises :class:`ConfigError` for
     unknown keys or bad values."""
     known = {"slo_kind", "prefill_target", "max_workers", "goodput_steps", "sweep", "jobs"}
     changes: dict[str, Any] = {}
     for k, v in d.items():
         if k not in known:
-            raise ConfigError(f"{source}: unknown key '{k}' in [plan]; known: "
-                              f"{', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{source}: unknown key '{k}' in [plan]; known: {', '.join(sorted(known))}"
+            )
         if k == "sweep":
             if not isinstance(v, dict) or "key" not in v or "values" not in v:
                 raise ConfigError(f"{source}: [plan] sweep must be {{key = ..., values = [...]}}")
@@ -1046,8 +1208,10 @@ def load_plan_toml(path: Path) -> tuple[Scenario, PlanOptions]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     ptable = data.pop("plan", {})
-    return (scenario_from_toml_dict(data, source=str(path)),
-            plan_options_from_dict(ptable, source=str(path)))
+    return (
+        scenario_from_toml_dict(data, source=str(path)),
+        plan_options_from_dict(ptable, source=str(path)),
+    )
 
 
 def plan_summary(r: PlanResult) -> dict[str, Any]:
@@ -1065,36 +1229,59 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
                 "summary": mp.summary,
                 "evaluations": mp.evaluations,
             }
-        pts.append({"sweep_value": pp.sweep_value, "trace": pp.workload_info,
-                    "model_counts": pp.model_counts, "labelling": pp.labelling,
-                    "rate_scale": pp.scenario.rate_scale, "zipf": pp.scenario.zipf,
-                    "modes": modes})
+        pts.append(
+            {
+                "sweep_value": pp.sweep_value,
+                "trace": pp.workload_info,
+                "model_counts": pp.model_counts,
+                "labelling": pp.labelling,
+                "rate_scale": pp.scenario.rate_scale,
+                "zipf": pp.scenario.zipf,
+                "modes": modes,
+            }
+        )
     methods = sorted({mp.summary["method"] for pp in r.points for mp in pp.modes.values()})
     out = {
         "sunsim_version": __version__,
         "kind": "plan",
         "options": r.options.to_dict(),
-        "slo": {"ttft_s": r.scenario.slo_ttft_s, "tpot_s": r.scenario.slo_tpot_s,
-                "attainment": r.scenario.slo_attainment, "kind": r.options.slo_kind,
-                "prefill_target": r.options.prefill_goal(r.scenario.slo)},
+        "slo": {
+            "ttft_s": r.scenario.slo_ttft_s,
+            "tpot_s": r.scenario.slo_tpot_s,
+            "attainment": r.scenario.slo_attainment,
+            "kind": r.options.slo_kind,
+            "prefill_target": r.options.prefill_goal(r.scenario.slo),
+        },
         "method": methods[0] if len(methods) == 1 else ",".join(methods),
         "latency_sources": r.latency_notes,
         "seed": r.scenario.seed,
         "reference_point": r.reference,
         "table": r.table(r.reference).to_dict(orient="records"),
         "points": pts,
-        "stats": {"wall_s": r.wall_s, "simulations": r.num_simulations,
-                  "cached": r.num_cached, "simulation_wall_s": r.sim_wall_s, "jobs": r.jobs},
+        "stats": {
+            "wall_s": r.wall_s,
+            "simulations": r.num_simulations,
+            "cached": r.num_cached,
+            "simulation_wall_s": r.sim_wall_s,
+            "jobs": r.jobs,
+        },
     }
     if r.goodput is not None:
-        out["goodput"] = {"rate_scale": r.goodput.attrs.get("goodput", {}),
-                          "workers": r.goodput.attrs.get("workers", {}),
-                          "evaluations": r.goodput.to_dict(orient="records")}
+        out["goodput"] = {
+            "rate_scale": r.goodput.attrs.get("goodput", {}),
+            "workers": r.goodput.attrs.get("workers", {}),
+            "evaluations": r.goodput.to_dict(orient="records"),
+        }
     return jsonable(out)
 
 
-def write_plan(r: PlanResult, out: Path, command: str | None = None, replays: bool = True,
-               records_format: str = "parquet") -> list[Path]:
+def write_plan(
+    r: PlanResult,
+    out: Path,
+    command: str | None = None,
+    replays: bool = True,
+    records_format: str = "parquet",
+) -> list[Path]:
     """Write a plan directory; returns the files written.
 
     Files: ``scenario.toml`` (scenario + ``[plan]`` options: ``sunsim plan --scenario
@@ -1112,8 +1299,10 @@ def write_plan(r: PlanResult, out: Path, command: str | None = None, replays: bo
     out.mkdir(parents=True, exist_ok=True)
     files = []
     p = out / "scenario.toml"
-    p.write_text(f"# sunsim plan scenario; repeat with: sunsim plan --scenario {p}\n"
-                 + tomli_w.dumps(plan_to_toml_dict(r)))
+    p.write_text(
+        f"# sunsim plan scenario; repeat with: sunsim plan --scenario {p}\n"
+        + tomli_w.dumps(plan_to_toml_dict(r))
+    )
     files.append(p)
     summ = plan_summary(r)
     summ["command"] = command
@@ -1130,8 +1319,13 @@ def write_plan(r: PlanResult, out: Path, command: str | None = None, replays: bo
             for e in mp.evaluations:
                 if e["phase"] == "prefill" and mode != next(iter(pp.modes)):
                     continue  # prefill searches are shared by the modes: list them once
-                rows.append({"sweep_value": pp.sweep_value,
-                             "mode": "all" if e["phase"] == "prefill" else mode, **e})
+                rows.append(
+                    {
+                        "sweep_value": pp.sweep_value,
+                        "mode": "all" if e["phase"] == "prefill" else mode,
+                        **e,
+                    }
+                )
     p = out / "evaluations.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
     files.append(p)
@@ -1150,10 +1344,18 @@ def write_plan(r: PlanResult, out: Path, command: str | None = None, replays: bo
         for mode, mp in pp.modes.items():
             if mp.result is None:
                 continue
-            ms = dataclasses.replace(pp.scenario, modes=(mode,), prefill_workers=mp.prefill_workers,
-                                     decode_workers=mp.decode_workers)
+            ms = dataclasses.replace(
+                pp.scenario,
+                modes=(mode,),
+                prefill_workers=mp.prefill_workers,
+                decode_workers=mp.decode_workers,
+            )
             wl = Workload(pd.DataFrame(), pp.workload_info, pp.model_counts, pp.labelling)
             rr = ReplayResult(ms, wl, {mode: mp.result}, {mode: mp.summary}, r.latency_notes)
-            files += write_run(rr, out / f"replay_{mode}", records_format,
-                               command=(command or "sunsim plan") + f"  [final {mode} simulation]")
+            files += write_run(
+                rr,
+                out / f"replay_{mode}",
+                records_format,
+                command=(command or "sunsim plan") + f"  [final {mode} simulation]",
+            )
     return files

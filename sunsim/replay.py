@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,23 +55,41 @@ def load_workload(s: Scenario) -> Workload:
 
     path = Path(s.trace) if s.trace else DEFAULT_TRACE
     if s.trace is None and not path.exists():
-        raise ConfigError(f"the bundled default trace {path} is missing (install sunsim from a "
-                          "source checkout with `pip install -e .`, or pass a trace file)")
-    tr = traces.read_trace(path, s.trace_format, keep_failed=s.keep_failed, window=s.window_s,
-                           rate_scale=s.rate_scale, max_requests=s.max_requests)
+        raise ConfigError(
+            f"the bundled default trace {path} is missing (install sunsim from a "
+            "source checkout with `pip install -e .`, or pass a trace file)"
+        )
+    tr = traces.read_trace(
+        path,
+        s.trace_format,
+        keep_failed=s.keep_failed,
+        window=s.window_s,
+        rate_scale=s.rate_scale,
+        max_requests=s.max_requests,
+    )
     df = tr.requests
     served = list(s.served_models)
     rng = np.random.default_rng(s.seed)
     explicit = s.zipf is not None or s.shares is not None or s.model_map is not None
     src = df["source_model"] if "source_model" in df.columns else None
-    if (not explicit and src is not None and src.notna().all() and len(df)
-            and set(src.astype(str).unique()) <= set(served)):
+    if (
+        not explicit
+        and src is not None
+        and src.notna().all()
+        and len(df)
+        and set(src.astype(str).unique()) <= set(served)
+    ):
         df = df.assign(model=src.astype(str))
         how = "the trace's own model column (names match the served models)"
     else:
-        df = traces.label_models(df, served, zipf_alpha=s.zipf,
-                                 shares=list(s.shares) if s.shares is not None else None,
-                                 model_map=dict(s.model_map) if s.model_map else None, rng=rng)
+        df = traces.label_models(
+            df,
+            served,
+            zipf_alpha=s.zipf,
+            shares=list(s.shares) if s.shares is not None else None,
+            model_map=dict(s.model_map) if s.model_map else None,
+            rng=rng,
+        )
         if s.model_map:
             how = "the trace's model column through the model map"
         elif s.shares is not None:
@@ -113,18 +132,22 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
         _check_profile_role(lat, role, d)
         return lat, f"{role}: {lat.description} from {d}"
     if profiled is not None and PROFILES_ROOT.exists():
-        d = profiled.find_profile(PROFILES_ROOT, gpu_key=_gpu_key(s.gpu), model=model.name,
-                                  precision=precision)
+        d = profiled.find_profile(
+            PROFILES_ROOT, gpu_key=_gpu_key(s.gpu), model=model.name, precision=precision
+        )
         if d is not None:
             lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
             if _has_role(lat, role):
                 return lat, f"{role}: {lat.description} from {d}"
-    return roof, (f"{role}: no measured profile for {s.gpu} {model.name} {precision}; "
-                  f"using {roof.description}")
+    return roof, (
+        f"{role}: no measured profile for {s.gpu} {model.name} {precision}; "
+        f"using {roof.description}"
+    )
 
 
 def _gpu_key(name: str) -> str:
     from sunsim.config import GPU_ALIASES
+
     key = name.lower()
     return GPU_ALIASES.get(key, key)
 
@@ -136,8 +159,10 @@ def _has_role(lat: LatencyModel, role: str) -> bool:
 
 def _check_profile_role(lat: LatencyModel, role: str, d: Path) -> None:
     if not _has_role(lat, role):
-        raise ProfileError(f"{d}: this profile has no prefill measurements (decode-only "
-                           f"precision); point --profile at a directory that also holds bf16")
+        raise ProfileError(
+            f"{d}: this profile has no prefill measurements (decode-only "
+            f"precision); point --profile at a directory that also holds bf16"
+        )
 
 
 @dataclass
@@ -155,16 +180,20 @@ class ReplayResult:
         return comparison_table(self.summaries)
 
 
-def run_replay(s: Scenario, workload: Workload | None = None,
-               on_progress: Optional[Callable[[str, float], None]] = None) -> ReplayResult:
+def run_replay(
+    s: Scenario,
+    workload: Workload | None = None,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> ReplayResult:
     """Simulate every mode of ``s`` on the same labelled requests.
 
     ``on_progress(mode, fraction)`` is called as each mode advances.
     """
     wl = workload if workload is not None else load_workload(s)
     req = wl.requests
-    out_per_model = [float(req.loc[req["model"] == m, "output_tokens"].sum())
-                     for m in s.served_models]
+    out_per_model = [
+        float(req.loc[req["model"] == m, "output_tokens"].sum()) for m in s.served_models
+    ]
     notes: list[str] = []
     cache: dict[tuple[str, str], LatencyModel] = {}
 
@@ -195,8 +224,9 @@ def default_run_dir(prefix: str = "replay") -> Path:
     return Path("runs") / f"{prefix}-{stamp}"
 
 
-def write_run(r: ReplayResult, out: Path, records_format: str = "parquet",
-              command: str | None = None) -> list[Path]:
+def write_run(
+    r: ReplayResult, out: Path, records_format: str = "parquet", command: str | None = None
+) -> list[Path]:
     """Write the run directory; returns the files written.
 
     Files: ``scenario.toml`` (the resolved scenario: ``sunsim replay --scenario`` repeats the
@@ -216,8 +246,10 @@ def write_run(r: ReplayResult, out: Path, records_format: str = "parquet",
     if s.trace is None:
         toml["trace"]["path"] = str(DEFAULT_TRACE)
     p = out / "scenario.toml"
-    p.write_text("# sunsim replay scenario; repeat with: sunsim replay --scenario "
-                 f"{p}\n" + tomli_w.dumps(toml))
+    p.write_text(
+        "# sunsim replay scenario; repeat with: sunsim replay --scenario "
+        f"{p}\n" + tomli_w.dumps(toml)
+    )
     files.append(p)
     summary = {
         "sunsim_version": __version__,
@@ -244,17 +276,21 @@ def write_run(r: ReplayResult, out: Path, records_format: str = "parquet",
         else:
             rec.to_csv(p, index=False)
         files.append(p)
-        for name, frame in (("decode_workers", res.decode_workers),
-                            ("prefill_workers", res.prefill_workers),
-                            ("timeline", res.timeline), ("batch_time", res.batch_time),
-                            ("kv_time", res.kv_time)):
+        for name, frame in (
+            ("decode_workers", res.decode_workers),
+            ("prefill_workers", res.prefill_workers),
+            ("timeline", res.timeline),
+            ("batch_time", res.batch_time),
+            ("kv_time", res.kv_time),
+        ):
             p = out / f"{name}_{mode}.csv"
             frame.to_csv(p, index=False)
             files.append(p)
         nz = np.nonzero(res.itl_hist)[0]
         p = out / f"itl_{mode}.csv"
-        pd.DataFrame({"lo_s": edges[nz], "hi_s": edges[nz + 1],
-                      "tokens": res.itl_hist[nz]}).to_csv(p, index=False)
+        pd.DataFrame({"lo_s": edges[nz], "hi_s": edges[nz + 1], "tokens": res.itl_hist[nz]}).to_csv(
+            p, index=False
+        )
         files.append(p)
     return files
 

@@ -91,8 +91,7 @@ _BURSTGPT = ("Timestamp", "Request tokens", "Response tokens", "Model")
 _AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens", None)
 _CANONICAL = ("arrival_s", "prompt_tokens", "output_tokens", "model")
 _MOONCAKE = ("timestamp", "input_length", "output_length", None)
-_COLUMNS = {"burstgpt": _BURSTGPT, "azure": _AZURE, "canonical": _CANONICAL,
-            "mooncake": _MOONCAKE}
+_COLUMNS = {"burstgpt": _BURSTGPT, "azure": _AZURE, "canonical": _CANONICAL, "mooncake": _MOONCAKE}
 # Header names that identify a CSV format (any one of them is enough to pick it).
 _SIGNATURES = {
     "burstgpt": {"Timestamp", "Request tokens", "Response tokens", "Total tokens", "Log Type"},
@@ -133,9 +132,15 @@ class Trace:
 # Reading
 
 
-def read_trace(path: str | Path, fmt: str = "auto", *, keep_failed: bool = False,
-               window: tuple[float, float] | None = None, rate_scale: float = 1.0,
-               max_requests: int | None = None) -> Trace:
+def read_trace(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    keep_failed: bool = False,
+    window: tuple[float, float] | None = None,
+    rate_scale: float = 1.0,
+    max_requests: int | None = None,
+) -> Trace:
     """Read and validate a request trace file.
 
     Args:
@@ -164,8 +169,10 @@ def read_trace(path: str | Path, fmt: str = "auto", *, keep_failed: bool = False
     _check_options(fmt, window, rate_scale, max_requests)
     p = Path(path)
     if not p.exists():
-        raise TraceError(f"{where(p)}file not found; check the path (the full public traces "
-                         f"must be downloaded first, see traces/README.md)")
+        raise TraceError(
+            f"{where(p)}file not found; check the path (the full public traces "
+            f"must be downloaded first, see traces/README.md)"
+        )
     if not p.is_file():
         raise TraceError(f"{where(p)}is not a file; pass a trace file (CSV or JSONL)")
     first = _first_line(p)
@@ -180,18 +187,29 @@ def read_trace(path: str | Path, fmt: str = "auto", *, keep_failed: bool = False
         raw = _read_csv(p)
     frame, num_rows, num_failed, num_excluded, num_zero = _validate(raw, p, fmt, keep_failed)
     if num_rows == 0:
-        raise TraceError(f"{where(p)}the file has a header but no data rows; "
-                         f"pass a trace with at least one request")
+        raise TraceError(
+            f"{where(p)}the file has a header but no data rows; "
+            f"pass a trace with at least one request"
+        )
     if len(frame) == 0:
-        raise TraceError(f"{where(p)}all {num_rows} rows are failed requests (Response tokens == 0) "
-                         f"and were left out; pass --keep-failed to keep them")
+        raise TraceError(
+            f"{where(p)}all {num_rows} rows are failed requests (Response tokens == 0) "
+            f"and were left out; pass --keep-failed to keep them"
+        )
 
     frame = _apply_options(frame, p, window, rate_scale, max_requests)
     counts = frame["source_model"].value_counts(dropna=True)
     source_models = {str(k): int(v) for k, v in counts.items()}
-    return Trace(requests=frame, path=str(p), format=fmt, num_rows=num_rows, num_failed=num_failed,
-                 num_failed_excluded=num_excluded, source_models=source_models,
-                 num_zero_output=num_zero)
+    return Trace(
+        requests=frame,
+        path=str(p),
+        format=fmt,
+        num_rows=num_rows,
+        num_failed=num_failed,
+        num_failed_excluded=num_excluded,
+        source_models=source_models,
+        num_zero_output=num_zero,
+    )
 
 
 def _check_options(fmt: str, window, rate_scale, max_requests) -> None:
@@ -201,14 +219,18 @@ def _check_options(fmt: str, window, rate_scale, max_requests) -> None:
         try:
             start, end = (float(window[0]), float(window[1]))
         except (TypeError, ValueError, IndexError):
-            raise ConfigError(f"window must be two numbers (start_s, end_s), got {window!r}") from None
+            raise ConfigError(
+                f"window must be two numbers (start_s, end_s), got {window!r}"
+            ) from None
         if not (math.isfinite(start) and start >= 0 and end > start):
-            raise ConfigError(f"window ({start:g}, {end:g}) s is empty or reversed; "
-                              f"use 0 <= start_s < end_s")
+            raise ConfigError(
+                f"window ({start:g}, {end:g}) s is empty or reversed; use 0 <= start_s < end_s"
+            )
     if not (isinstance(rate_scale, (int, float)) and math.isfinite(rate_scale) and rate_scale > 0):
         raise ConfigError(f"rate_scale must be a finite number > 0, got {rate_scale!r}")
-    if max_requests is not None and (not isinstance(max_requests, (int, np.integer))
-                                     or max_requests < 1):
+    if max_requests is not None and (
+        not isinstance(max_requests, (int, np.integer)) or max_requests < 1
+    ):
         raise ConfigError(f"max_requests must be an integer >= 1, got {max_requests!r}")
 
 
@@ -220,7 +242,9 @@ def _first_line(p: Path) -> str | None:
                 if line.strip():
                     return line.strip()
     except OSError as e:
-        raise TraceError(f"{where(p)}cannot read the file ({e.strerror}); check its permissions") from None
+        raise TraceError(
+            f"{where(p)}cannot read the file ({e.strerror}); check its permissions"
+        ) from None
     return None
 
 
@@ -243,7 +267,8 @@ def _detect(p: Path, first: str) -> str:
         raise TraceError(
             f"{where(p)}unknown trace format (header columns: {shown}); known formats: "
             + "; ".join(f"{k} ({v})" for k, v in FORMATS.items())
-            + "; rename the columns or pass --format")
+            + "; rename the columns or pass --format"
+        )
     return winners[0]
 
 
@@ -252,14 +277,20 @@ def _read_csv(p: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(p, skip_blank_lines=False, encoding="utf-8-sig", low_memory=False)
     except pd.errors.EmptyDataError:
-        raise TraceError(f"{where(p)}the file is empty; pass a trace with a header and data rows") from None
+        raise TraceError(
+            f"{where(p)}the file is empty; pass a trace with a header and data rows"
+        ) from None
     except pd.errors.ParserError as e:
         msg = " ".join(str(e).split())
-        raise TraceError(f"{where(p)}not a well-formed CSV ({msg}; lines count the header); "
-                         f"fix that line or pass the right file") from None
+        raise TraceError(
+            f"{where(p)}not a well-formed CSV ({msg}; lines count the header); "
+            f"fix that line or pass the right file"
+        ) from None
     except UnicodeDecodeError as e:
-        raise TraceError(f"{where(p)}not UTF-8 text ({e.reason} at byte {e.start}); "
-                         f"pass a CSV or JSONL text file") from None
+        raise TraceError(
+            f"{where(p)}not UTF-8 text ({e.reason} at byte {e.start}); "
+            f"pass a CSV or JSONL text file"
+        ) from None
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
@@ -276,11 +307,15 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
             try:
                 obj = json.loads(s)
             except json.JSONDecodeError as e:
-                raise TraceError(f"{where(p, i + 1)}malformed JSON ({e.msg} at column {e.colno}); "
-                                 f"each line must be one JSON object; fix or remove that line") from None
+                raise TraceError(
+                    f"{where(p, i + 1)}malformed JSON ({e.msg} at column {e.colno}); "
+                    f"each line must be one JSON object; fix or remove that line"
+                ) from None
             if not isinstance(obj, dict):
-                raise TraceError(f"{where(p, i + 1)}expected a JSON object, got "
-                                 f"{type(obj).__name__}; each line must be one JSON object")
+                raise TraceError(
+                    f"{where(p, i + 1)}expected a JSON object, got "
+                    f"{type(obj).__name__}; each line must be one JSON object"
+                )
             for key in _MOONCAKE[:3]:
                 if key not in obj and key not in missing:
                     missing[key] = i + 1
@@ -290,17 +325,24 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
             lines.append(i)
     if missing:
         key, line = next(iter(missing.items()))
-        raise TraceError(f"{where(p, line, key)}missing key '{key}' for the {FORMATS['mooncake']} "
-                         f"format (needs timestamp, input_length, output_length); "
-                         f"fix the file or pass the right --format")
-    return pd.DataFrame({"timestamp": pd.Series(ts, dtype=object),
-                         "input_length": pd.Series(inp, dtype=object),
-                         "output_length": pd.Series(out, dtype=object)},
-                        index=pd.Index(lines, dtype=np.int64))
+        raise TraceError(
+            f"{where(p, line, key)}missing key '{key}' for the {FORMATS['mooncake']} "
+            f"format (needs timestamp, input_length, output_length); "
+            f"fix the file or pass the right --format"
+        )
+    return pd.DataFrame(
+        {
+            "timestamp": pd.Series(ts, dtype=object),
+            "input_length": pd.Series(inp, dtype=object),
+            "output_length": pd.Series(out, dtype=object),
+        },
+        index=pd.Index(lines, dtype=np.int64),
+    )
 
 
-def _bad_rows(p: Path, col: str, rows: np.ndarray, bad: np.ndarray, values: pd.Series,
-              what: str, fix: str) -> TraceError:
+def _bad_rows(
+    p: Path, col: str, rows: np.ndarray, bad: np.ndarray, values: pd.Series, what: str, fix: str
+) -> TraceError:
     i = int(np.flatnonzero(bad)[0])
     n = int(bad.sum())
     v = values.iloc[i]
@@ -332,8 +374,9 @@ def _as_float(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _tokens(df: pd.DataFrame, col: str, p: Path, rows: np.ndarray, min_value: np.ndarray | int,
-            what: str) -> np.ndarray:
+def _tokens(
+    df: pd.DataFrame, col: str, p: Path, rows: np.ndarray, min_value: np.ndarray | int, what: str
+) -> np.ndarray:
     """Validated whole-number token counts of one column, as int64 (vectorised)."""
     s = df[col]
     if pd.api.types.is_integer_dtype(s.dtype):
@@ -342,12 +385,26 @@ def _tokens(df: pd.DataFrame, col: str, p: Path, rows: np.ndarray, min_value: np
         f = _as_float(s)
         bad = ~np.isfinite(f)
         if bad.any():
-            raise _bad_rows(p, col, rows, bad, s, "a number",
-                            f"token counts must be whole numbers; {_FIX_TOKENS}")
+            raise _bad_rows(
+                p,
+                col,
+                rows,
+                bad,
+                s,
+                "a number",
+                f"token counts must be whole numbers; {_FIX_TOKENS}",
+            )
         bad = f != np.floor(f)
         if bad.any():
-            raise _bad_rows(p, col, rows, bad, s, "a whole number",
-                            f"token counts must be whole numbers; {_FIX_TOKENS}")
+            raise _bad_rows(
+                p,
+                col,
+                rows,
+                bad,
+                s,
+                "a whole number",
+                f"token counts must be whole numbers; {_FIX_TOKENS}",
+            )
         vals = f.astype(np.int64)
     low = vals < min_value
     if low.any():
@@ -355,13 +412,14 @@ def _tokens(df: pd.DataFrame, col: str, p: Path, rows: np.ndarray, min_value: np
     return vals
 
 
-def _numeric_times(df: pd.DataFrame, col: str, p: Path, rows: np.ndarray, unit_s: float) -> np.ndarray:
+def _numeric_times(
+    df: pd.DataFrame, col: str, p: Path, rows: np.ndarray, unit_s: float
+) -> np.ndarray:
     s = df[col]
     f = _as_float(s)
     bad = ~np.isfinite(f)
     if bad.any():
-        raise _bad_rows(p, col, rows, bad, s, "a timestamp (a number)",
-                        "fix or remove those rows")
+        raise _bad_rows(p, col, rows, bad, s, "a timestamp (a number)", "fix or remove those rows")
     return f * unit_s
 
 
@@ -370,8 +428,15 @@ def _datetime_times(df: pd.DataFrame, col: str, p: Path, rows: np.ndarray) -> np
     t = pd.to_datetime(s, format="ISO8601", errors="coerce")
     bad = t.isna().to_numpy()
     if bad.any():
-        raise _bad_rows(p, col, rows, bad, s,
-                        "a timestamp like '2023-11-16 18:17:03.9799600'", "fix or remove those rows")
+        raise _bad_rows(
+            p,
+            col,
+            rows,
+            bad,
+            s,
+            "a timestamp like '2023-11-16 18:17:03.9799600'",
+            "fix or remove those rows",
+        )
     ns = t.to_numpy().astype("datetime64[ns]").astype(np.int64)
     # Subtract in integer nanoseconds first, so float seconds keep sub-microsecond precision.
     return (ns - ns.min()).astype(np.float64) / 1e9
@@ -383,8 +448,10 @@ def _validate(raw: pd.DataFrame, p: Path, fmt: str, keep_failed: bool):
     for c in need:
         if c not in raw.columns:
             found = ", ".join(repr(c) for c in list(raw.columns)[:8])
-            raise TraceError(f"{where(p, column=c)}missing column '{c}' for the {FORMATS[fmt]} format "
-                             f"(columns found: {found}); fix the header or pass the right --format")
+            raise TraceError(
+                f"{where(p, column=c)}missing column '{c}' for the {FORMATS[fmt]} format "
+                f"(columns found: {found}); fix the header or pass the right --format"
+            )
     if fmt != "mooncake":
         blank = raw.isna().all(axis=1).to_numpy()
         if blank.any():
@@ -404,8 +471,14 @@ def _validate(raw: pd.DataFrame, p: Path, fmt: str, keep_failed: bool):
     num_failed = num_excluded = num_zero = 0
     if fmt == "burstgpt":
         num_failed = int(zero_out.sum())
-        prompt = _tokens(raw, in_col, p, rows, np.where(zero_out, 0, 1),
-                         "a token count >= 1 (0 is allowed only in failed rows)")
+        prompt = _tokens(
+            raw,
+            in_col,
+            p,
+            rows,
+            np.where(zero_out, 0, 1),
+            "a token count >= 1 (0 is allowed only in failed rows)",
+        )
         keep = ~zero_out if not keep_failed else np.ones(num_rows, dtype=bool)
         num_excluded = 0 if keep_failed else num_failed
         prompt = np.maximum(prompt, 1)
@@ -422,18 +495,21 @@ def _validate(raw: pd.DataFrame, p: Path, fmt: str, keep_failed: bool):
     else:
         source = np.full(num_rows, pd.NA, dtype=object)
 
-    frame = pd.DataFrame({
-        "arrival_s": arrival[keep],
-        "prompt_tokens": prompt[keep],
-        "output_tokens": output[keep],
-        "source_model": pd.array(source[keep], dtype="string"),
-        "row": rows[keep],
-    })
+    frame = pd.DataFrame(
+        {
+            "arrival_s": arrival[keep],
+            "prompt_tokens": prompt[keep],
+            "output_tokens": output[keep],
+            "source_model": pd.array(source[keep], dtype="string"),
+            "row": rows[keep],
+        }
+    )
     return frame, num_rows, num_failed, num_excluded, num_zero
 
 
-def _apply_options(frame: pd.DataFrame, p: Path, window, rate_scale: float,
-                   max_requests: int | None) -> pd.DataFrame:
+def _apply_options(
+    frame: pd.DataFrame, p: Path, window, rate_scale: float, max_requests: int | None
+) -> pd.DataFrame:
     frame = frame.sort_values("arrival_s", kind="stable", ignore_index=True)
     t = frame["arrival_s"].to_numpy()
     t = t - t[0]
@@ -441,8 +517,10 @@ def _apply_options(frame: pd.DataFrame, p: Path, window, rate_scale: float,
         start, end = float(window[0]), float(window[1])
         inside = (t >= start) & (t < end)
         if not inside.any():
-            raise TraceError(f"{where(p)}no requests in the window [{start:g}, {end:g}) s; the trace "
-                             f"spans 0 to {t[-1]:g} s from its first arrival; pick a window inside it")
+            raise TraceError(
+                f"{where(p)}no requests in the window [{start:g}, {end:g}) s; the trace "
+                f"spans 0 to {t[-1]:g} s from its first arrival; pick a window inside it"
+            )
         frame = frame.loc[inside].reset_index(drop=True)
         t = t[inside]
     if max_requests is not None:
@@ -489,17 +567,23 @@ def _check_served(served: Sequence[str]) -> list[str]:
 def _shares(shares: Sequence[float], served: list[str]) -> np.ndarray:
     w = np.asarray(list(shares), dtype=np.float64)
     if w.shape != (len(served),):
-        raise ConfigError(f"need one share per served model ({len(served)}: {', '.join(served)}), "
-                          f"got {len(w)}")
+        raise ConfigError(
+            f"need one share per served model ({len(served)}: {', '.join(served)}), got {len(w)}"
+        )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError(f"shares must be finite, >= 0 and not all 0, got {list(shares)!r}")
     return w / w.sum()
 
 
-def label_models(requests: pd.DataFrame, served: Sequence[str], *,
-                 zipf_alpha: float | None = None, shares: Sequence[float] | None = None,
-                 model_map: Mapping[str, str] | None = None,
-                 rng: np.random.Generator) -> pd.DataFrame:
+def label_models(
+    requests: pd.DataFrame,
+    served: Sequence[str],
+    *,
+    zipf_alpha: float | None = None,
+    shares: Sequence[float] | None = None,
+    model_map: Mapping[str, str] | None = None,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Label each request with the served model it is for.
 
     Rules, first that applies:
@@ -530,27 +614,38 @@ def label_models(requests: pd.DataFrame, served: Sequence[str], *,
     names = _check_served(served)
     out = requests.copy()
     n = len(out)
-    src = out["source_model"] if "source_model" in out.columns else pd.Series(
-        pd.NA, index=out.index, dtype="string")
+    src = (
+        out["source_model"]
+        if "source_model" in out.columns
+        else pd.Series(pd.NA, index=out.index, dtype="string")
+    )
     src = src.astype("string")
 
     if model_map is not None:
         mm = {str(k): str(v) for k, v in model_map.items()}
         unknown = sorted({v for v in mm.values() if v not in names})
         if unknown:
-            raise ConfigError(f"model map targets {', '.join(unknown)} are not served models "
-                              f"({', '.join(names)}); map onto served names")
+            raise ConfigError(
+                f"model map targets {', '.join(unknown)} are not served models "
+                f"({', '.join(names)}); map onto served names"
+            )
         if src.isna().all():
-            raise TraceError("the trace names no source models, so a model map cannot apply; "
-                             "use --zipf or --shares instead")
+            raise TraceError(
+                "the trace names no source models, so a model map cannot apply; "
+                "use --zipf or --shares instead"
+            )
         mapped = src.map(mm)
         missing = sorted({str(s) for s in src[mapped.isna()].dropna().unique()})
         if missing:
-            raise TraceError(f"model map leaves source models unmapped: {', '.join(missing)}; "
-                             f"add them to the map (e.g. --model-map {missing[0]}={names[0]})")
+            raise TraceError(
+                f"model map leaves source models unmapped: {', '.join(missing)}; "
+                f"add them to the map (e.g. --model-map {missing[0]}={names[0]})"
+            )
         if mapped.isna().any():
-            raise TraceError(f"{int(src.isna().sum())} of {n} requests have no source model, so the "
-                             f"model map cannot label them; use --zipf or --shares instead")
+            raise TraceError(
+                f"{int(src.isna().sum())} of {n} requests have no source model, so the "
+                f"model map cannot label them; use --zipf or --shares instead"
+            )
         idx = pd.Categorical(mapped.astype(object), categories=names)
     elif shares is not None or zipf_alpha is not None or src.isna().all():
         if shares is not None:
@@ -561,8 +656,10 @@ def label_models(requests: pd.DataFrame, served: Sequence[str], *,
         idx = pd.Categorical.from_codes(draw.astype(np.int64), categories=names)
     else:
         if src.isna().any():
-            raise TraceError(f"{int(src.isna().sum())} of {n} requests have no source model, so "
-                             f"models cannot be mapped by frequency; use --model-map or --zipf")
+            raise TraceError(
+                f"{int(src.isna().sum())} of {n} requests have no source model, so "
+                f"models cannot be mapped by frequency; use --model-map or --zipf"
+            )
         counts = src.value_counts()
         if set(map(str, counts.index)) <= set(names):
             idx = pd.Categorical(src.astype(object), categories=names)
@@ -570,9 +667,11 @@ def label_models(requests: pd.DataFrame, served: Sequence[str], *,
             return out
         order = sorted(counts.index, key=lambda k: (-int(counts[k]), str(k)))
         if len(order) > len(names):
-            raise TraceError(f"the trace has {len(order)} source models ({', '.join(map(str, order))}) "
-                             f"but only {len(names)} served models ({', '.join(names)}); "
-                             f"use --model-map or --zipf")
+            raise TraceError(
+                f"the trace has {len(order)} source models ({', '.join(map(str, order))}) "
+                f"but only {len(names)} served models ({', '.join(names)}); "
+                f"use --model-map or --zipf"
+            )
         mm = {k: names[i] for i, k in enumerate(order)}
         idx = pd.Categorical(src.map(mm).astype(object), categories=names)
     out["model"] = pd.Series(idx, index=out.index)
@@ -604,8 +703,13 @@ def _pcts(x: np.ndarray) -> dict[str, float]:
     if len(x) == 0:
         return {k: float("nan") for k in ("mean", "p50", "p90", "p99", "max")}
     q = np.percentile(x, [50, 90, 99])
-    return {"mean": float(np.mean(x)), "p50": float(q[0]), "p90": float(q[1]),
-            "p99": float(q[2]), "max": float(np.max(x))}
+    return {
+        "mean": float(np.mean(x)),
+        "p50": float(q[0]),
+        "p90": float(q[1]),
+        "p99": float(q[2]),
+        "max": float(np.max(x)),
+    }
 
 
 def trace_info(trace: Trace) -> dict:
@@ -622,7 +726,11 @@ def trace_info(trace: Trace) -> dict:
     t = df["arrival_s"].to_numpy(dtype=np.float64)
     span = float(t[-1] - t[0]) if len(t) else 0.0
     gaps = np.diff(t)
-    cv = float(np.std(gaps) / np.mean(gaps)) if len(gaps) >= 2 and np.mean(gaps) > 0 else float("nan")
+    cv = (
+        float(np.std(gaps) / np.mean(gaps))
+        if len(gaps) >= 2 and np.mean(gaps) > 0
+        else float("nan")
+    )
     return {
         "path": trace.path,
         "format": trace.format,
@@ -658,12 +766,17 @@ class LognormalLengths:
     high: int = 32768
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.median) and math.isfinite(self.p99)
-                and 0 < self.median < self.p99):
-            raise ConfigError(f"length distribution needs 0 < median < p99, got median={self.median}, "
-                              f"p99={self.p99}")
+        if not (
+            math.isfinite(self.median) and math.isfinite(self.p99) and 0 < self.median < self.p99
+        ):
+            raise ConfigError(
+                f"length distribution needs 0 < median < p99, got median={self.median}, "
+                f"p99={self.p99}"
+            )
         if not (1 <= self.low <= self.high):
-            raise ConfigError(f"length clip range needs 1 <= low <= high, got [{self.low}, {self.high}]")
+            raise ConfigError(
+                f"length clip range needs 1 <= low <= high, got [{self.low}, {self.high}]"
+            )
 
     @property
     def sigma(self) -> float:
@@ -673,7 +786,7 @@ class LognormalLengths:
     @property
     def mean(self) -> float:
         """Mean before clipping and rounding: ``median * exp(sigma**2 / 2)``."""
-        return self.median * math.exp(self.sigma ** 2 / 2)
+        return self.median * math.exp(self.sigma**2 / 2)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` int64 lengths."""
@@ -688,12 +801,18 @@ DEFAULT_PROMPT_LENGTHS = LognormalLengths(median=1020, p99=4142, low=1, high=327
 DEFAULT_OUTPUT_LENGTHS = LognormalLengths(median=129, p99=601, low=1, high=4096)
 
 
-def synth_trace(*, num_requests: int | None = None, duration_s: float | None = None,
-                rate: float = 6.0, burstiness: float = 2.0,
-                served: Sequence[str] = ("math", "code", "tool"), zipf_alpha: float = 1.2,
-                rng: np.random.Generator,
-                prompt: LognormalLengths = DEFAULT_PROMPT_LENGTHS,
-                output: LognormalLengths = DEFAULT_OUTPUT_LENGTHS) -> pd.DataFrame:
+def synth_trace(
+    *,
+    num_requests: int | None = None,
+    duration_s: float | None = None,
+    rate: float = 6.0,
+    burstiness: float = 2.0,
+    served: Sequence[str] = ("math", "code", "tool"),
+    zipf_alpha: float = 1.2,
+    rng: np.random.Generator,
+    prompt: LognormalLengths = DEFAULT_PROMPT_LENGTHS,
+    output: LognormalLengths = DEFAULT_OUTPUT_LENGTHS,
+) -> pd.DataFrame:
     """A BurstGPT-style synthetic trace.
 
     * Arrivals: a renewal process with Gamma-distributed inter-arrival times, as BurstGPT
@@ -721,13 +840,15 @@ def synth_trace(*, num_requests: int | None = None, duration_s: float | None = N
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise ConfigError(f"rate must be a finite number of requests/s > 0, got {rate!r}")
     if not (isinstance(burstiness, (int, float)) and math.isfinite(burstiness) and burstiness >= 0):
-        raise ConfigError(f"burstiness (inter-arrival CV) must be a finite number >= 0, got {burstiness!r}")
+        raise ConfigError(
+            f"burstiness (inter-arrival CV) must be a finite number >= 0, got {burstiness!r}"
+        )
     p_model = zipf_shares(len(names), zipf_alpha)
 
     def gaps(m: int) -> np.ndarray:
         if burstiness == 0:
             return np.full(m, 1.0 / rate)
-        k = 1.0 / burstiness ** 2
+        k = 1.0 / burstiness**2
         return rng.gamma(shape=k, scale=1.0 / (rate * k), size=m)
 
     if num_requests is not None:
@@ -736,8 +857,12 @@ def synth_trace(*, num_requests: int | None = None, duration_s: float | None = N
         n = int(num_requests)
         arrival = np.concatenate([[0.0], np.cumsum(gaps(n - 1))])
     else:
-        if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
-            raise ConfigError(f"duration must be a finite number of seconds > 0, got {duration_s!r}")
+        if not (
+            isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0
+        ):
+            raise ConfigError(
+                f"duration must be a finite number of seconds > 0, got {duration_s!r}"
+            )
         parts = [np.zeros(1)]
         total = 0.0
         expected = rate * duration_s
@@ -752,27 +877,45 @@ def synth_trace(*, num_requests: int | None = None, duration_s: float | None = N
         n = len(arrival)
 
     model = rng.choice(len(names), size=n, p=p_model)
-    return pd.DataFrame({
-        "arrival_s": arrival.astype(np.float64),
-        "model": pd.Categorical.from_codes(model.astype(np.int64), categories=names),
-        "prompt_tokens": prompt.sample(rng, n),
-        "output_tokens": output.sample(rng, n),
-    })
+    return pd.DataFrame(
+        {
+            "arrival_s": arrival.astype(np.float64),
+            "model": pd.Categorical.from_codes(model.astype(np.int64), categories=names),
+            "prompt_tokens": prompt.sample(rng, n),
+            "output_tokens": output.sample(rng, n),
+        }
+    )
 
 
-def synth_command(out: str | Path, *, num_requests: int | None = None, duration_s: float | None = None,
-                  rate: float = 6.0, burstiness: float = 2.0,
-                  served: Sequence[str] = ("math", "code", "tool"), zipf_alpha: float = 1.2,
-                  seed: int = 0) -> str:
+def synth_command(
+    out: str | Path,
+    *,
+    num_requests: int | None = None,
+    duration_s: float | None = None,
+    rate: float = 6.0,
+    burstiness: float = 2.0,
+    served: Sequence[str] = ("math", "code", "tool"),
+    zipf_alpha: float = 1.2,
+    seed: int = 0,
+) -> str:
     """The ``sunsim trace synth`` command line that regenerates a synthetic trace exactly."""
     parts = ["sunsim", "trace", "synth", shlex.quote(str(out))]
     if num_requests is not None:
         parts += ["--requests", str(num_requests)]
     else:
         parts += ["--duration", f"{duration_s:g}"]
-    parts += ["--rate", f"{rate:g}", "--burstiness", f"{burstiness:g}",
-              "--models", shlex.quote(",".join(served)), "--zipf", f"{zipf_alpha:g}",
-              "--seed", str(seed)]
+    parts += [
+        "--rate",
+        f"{rate:g}",
+        "--burstiness",
+        f"{burstiness:g}",
+        "--models",
+        shlex.quote(",".join(served)),
+        "--zipf",
+        f"{zipf_alpha:g}",
+        "--seed",
+        str(seed),
+    ]
     return " ".join(parts)
 
 
@@ -789,23 +932,29 @@ def write_canonical(df: pd.DataFrame, path: str | Path) -> Path:
     """
     for c in ("arrival_s", "prompt_tokens", "output_tokens"):
         if c not in df.columns:
-            raise TraceError(f"cannot write a canonical trace without column '{c}'; "
-                             f"columns are: {', '.join(map(str, df.columns))}")
+            raise TraceError(
+                f"cannot write a canonical trace without column '{c}'; "
+                f"columns are: {', '.join(map(str, df.columns))}"
+            )
     if "model" in df.columns:
         model = df["model"]
     elif "source_model" in df.columns:
         model = df["source_model"]
     else:
         model = pd.Series(pd.NA, index=df.index)
-    out = pd.DataFrame({
-        "arrival_s": df["arrival_s"].to_numpy(dtype=np.float64),
-        "model": model.astype("string").to_numpy(dtype=object, na_value=""),
-        "prompt_tokens": df["prompt_tokens"].to_numpy(dtype=np.int64),
-        "output_tokens": df["output_tokens"].to_numpy(dtype=np.int64),
-    })
+    out = pd.DataFrame(
+        {
+            "arrival_s": df["arrival_s"].to_numpy(dtype=np.float64),
+            "model": model.astype("string").to_numpy(dtype=object, na_value=""),
+            "prompt_tokens": df["prompt_tokens"].to_numpy(dtype=np.int64),
+            "output_tokens": df["output_tokens"].to_numpy(dtype=np.int64),
+        }
+    )
     p = Path(path)
     try:
         out.to_csv(p, index=False, float_format="%.6f", lineterminator="\n")
     except OSError as e:
-        raise TraceError(f"{where(p)}cannot write the trace ({e.strerror}); check the directory") from None
+        raise TraceError(
+            f"{where(p)}cannot write the trace ({e.strerror}); check the directory"
+        ) from None
     return p

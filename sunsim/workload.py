@@ -19,13 +19,30 @@ class Request:
     request in a worker's finishing-time heap are recognised and skipped.
     """
 
-    __slots__ = ("rid", "model_idx", "prompt_tokens", "output_tokens", "arrived_at",
-                 "prefill_worker", "prefill_started_at", "first_token_at", "kv_ready_at",
-                 "decode_worker", "decode_started_at", "num_preemptions", "generated",
-                 "admit_id", "state", "kv_offset", "routed_tokens", "last_token_at")
+    __slots__ = (
+        "rid",
+        "model_idx",
+        "prompt_tokens",
+        "output_tokens",
+        "arrived_at",
+        "prefill_worker",
+        "prefill_started_at",
+        "first_token_at",
+        "kv_ready_at",
+        "decode_worker",
+        "decode_started_at",
+        "num_preemptions",
+        "generated",
+        "admit_id",
+        "state",
+        "kv_offset",
+        "routed_tokens",
+        "last_token_at",
+    )
 
-    def __init__(self, rid: int, model_idx: int, prompt_tokens: int, output_tokens: int,
-                 arrived_at: float) -> None:
+    def __init__(
+        self, rid: int, model_idx: int, prompt_tokens: int, output_tokens: int, arrived_at: float
+    ) -> None:
         self.rid = rid
         self.model_idx = model_idx
         self.prompt_tokens = prompt_tokens
@@ -51,5 +68,7 @@ class Request:
         return self.prompt_tokens + self.generated
 
     def __repr__(self) -> str:
-        return (f"Request(rid={self.rid}, model={self.model_idx}, prompt={self.prompt_tokens}, "
-                f"output={self.output_tokens}, generated={self.generated}, state={self.state})")
+        return (
+            f"Request(rid={self.rid}, model={self.model_idx}, prompt={self.prompt_tokens}, "
+            f"output={self.output_tokens}, generated={self.generated}, state={self.state})"
+        )

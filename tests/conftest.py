@@ -25,6 +25,8 @@ def require_trace(name: str) -> Path:
     """The path of real trace ``name``; skips the test with a clear reason when it is absent."""
     p = TRACES_DIR / name
     if not p.is_file():
-        pytest.skip(f"real trace {name} not found in {TRACES_DIR} "
-                    f"(set SUNSIM_TRACES to the directory holding it)")
+        pytest.skip(
+            f"real trace {name} not found in {TRACES_DIR} "
+            f"(set SUNSIM_TRACES to the directory holding it)"
+        )
     return p

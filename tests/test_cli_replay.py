@@ -59,7 +59,8 @@ def test_rerun_from_scenario_gives_identical_records(default_run, tmp_path):
     import tomllib
 
     assert tomllib.loads((default_run / "scenario.toml").read_text()) == tomllib.loads(
-        (out2 / "scenario.toml").read_text())
+        (out2 / "scenario.toml").read_text()
+    )
 
 
 def one_line_error(result, *needles: str) -> str:
@@ -73,21 +74,23 @@ def one_line_error(result, *needles: str) -> str:
     return out
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["--model", "gpt-9"], ["unknown model 'gpt-9'", "llama-3.1-8b"]),
-    (["--gpu", "tpu"], ["unknown GPU 'tpu'", "h100"]),
-    (["--mode", "shared"], ["unknown mode 'shared'", "partitioned"]),
-    (["--decode-workers", "1,2"], ["decode worker", "got 2"]),
-    (["--decode-workers", "x"], ["--decode-workers", "'x'"]),
-    (["--decode-workers", "0"], ["decode worker", "0"]),
-    (["--mode", "sun", "--decode-workers", "0"], ["decode worker", "0"]),
-    (["--router", "fastest"], ["unknown decode router 'fastest'", "least_loaded"]),
-    (["--slo-ttft", "-1"], ["SLO", "ttft"]),
-    (["--mode", "partitioned", "--decode-workers", "2"], ["2 decode workers", "3 models"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--model", "gpt-9"], ["unknown model 'gpt-9'", "llama-3.1-8b"]),
+        (["--gpu", "tpu"], ["unknown GPU 'tpu'", "h100"]),
+        (["--mode", "shared"], ["unknown mode 'shared'", "partitioned"]),
+        (["--decode-workers", "1,2"], ["decode worker", "got 2"]),
+        (["--decode-workers", "x"], ["--decode-workers", "'x'"]),
+        (["--decode-workers", "0"], ["decode worker", "0"]),
+        (["--mode", "sun", "--decode-workers", "0"], ["decode worker", "0"]),
+        (["--router", "fastest"], ["unknown decode router 'fastest'", "least_loaded"]),
+        (["--slo-ttft", "-1"], ["SLO", "ttft"]),
+        (["--mode", "partitioned", "--decode-workers", "2"], ["2 decode workers", "3 models"]),
+    ],
+)
 def test_bad_options_exit_2_one_line(args, needles, tmp_path):
-    one_line_error(replay("--max-requests", "20", "--out", str(tmp_path / "o"), *args),
-                   *needles)
+    one_line_error(replay("--max-requests", "20", "--out", str(tmp_path / "o"), *args), *needles)
 
 
 def test_bad_scenario_files_exit_2_one_line(tmp_path):
@@ -96,16 +99,19 @@ def test_bad_scenario_files_exit_2_one_line(tmp_path):
     one_line_error(replay("--scenario", str(bad_key)), str(bad_key), "'bogus'", "[cluster]")
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[cluster\ngpu = 'h100'\n")
-    one_line_error(replay("--scenario", str(bad_toml)), str(bad_toml), "not valid TOML",
-                   "line 1")
+    one_line_error(replay("--scenario", str(bad_toml)), str(bad_toml), "not valid TOML", "line 1")
     bad_section = tmp_path / "bad_section.toml"
     bad_section.write_text("[clusters]\ngpu = 'h100'\n")
     one_line_error(replay("--scenario", str(bad_section)), "[clusters]")
     one_line_error(replay("--scenario", str(tmp_path / "nope.toml")), "nope.toml")
     plan_toml = tmp_path / "plan.toml"
     plan_toml.write_text("[cluster]\ngpu = 'h100'\n[plan]\nmax_decode_workers = 8\n")
-    one_line_error(replay("--scenario", str(plan_toml)), "[plan]", "sunsim plan --scenario",
-                   "replay_<mode>/scenario.toml")
+    one_line_error(
+        replay("--scenario", str(plan_toml)),
+        "[plan]",
+        "sunsim plan --scenario",
+        "replay_<mode>/scenario.toml",
+    )
 
 
 def test_missing_trace_file_exit_2(tmp_path):
@@ -116,8 +122,9 @@ def test_missing_trace_file_exit_2(tmp_path):
 def test_real_azure_conv_trace_all_modes(tmp_path):
     trace = require_trace("azure_llm_2023_conv.csv")
     out = tmp_path / "azure"
-    r = replay(str(trace), "--max-requests", "2000", "--zipf", "1.2", "--mode", "all",
-               "--out", str(out))
+    r = replay(
+        str(trace), "--max-requests", "2000", "--zipf", "1.2", "--mode", "all", "--out", str(out)
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
     assert "Zipf alpha 1.2" in summary["labelling"]

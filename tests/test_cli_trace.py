@@ -32,8 +32,14 @@ def _one_line_error(result, *needles: str) -> str:
 def test_info_real_burstgpt():
     r = _run("trace", "info", str(require_trace("burstgpt_1_head.csv")))
     assert r.exit_code == 0, r.output
-    for needle in ("burstgpt", "54, 3 failed (3 excluded)", "51", "ChatGPT 36", "GPT-4 15",
-                   "inter-arrival CV"):
+    for needle in (
+        "burstgpt",
+        "54, 3 failed (3 excluded)",
+        "51",
+        "ChatGPT 36",
+        "GPT-4 15",
+        "inter-arrival CV",
+    ):
         assert needle in r.output
     r = _run("trace", "info", str(require_trace("burstgpt_1_head.csv")), "--keep-failed")
     assert "54, 3 failed (0 excluded)" in r.output and "ChatGPT 38" in r.output
@@ -47,8 +53,23 @@ def test_info_real_azure_code():
 
 def test_synth_writes_and_prints_regenerating_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = _run("trace", "synth", "a.csv", "--requests", "300", "--rate", "4", "--burstiness", "1.5",
-             "--models", "math,code", "--zipf", "0.8", "--seed", "42")
+    r = _run(
+        "trace",
+        "synth",
+        "a.csv",
+        "--requests",
+        "300",
+        "--rate",
+        "4",
+        "--burstiness",
+        "1.5",
+        "--models",
+        "math,code",
+        "--zipf",
+        "0.8",
+        "--seed",
+        "42",
+    )
     assert r.exit_code == 0, r.output
     assert "wrote 300 requests" in r.output and "seed 42" in r.output
     cmd = r.output.split("regenerate with (seed 42): ", 1)[1].strip()
@@ -74,22 +95,51 @@ def test_synth_default_duration(tmp_path):
 CASES = {
     # name: (file name, content, strings the one-line message must contain)
     "empty": ("empty.csv", "", ["empty.csv", "empty"]),
-    "header_only": ("hdr.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n", ["hdr.csv", "no data rows"]),
-    "unknown_format": ("what.csv", "a,b,c\n1,2,3\n", ["what.csv", "unknown trace format", "--format"]),
-    "missing_column": ("mc.csv", "arrival_s,prompt_tokens\n0,1\n",
-                       ["mc.csv", "missing column 'output_tokens'"]),
-    "non_numeric": ("nn.csv", "arrival_s,prompt_tokens,output_tokens\n0,1,1\n1,lots,1\n",
-                    ["nn.csv", "row 2", "column 'prompt_tokens'", "'lots'"]),
-    "non_integer": ("ni.csv", "arrival_s,prompt_tokens,output_tokens\n0,1.5,1\n",
-                    ["ni.csv", "row 1", "column 'prompt_tokens'", "whole number"]),
-    "zero_prompt": ("zp.csv", "arrival_s,prompt_tokens,output_tokens\n0,0,1\n",
-                    ["zp.csv", "row 1", "column 'prompt_tokens'", ">= 1"]),
-    "negative_output": ("no.csv", "arrival_s,prompt_tokens,output_tokens\n0,3,1\n1,3,-2\n",
-                        ["no.csv", "row 2", "column 'output_tokens'"]),
-    "bad_timestamp": ("ts.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,1\n",
-                      ["ts.csv", "row 1", "column 'TIMESTAMP'", "'yesterday'"]),
-    "bad_json": ("mc.jsonl", '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{oops\n',
-                 ["mc.jsonl", "row 2", "malformed JSON"]),
+    "header_only": (
+        "hdr.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n",
+        ["hdr.csv", "no data rows"],
+    ),
+    "unknown_format": (
+        "what.csv",
+        "a,b,c\n1,2,3\n",
+        ["what.csv", "unknown trace format", "--format"],
+    ),
+    "missing_column": (
+        "mc.csv",
+        "arrival_s,prompt_tokens\n0,1\n",
+        ["mc.csv", "missing column 'output_tokens'"],
+    ),
+    "non_numeric": (
+        "nn.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,1,1\n1,lots,1\n",
+        ["nn.csv", "row 2", "column 'prompt_tokens'", "'lots'"],
+    ),
+    "non_integer": (
+        "ni.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,1.5,1\n",
+        ["ni.csv", "row 1", "column 'prompt_tokens'", "whole number"],
+    ),
+    "zero_prompt": (
+        "zp.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,0,1\n",
+        ["zp.csv", "row 1", "column 'prompt_tokens'", ">= 1"],
+    ),
+    "negative_output": (
+        "no.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,3,1\n1,3,-2\n",
+        ["no.csv", "row 2", "column 'output_tokens'"],
+    ),
+    "bad_timestamp": (
+        "ts.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,1\n",
+        ["ts.csv", "row 1", "column 'TIMESTAMP'", "'yesterday'"],
+    ),
+    "bad_json": (
+        "mc.jsonl",
+        '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{oops\n',
+        ["mc.jsonl", "row 2", "malformed JSON"],
+    ),
 }
 
 
@@ -110,8 +160,9 @@ def test_info_missing_file_and_bad_format(tmp_path):
 
 def test_synth_bad_settings_exit_2(tmp_path):
     out = tmp_path / "x.csv"
-    _one_line_error(_run("trace", "synth", str(out), "--requests", "5", "--duration", "5"),
-                    "exactly one")
+    _one_line_error(
+        _run("trace", "synth", str(out), "--requests", "5", "--duration", "5"), "exactly one"
+    )
     _one_line_error(_run("trace", "synth", str(out), "--rate", "0"), "rate")
     _one_line_error(_run("trace", "synth", str(out), "--zipf", "-1"), "Zipf")
     assert not out.exists()

@@ -85,19 +85,36 @@ def cases(draw, modes=MODES, routers=ROUTERS, max_requests=30, tight_kv=None):
     else:
         dw = (draw(st.integers(1, 4)),)
     cluster = ClusterSpec(
-        mode=mode, served_models=served, prefill_workers=pw, decode_workers=dw,
-        gpu="h100", gpu_memory_utilization=1.0, reserve_bytes=0,
-        max_num_seqs=draw(st.integers(1, 8)), max_batch_tokens=draw(st.integers(16, 400)),
+        mode=mode,
+        served_models=served,
+        prefill_workers=pw,
+        decode_workers=dw,
+        gpu="h100",
+        gpu_memory_utilization=1.0,
+        reserve_bytes=0,
+        max_num_seqs=draw(st.integers(1, 8)),
+        max_batch_tokens=draw(st.integers(16, 400)),
         prefill_router=draw(st.sampled_from(routers)),
         decode_router=draw(st.sampled_from(routers)),
-        link=LinkSpec(bandwidth=float(2 ** draw(st.integers(4, 12))),
-                      latency_s=draw(dyadic(0, 8))))
-    lat = LinearLatency(p0=draw(dyadic(1, 32)), p1=draw(dyadic(0, 4, 1024)),
-                        d0=draw(dyadic(1, 8)), d1=draw(dyadic(0, 2, 256)),
-                        d2=draw(dyadic(0, 2, 4096)), kv_blocks=blocks,
-                        max_model_len=draw(st.sampled_from([1 << 30, 150])))
-    df = pd.DataFrame({"arrival_s": np.cumsum(gaps), "model": model, "prompt_tokens": prompt,
-                       "output_tokens": output})
+        link=LinkSpec(bandwidth=float(2 ** draw(st.integers(4, 12))), latency_s=draw(dyadic(0, 8))),
+    )
+    lat = LinearLatency(
+        p0=draw(dyadic(1, 32)),
+        p1=draw(dyadic(0, 4, 1024)),
+        d0=draw(dyadic(1, 8)),
+        d1=draw(dyadic(0, 2, 256)),
+        d2=draw(dyadic(0, 2, 4096)),
+        kv_blocks=blocks,
+        max_model_len=draw(st.sampled_from([1 << 30, 150])),
+    )
+    df = pd.DataFrame(
+        {
+            "arrival_s": np.cumsum(gaps),
+            "model": model,
+            "prompt_tokens": prompt,
+            "output_tokens": output,
+        }
+    )
     return Case(df, cluster, lat, draw(st.integers(0, 3)))
 
 
@@ -122,8 +139,11 @@ def run(case: Case, **kw):
     return simulate(case.requests, case.cluster, case.latency, case.latency, seed=case.seed, **kw)
 
 
-PROPS = settings(max_examples=120, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @PROPS
@@ -147,8 +167,9 @@ def test_invariants(case):
     too_long = (req["prompt_tokens"] + req["output_tokens"]) > lat.max_model_len
     cap = res.kv_capacity_tokens // BLOCK
     blocks_needed = -(-(req["prompt_tokens"] + req["output_tokens"] - 1) // BLOCK)
-    want = np.where(too_long, "exceeds_max_model_len",
-                    np.where(blocks_needed > cap, "exceeds_kv_capacity", ""))
+    want = np.where(
+        too_long, "exceeds_max_model_len", np.where(blocks_needed > cap, "exceeds_kv_capacity", "")
+    )
     assert list(rec["reject_reason"]) == list(want)
     assert rej["finished_at"].isna().all() and fin["finished_at"].notna().all()
 
@@ -167,8 +188,9 @@ def test_invariants(case):
     assert (dec["decode_started_at"] >= dec["kv_ready_at"] - eps).all()
     # o - 1 decode iterations, each at least d0 + d1 (a batch of one, no context)
     min_step = lat.d0 + lat.d1
-    assert (dec["finished_at"] - dec["decode_started_at"]
-            >= (dec["output_tokens"] - 1) * min_step - eps).all()
+    assert (
+        dec["finished_at"] - dec["decode_started_at"] >= (dec["output_tokens"] - 1) * min_step - eps
+    ).all()
     assert (dec["tpot_s"] > 0).all()
 
     # every output token decoded exactly once; preemptions add up
@@ -199,14 +221,18 @@ def assert_same_records(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-9) ->
     assert list(a.columns) == list(b.columns)
     for c in a.columns:
         if pd.api.types.is_float_dtype(a[c]):
-            np.testing.assert_allclose(a[c].to_numpy(), b[c].to_numpy(), rtol=0, atol=atol,
-                                       equal_nan=True, err_msg=c)
+            np.testing.assert_allclose(
+                a[c].to_numpy(), b[c].to_numpy(), rtol=0, atol=atol, equal_nan=True, err_msg=c
+            )
         else:
             assert (a[c] == b[c]).all(), c
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(cases(tight_kv=True))
 def test_planned_runs_equal_single_steps_hypothesis(case):
     planned = run(case)
@@ -216,30 +242,47 @@ def test_planned_runs_equal_single_steps_hypothesis(case):
     assert_same_records(planned.records, single.records)
     for col in ("num_iterations", "num_tokens", "num_preemptions", "peak_batch"):
         assert list(planned.decode_workers[col]) == list(single.decode_workers[col]), col
-    np.testing.assert_allclose(planned.decode_workers["busy_s"], single.decode_workers["busy_s"],
-                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        planned.decode_workers["busy_s"], single.decode_workers["busy_s"], rtol=1e-12, atol=1e-9
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Determinism on a fixed, larger workload
 # --------------------------------------------------------------------------------------------
 
+
 def fixed_workload(n: int = 600, seed: int = 7, rate: float = 40.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "arrival_s": np.cumsum(rng.exponential(1 / rate, n)),
-        "model": rng.choice(["math", "code", "tool"], size=n, p=[0.6, 0.3, 0.1]),
-        "prompt_tokens": rng.integers(1, 400, n),
-        "output_tokens": rng.integers(1, 120, n),
-    })
+    return pd.DataFrame(
+        {
+            "arrival_s": np.cumsum(rng.exponential(1 / rate, n)),
+            "model": rng.choice(["math", "code", "tool"], size=n, p=[0.6, 0.3, 0.1]),
+            "prompt_tokens": rng.integers(1, 400, n),
+            "output_tokens": rng.integers(1, 120, n),
+        }
+    )
 
 
-def fixed_cluster(mode: str = "sun", router: str = "least_loaded", kv_blocks: int = 10_000,
-                  decode_workers: tuple[int, ...] = (3,)):
-    cl = ClusterSpec(mode=mode, served_models=("math", "code", "tool"), prefill_workers=(2, 1, 1),
-                     decode_workers=decode_workers, gpu_memory_utilization=1.0, reserve_bytes=0,
-                     max_num_seqs=16, max_batch_tokens=1024, prefill_router=router,
-                     decode_router=router, link=LinkSpec(bandwidth=2.0**14, latency_s=1e-3))
+def fixed_cluster(
+    mode: str = "sun",
+    router: str = "least_loaded",
+    kv_blocks: int = 10_000,
+    decode_workers: tuple[int, ...] = (3,),
+):
+    cl = ClusterSpec(
+        mode=mode,
+        served_models=("math", "code", "tool"),
+        prefill_workers=(2, 1, 1),
+        decode_workers=decode_workers,
+        gpu_memory_utilization=1.0,
+        reserve_bytes=0,
+        max_num_seqs=16,
+        max_batch_tokens=1024,
+        prefill_router=router,
+        decode_router=router,
+        link=LinkSpec(bandwidth=2.0**14, latency_s=1e-3),
+    )
     lat = LinearLatency(p0=0.01, p1=1e-5, d0=0.01, d1=2e-4, d2=1e-6, kv_blocks=kv_blocks)
     return cl, lat
 
@@ -264,8 +307,9 @@ def test_same_inputs_and_seed_give_identical_records(router):
 @pytest.mark.parametrize("mode", ["partitioned", "sun"])
 def test_planned_runs_equal_single_steps(monkeypatch, kv_blocks, mode):
     df = fixed_workload()
-    cl, lat = fixed_cluster(mode=mode, kv_blocks=kv_blocks,
-                            decode_workers=(1, 1, 1) if mode == "partitioned" else (3,))
+    cl, lat = fixed_cluster(
+        mode=mode, kv_blocks=kv_blocks, decode_workers=(1, 1, 1) if mode == "partitioned" else (3,)
+    )
     planned = simulate(df, cl, lat, lat)
     num_pre = int(planned.records["num_preemptions"].sum())
     if kv_blocks == 40:
@@ -276,7 +320,8 @@ def test_planned_runs_equal_single_steps(monkeypatch, kv_blocks, mode):
     single = simulate(df, cl, lat, lat)
     assert_same_records(planned.records, single.records)
     assert list(planned.decode_workers["num_iterations"]) == list(
-        single.decode_workers["num_iterations"])
+        single.decode_workers["num_iterations"]
+    )
     # planned runs take far fewer events
     assert planned.num_events < single.num_events
 
@@ -307,10 +352,17 @@ def test_planned_runs_equal_single_steps(monkeypatch, kv_blocks, mode):
 # prefill does not depend on decode (no preemption with one request per worker).
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cases(routers=("central",)), st.integers(0, 2),
-       st.sampled_from([0.25, 0.5, 1.0, 2.0]), st.sampled_from([0.05, 0.1, 0.2, 0.5]))
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    cases(routers=("central",)),
+    st.integers(0, 2),
+    st.sampled_from([0.25, 0.5, 1.0, 2.0]),
+    st.sampled_from([0.05, 0.1, 0.2, 0.5]),
+)
 def test_more_decode_workers_never_lower_attainment_central_queue(case, pool, ttft, tpot):
     cl = replace(case.cluster, max_num_seqs=1)
     pool = pool % len(cl.decode_workers)

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import require_trace
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -37,6 +36,9 @@ def test_records_equal_v0_1_0(trace: str, router: str, tmp_path: Path) -> None:
         want = EXPECTED["cases"][f"{trace}|{router}|{design}"]
         assert len(df) == want["rows"]
         got = make_golden.fingerprint(df)
-        diffs = [f"{c}: sum {got[c]['sum']} vs {w['sum']}"
-                 for c, w in want["columns"].items() if got.get(c, {}).get("sha256") != w["sha256"]]
+        diffs = [
+            f"{c}: sum {got[c]['sum']} vs {w['sum']}"
+            for c, w in want["columns"].items()
+            if got.get(c, {}).get("sha256") != w["sha256"]
+        ]
         assert not diffs, f"{trace} {router} {design}: records differ from v0.1.0: {diffs}"

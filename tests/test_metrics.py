@@ -14,30 +14,40 @@ from sunsim.cluster.decode import itl_bin
 from sunsim.cluster.simulation import itl_bin_edges, simulate
 from sunsim.config import ClusterSpec, LinkSpec, SloSpec
 from sunsim.latency.base import ConstantLatency
-from sunsim.metrics import (comparison_table, itl_percentiles, latency_percentiles, slo_attainment,
-                            slo_met, summarize, sun_vs_partitioned)
+from sunsim.metrics import (
+    comparison_table,
+    itl_percentiles,
+    latency_percentiles,
+    slo_attainment,
+    slo_met,
+    summarize,
+    sun_vs_partitioned,
+)
 
 NAN = float("nan")
 
 
 def records(rows) -> pd.DataFrame:
     """rows of (model, status, ttft_s, tpot_s, e2e_s, output_tokens)."""
-    df = pd.DataFrame(rows, columns=["model", "status", "ttft_s", "tpot_s", "e2e_s",
-                                     "output_tokens"])
+    df = pd.DataFrame(
+        rows, columns=["model", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens"]
+    )
     df["model"] = pd.Categorical(df["model"], categories=["math", "code", "tool"])
     return df
 
 
-RECS = records([
-    ("math", "finished", 1.0, 0.05, 10.0, 100),   # meets both
-    ("math", "finished", 2.0, 0.10, 12.0, 50),    # on both bounds: meets (<=)
-    ("math", "finished", 2.5, 0.05, 9.0, 80),     # TTFT miss
-    ("code", "finished", 0.5, 0.20, 30.0, 120),   # TPOT miss
-    ("code", "finished", 0.4, NAN, 0.4, 1),       # one output token: TTFT only -> meets
-    ("code", "finished", 3.0, NAN, 3.0, 1),       # one output token, TTFT miss
-    ("math", "rejected", NAN, NAN, NAN, 10),      # rejected: a miss
-    ("code", "rejected", NAN, NAN, NAN, 10),
-])
+RECS = records(
+    [
+        ("math", "finished", 1.0, 0.05, 10.0, 100),  # meets both
+        ("math", "finished", 2.0, 0.10, 12.0, 50),  # on both bounds: meets (<=)
+        ("math", "finished", 2.5, 0.05, 9.0, 80),  # TTFT miss
+        ("code", "finished", 0.5, 0.20, 30.0, 120),  # TPOT miss
+        ("code", "finished", 0.4, NAN, 0.4, 1),  # one output token: TTFT only -> meets
+        ("code", "finished", 3.0, NAN, 3.0, 1),  # one output token, TTFT miss
+        ("math", "rejected", NAN, NAN, NAN, 10),  # rejected: a miss
+        ("code", "rejected", NAN, NAN, NAN, 10),
+    ]
+)
 SLO = SloSpec(ttft_s=2.0, tpot_s=0.1)
 
 
@@ -111,20 +121,34 @@ def small_run(mode: str = "sun"):
     """Two models, a tight KV cache (preemptions) and rejections."""
     rng = np.random.default_rng(2)
     n = 300
-    df = pd.DataFrame({
-        "arrival_s": np.cumsum(rng.exponential(0.02, n)),
-        "model": rng.choice(["math", "code"], n, p=[0.7, 0.3]),
-        "prompt_tokens": rng.integers(1, 200, n),
-        "output_tokens": rng.integers(1, 80, n),
-    })
+    df = pd.DataFrame(
+        {
+            "arrival_s": np.cumsum(rng.exponential(0.02, n)),
+            "model": rng.choice(["math", "code"], n, p=[0.7, 0.3]),
+            "prompt_tokens": rng.integers(1, 200, n),
+            "output_tokens": rng.integers(1, 80, n),
+        }
+    )
     df.loc[::50, "prompt_tokens"] = 5000  # exceed the KV cache: rejected
     blocks = 64
-    lat = ConstantLatency(prefill_s=0.01, prefill_per_token_s=1e-5, decode_s=0.01,
-                          weight_bytes=80 * 10**9 - 16 * blocks, kv_bytes_per_token=1)
+    lat = ConstantLatency(
+        prefill_s=0.01,
+        prefill_per_token_s=1e-5,
+        decode_s=0.01,
+        weight_bytes=80 * 10**9 - 16 * blocks,
+        kv_bytes_per_token=1,
+    )
     dw = (1, 1) if mode == "partitioned" else (2,)
-    cl = ClusterSpec(mode=mode, served_models=("math", "code"), prefill_workers=(1, 1),
-                     decode_workers=dw, gpu_memory_utilization=1.0, reserve_bytes=0,
-                     max_num_seqs=32, link=LinkSpec(bandwidth=1e6, latency_s=1e-4))
+    cl = ClusterSpec(
+        mode=mode,
+        served_models=("math", "code"),
+        prefill_workers=(1, 1),
+        decode_workers=dw,
+        gpu_memory_utilization=1.0,
+        reserve_bytes=0,
+        max_num_seqs=32,
+        link=LinkSpec(bandwidth=1e6, latency_s=1e-4),
+    )
     return simulate(df, cl, lat, lat)
 
 
@@ -143,8 +167,9 @@ def test_summarize_counts_add_up():
     # attainment: overall = request-weighted mean of the per-model attainments
     att = s["slo"]["attainment"]
     assert att == pytest.approx(slo_attainment(rec, SLO))
-    assert att == pytest.approx(sum(d["slo_attainment"] * d["num_requests"]
-                                    for d in s["per_model"].values()) / r["total"])
+    assert att == pytest.approx(
+        sum(d["slo_attainment"] * d["num_requests"] for d in s["per_model"].values()) / r["total"]
+    )
     assert s["slo"]["met"] == (att >= SLO.attainment)
     fin = rec[rec["status"] == "finished"]
     tp = s["throughput"]
@@ -153,8 +178,13 @@ def test_summarize_counts_add_up():
     assert tp["window_s"] == pytest.approx(window)
     assert tp["output_tokens_per_s"] == pytest.approx(tp["output_tokens"] / window)
     assert tp["output_tokens_per_s_per_gpu"] == pytest.approx(tp["output_tokens_per_s"] / 4)
-    assert s["gpus"] == {"prefill": 2, "decode": 2, "total": 4, "decode_per_pool": [2],
-                         "prefill_per_model": [1, 1]}
+    assert s["gpus"] == {
+        "prefill": 2,
+        "decode": 2,
+        "total": 4,
+        "decode_per_pool": [2],
+        "prefill_per_model": [1, 1],
+    }
     assert s["latency_s"]["ttft_s_p50"] == pytest.approx(np.percentile(fin["ttft_s"], 50))
     assert s["decode"]["kv_capacity_tokens"] == 64 * 16
     assert s["decode"]["peak_batch"] <= 32
@@ -164,14 +194,22 @@ def test_comparison_table_and_sentences():
     sums = {m: summarize(small_run(m), SLO) for m in ("partitioned", "sun")}
     t = comparison_table(sums)
     assert list(t.columns) == ["partitioned", "sun"]
-    for row in ("GPUs (prefill+decode)", "finished / rejected", "preemptions", "SLO attainment",
-                "TTFT p50 / p90 / p99 (s)", "TPOT p50 / p90 / p99 (ms)", "throughput (tok/s)",
-                "latency model"):
+    for row in (
+        "GPUs (prefill+decode)",
+        "finished / rejected",
+        "preemptions",
+        "SLO attainment",
+        "TTFT p50 / p90 / p99 (s)",
+        "TPOT p50 / p90 / p99 (ms)",
+        "throughput (tok/s)",
+        "latency model",
+    ):
         assert row in t.index, row
     for m, s in sums.items():
         assert t.loc["GPUs (prefill+decode)", m] == "2+2"
-        assert t.loc["finished / rejected", m] == (f"{s['requests']['finished']} / "
-                                                   f"{s['requests']['rejected']}")
+        assert t.loc["finished / rejected", m] == (
+            f"{s['requests']['finished']} / {s['requests']['rejected']}"
+        )
         assert t.loc["SLO attainment", m] == f"{s['slo']['attainment']:.1%}"
         assert t.loc["latency model", m] == "analytic"
     assert t.loc["decode workers per pool", "partitioned"] == "1,1"

@@ -9,22 +9,52 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sunsim.cli import app
 from sunsim.config import Scenario
 from sunsim.errors import ConfigError
-from sunsim.planner import (CountSearch, PlanOptions, SimTask, _init_worker, _meets,
-                            _prefill_meets, parse_sweep, plan, run_task)
+from sunsim.planner import (
+    CountSearch,
+    PlanOptions,
+    SimTask,
+    _init_worker,
+    _meets,
+    _prefill_meets,
+    parse_sweep,
+    plan,
+    run_task,
+)
 from sunsim.replay import DEFAULT_TRACE, load_workload
 
 # A small, busy scenario: 300 requests of the bundled synthetic trace at 40x its rate, tight
 # SLOs, so that pools need more than one worker.
-SMALL = Scenario(trace=str(DEFAULT_TRACE), max_requests=300, rate_scale=40.0, latency="roofline",
-                 slo_ttft_s=0.5, slo_tpot_s=0.012)
-CLI_SMALL = [str(DEFAULT_TRACE), "--max-requests", "300", "--rate-scale", "40", "--latency",
-             "roofline", "--slo-ttft", "0.5", "--slo-tpot", "0.012", "--no-progress", "--jobs", "1"]
+SMALL = Scenario(
+    trace=str(DEFAULT_TRACE),
+    max_requests=300,
+    rate_scale=40.0,
+    latency="roofline",
+    slo_ttft_s=0.5,
+    slo_tpot_s=0.012,
+)
+CLI_SMALL = [
+    str(DEFAULT_TRACE),
+    "--max-requests",
+    "300",
+    "--rate-scale",
+    "40",
+    "--latency",
+    "roofline",
+    "--slo-ttft",
+    "0.5",
+    "--slo-tpot",
+    "0.012",
+    "--no-progress",
+    "--jobs",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +67,9 @@ def _eval(s: Scenario, mode: str, prefill, decode, model=None, prefill_only=Fals
     _init_worker({"w": wl.requests})
     cl = s.cluster(mode, [1.0] * len(s.served_models))
     models = (model,) if model else s.served_models
-    cl = dataclasses.replace(cl, served_models=models, prefill_workers=tuple(prefill),
-                             decode_workers=tuple(decode))
+    cl = dataclasses.replace(
+        cl, served_models=models, prefill_workers=tuple(prefill), decode_workers=tuple(decode)
+    )
     ev, _ = run_task(SimTask("w", 1.0, model, prefill_only, cl, s))
     return ev
 
@@ -82,8 +113,12 @@ def test_counts_meet_the_slo_and_one_fewer_does_not(small_plan):
 def test_search_log_is_consistent(small_plan):
     """Every count the search called met is >= the answer; every failing one is below it."""
     for mode, mp in small_plan.points[0].modes.items():
-        ans = dict(zip(["shared"] if mode != "partitioned" else list(SMALL.served_models),
-                       mp.decode_workers))
+        ans = dict(
+            zip(
+                ["shared"] if mode != "partitioned" else list(SMALL.served_models),
+                mp.decode_workers,
+            )
+        )
         for e in mp.evaluations:
             if e["phase"] != "decode":
                 continue
@@ -105,8 +140,9 @@ def test_more_load_never_needs_fewer_workers():
         g = g.sort_values("sweep_value")
         assert g["num_decode_gpus"].is_monotonic_increasing, g
         assert g["num_prefill_gpus"].is_monotonic_increasing, g
-    assert df[df.sweep_value == 120.0]["num_gpus"].max() > df[df.sweep_value == 10.0][
-        "num_gpus"].min()
+    assert (
+        df[df.sweep_value == 120.0]["num_gpus"].max() > df[df.sweep_value == 10.0]["num_gpus"].min()
+    )
     # goodput at the scenario's own workers: a rate of the grid (or a bisection point) per mode
     gp = r.goodput.attrs["goodput"]
     assert set(gp) == {"partitioned", "sun", "qsun"}
@@ -118,43 +154,91 @@ def test_plan_is_reproducible_from_its_directory(tmp_path: Path):
     d1, d2 = tmp_path / "p1", tmp_path / "p2"
     res = runner.invoke(app, ["plan", *CLI_SMALL, "--zipf", "1.2", "--out", str(d1)])
     assert res.exit_code == 0, res.output
-    for f in ("plan.json", "plan.csv", "scenario.toml", "evaluations.csv",
-              "replay_sun/summary.json", "replay_partitioned/records_partitioned.parquet"):
+    for f in (
+        "plan.json",
+        "plan.csv",
+        "scenario.toml",
+        "evaluations.csv",
+        "replay_sun/summary.json",
+        "replay_partitioned/records_partitioned.parquet",
+    ):
         assert (d1 / f).exists(), f
-    res = runner.invoke(app, ["plan", "--scenario", str(d1 / "scenario.toml"), "--no-cache",
-                              "--no-progress", "--jobs", "1", "--out", str(d2)])
+    res = runner.invoke(
+        app,
+        [
+            "plan",
+            "--scenario",
+            str(d1 / "scenario.toml"),
+            "--no-cache",
+            "--no-progress",
+            "--jobs",
+            "1",
+            "--out",
+            str(d2),
+        ],
+    )
     assert res.exit_code == 0, res.output
     a, b = pd.read_csv(d1 / "plan.csv"), pd.read_csv(d2 / "plan.csv")
-    cols = ["mode", "decode_workers", "prefill_workers", "num_gpus", "slo_attainment",
-            "throughput_per_gpu", "tpot_s_p90"]
+    cols = [
+        "mode",
+        "decode_workers",
+        "prefill_workers",
+        "num_gpus",
+        "slo_attainment",
+        "throughput_per_gpu",
+        "tpot_s_p90",
+    ]
     pd.testing.assert_frame_equal(a[cols], b[cols])
     j = json.loads((d2 / "plan.json").read_text())
     assert j["stats"]["cached"] == 0 and j["slo"]["ttft_s"] == 0.5
     # the replay of a final configuration repeats with `sunsim replay --scenario`
-    res = runner.invoke(app, ["replay", "--scenario", str(d1 / "replay_sun" / "scenario.toml"),
-                              "--no-progress", "--out", str(tmp_path / "r")])
+    res = runner.invoke(
+        app,
+        [
+            "replay",
+            "--scenario",
+            str(d1 / "replay_sun" / "scenario.toml"),
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     s1 = json.loads((d1 / "replay_sun" / "summary.json").read_text())["modes"]["sun"]
     s2 = json.loads((tmp_path / "r" / "summary.json").read_text())["modes"]["sun"]
     assert s1["slo"]["attainment"] == s2["slo"]["attainment"]
     # planning again in the same directory reuses the cache
-    res = runner.invoke(app, ["plan", "--scenario", str(d1 / "scenario.toml"), "--no-progress",
-                              "--jobs", "1", "--out", str(d1)])
+    res = runner.invoke(
+        app,
+        [
+            "plan",
+            "--scenario",
+            str(d1 / "scenario.toml"),
+            "--no-progress",
+            "--jobs",
+            "1",
+            "--out",
+            str(d1),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((d1 / "plan.json").read_text())["stats"]["cached"] > 0
 
 
-@pytest.mark.parametrize("opts, words", [
-    (["--slo-ttft", "0.001"], "TTFT SLO"),
-    (["--slo-tpot", "0.0005"], "TPOT SLO"),
-])
+@pytest.mark.parametrize(
+    "opts, words",
+    [
+        (["--slo-ttft", "0.001"], "TTFT SLO"),
+        (["--slo-tpot", "0.0005"], "TPOT SLO"),
+    ],
+)
 def test_impossible_slo_is_one_line_exit_2(opts, words):
     runner = CliRunner()
     args = [a for a in CLI_SMALL]
     for k in ("--slo-ttft", "--slo-tpot"):  # drop the defaults being replaced
         if k in opts:
             i = args.index(k)
-            del args[i:i + 2]
+            del args[i : i + 2]
     res = runner.invoke(app, ["plan", *args, *opts, "--out", "/tmp/never-written"])
     assert res.exit_code == 2, res.output
     out = res.output.strip()
@@ -210,8 +294,9 @@ def test_parse_sweep_and_options():
 
 
 def test_percentile_kind_meets_its_bounds():
-    r = plan(dataclasses.replace(SMALL, max_requests=200), PlanOptions(jobs=1,
-                                                                       slo_kind="percentile"))
+    r = plan(
+        dataclasses.replace(SMALL, max_requests=200), PlanOptions(jobs=1, slo_kind="percentile")
+    )
     for mode, mp in r.points[0].modes.items():
         lat = mp.summary["latency_s"]
         assert lat["ttft_s_p90"] <= SMALL.slo_ttft_s + 1e-9

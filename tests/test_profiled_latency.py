@@ -20,8 +20,15 @@ from sunsim.cli import app
 from sunsim.config import MODELS, as_dict, weight_bytes
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
-from sunsim.latency.profiled import (ProfiledLatency, check_profile, find_profile, fit_nnls,
-                                     resolve_profile, select_form, PREFILL_FORMS)
+from sunsim.latency.profiled import (
+    PREFILL_FORMS,
+    ProfiledLatency,
+    check_profile,
+    find_profile,
+    fit_nnls,
+    resolve_profile,
+    select_form,
+)
 from sunsim.profiling.analysis import roofline_ratios, roofline_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,36 +48,77 @@ def pre_distserve(lens) -> float:
     return 0.004 + 5e-5 * sum(lens) + 2e-9 * sum(x * x for x in lens)
 
 
-def write_profile(d: Path, *, model: str = "tiny-llama", precision: str = "bf16",
-                  dec=dec_linear, pre=pre_distserve, gpu_key=None, slug="cpu-test-1t",
-                  quick=False, prefill: bool | None = None, drop=()) -> Path:
+def write_profile(
+    d: Path,
+    *,
+    model: str = "tiny-llama",
+    precision: str = "bf16",
+    dec=dec_linear,
+    pre=pre_distserve,
+    gpu_key=None,
+    slug="cpu-test-1t",
+    quick=False,
+    prefill: bool | None = None,
+    drop=(),
+) -> Path:
     """A synthetic profile in ``d/<slug>/<model>/<precision>`` from formulas."""
     p = d / slug / model / precision
     p.mkdir(parents=True, exist_ok=True)
-    rows = [{"batch_size": b, "context_tokens": c, "total_context_tokens": b * c,
-             "time_s_median": dec(b, b * c), "time_s_p10": dec(b, b * c) * 0.98,
-             "time_s_p90": dec(b, b * c) * 1.02, "repeats": 9}
-            for c in DEC_C for b in DEC_B if (b, c) not in drop]
+    rows = [
+        {
+            "batch_size": b,
+            "context_tokens": c,
+            "total_context_tokens": b * c,
+            "time_s_median": dec(b, b * c),
+            "time_s_p10": dec(b, b * c) * 0.98,
+            "time_s_p90": dec(b, b * c) * 1.02,
+            "repeats": 9,
+        }
+        for c in DEC_C
+        for b in DEC_B
+        if (b, c) not in drop
+    ]
     pd.DataFrame(rows).to_csv(p / "decode.csv", index=False)
     with_prefill = precision == "bf16" if prefill is None else prefill
     if with_prefill:
-        rows = [{"batch_size": b, "prompt_tokens": l, "total_tokens": b * l,
-                 "time_s_median": pre([l] * b), "time_s_p10": pre([l] * b),
-                 "time_s_p90": pre([l] * b), "repeats": 5}
-                for b in PRE_B for l in PRE_L if b * l <= 2048]
+        rows = [
+            {
+                "batch_size": b,
+                "prompt_tokens": l,
+                "total_tokens": b * l,
+                "time_s_median": pre([l] * b),
+                "time_s_p10": pre([l] * b),
+                "time_s_p90": pre([l] * b),
+                "repeats": 5,
+            }
+            for b in PRE_B
+            for l in PRE_L
+            if b * l <= 2048
+        ]
         pd.DataFrame(rows).to_csv(p / "prefill.csv", index=False)
-    meta = {"schema_version": 1, "method": "measured", "quick": quick, "model": model,
-            "precision": precision, "model_spec": as_dict(MODELS[model]),
-            "modules": ["prefill", "decode"] if with_prefill else ["decode"],
-            "device_kind": "cpu" if gpu_key is None else "cuda", "device_name": "Test Device",
-            "device_slug": slug, "gpu_key": gpu_key, "layers_run": 2,
-            "layers_total": MODELS[model].num_layers, "copy_bandwidth_bytes_per_s": 10e9,
-            "matmul_flops_per_s": 1e12}
+    meta = {
+        "schema_version": 1,
+        "method": "measured",
+        "quick": quick,
+        "model": model,
+        "precision": precision,
+        "model_spec": as_dict(MODELS[model]),
+        "modules": ["prefill", "decode"] if with_prefill else ["decode"],
+        "device_kind": "cpu" if gpu_key is None else "cuda",
+        "device_name": "Test Device",
+        "device_slug": slug,
+        "gpu_key": gpu_key,
+        "layers_run": 2,
+        "layers_total": MODELS[model].num_layers,
+        "copy_bandwidth_bytes_per_s": 10e9,
+        "matmul_flops_per_s": 1e12,
+    }
     (p / "meta.json").write_text(json.dumps(meta))
     return p
 
 
 # -- the fit ---------------------------------------------------------------------------------
+
 
 def test_nnls_recovers_distserve_form_exactly():
     pts = []
@@ -140,8 +188,7 @@ def test_extrapolates_with_fitted_form(tmp_path):
 def test_grid_holes_are_filled(tmp_path):
     d = write_profile(tmp_path, drop={(32, 2048), (16, 2048)})
     lat = ProfiledLatency.from_dir(d)
-    assert lat.decode_step_time(32, 32 * 2048) == pytest.approx(dec_linear(32, 32 * 2048),
-                                                                rel=1e-6)
+    assert lat.decode_step_time(32, 32 * 2048) == pytest.approx(dec_linear(32, 32 * 2048), rel=1e-6)
 
 
 def test_memory_model_from_spec(tmp_path):
@@ -155,6 +202,7 @@ def test_memory_model_from_spec(tmp_path):
 
 
 # -- errors ----------------------------------------------------------------------------------
+
 
 def _one_line(e: pytest.ExceptionInfo) -> str:
     msg = str(e.value)
@@ -200,16 +248,17 @@ def test_fit_statistic_min_fits_the_fastest_repeat(tmp_path):
     assert med.time_column == "time_s_median" and fast.time_column == "time_s_min"
     assert "fastest repeat" in fast.description and "fastest" not in med.description
     assert fast.decode_step_time(8, 8 * 512) == pytest.approx(
-        0.8 * med.decode_step_time(8, 8 * 512), rel=1e-6)
+        0.8 * med.decode_step_time(8, 8 * 512), rel=1e-6
+    )
     assert fast.prefill_time([256, 256]) == pytest.approx(
-        0.7 * med.prefill_time([256, 256]), rel=1e-6)
+        0.7 * med.prefill_time([256, 256]), rel=1e-6
+    )
     (d / "meta.json").write_text(json.dumps({**meta, "fit_statistic": "mode"}))
     with pytest.raises(ProfileError) as e:
         ProfiledLatency.from_dir(d)
     assert "fit_statistic 'mode'" in _one_line(e)
     (d / "meta.json").write_text(json.dumps({**meta, "fit_statistic": "min"}))
-    pd.read_csv(d / "decode.csv").drop(columns=["time_s_min"]).to_csv(d / "decode.csv",
-                                                                      index=False)
+    pd.read_csv(d / "decode.csv").drop(columns=["time_s_min"]).to_csv(d / "decode.csv", index=False)
     with pytest.raises(ProfileError) as e:
         ProfiledLatency.from_dir(d)
     assert "time_s_min" in _one_line(e) and "decode.csv" in _one_line(e)
@@ -274,11 +323,18 @@ def test_decode_only_profile_prefill(tmp_path):
 
 # -- check and roofline ratios ----------------------------------------------------------------
 
+
 def test_check_profile_synthetic(tmp_path):
     d = write_profile(tmp_path, dec=curved)
     df = check_profile(d)
-    assert list(df.columns) == ["module", "slice", "points", "mape_pct", "max_ape_pct",
-                                "fit_only_mape_pct"]
+    assert list(df.columns) == [
+        "module",
+        "slice",
+        "points",
+        "mape_pct",
+        "max_ape_pct",
+        "fit_only_mape_pct",
+    ]
     assert set(df["module"]) == {"decode", "prefill"}
     assert df[df.module == "decode"]["points"].sum() == len(DEC_B) * len(DEC_C)
     assert 0 <= df.attrs["median_mape_pct"] < 5.0
@@ -320,6 +376,7 @@ def test_bundled_profiles_check():
 
 # -- CLI ---------------------------------------------------------------------------------------
 
+
 def test_cli_check_prints_median(tmp_path):
     write_profile(tmp_path)
     r = CliRunner().invoke(app, ["profile", "check", str(tmp_path)])
@@ -344,10 +401,12 @@ def test_cli_check_missing_exit_2(tmp_path):
 
 
 def test_import_without_torch():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "import sunsim.profiling, sunsim.latency.profiled\n"
-            "from sunsim.profiling._torch import require_torch\n"
-            "from sunsim.errors import ProfileError\n"
-            "try:\n    require_torch()\nexcept ProfileError as e:\n    print('OK', e)\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import sunsim.profiling, sunsim.latency.profiled\n"
+        "from sunsim.profiling._torch import require_torch\n"
+        "from sunsim.errors import ProfileError\n"
+        "try:\n    require_torch()\nexcept ProfileError as e:\n    print('OK', e)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.startswith("OK") and "pip install 'sunsim[profile]'" in r.stdout

@@ -12,8 +12,9 @@ import math
 import pandas as pd
 import pytest
 
-torch = pytest.importorskip("torch", reason="needs the profile extra: pip install "
-                                            "'sunsim[profile]'")
+torch = pytest.importorskip(
+    "torch", reason="needs the profile extra: pip install 'sunsim[profile]'"
+)
 
 from typer.testing import CliRunner  # noqa: E402
 
@@ -24,15 +25,19 @@ from sunsim.latency.profiled import ProfiledLatency, check_profile  # noqa: E402
 from sunsim.profiling import ProfileGrid, TimingOptions, profile_model, write_profile  # noqa
 from sunsim.profiling.harness import DECODE_COLUMNS, PREFILL_COLUMNS  # noqa: E402
 from sunsim.profiling.modules import DecoderModule  # noqa: E402
-from sunsim.profiling.quant import (Linear, dequantize_int4, dequantize_int8,  # noqa: E402
-                                    quantize_int4, quantize_int8)
+from sunsim.profiling.quant import (
+    Linear,
+    dequantize_int4,
+    dequantize_int8,  # noqa: E402
+    quantize_int4,
+    quantize_int8,
+)
 from sunsim.profiling.timing import device_slug, gpu_key_for  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
 TINY_GRID = ProfileGrid((1, 4), (16, 48), (1, 2), (16, 32), 64)
-TINY_TIMING = TimingOptions(warmup=1, min_repeats=3, max_repeats=3, time_per_point_s=0.0,
-                              passes=1)
+TINY_TIMING = TimingOptions(warmup=1, min_repeats=3, max_repeats=3, time_per_point_s=0.0, passes=1)
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +53,7 @@ def _rel(a, b) -> float:
 
 
 # -- quantised kernels -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_w8a16_matches_bf16_within_quantisation_error(seed):
@@ -93,8 +99,17 @@ def test_w4a16_bad_group_is_profile_error():
 
 # -- modules ----------------------------------------------------------------------------------
 
-SMALL = ModelSpec(name="small", hidden_size=128, intermediate_size=256, num_layers=2,
-                  num_heads=4, num_kv_heads=2, head_dim=32, vocab_size=512, max_model_len=512)
+SMALL = ModelSpec(
+    name="small",
+    hidden_size=128,
+    intermediate_size=256,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=32,
+    vocab_size=512,
+    max_model_len=512,
+)
 
 
 @pytest.mark.parametrize("qk_norm", [False, True])
@@ -129,24 +144,35 @@ def test_decoder_quantised_layers_use_real_kernels():
 
 def test_device_slug_and_gpu_key():
     assert device_slug("cuda", "NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
-    assert device_slug("cpu", "Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.0GHz", 8) == \
-        "cpu-intel-xeon-platinum-8480-8t"
+    assert (
+        device_slug("cpu", "Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.0GHz", 8)
+        == "cpu-intel-xeon-platinum-8480-8t"
+    )
     assert gpu_key_for("NVIDIA H200") == "h200" and gpu_key_for("NVIDIA A100-SXM4-80GB") == "a100"
     assert gpu_key_for("Intel(R) Xeon(R) Processor") is None
 
 
 # -- a quick profile --------------------------------------------------------------------------
 
+
 def test_quick_profile_schema(tmp_path):
-    prof = profile_model("tiny-llama", "cpu", "bf16", quick=True, grid=TINY_GRID,
-                         timing=TINY_TIMING, threads=1, command="pytest")
+    prof = profile_model(
+        "tiny-llama",
+        "cpu",
+        "bf16",
+        quick=True,
+        grid=TINY_GRID,
+        timing=TINY_TIMING,
+        threads=1,
+        command="pytest",
+    )
     d = write_profile(prof, tmp_path)
     assert d == tmp_path / prof.meta["device_slug"] / "tiny-llama" / "bf16"
     assert prof.meta["device_slug"].endswith("-quick")
     dec = pd.read_csv(d / "decode.csv")
     pre = pd.read_csv(d / "prefill.csv")
-    assert list(dec.columns[:len(DECODE_COLUMNS)]) == list(DECODE_COLUMNS)
-    assert list(pre.columns[:len(PREFILL_COLUMNS)]) == list(PREFILL_COLUMNS)
+    assert list(dec.columns[: len(DECODE_COLUMNS)]) == list(DECODE_COLUMNS)
+    assert list(pre.columns[: len(PREFILL_COLUMNS)]) == list(PREFILL_COLUMNS)
     assert len(dec) == 4 and len(pre) == 4  # 2 x 2 decode, 2 x 2 prefill (all <= 64 tokens)
     assert (dec["total_context_tokens"] == dec["batch_size"] * dec["context_tokens"]).all()
     assert (dec["time_s_p10"] <= dec["time_s_median"]).all()
@@ -154,10 +180,28 @@ def test_quick_profile_schema(tmp_path):
     assert (dec["time_s_min"] <= dec["time_s_p10"]).all()
     assert (dec["repeats"] == 3).all()
     meta = json.loads((d / "meta.json").read_text())
-    for key in ("device_name", "device_kind", "device_slug", "gpu_key", "torch_version",
-                "cuda_version", "threads", "dtype", "weight_quantisation", "model_spec", "grid",
-                "method", "layers_run", "layers_total", "scaling", "copy_bandwidth_bytes_per_s",
-                "matmul_flops_per_s", "date", "sunsim_version", "command"):
+    for key in (
+        "device_name",
+        "device_kind",
+        "device_slug",
+        "gpu_key",
+        "torch_version",
+        "cuda_version",
+        "threads",
+        "dtype",
+        "weight_quantisation",
+        "model_spec",
+        "grid",
+        "method",
+        "layers_run",
+        "layers_total",
+        "scaling",
+        "copy_bandwidth_bytes_per_s",
+        "matmul_flops_per_s",
+        "date",
+        "sunsim_version",
+        "command",
+    ):
         assert key in meta, key
     assert meta["method"] == "measured" and meta["threads"] == 1
     assert meta["device_kind"] == "cpu" and meta["gpu_key"] is None
@@ -170,13 +214,22 @@ def test_quick_profile_schema(tmp_path):
     assert lat.time_column == "time_s_min" and "fastest repeat" in lat.description
     assert lat.decode_step_time(4, 4 * 48) == pytest.approx(
         float(dec[(dec.batch_size == 4) & (dec.context_tokens == 48)]["time_s_min"].iloc[0]),
-        rel=0.1)  # exact when the correction is not shrunk toward the fit (noisy CPUs)
+        rel=0.1,
+    )  # exact when the correction is not shrunk toward the fit (noisy CPUs)
     assert math.isfinite(check_profile(d).attrs["median_mape_pct"])
 
 
 def test_quick_profile_quantised_is_decode_only_and_scaled(tmp_path):
-    prof = profile_model("tiny-llama", "cpu", "w8a16", quick=True, grid=TINY_GRID,
-                         timing=TINY_TIMING, layers=2, threads=1)
+    prof = profile_model(
+        "tiny-llama",
+        "cpu",
+        "w8a16",
+        quick=True,
+        grid=TINY_GRID,
+        timing=TINY_TIMING,
+        layers=2,
+        threads=1,
+    )
     d = write_profile(prof, tmp_path)
     assert not (d / "prefill.csv").exists()
     m = prof.meta
@@ -193,10 +246,33 @@ def test_quick_profile_quantised_is_decode_only_and_scaled(tmp_path):
 
 
 def test_cli_profile_quick_and_check(tmp_path):
-    r = CliRunner().invoke(app, [
-        "profile", "--model", "tiny-llama", "--device", "cpu", "--precision", "w4a16",
-        "--quick", "--threads", "1", "--out", str(tmp_path), "--batch-sizes", "1,2",
-        "--contexts", "16,32", "--repeats", "3", "--max-repeats", "3", "--warmup", "1"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--model",
+            "tiny-llama",
+            "--device",
+            "cpu",
+            "--precision",
+            "w4a16",
+            "--quick",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--batch-sizes",
+            "1,2",
+            "--contexts",
+            "16,32",
+            "--repeats",
+            "3",
+            "--max-repeats",
+            "3",
+            "--warmup",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "decode / roofline" in r.output and "wrote" in r.output
     dirs = list(tmp_path.glob("*/tiny-llama/w4a16/decode.csv"))
@@ -207,21 +283,57 @@ def test_cli_profile_quick_and_check(tmp_path):
 
 
 def test_cli_profile_bad_input_exit_2(tmp_path):
-    r = CliRunner().invoke(app, ["profile", "--model", "tiny-llama", "--device", "cpu",
-                                 "--quick", "--cuda-graphs", "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--model",
+            "tiny-llama",
+            "--device",
+            "cpu",
+            "--quick",
+            "--cuda-graphs",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 2 and "Traceback" not in r.output and "cuda" in r.output
-    r = CliRunner().invoke(app, ["profile", "--model", "tiny-llama", "--device", "cpu",
-                                 "--quick", "--batch-sizes", "x", "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--model",
+            "tiny-llama",
+            "--device",
+            "cpu",
+            "--quick",
+            "--batch-sizes",
+            "x",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 2 and "--batch-sizes" in r.output
 
 
 def test_pooled_probes_take_the_best_as_ceiling():
     from sunsim.profiling.harness import _pool_probes
-    slow = {"copy_bandwidth_bytes_per_s": 5e9, "copy_bandwidth_median_bytes_per_s": 4e9,
-            "copy_bytes": 1024, "matmul_flops_per_s": 2e11, "matmul_median_flops_per_s": 1e11,
-            "matmul_n": 64}
-    fast = {**slow, "copy_bandwidth_bytes_per_s": 9e9, "copy_bandwidth_median_bytes_per_s": 8e9,
-            "matmul_flops_per_s": 6e11, "matmul_median_flops_per_s": 5e11}
+
+    slow = {
+        "copy_bandwidth_bytes_per_s": 5e9,
+        "copy_bandwidth_median_bytes_per_s": 4e9,
+        "copy_bytes": 1024,
+        "matmul_flops_per_s": 2e11,
+        "matmul_median_flops_per_s": 1e11,
+        "matmul_n": 64,
+    }
+    fast = {
+        **slow,
+        "copy_bandwidth_bytes_per_s": 9e9,
+        "copy_bandwidth_median_bytes_per_s": 8e9,
+        "matmul_flops_per_s": 6e11,
+        "matmul_median_flops_per_s": 5e11,
+    }
     p = _pool_probes([slow, fast, slow])
     assert p["copy_bandwidth_bytes_per_s"] == 9e9 and p["matmul_flops_per_s"] == 6e11
     assert p["copy_bandwidth_median_bytes_per_s"] == 4e9  # median of the three medians

@@ -33,14 +33,26 @@ INSTANT_LINK = LinkSpec(bandwidth=float("inf"), latency_s=0.0)
 
 
 def one_server(router: str = "least_loaded") -> ClusterSpec:
-    return ClusterSpec(mode="sun", served_models=("q",), prefill_workers=(1,),
-                       decode_workers=(1,), max_num_seqs=1, decode_router=router,
-                       link=INSTANT_LINK)
+    return ClusterSpec(
+        mode="sun",
+        served_models=("q",),
+        prefill_workers=(1,),
+        decode_workers=(1,),
+        max_num_seqs=1,
+        decode_router=router,
+        link=INSTANT_LINK,
+    )
 
 
 def poisson_trace(rate: float, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    return pd.DataFrame({"arrival_s": np.cumsum(rng.exponential(1 / rate, n)), "model": "q",
-                         "prompt_tokens": 1, "output_tokens": 2})
+    return pd.DataFrame(
+        {
+            "arrival_s": np.cumsum(rng.exponential(1 / rate, n)),
+            "model": "q",
+            "prompt_tokens": 1,
+            "output_tokens": 2,
+        }
+    )
 
 
 def lindley(arrival: np.ndarray, service: np.ndarray) -> np.ndarray:
@@ -77,6 +89,7 @@ class ExponentialStep(LatencyModel):
 # Part A: the engine as M/D/1 and M/M/1 (ConstantLatency / a random step time)
 # --------------------------------------------------------------------------------------------
 
+
 def test_md1_pollaczek_khinchine_and_littles_law():
     n, service, rho = 50_000, 0.5, 0.5
     lam = rho / service
@@ -97,8 +110,7 @@ def test_md1_pollaczek_khinchine_and_littles_law():
     # an arrival waits iff it finds the server busy: probability rho (PASTA)
     assert (w > 0).mean() == pytest.approx(rho, rel=0.03)
     # service = one iteration
-    np.testing.assert_allclose(rec["finished_at"] - rec["decode_started_at"], service,
-                               rtol=1e-12)
+    np.testing.assert_allclose(rec["finished_at"] - rec["decode_started_at"], service, rtol=1e-12)
 
     # Little's law, L = lambda W: L the time-average of requests in system (a sweep over
     # arrivals (+1) and finishes (-1)), lambda the Poisson rate, W the mean time in system.
@@ -115,8 +127,7 @@ def test_md1_pollaczek_khinchine_and_littles_law():
     # batch size over time, batch 1) over the run = lambda_observed x mean service.
     dw = res.decode_workers.iloc[0]
     window = res.sim_end_s
-    assert dw["busy_s"] * dw["mean_batch"] / window == pytest.approx(
-        n / window * service, rel=1e-9)
+    assert dw["busy_s"] * dw["mean_batch"] / window == pytest.approx(n / window * service, rel=1e-9)
 
 
 def test_mm1_random_step_times():
@@ -142,13 +153,15 @@ def test_mm1_random_step_times():
 # Part B: sunsim.validate.queueing
 # --------------------------------------------------------------------------------------------
 
+
 def erlang_c_by_sum(c: int, a: float) -> float:
     top = a**c / math.factorial(c) * c / (c - a)
     return top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
 
 
-@pytest.mark.parametrize("c,a", [(1, 0.5), (1, 0.8), (2, 1.0), (2, 1.6), (4, 2.0), (4, 3.2),
-                                 (16, 14.0)])
+@pytest.mark.parametrize(
+    "c,a", [(1, 0.5), (1, 0.8), (2, 1.0), (2, 1.6), (4, 2.0), (4, 3.2), (16, 14.0)]
+)
 def test_erlang_c(c, a):
     assert q.erlang_c(c, a) == pytest.approx(erlang_c_by_sum(c, a), rel=1e-12)
 
@@ -195,11 +208,21 @@ def checks_40k() -> pd.DataFrame:
 
 def test_run_queueing_checks(checks_40k):
     df = checks_40k
-    assert list(df.columns[:8]) == ["check", "queue", "quantity", "source", "simulated",
-                                    "theory", "rel_error", "ci95_rel"]
+    assert list(df.columns[:8]) == [
+        "check",
+        "queue",
+        "quantity",
+        "source",
+        "simulated",
+        "theory",
+        "rel_error",
+        "ci95_rel",
+    ]
     assert len(df) == 3 * (2 * 3 + 2)
-    assert set(df["queue"]) == {f"M/M/c c={c} rho={r}" for c in (1, 2, 4) for r in (0.5, 0.8)} \
-        | {"M/D/1 rho=0.5", "M/D/1 rho=0.8"}
+    assert set(df["queue"]) == {f"M/M/c c={c} rho={r}" for c in (1, 2, 4) for r in (0.5, 0.8)} | {
+        "M/D/1 rho=0.5",
+        "M/D/1 rho=0.8",
+    }
     assert "M/M/c c=2 rho=0.8 mean wait" in set(df["check"])
     assert (df["num_requests"] == 40_000).all()
     # exact: the engine equals the FCFS recursion on every request of every run
@@ -236,27 +259,54 @@ runner = CliRunner()
 
 
 def test_cli_validate_queueing_passes():
-    r = runner.invoke(app, ["validate", "queueing", "--requests", "5000", "--seed", "1",
-                            "--servers", "1,3", "--rhos", "0.5"])
+    r = runner.invoke(
+        app,
+        [
+            "validate",
+            "queueing",
+            "--requests",
+            "5000",
+            "--seed",
+            "1",
+            "--servers",
+            "1,3",
+            "--rhos",
+            "0.5",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    for needle in ("M/M/1 rho=0.5", "M/M/3 rho=0.5", "M/D/1 rho=0.5", "P(wait)", "mean wait",
-                   "Little's law", "Kiefer-Wolfowitz", "all 9 checks passed"):
+    for needle in (
+        "M/M/1 rho=0.5",
+        "M/M/3 rho=0.5",
+        "M/D/1 rho=0.5",
+        "P(wait)",
+        "mean wait",
+        "Little's law",
+        "Kiefer-Wolfowitz",
+        "all 9 checks passed",
+    ):
         assert needle in r.output, needle
     assert "Traceback" not in r.output
 
 
 def test_cli_validate_queueing_fails_with_exit_1(monkeypatch):
     monkeypatch.setattr(q, "md1_mean_wait", lambda lam, s: 10.0)  # a wrong theory
-    r = runner.invoke(app, ["validate", "queueing", "--requests", "5000", "--servers", "2",
-                            "--rhos", "0.5"])
+    r = runner.invoke(
+        app, ["validate", "queueing", "--requests", "5000", "--servers", "2", "--rhos", "0.5"]
+    )
     assert r.exit_code == 1, r.output
     assert "FAILED M/D/1 rho=0.5 mean wait" in r.output
     assert "FAILED M/M" not in r.output
 
 
-@pytest.mark.parametrize("args,needle", [(["--requests", "10"], "at least 1000"),
-                                         (["--rhos", "0.5,1.2"], "rho"),
-                                         (["--servers", "two"], "--servers")])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--requests", "10"], "at least 1000"),
+        (["--rhos", "0.5,1.2"], "rho"),
+        (["--servers", "two"], "--servers"),
+    ],
+)
 def test_cli_validate_queueing_bad_input_exit_2(args, needle):
     r = runner.invoke(app, ["validate", "queueing", *args])
     assert r.exit_code == 2, r.output

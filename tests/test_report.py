@@ -58,8 +58,14 @@ def _check_report(d: Path, expected: tuple) -> str:
     assert html.count("(analytic step times).</figcaption>") == len(expected)
     # provenance
     assert "id='provenance'" in html
-    for word in ("sunsim version", "seed", "trace", "latency source", "step times",
-                 str(DEFAULT_TRACE)):
+    for word in (
+        "sunsim version",
+        "seed",
+        "trace",
+        "latency source",
+        "step times",
+        str(DEFAULT_TRACE),
+    ):
         assert word in html, word
     md = (d / "report.md").read_text()
     for name, _ in expected:
@@ -78,12 +84,26 @@ def _maybe_render(html_file: Path) -> None:
     with tempfile.TemporaryDirectory() as prof:
         shot = Path(prof) / "shot.png"
         try:
-            subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                            "--no-first-run", "--disable-background-networking",
-                            "--disable-component-update", "--disable-sync",
-                            f"--user-data-dir={prof}", f"--screenshot={shot}",
-                            "--window-size=1200,3000", html_file.resolve().as_uri()],
-                           capture_output=True, timeout=60, check=False)
+            subprocess.run(
+                [
+                    exe,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    f"--user-data-dir={prof}",
+                    f"--screenshot={shot}",
+                    "--window-size=1200,3000",
+                    html_file.resolve().as_uri(),
+                ],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             pytest.skip("chromium did not finish rendering in 60 s")
         if not shot.exists():
@@ -107,9 +127,25 @@ def test_replay_report(tmp_path: Path):
 def test_plan_report_with_rate_sweep(tmp_path: Path):
     runner = CliRunner()
     d = tmp_path / "plan"
-    res = runner.invoke(app, ["plan", *SMALL, "--slo-tpot", "0.012", "--slo-ttft", "0.5",
-                              "--sweep", "rate=10,40", "--rate-scale", "40", "--jobs", "1",
-                              "--out", str(d)])
+    res = runner.invoke(
+        app,
+        [
+            "plan",
+            *SMALL,
+            "--slo-tpot",
+            "0.012",
+            "--slo-ttft",
+            "0.5",
+            "--sweep",
+            "rate=10,40",
+            "--rate-scale",
+            "40",
+            "--jobs",
+            "1",
+            "--out",
+            str(d),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (d / "sweep.csv").exists() and (d / "goodput.csv").exists()
     res = runner.invoke(app, ["report", str(d)])

@@ -30,8 +30,9 @@ H100_BYTES = 80 * 10**9  # sunsim.config.GPUS["h100"].memory_bytes
 
 def requests(*rows) -> pd.DataFrame:
     """Rows of (arrival_s, model, prompt_tokens, output_tokens)."""
-    return pd.DataFrame(list(rows), columns=["arrival_s", "model", "prompt_tokens",
-                                             "output_tokens"])
+    return pd.DataFrame(
+        list(rows), columns=["arrival_s", "model", "prompt_tokens", "output_tokens"]
+    )
 
 
 def one_model(**kw) -> ClusterSpec:
@@ -95,20 +96,59 @@ def test_prefill_batching_link_fifo_and_joining_mid_run():
     #   it joins at the next boundary, 2.75, and needs 3 iterations -> 4.25. r3 (2.95) joins at
     #   3.25, 2 iterations -> 4.25. r4 (3.35) joins at 3.75, 1 iteration -> 4.25.
     nan = float("nan")
-    assert_times(rec, {
-        0: dict(prefill_started_at=0.0, first_token_at=1.0, kv_ready_at=1.75,
-                decode_started_at=1.75, finished_at=4.75, ttft_s=1.0, tpot_s=3.75 / 6,
-                e2e_s=4.75),
-        1: dict(prefill_started_at=0.0, first_token_at=1.0, kv_ready_at=2.40,
-                decode_started_at=2.75, finished_at=4.25, ttft_s=1.0, tpot_s=3.25 / 3),
-        # one output token: finished when prefill emits it, never transferred or decoded
-        2: dict(prefill_started_at=1.0, first_token_at=2.0, kv_ready_at=nan,
-                decode_started_at=nan, finished_at=2.0, ttft_s=2.0, tpot_s=nan, e2e_s=2.0),
-        3: dict(prefill_started_at=1.0, first_token_at=2.0, kv_ready_at=2.95,
-                decode_started_at=3.25, finished_at=4.25, ttft_s=1.5, tpot_s=2.25 / 2),
-        4: dict(prefill_started_at=2.0, first_token_at=3.0, kv_ready_at=3.35,
-                decode_started_at=3.75, finished_at=4.25, ttft_s=1.5, tpot_s=1.25),
-    })
+    assert_times(
+        rec,
+        {
+            0: dict(
+                prefill_started_at=0.0,
+                first_token_at=1.0,
+                kv_ready_at=1.75,
+                decode_started_at=1.75,
+                finished_at=4.75,
+                ttft_s=1.0,
+                tpot_s=3.75 / 6,
+                e2e_s=4.75,
+            ),
+            1: dict(
+                prefill_started_at=0.0,
+                first_token_at=1.0,
+                kv_ready_at=2.40,
+                decode_started_at=2.75,
+                finished_at=4.25,
+                ttft_s=1.0,
+                tpot_s=3.25 / 3,
+            ),
+            # one output token: finished when prefill emits it, never transferred or decoded
+            2: dict(
+                prefill_started_at=1.0,
+                first_token_at=2.0,
+                kv_ready_at=nan,
+                decode_started_at=nan,
+                finished_at=2.0,
+                ttft_s=2.0,
+                tpot_s=nan,
+                e2e_s=2.0,
+            ),
+            3: dict(
+                prefill_started_at=1.0,
+                first_token_at=2.0,
+                kv_ready_at=2.95,
+                decode_started_at=3.25,
+                finished_at=4.25,
+                ttft_s=1.5,
+                tpot_s=2.25 / 2,
+            ),
+            4: dict(
+                prefill_started_at=2.0,
+                first_token_at=3.0,
+                kv_ready_at=3.35,
+                decode_started_at=3.75,
+                finished_at=4.25,
+                ttft_s=1.5,
+                tpot_s=1.25,
+            ),
+        },
+    )
     assert list(rec["status"]) == ["finished"] * 5
     assert rec.loc[2, "decode_worker"] == -1 and (rec.loc[[0, 1, 3, 4], "decode_worker"] == 0).all()
     assert (rec["num_preemptions"] == 0).all()
@@ -161,8 +201,14 @@ def test_iteration_batch_and_context_seen_by_latency_model(monkeypatch):
     run_batch_trace(lat)
     # A request holds prompt + j tokens at its j-th iteration (the prefill's token gets its KV
     # computed at the first one): see the KV token-seconds comment above.
-    assert lat.decode_calls == [(1, 51), (1, 52), (2, 53 + 41), (3, 54 + 42 + 31),
-                                (4, 55 + 43 + 32 + 11), (1, 56)]
+    assert lat.decode_calls == [
+        (1, 51),
+        (1, 52),
+        (2, 53 + 41),
+        (3, 54 + 42 + 31),
+        (4, 55 + 43 + 32 + 11),
+        (1, 56),
+    ]
     assert lat.prefill_calls == [[50, 40], [20, 30], [10]]
 
 
@@ -171,8 +217,9 @@ def test_prefill_per_token_cost_and_arrivals_at_one_instant_batch_together():
     # 0.25 + 128/128 = 1.25 s. A third at t=0.5 waits: 1.25 -> 1.25 + 0.25 + 0.5 = 2.0.
     lat = ConstantLatency(prefill_s=0.25, prefill_per_token_s=1 / 128, decode_s=0.1)
     cl = one_model(link=LinkSpec(bandwidth=1e3, latency_s=0.0))
-    rec = simulate(requests((0.0, "a", 64, 1), (0.0, "a", 64, 1), (0.5, "a", 64, 1)),
-                   cl, lat, lat).records
+    rec = simulate(
+        requests((0.0, "a", 64, 1), (0.0, "a", 64, 1), (0.5, "a", 64, 1)), cl, lat, lat
+    ).records
     assert list(rec["first_token_at"]) == pytest.approx([1.25, 1.25, 2.0])
     assert list(rec["prefill_started_at"]) == pytest.approx([0.0, 0.0, 1.25])
     assert list(rec["finished_at"]) == pytest.approx([1.25, 1.25, 2.0])
@@ -183,6 +230,7 @@ def test_prefill_per_token_cost_and_arrivals_at_one_instant_batch_together():
 # max_num_seqs: a full batch makes later KV wait in the decode queue
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("max_num_seqs", [1, 2])
 def test_max_num_seqs_queueing(max_num_seqs):
     # prefill 0.25 + 1/128 s per token: a 64-token prompt takes 0.75 s. r0 0 -> 0.75;
@@ -191,14 +239,23 @@ def test_max_num_seqs_queueing(max_num_seqs):
     lat = ConstantLatency(prefill_s=0.25, prefill_per_token_s=1 / 128, decode_s=0.1)
     cl = one_model(max_num_seqs=max_num_seqs, link=LinkSpec(bandwidth=256.0, latency_s=0.0625))
     rec = simulate(requests((0.0, "a", 64, 13), (0.1, "a", 64, 3)), cl, lat, lat).records
-    assert_times(rec, {0: dict(first_token_at=0.75, kv_ready_at=1.0625, decode_started_at=1.0625,
-                               finished_at=2.2625),
-                       1: dict(prefill_started_at=0.75, first_token_at=1.5,
-                               kv_ready_at=1.8125)})
+    assert_times(
+        rec,
+        {
+            0: dict(
+                first_token_at=0.75,
+                kv_ready_at=1.0625,
+                decode_started_at=1.0625,
+                finished_at=2.2625,
+            ),
+            1: dict(prefill_started_at=0.75, first_token_at=1.5, kv_ready_at=1.8125),
+        },
+    )
     if max_num_seqs == 1:
         # r1 waits for r0 to leave the batch: 2.2625, then 2 iterations -> 2.4625.
-        assert_times(rec, {1: dict(decode_started_at=2.2625, finished_at=2.4625,
-                                   tpot_s=(2.4625 - 1.5) / 2)})
+        assert_times(
+            rec, {1: dict(decode_started_at=2.2625, finished_at=2.4625, tpot_s=(2.4625 - 1.5) / 2)}
+        )
     else:
         # r1 joins at the first boundary after 1.8125: 1.0625 + 0.1 k >= 1.8125 -> k = 8,
         # 1.8625; 2 iterations -> 2.0625.
@@ -208,6 +265,7 @@ def test_max_num_seqs_queueing(max_num_seqs):
 # --------------------------------------------------------------------------------------------
 # Preemption with recompute, and rejections
 # --------------------------------------------------------------------------------------------
+
 
 def test_preemption_recomputes_and_finishes(monkeypatch):
     # KV capacity 4 blocks of 16 tokens (64 tokens). Two requests, prompt 16, 20 output tokens
@@ -230,13 +288,26 @@ def test_preemption_recomputes_and_finishes(monkeypatch):
     # A: iterations 17, 18, 19 end at 18.5, 19.5, 20.5: A finishes at 20.5 (19 iterations).
     #   At the boundary 19.5 B waits (A holds 35 tokens = 3 blocks, B needs ceil(32/16) = 2).
     # B is admitted at 20.5 and needs its last 4 tokens: 4 iterations -> 24.5.
-    assert_times(rec, {
-        0: dict(first_token_at=1.0, kv_ready_at=1.5, decode_started_at=1.5, finished_at=20.5,
-                tpot_s=19.5 / 19),
-        # kv_ready_at and decode_started_at keep their first values
-        1: dict(first_token_at=1.0, kv_ready_at=2.0, decode_started_at=2.5, finished_at=24.5,
-                tpot_s=23.5 / 19),
-    })
+    assert_times(
+        rec,
+        {
+            0: dict(
+                first_token_at=1.0,
+                kv_ready_at=1.5,
+                decode_started_at=1.5,
+                finished_at=20.5,
+                tpot_s=19.5 / 19,
+            ),
+            # kv_ready_at and decode_started_at keep their first values
+            1: dict(
+                first_token_at=1.0,
+                kv_ready_at=2.0,
+                decode_started_at=2.5,
+                finished_at=24.5,
+                tpot_s=23.5 / 19,
+            ),
+        },
+    )
     assert list(rec["num_preemptions"]) == [0, 1]
     assert list(rec["status"]) == ["finished", "finished"]
     assert lat.prefill_calls == [[16, 16], [31]]
@@ -266,16 +337,26 @@ def test_rejections_counted_never_lost():
     # ceil((prompt + output - 1) / 16) blocks at its last iteration.
     cl, mem = tiny_kv(4, link=LinkSpec(bandwidth=1e3, latency_s=0.0))
     lat = ConstantLatency(prefill_s=0.5, decode_s=0.25, max_model_len=100, **mem)
-    rec = simulate(requests(
-        (0.0, "a", 60, 6),    # 65 tokens > 64: exceeds_kv_capacity
-        (0.1, "a", 90, 20),   # 110 > 100 = max_model_len (checked first)
-        (0.2, "a", 49, 16),   # 64 tokens = 4 blocks exactly: fits, finishes
-        (0.3, "a", 1, 1),     # trivially fine
-        (0.4, "a", 100, 1),   # 101 > 100 (prompt + output > max_model_len)
-    ), cl, lat, lat).records
+    rec = simulate(
+        requests(
+            (0.0, "a", 60, 6),  # 65 tokens > 64: exceeds_kv_capacity
+            (0.1, "a", 90, 20),  # 110 > 100 = max_model_len (checked first)
+            (0.2, "a", 49, 16),  # 64 tokens = 4 blocks exactly: fits, finishes
+            (0.3, "a", 1, 1),  # trivially fine
+            (0.4, "a", 100, 1),  # 101 > 100 (prompt + output > max_model_len)
+        ),
+        cl,
+        lat,
+        lat,
+    ).records
     assert list(rec["status"]) == ["rejected", "rejected", "finished", "finished", "rejected"]
-    assert list(rec["reject_reason"]) == ["exceeds_kv_capacity", "exceeds_max_model_len", "", "",
-                                          "exceeds_max_model_len"]
+    assert list(rec["reject_reason"]) == [
+        "exceeds_kv_capacity",
+        "exceeds_max_model_len",
+        "",
+        "",
+        "exceeds_max_model_len",
+    ]
     rej = rec[rec["status"] == "rejected"]
     assert rej[["first_token_at", "finished_at", "ttft_s", "e2e_s"]].isna().all().all()
     # the lone 4-block request: prefill 0.2 -> 0.7, KV 0.049 s later, 15 iterations of 0.25 s
@@ -287,13 +368,18 @@ def test_rejections_counted_never_lost():
 def test_rejected_counts_add_up_in_summary():
     cl, mem = tiny_kv(4, link=LinkSpec(bandwidth=1e3, latency_s=0.0))
     lat = ConstantLatency(prefill_s=0.5, decode_s=0.25, max_model_len=100, **mem)
-    res = simulate(requests((0.0, "a", 60, 6), (0.1, "a", 90, 20), (0.2, "a", 49, 16)),
-                   cl, lat, lat)
+    res = simulate(
+        requests((0.0, "a", 60, 6), (0.1, "a", 90, 20), (0.2, "a", 49, 16)), cl, lat, lat
+    )
     s = summarize(res, SloSpec(ttft_s=10, tpot_s=10))
-    assert s["requests"] == {"total": 3, "finished": 1, "rejected": 2,
-                             "rejected_by_reason": {"exceeds_kv_capacity": 1,
-                                                    "exceeds_max_model_len": 1},
-                             "preempted_requests": 0, "preemptions": 0}
+    assert s["requests"] == {
+        "total": 3,
+        "finished": 1,
+        "rejected": 2,
+        "rejected_by_reason": {"exceeds_kv_capacity": 1, "exceeds_max_model_len": 1},
+        "preempted_requests": 0,
+        "preemptions": 0,
+    }
     # rejected requests count as SLO misses
     assert s["slo"]["attainment"] == pytest.approx(1 / 3)
 
@@ -304,15 +390,33 @@ def test_partitioned_pools_and_shared_pool():
     lat = ConstantLatency(prefill_s=1.0, decode_s=0.5)
     trace = requests((0.0, "a", 10, 5), (0.1, "a", 10, 5), (0.2, "b", 10, 5))
     link = LinkSpec(bandwidth=1e3, latency_s=0.0)
-    part = simulate(trace, ClusterSpec(mode="partitioned", served_models=("a", "b"),
-                                       prefill_workers=(1, 1), decode_workers=(1, 1), link=link),
-                    lat, lat)
+    part = simulate(
+        trace,
+        ClusterSpec(
+            mode="partitioned",
+            served_models=("a", "b"),
+            prefill_workers=(1, 1),
+            decode_workers=(1, 1),
+            link=link,
+        ),
+        lat,
+        lat,
+    )
     # a's requests both on worker 0 (a's pool), b's on worker 1
     assert list(part.records["decode_worker"]) == [0, 0, 1]
     assert list(part.decode_workers["pool"]) == ["a", "b"]
-    sun = simulate(trace, ClusterSpec(mode="sun", served_models=("a", "b"),
-                                      prefill_workers=(1, 1), decode_workers=(2,), link=link),
-                   lat, lat)
+    sun = simulate(
+        trace,
+        ClusterSpec(
+            mode="sun",
+            served_models=("a", "b"),
+            prefill_workers=(1, 1),
+            decode_workers=(2,),
+            link=link,
+        ),
+        lat,
+        lat,
+    )
     # r0 is routed at 1.0 (both empty) -> worker 0, decodes 1.01 -> 3.01; r2 (model b, its own
     # prefill worker, 0.2 -> 1.2) is routed at 1.2: worker 0 has 1, worker 1 has 0 -> worker 1;
     # r1 (prefill 1 -> 2) is routed at 2.0: both hold one request -> the lowest index, 0.
@@ -324,27 +428,49 @@ def test_partitioned_pools_and_shared_pool():
 def test_central_queue_vs_least_loaded(router):
     # Two decode workers, one request each at a time (max_num_seqs = 1). prefill 0.5 s per
     # batch; link 0.25 s + bytes / 100 B/s; decode 1 s per iteration.
-    cl = one_model(decode_workers=(2,), max_num_seqs=1, decode_router=router,
-                   link=LinkSpec(bandwidth=100.0, latency_s=0.25))
+    cl = one_model(
+        decode_workers=(2,),
+        max_num_seqs=1,
+        decode_router=router,
+        link=LinkSpec(bandwidth=100.0, latency_s=0.25),
+    )
     lat = ConstantLatency(prefill_s=0.5, decode_s=1.0)
-    rec = simulate(requests((0.0, "a", 50, 6), (0.0, "a", 50, 3), (0.25, "a", 20, 2)),
-                   cl, lat, lat).records
+    rec = simulate(
+        requests((0.0, "a", 50, 6), (0.0, "a", 50, 3), (0.25, "a", 20, 2)), cl, lat, lat
+    ).records
     # A and B prefill together 0 -> 0.5; A -> worker 0, B -> worker 1. Link: A 0.5 -> 1.25,
     # B 1.25 -> 2.0. A decodes 1.25 -> 6.25 (5 iterations), B 2.0 -> 4.0 (2 iterations).
-    assert_times(rec, {0: dict(kv_ready_at=1.25, decode_started_at=1.25, finished_at=6.25),
-                       1: dict(kv_ready_at=2.0, decode_started_at=2.0, finished_at=4.0)})
+    assert_times(
+        rec,
+        {
+            0: dict(kv_ready_at=1.25, decode_started_at=1.25, finished_at=6.25),
+            1: dict(kv_ready_at=2.0, decode_started_at=2.0, finished_at=4.0),
+        },
+    )
     assert list(rec["decode_worker"][:2]) == [0, 1]
     if router == "central":
         # C's prefill ends at 1.0 with both workers full: it waits in the pool's queue, its
         # KV on the prefill worker. B finishes at 4.0 on worker 1: C is sent there, the
         # transfer starts then: 4.0 + 0.25 + 0.2 = 4.45, one iteration -> 5.45.
-        assert_times(rec, {2: dict(first_token_at=1.0, kv_ready_at=4.45,
-                                   decode_started_at=4.45, finished_at=5.45)})
+        assert_times(
+            rec,
+            {
+                2: dict(
+                    first_token_at=1.0, kv_ready_at=4.45, decode_started_at=4.45, finished_at=5.45
+                )
+            },
+        )
         assert rec.loc[2, "decode_worker"] == 1
     else:
         # least_loaded commits C at 1.0 to the lowest-index of two equally loaded workers,
         # worker 0, behind A: the transfer waits for the link (free at 2.0) -> 2.45, and C
         # waits for A to finish at 6.25 -> 7.25, while worker 1 idles from 4.0.
-        assert_times(rec, {2: dict(first_token_at=1.0, kv_ready_at=2.45,
-                                   decode_started_at=6.25, finished_at=7.25)})
+        assert_times(
+            rec,
+            {
+                2: dict(
+                    first_token_at=1.0, kv_ready_at=2.45, decode_started_at=6.25, finished_at=7.25
+                )
+            },
+        )
         assert rec.loc[2, "decode_worker"] == 0

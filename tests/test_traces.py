@@ -111,9 +111,13 @@ def test_burstgpt_v2_layout_reads_the_same(tmp_path):
 
 
 def test_columns_go_by_name_not_position(tmp_path):
-    p = _write(tmp_path, "az.csv", "GeneratedTokens,ContextTokens,TIMESTAMP\n"
-                                   "10,100,2023-11-16 18:17:04.5000000\n"
-                                   "20,200,2023-11-16 18:17:03.9799600\n")
+    p = _write(
+        tmp_path,
+        "az.csv",
+        "GeneratedTokens,ContextTokens,TIMESTAMP\n"
+        "10,100,2023-11-16 18:17:04.5000000\n"
+        "20,200,2023-11-16 18:17:03.9799600\n",
+    )
     df = read_trace(p).requests
     assert df["prompt_tokens"].tolist() == [200, 100]
     assert df["output_tokens"].tolist() == [20, 10]
@@ -125,9 +129,11 @@ def test_columns_go_by_name_not_position(tmp_path):
 
 
 def test_mooncake_jsonl(tmp_path):
-    lines = [{"timestamp": 27482, "input_length": 6955, "output_length": 52, "hash_ids": [1, 2, 3]},
-             {"timestamp": 0, "input_length": 6472, "output_length": 8, "hash_ids": []},
-             {"timestamp": 30535, "input_length": 100, "output_length": 0}]
+    lines = [
+        {"timestamp": 27482, "input_length": 6955, "output_length": 52, "hash_ids": [1, 2, 3]},
+        {"timestamp": 0, "input_length": 6472, "output_length": 8, "hash_ids": []},
+        {"timestamp": 30535, "input_length": 100, "output_length": 0},
+    ]
     p = _write(tmp_path, "mooncake.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
     t = read_trace(p)
     _check_frame(t.requests)
@@ -139,11 +145,19 @@ def test_mooncake_jsonl(tmp_path):
 
 
 def test_canonical_round_trip_and_empty_model(tmp_path):
-    df = pd.DataFrame({"arrival_s": [0.0, 0.5, 1.25], "model": ["math", None, "tool"],
-                       "prompt_tokens": [10, 20, 30], "output_tokens": [1, 2, 3]})
+    df = pd.DataFrame(
+        {
+            "arrival_s": [0.0, 0.5, 1.25],
+            "model": ["math", None, "tool"],
+            "prompt_tokens": [10, 20, 30],
+            "output_tokens": [1, 2, 3],
+        }
+    )
     p = write_canonical(df, tmp_path / "c.csv")
-    assert p.read_text().splitlines()[:2] == ["arrival_s,model,prompt_tokens,output_tokens",
-                                             "0.000000,math,10,1"]
+    assert p.read_text().splitlines()[:2] == [
+        "arrival_s,model,prompt_tokens,output_tokens",
+        "0.000000,math,10,1",
+    ]
     t = read_trace(p)
     assert t.format == "canonical" and t.source_models == {"math": 1, "tool": 1}
     assert t.requests["source_model"].isna().tolist() == [False, True, False]
@@ -153,15 +167,23 @@ def test_canonical_round_trip_and_empty_model(tmp_path):
     assert r["arrival_s"].tolist() == [0.0, 2.0] and r["source_model"].isna().all()
 
 
-canonical_frames = st.integers(1, 40).flatmap(lambda n: st.fixed_dictionaries({
-    "arrival_s": st.lists(st.integers(0, 10**9), min_size=n, max_size=n),
-    "model": st.lists(st.sampled_from(["math", "code", "tool", None]), min_size=n, max_size=n),
-    "prompt_tokens": st.lists(st.integers(1, 200_000), min_size=n, max_size=n),
-    "output_tokens": st.lists(st.integers(1, 10_000), min_size=n, max_size=n),
-}))
+canonical_frames = st.integers(1, 40).flatmap(
+    lambda n: st.fixed_dictionaries(
+        {
+            "arrival_s": st.lists(st.integers(0, 10**9), min_size=n, max_size=n),
+            "model": st.lists(
+                st.sampled_from(["math", "code", "tool", None]), min_size=n, max_size=n
+            ),
+            "prompt_tokens": st.lists(st.integers(1, 200_000), min_size=n, max_size=n),
+            "output_tokens": st.lists(st.integers(1, 10_000), min_size=n, max_size=n),
+        }
+    )
+)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=canonical_frames)
 def test_property_canonical_round_trip(tmp_path, data):
     df = pd.DataFrame(data)
@@ -173,15 +195,18 @@ def test_property_canonical_round_trip(tmp_path, data):
     expect = df.iloc[order].reset_index(drop=True)
     got = t.requests
     assert got["row"].tolist() == (order + 1).tolist()
-    np.testing.assert_allclose(got["arrival_s"], expect["arrival_s"] - expect["arrival_s"].iloc[0],
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        got["arrival_s"], expect["arrival_s"] - expect["arrival_s"].iloc[0], rtol=0, atol=1e-6
+    )
     assert got["prompt_tokens"].tolist() == expect["prompt_tokens"].tolist()
     assert got["output_tokens"].tolist() == expect["output_tokens"].tolist()
     assert _names(got["source_model"]) == _names(expect["model"])
 
 
 def test_ties_keep_file_order(tmp_path):
-    p = _write(tmp_path, "t.csv", "arrival_s,prompt_tokens,output_tokens\n5,1,1\n2,2,2\n2,3,3\n5,4,4\n")
+    p = _write(
+        tmp_path, "t.csv", "arrival_s,prompt_tokens,output_tokens\n5,1,1\n2,2,2\n2,3,3\n5,4,4\n"
+    )
     assert read_trace(p).requests["prompt_tokens"].tolist() == [2, 3, 1, 4]
 
 
@@ -205,7 +230,12 @@ def ten(tmp_path) -> Path:
 
 def test_window_max_requests_rate_scale(ten):
     t = read_trace(ten, window=(20, 60)).requests  # arrivals 0,10,..,90 from the first
-    assert t["prompt_tokens"].tolist() == [3, 4, 5, 6] and t["arrival_s"].tolist() == [0, 10, 20, 30]
+    assert t["prompt_tokens"].tolist() == [3, 4, 5, 6] and t["arrival_s"].tolist() == [
+        0,
+        10,
+        20,
+        30,
+    ]
     t = read_trace(ten, window=(20, 60), max_requests=2, rate_scale=2.0).requests
     assert t["prompt_tokens"].tolist() == [3, 4] and t["arrival_s"].tolist() == [0.0, 5.0]
     t = read_trace(ten, rate_scale=0.5).requests
@@ -213,8 +243,17 @@ def test_window_max_requests_rate_scale(ten):
     assert len(read_trace(ten, max_requests=100).requests) == 10
 
 
-@pytest.mark.parametrize("kw", [{"rate_scale": 0}, {"rate_scale": -1.0}, {"window": (5, 5)},
-                                {"window": (-1, 5)}, {"max_requests": 0}, {"fmt": "parquet"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"rate_scale": 0},
+        {"rate_scale": -1.0},
+        {"window": (5, 5)},
+        {"window": (-1, 5)},
+        {"max_requests": 0},
+        {"fmt": "parquet"},
+    ],
+)
 def test_bad_options(ten, kw):
     with pytest.raises(ConfigError):
         read_trace(ten, **kw)
@@ -236,42 +275,87 @@ BAD = {
     "empty": ("e.csv", "", r"e\.csv: the file is empty"),
     "blank_only": ("e.csv", "\n\n", r"e\.csv: the file is empty"),
     "header_only": ("h.csv", AZ, r"h\.csv: the file has a header but no data rows"),
-    "unknown_format": ("u.csv", "time,in,out\n1,2,3\n",
-                       r"u\.csv: unknown trace format \(header columns: 'time', 'in', 'out'\).*burstgpt"
-                       r".*azure.*mooncake.*canonical.*--format"),
-    "missing_column": ("m.csv", "TIMESTAMP,ContextTokens\n2023-11-16 18:17:03.97,5\n",
-                       r"m\.csv: column 'GeneratedTokens': missing column 'GeneratedTokens' for the "
-                       r"Azure LLM inference CSV format"),
-    "non_numeric": ("n.csv", AZ + "2023-11-16 18:17:03.9799600,5,1\n2023-11-16 18:17:04,abc,1\n"
-                    "2023-11-16 18:17:05,x,1\n",
-                    r"n\.csv: row 2, column 'ContextTokens': 'abc' is not a number \(2 bad rows"),
-    "empty_value": ("n.csv", CAN + "0,math,,1\n",
-                    r"n\.csv: row 1, column 'prompt_tokens': an empty value is not a number"),
-    "non_integer": ("i.csv", CAN + "0,math,5,1\n1,code,5,2.5\n",
-                    r"i\.csv: row 2, column 'output_tokens': '2.5' is not a whole number \(1 bad row\)"),
-    "zero_prompt": ("z.csv", CAN + "0,math,5,1\n1,code,0,2\n2,code,-3,2\n",
-                    r"z\.csv: row 2, column 'prompt_tokens': '0' is not a token count >= 1 \(2 bad rows"),
-    "negative_output": ("o.csv", CAN + "0,math,5,-1\n",
-                        r"o\.csv: row 1, column 'output_tokens': '-1' is not a token count >= 0"),
-    "burstgpt_zero_request": ("b.csv", BG + "5,ChatGPT,0,10,10,API log\n",
-                              r"b\.csv: row 1, column 'Request tokens': '0' is not a token count >= 1"),
-    "bad_datetime": ("d.csv", AZ + "2023-11-16 18:17:03.9799600,5,1\n2023-13-45 99:00:00,5,1\n",
-                     r"d\.csv: row 2, column 'TIMESTAMP': '2023-13-45 99:00:00' is not a timestamp"),
-    "bad_number_time": ("t.csv", CAN + "0,math,5,1\nsoon,math,5,1\n",
-                        r"t\.csv: row 2, column 'arrival_s': 'soon' is not a timestamp"),
-    "all_failed": ("f.csv", BG + "5,ChatGPT,0,0,0,API log\n",
-                   r"f\.csv: all 1 rows are failed requests.*--keep-failed"),
+    "unknown_format": (
+        "u.csv",
+        "time,in,out\n1,2,3\n",
+        r"u\.csv: unknown trace format \(header columns: 'time', 'in', 'out'\).*burstgpt"
+        r".*azure.*mooncake.*canonical.*--format",
+    ),
+    "missing_column": (
+        "m.csv",
+        "TIMESTAMP,ContextTokens\n2023-11-16 18:17:03.97,5\n",
+        r"m\.csv: column 'GeneratedTokens': missing column 'GeneratedTokens' for the "
+        r"Azure LLM inference CSV format",
+    ),
+    "non_numeric": (
+        "n.csv",
+        AZ + "2023-11-16 18:17:03.9799600,5,1\n2023-11-16 18:17:04,abc,1\n"
+        "2023-11-16 18:17:05,x,1\n",
+        r"n\.csv: row 2, column 'ContextTokens': 'abc' is not a number \(2 bad rows",
+    ),
+    "empty_value": (
+        "n.csv",
+        CAN + "0,math,,1\n",
+        r"n\.csv: row 1, column 'prompt_tokens': an empty value is not a number",
+    ),
+    "non_integer": (
+        "i.csv",
+        CAN + "0,math,5,1\n1,code,5,2.5\n",
+        r"i\.csv: row 2, column 'output_tokens': '2.5' is not a whole number \(1 bad row\)",
+    ),
+    "zero_prompt": (
+        "z.csv",
+        CAN + "0,math,5,1\n1,code,0,2\n2,code,-3,2\n",
+        r"z\.csv: row 2, column 'prompt_tokens': '0' is not a token count >= 1 \(2 bad rows",
+    ),
+    "negative_output": (
+        "o.csv",
+        CAN + "0,math,5,-1\n",
+        r"o\.csv: row 1, column 'output_tokens': '-1' is not a token count >= 0",
+    ),
+    "burstgpt_zero_request": (
+        "b.csv",
+        BG + "5,ChatGPT,0,10,10,API log\n",
+        r"b\.csv: row 1, column 'Request tokens': '0' is not a token count >= 1",
+    ),
+    "bad_datetime": (
+        "d.csv",
+        AZ + "2023-11-16 18:17:03.9799600,5,1\n2023-13-45 99:00:00,5,1\n",
+        r"d\.csv: row 2, column 'TIMESTAMP': '2023-13-45 99:00:00' is not a timestamp",
+    ),
+    "bad_number_time": (
+        "t.csv",
+        CAN + "0,math,5,1\nsoon,math,5,1\n",
+        r"t\.csv: row 2, column 'arrival_s': 'soon' is not a timestamp",
+    ),
+    "all_failed": (
+        "f.csv",
+        BG + "5,ChatGPT,0,0,0,API log\n",
+        r"f\.csv: all 1 rows are failed requests.*--keep-failed",
+    ),
     "ragged_csv": ("r.csv", CAN + "0,math,5,1\n1,math,5,1,9,9\n", r"r\.csv: not a well-formed CSV"),
-    "bad_json": ("j.jsonl", '{"timestamp": 0, "input_length": 5, "output_length": 1}\n'
-                 '{"timestamp": 1, "input_length": 5,\n',
-                 r"j\.jsonl: row 2: malformed JSON"),
-    "json_not_object": ("j.jsonl", '{"timestamp": 0, "input_length": 5, "output_length": 1}\n[1]\n',
-                        r"j\.jsonl: row 2: expected a JSON object"),
-    "json_missing_key": ("j.jsonl", '{"timestamp": 0, "input_length": 5}\n',
-                         r"j\.jsonl: row 1, column 'output_length': missing key 'output_length'"),
-    "json_bad_value": ("j.jsonl", '{"timestamp": 0, "input_length": 5, "output_length": 1}\n'
-                       '{"timestamp": 0, "input_length": "many", "output_length": 1}\n',
-                       r"j\.jsonl: row 2, column 'input_length': 'many' is not a number"),
+    "bad_json": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1}\n'
+        '{"timestamp": 1, "input_length": 5,\n',
+        r"j\.jsonl: row 2: malformed JSON",
+    ),
+    "json_not_object": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1}\n[1]\n',
+        r"j\.jsonl: row 2: expected a JSON object",
+    ),
+    "json_missing_key": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5}\n',
+        r"j\.jsonl: row 1, column 'output_length': missing key 'output_length'",
+    ),
+    "json_bad_value": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1}\n'
+        '{"timestamp": 0, "input_length": "many", "output_length": 1}\n',
+        r"j\.jsonl: row 2, column 'input_length': 'many' is not a number",
+    ),
 }
 
 
@@ -303,10 +387,14 @@ def test_forced_format_names_the_missing_column():
 
 
 def _requests(n: int, source=None) -> pd.DataFrame:
-    return pd.DataFrame({"arrival_s": np.arange(n, dtype=float), "prompt_tokens": 1,
-                         "output_tokens": 1,
-                         "source_model": pd.array([pd.NA] * n if source is None else source,
-                                                  dtype="string")})
+    return pd.DataFrame(
+        {
+            "arrival_s": np.arange(n, dtype=float),
+            "prompt_tokens": 1,
+            "output_tokens": 1,
+            "source_model": pd.array([pd.NA] * n if source is None else source, dtype="string"),
+        }
+    )
 
 
 def test_zipf_shares():
@@ -363,17 +451,30 @@ def test_label_keeps_source_names_that_are_served():
 
 def test_label_model_map_and_its_errors():
     df = _requests(3, ["ChatGPT", "GPT-4", "ChatGPT"])
-    out = label_models(df, SERVED, model_map={"ChatGPT": "tool", "GPT-4": "math"},
-                       zipf_alpha=1.0, rng=np.random.default_rng(0))
+    out = label_models(
+        df,
+        SERVED,
+        model_map={"ChatGPT": "tool", "GPT-4": "math"},
+        zipf_alpha=1.0,
+        rng=np.random.default_rng(0),
+    )
     assert out["model"].tolist() == ["tool", "math", "tool"]
     with pytest.raises(TraceError, match="unmapped: GPT-4"):
         label_models(df, SERVED, model_map={"ChatGPT": "tool"}, rng=np.random.default_rng(0))
     with pytest.raises(ConfigError, match="poetry"):
-        label_models(df, SERVED, model_map={"ChatGPT": "poetry", "GPT-4": "math"},
-                     rng=np.random.default_rng(0))
+        label_models(
+            df,
+            SERVED,
+            model_map={"ChatGPT": "poetry", "GPT-4": "math"},
+            rng=np.random.default_rng(0),
+        )
     with pytest.raises(TraceError, match="1 of 2 requests have no source model"):
-        label_models(_requests(2, ["ChatGPT", None]), SERVED, model_map={"ChatGPT": "math"},
-                     rng=np.random.default_rng(0))
+        label_models(
+            _requests(2, ["ChatGPT", None]),
+            SERVED,
+            model_map={"ChatGPT": "math"},
+            rng=np.random.default_rng(0),
+        )
     with pytest.raises(TraceError, match="names no source models"):
         label_models(_requests(2), SERVED, model_map={"a": "math"}, rng=np.random.default_rng(0))
 
@@ -417,10 +518,18 @@ def test_synth_duration_models_and_lengths():
     assert even["arrival_s"].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
 
 
-@pytest.mark.parametrize("kw", [{}, {"num_requests": 5, "duration_s": 5.0}, {"num_requests": 0},
-                                {"duration_s": -1.0}, {"num_requests": 5, "rate": 0.0},
-                                {"num_requests": 5, "burstiness": -1.0},
-                                {"num_requests": 5, "served": ("a", "a")}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"num_requests": 5, "duration_s": 5.0},
+        {"num_requests": 0},
+        {"duration_s": -1.0},
+        {"num_requests": 5, "rate": 0.0},
+        {"num_requests": 5, "burstiness": -1.0},
+        {"num_requests": 5, "served": ("a", "a")},
+    ],
+)
 def test_synth_bad_settings(kw):
     with pytest.raises(ConfigError):
         synth_trace(rng=np.random.default_rng(0), **kw)
@@ -443,8 +552,14 @@ def test_synth_written_trace_reads_back(tmp_path):
 def test_bundled_default_trace_regenerates_exactly(tmp_path):
     """traces/synth_burstgpt_3models.csv is what its documented command writes (traces/README.md)."""
     bundled = Path(__file__).resolve().parents[1] / "traces" / "synth_burstgpt_3models.csv"
-    df = synth_trace(duration_s=600, rate=6, burstiness=2, served=SERVED, zipf_alpha=1.2,
-                     rng=np.random.default_rng(20240131))
+    df = synth_trace(
+        duration_s=600,
+        rate=6,
+        burstiness=2,
+        served=SERVED,
+        zipf_alpha=1.2,
+        rng=np.random.default_rng(20240131),
+    )
     again = write_canonical(df, tmp_path / "again.csv")
     assert again.read_bytes() == bundled.read_bytes()
     t = read_trace(bundled)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
 from sunsim.config import Scenario  # noqa: E402
-from sunsim.planner import PlanOptions, load_plan_toml, plan, write_plan  # noqa: E402
+from sunsim.planner import load_plan_toml, plan, write_plan  # noqa: E402
 from sunsim.replay import load_workload, resolve_latency, run_replay  # noqa: E402
 from sunsim.report.html import write_report  # noqa: E402
 
@@ -68,10 +67,12 @@ def equal_gpu_replay(args: tuple[str, dict]) -> dict:
     r = run_replay(s, load_workload(s))
     out = {}
     for mode, summ in r.summaries.items():
-        out[mode] = {"tpot_s_p50": summ["latency_s"]["tpot_s_p50"],
-                     "tpot_s_p90": summ["latency_s"]["tpot_s_p90"],
-                     "attainment": summ["slo"]["attainment"],
-                     "tput_per_gpu": summ["throughput"]["output_tokens_per_s_per_gpu"]}
+        out[mode] = {
+            "tpot_s_p50": summ["latency_s"]["tpot_s_p50"],
+            "tpot_s_p90": summ["latency_s"]["tpot_s_p90"],
+            "attainment": summ["slo"]["attainment"],
+            "tput_per_gpu": summ["throughput"]["output_tokens_per_s_per_gpu"],
+        }
     return out
 
 
@@ -84,8 +85,15 @@ def step_speedups(s: Scenario) -> pd.DataFrame:
         for b in (1, 8, 32, 64, 128, 256):
             t1 = bf.decode_step_time(b, b * ctx)
             t2 = q4.decode_step_time(b, b * ctx)
-            rows.append({"context_tokens": ctx, "batch": b, "bf16_ms": t1 * 1e3,
-                         "w4a16_ms": t2 * 1e3, "speedup_pct": (t1 / t2 - 1) * 100})
+            rows.append(
+                {
+                    "context_tokens": ctx,
+                    "batch": b,
+                    "bf16_ms": t1 * 1e3,
+                    "w4a16_ms": t2 * 1e3,
+                    "speedup_pct": (t1 / t2 - 1) * 100,
+                }
+            )
     df = pd.DataFrame(rows)
     df.attrs["notes"] = [note_bf, note_q4]
     df.attrs["method"] = bf.method
@@ -113,13 +121,19 @@ def main() -> None:
         opts = dataclasses.replace(opts, jobs=a.jobs, cache_file=str(d / "cache.json"))
         t0 = time.perf_counter()
         r = plan(s, opts)
-        cmd = (f"python experiments/sun_claims/run.py (scenario scenarios/{name}.toml; "
-               f"same as: sunsim plan --scenario experiments/sun_claims/scenarios/{name}.toml "
-               f"--out {d.relative_to(REPO) if d.is_relative_to(REPO) else d})")
+        cmd = (
+            f"python experiments/sun_claims/run.py (scenario scenarios/{name}.toml; "
+            f"same as: sunsim plan --scenario experiments/sun_claims/scenarios/{name}.toml "
+            f"--out {d.relative_to(REPO) if d.is_relative_to(REPO) else d})"
+        )
         write_plan(r, d, command=cmd)
-        write_report(d, command=f"sunsim report {d.relative_to(REPO) if d.is_relative_to(REPO) else d}")
-        log.append(f"{name}: {r.num_simulations} simulations ({r.num_cached} cached), "
-                   f"{time.perf_counter() - t0:.0f} s")
+        write_report(
+            d, command=f"sunsim report {d.relative_to(REPO) if d.is_relative_to(REPO) else d}"
+        )
+        log.append(
+            f"{name}: {r.num_simulations} simulations ({r.num_cached} cached), "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
         print(log[-1], flush=True)
         tab = r.table()
         tab.insert(0, "trace", name)
@@ -127,37 +141,56 @@ def main() -> None:
         if name in ZIPF_RUNS:
             for pp in r.points:
                 part = pp.modes["partitioned"]
-                sc = dataclasses.replace(pp.scenario, modes=("sun", "qsun"),
-                                         prefill_workers=part.prefill_workers,
-                                         decode_workers=(sum(part.decode_workers),))
+                sc = dataclasses.replace(
+                    pp.scenario,
+                    modes=("sun", "qsun"),
+                    prefill_workers=part.prefill_workers,
+                    decode_workers=(sum(part.decode_workers),),
+                )
                 eq_tasks.append(((name, pp.sweep_value), dataclasses.asdict(sc)))
     # equal-GPU replays, in parallel
     eq = {}
     if eq_tasks:
         jobs = a.jobs or os.cpu_count() or 1
         with cf.ProcessPoolExecutor(max_workers=jobs) as ex:
-            for key, res in zip([k for k, _ in eq_tasks],
-                                ex.map(equal_gpu_replay, [(str(k), d) for k, d in eq_tasks])):
+            for key, res in zip(
+                [k for k, _ in eq_tasks],
+                ex.map(equal_gpu_replay, [(str(k), d) for k, d in eq_tasks]),
+            ):
                 eq[key] = res
     df = pd.concat(rows, ignore_index=True)
-    for col in ("eq_gpu_tpot_s_p50", "eq_gpu_tpot_s_p90", "eq_gpu_attainment",
-                "eq_gpu_tpot_p50_vs_partitioned_pct"):
+    for col in (
+        "eq_gpu_tpot_s_p50",
+        "eq_gpu_tpot_s_p90",
+        "eq_gpu_attainment",
+        "eq_gpu_tpot_p50_vs_partitioned_pct",
+    ):
         df[col] = float("nan")
     for i, row in df.iterrows():
         key = (row["trace"], row["sweep_value"])
         if row["trace"] in ZIPF_RUNS and key in eq:
             if row["mode"] == "partitioned":
                 df.loc[i, ["eq_gpu_tpot_s_p50", "eq_gpu_tpot_s_p90", "eq_gpu_attainment"]] = [
-                    row["tpot_s_p50"], row["tpot_s_p90"], row["slo_attainment"]]
+                    row["tpot_s_p50"],
+                    row["tpot_s_p90"],
+                    row["slo_attainment"],
+                ]
                 df.loc[i, "eq_gpu_tpot_p50_vs_partitioned_pct"] = 0.0
             else:
                 e = eq[key][row["mode"]]
-                part = df[(df.trace == row.trace) & (df.sweep_value == row.sweep_value)
-                          & (df["mode"] == "partitioned")].iloc[0]
+                part = df[
+                    (df.trace == row.trace)
+                    & (df.sweep_value == row.sweep_value)
+                    & (df["mode"] == "partitioned")
+                ].iloc[0]
                 df.loc[i, ["eq_gpu_tpot_s_p50", "eq_gpu_tpot_s_p90", "eq_gpu_attainment"]] = [
-                    e["tpot_s_p50"], e["tpot_s_p90"], e["attainment"]]
+                    e["tpot_s_p50"],
+                    e["tpot_s_p90"],
+                    e["attainment"],
+                ]
                 df.loc[i, "eq_gpu_tpot_p50_vs_partitioned_pct"] = 100 * (
-                    e["tpot_s_p50"] / part["tpot_s_p50"] - 1)
+                    e["tpot_s_p50"] / part["tpot_s_p50"] - 1
+                )
     df.to_csv(a.out / "results.csv", index=False)
     base = load_plan_toml(HERE / "scenarios" / "azure_conv.toml")[0]
     sp = step_speedups(resolve_trace(base))
@@ -183,40 +216,82 @@ def _f(v) -> str:
 
 
 def results_markdown(df: pd.DataFrame, sp: pd.DataFrame, log: list[str], wall: float) -> str:
-    lines = ["# SUN claims: results", "",
-             f"Step times: **{sp.attrs['method']}** ({'; '.join(sp.attrs['notes'])}).", "",
-             "SLO: TTFT <= 1 s and TPOT <= 25 ms, attainment >= 90% for every model; "
-             "H100 80 GB; 3 Llama-3.1-8B task models (math, code, tool).", ""]
+    lines = [
+        "# SUN claims: results",
+        "",
+        f"Step times: **{sp.attrs['method']}** ({'; '.join(sp.attrs['notes'])}).",
+        "",
+        "SLO: TTFT <= 1 s and TPOT <= 25 ms, attainment >= 90% for every model; "
+        "H100 80 GB; 3 Llama-3.1-8B task models (math, code, tool).",
+        "",
+    ]
     z = df[df.trace.isin(ZIPF_RUNS)].copy()
     if len(z):
         z["decode / prefill GPUs"] = z["decode_workers"] + " / " + z["prefill_workers"]
         z["tok/s/GPU x part."] = z["throughput_per_gpu_vs_partitioned"]
         z["decode GPUs x part."] = float("nan")
         for i, r in z.iterrows():
-            p = z[(z.trace == r.trace) & (z.sweep_value == r.sweep_value)
-                  & (z["mode"] == "partitioned")].iloc[0]
+            p = z[
+                (z.trace == r.trace)
+                & (z.sweep_value == r.sweep_value)
+                & (z["mode"] == "partitioned")
+            ].iloc[0]
             z.loc[i, "decode GPUs x part."] = p["num_decode_gpus"] / r["num_decode_gpus"]
             z.loc[i, "all GPUs x part."] = p["num_gpus"] / r["num_gpus"]
-        t = z[["trace", "sweep_value", "mode", "decode / prefill GPUs", "num_gpus",
-               "slo_attainment", "tpot_s_p50", "tpot_s_p90", "throughput_per_gpu",
-               "all GPUs x part.", "decode GPUs x part.", "tpot_p50_vs_partitioned_pct",
-               "eq_gpu_tpot_p50_vs_partitioned_pct"]].rename(columns={
-                   "sweep_value": "zipf", "num_gpus": "GPUs", "slo_attainment": "attain.",
-                   "tpot_s_p50": "TPOT p50 s", "tpot_s_p90": "TPOT p90 s",
-                   "throughput_per_gpu": "tok/s/GPU",
-                   "tpot_p50_vs_partitioned_pct": "TPOT p50 vs part. % (planned)",
-                   "eq_gpu_tpot_p50_vs_partitioned_pct": "TPOT p50 vs part. % (equal GPUs)"})
-        lines += ["## Planned size per mode (Zipf sweeps)", "",
-                  "`all GPUs x part.` = partitioned's GPUs / this mode's GPUs = throughput per "
-                  "GPU relative to partitioned at equal SLO (every mode serves the same trace); "
-                  "`decode GPUs x part.` the same for decode GPUs only. TPOT change is at the "
-                  "planned sizes and, last column, with exactly partitioned's GPUs.", "",
-                  _md(t), ""]
+        t = z[
+            [
+                "trace",
+                "sweep_value",
+                "mode",
+                "decode / prefill GPUs",
+                "num_gpus",
+                "slo_attainment",
+                "tpot_s_p50",
+                "tpot_s_p90",
+                "throughput_per_gpu",
+                "all GPUs x part.",
+                "decode GPUs x part.",
+                "tpot_p50_vs_partitioned_pct",
+                "eq_gpu_tpot_p50_vs_partitioned_pct",
+            ]
+        ].rename(
+            columns={
+                "sweep_value": "zipf",
+                "num_gpus": "GPUs",
+                "slo_attainment": "attain.",
+                "tpot_s_p50": "TPOT p50 s",
+                "tpot_s_p90": "TPOT p90 s",
+                "throughput_per_gpu": "tok/s/GPU",
+                "tpot_p50_vs_partitioned_pct": "TPOT p50 vs part. % (planned)",
+                "eq_gpu_tpot_p50_vs_partitioned_pct": "TPOT p50 vs part. % (equal GPUs)",
+            }
+        )
+        lines += [
+            "## Planned size per mode (Zipf sweeps)",
+            "",
+            "`all GPUs x part.` = partitioned's GPUs / this mode's GPUs = throughput per "
+            "GPU relative to partitioned at equal SLO (every mode serves the same trace); "
+            "`decode GPUs x part.` the same for decode GPUs only. TPOT change is at the "
+            "planned sizes and, last column, with exactly partitioned's GPUs.",
+            "",
+            _md(t),
+            "",
+        ]
     rr = df[df.trace.isin(RATE_RUNS)]
     if len(rr):
-        t = rr[["trace", "sweep_value", "mode", "decode_workers", "prefill_workers", "num_gpus",
-                "slo_attainment", "throughput_per_gpu", "saving_pct_vs_partitioned"]].rename(
-            columns={"sweep_value": "rate scale"})
+        t = rr[
+            [
+                "trace",
+                "sweep_value",
+                "mode",
+                "decode_workers",
+                "prefill_workers",
+                "num_gpus",
+                "slo_attainment",
+                "throughput_per_gpu",
+                "saving_pct_vs_partitioned",
+            ]
+        ].rename(columns={"sweep_value": "rate scale"})
         lines += ["## Capacity against load (Azure conv, Zipf 1.0)", "", _md(t), ""]
     s = sp[sp.batch.isin([1, 32, 256])]
     lines += ["## QSUN decode step speedup (W4A16 over BF16, latency model)", "", _md(s), ""]

@@ -25,9 +25,9 @@ entries are skipped by admission id.
 from __future__ import annotations
 
 import math
-from collections import deque
 from array import array
 from bisect import bisect_left
+from collections import deque
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
@@ -78,8 +78,14 @@ class DecodeWorker:
     :meth:`itl_hist` compute the distributions once the simulation is over.
     """
 
-    def __init__(self, sim: "ClusterSim", wid: int, pool_idx: int, latency: LatencyModel,
-                 capacity_blocks: int) -> None:
+    def __init__(
+        self,
+        sim: ClusterSim,
+        wid: int,
+        pool_idx: int,
+        latency: LatencyModel,
+        capacity_blocks: int,
+    ) -> None:
         cl = sim.cluster
         self.sim = sim
         self.env = sim.env
@@ -340,8 +346,11 @@ class DecodeWorker:
         busy = cum[todo - 1]
         # KV token-seconds: sum over iterations i of (ctx1 + n (i-1)) dt_i, by Abel summation
         # sum_i (i-1) dt_i = (todo-1) cum[todo-1] - sum(cum[:todo-1])
-        kv_s = ctx1 * busy + n * ((todo - 1) * busy - sum(cum[:todo - 1])) if todo > 1 \
+        kv_s = (
+            ctx1 * busy + n * ((todo - 1) * busy - sum(cum[: todo - 1]))
+            if todo > 1
             else ctx1 * busy
+        )
         self.busy_s += busy
         self.batch_s += n * busy
         self.kv_tokens_s += kv_s
@@ -364,9 +373,13 @@ class DecodeWorker:
 
     # -- distributions, computed once after the simulation ------------------------------
     def _log(self) -> dict[str, np.ndarray]:
-        return {k: np.frombuffer(getattr(self, "log_" + k), dtype=float if k in
-                                 ("t0", "busy", "kv", "dt0", "dt1") else np.int64)
-                for k in ("t0", "busy", "kv", "n", "todo", "dt0", "dt1", "fresh")}
+        return {
+            k: np.frombuffer(
+                getattr(self, "log_" + k),
+                dtype=float if k in ("t0", "busy", "kv", "dt0", "dt1") else np.int64,
+            )
+            for k in ("t0", "busy", "kv", "n", "todo", "dt0", "dt1", "fresh")
+        }
 
     def timeline(self, bin_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Busy seconds, batch-size x seconds and KV token-seconds per time bin of ``bin_s``

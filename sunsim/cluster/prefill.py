@@ -26,7 +26,7 @@ class PrefillWorker:
     prompt tokens.
     """
 
-    def __init__(self, sim: "ClusterSim", wid: int, model_idx: int, link: KvLink) -> None:
+    def __init__(self, sim: ClusterSim, wid: int, model_idx: int, link: KvLink) -> None:
         self.sim = sim
         self.env = sim.env
         self.wid = wid

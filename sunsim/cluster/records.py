@@ -27,17 +27,29 @@ class RecordTable:
         self.ended = np.zeros(n, dtype=np.int32)
         self.num_ended = 0
 
-    def set_inputs(self, arrival_s: np.ndarray, model_idx: np.ndarray, prompt: np.ndarray,
-                   output: np.ndarray) -> None:
+    def set_inputs(
+        self, arrival_s: np.ndarray, model_idx: np.ndarray, prompt: np.ndarray, output: np.ndarray
+    ) -> None:
         self.arrival_s, self.model_idx, self.prompt, self.output = (
-            arrival_s, model_idx, prompt, output)
+            arrival_s,
+            model_idx,
+            prompt,
+            output,
+        )
 
     def finish(self, r: Request, at: float) -> None:
         if self.rows[r.rid] is not None:  # pragma: no cover - engine invariant
             raise RuntimeError(f"request {r.rid} finished twice")
-        self.rows[r.rid] = (r.prefill_started_at, r.first_token_at, r.kv_ready_at,
-                            r.decode_started_at, at, r.prefill_worker, r.decode_worker,
-                            r.num_preemptions)
+        self.rows[r.rid] = (
+            r.prefill_started_at,
+            r.first_token_at,
+            r.kv_ready_at,
+            r.decode_started_at,
+            at,
+            r.prefill_worker,
+            r.decode_worker,
+            r.num_preemptions,
+        )
         self.num_ended += 1
 
     def reject(self, rid: int, at: float, reason: str) -> None:
@@ -68,23 +80,25 @@ class RecordTable:
         cols[never] = np.nan
         ints = np.nan_to_num(cols[:, 5:8], nan=-1).astype(np.int32)
         reason = np.asarray(REJECT_REASONS, dtype=object)[self.reason]
-        df = pd.DataFrame({
-            "request_id": np.arange(n),
-            "model": pd.Categorical.from_codes(self.model_idx, categories=served),
-            "prompt_tokens": self.prompt,
-            "output_tokens": self.output,
-            "arrived_at": self.arrival_s,
-            "prefill_worker": ints[:, 0],
-            "prefill_started_at": cols[:, 0],
-            "first_token_at": cols[:, 1],
-            "kv_ready_at": cols[:, 2],
-            "decode_worker": ints[:, 1],
-            "decode_started_at": cols[:, 3],
-            "finished_at": cols[:, 4],
-            "num_preemptions": np.where(finished, ints[:, 2], 0).astype(np.int32),
-            "status": np.where(self.reason == 0, "finished", "rejected"),
-            "reject_reason": reason,
-        })
+        df = pd.DataFrame(
+            {
+                "request_id": np.arange(n),
+                "model": pd.Categorical.from_codes(self.model_idx, categories=served),
+                "prompt_tokens": self.prompt,
+                "output_tokens": self.output,
+                "arrived_at": self.arrival_s,
+                "prefill_worker": ints[:, 0],
+                "prefill_started_at": cols[:, 0],
+                "first_token_at": cols[:, 1],
+                "kv_ready_at": cols[:, 2],
+                "decode_worker": ints[:, 1],
+                "decode_started_at": cols[:, 3],
+                "finished_at": cols[:, 4],
+                "num_preemptions": np.where(finished, ints[:, 2], 0).astype(np.int32),
+                "status": np.where(self.reason == 0, "finished", "rejected"),
+                "reject_reason": reason,
+            }
+        )
         return add_latency_columns(df)
 
 

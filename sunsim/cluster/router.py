@@ -29,8 +29,9 @@ Cost is O(workers in the pool) per routing decision (pools hold tens of workers)
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from operator import attrgetter
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -43,8 +44,9 @@ class Routable(Protocol):
 class Router:
     """Picks one of ``workers``. ``prefill`` selects the prefill meaning of load."""
 
-    def __init__(self, workers: Sequence[Routable], rng: np.random.Generator,
-                 prefill: bool = False) -> None:
+    def __init__(
+        self, workers: Sequence[Routable], rng: np.random.Generator, prefill: bool = False
+    ) -> None:
         self.workers = list(workers)
         self.rng = rng
         self.prefill = prefill
@@ -136,8 +138,9 @@ ROUTERS: dict[str, type[Router]] = {
 }
 
 
-def make_router(name: str, workers: Sequence[Routable], rng: np.random.Generator,
-                prefill: bool = False) -> Router:
+def make_router(
+    name: str, workers: Sequence[Routable], rng: np.random.Generator, prefill: bool = False
+) -> Router:
     """Build the router ``name`` over ``workers`` (KeyError-free: names are validated in
     :class:`sunsim.config.ClusterSpec`)."""
     return ROUTERS[name](workers, rng, prefill=prefill)

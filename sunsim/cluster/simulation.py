@@ -21,8 +21,8 @@ Preempted requests are recomputed, counted in ``num_preemptions``, never lost.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -46,15 +46,19 @@ def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> in
     Raises :class:`ConfigError` when the decode weights leave no room for a KV cache.
     """
     gpu = get_gpu(cluster.gpu)
-    free = (gpu.memory_bytes * cluster.gpu_memory_utilization - decode_latency.weight_bytes
-            - cluster.reserve_bytes)
+    free = (
+        gpu.memory_bytes * cluster.gpu_memory_utilization
+        - decode_latency.weight_bytes
+        - cluster.reserve_bytes
+    )
     per_block = decode_latency.kv_bytes_per_token * cluster.kv_block_tokens
     blocks = int(free // per_block) if per_block > 0 else 0
     if blocks < 1:
         raise ConfigError(
             f"decode weights ({decode_latency.weight_bytes / 1e9:.1f} GB) leave no KV cache on "
             f"{gpu.name} ({gpu.memory_bytes / 1e9:.0f} GB x {cluster.gpu_memory_utilization}, "
-            f"{cluster.reserve_bytes / 1e9:.1f} GB reserve); use a larger GPU or a lower-bit decode")
+            f"{cluster.reserve_bytes / 1e9:.1f} GB reserve); use a larger GPU or a lower-bit decode"
+        )
     return blocks
 
 
@@ -114,13 +118,21 @@ class ClusterSim:
     Use :func:`simulate`; this class is the engine it drives.
     """
 
-    def __init__(self, cluster: ClusterSpec, prefill_latency: LatencyModel,
-                 decode_latency: LatencyModel, num_requests: int, rng: np.random.Generator,
-                 timeline_bin_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        cluster: ClusterSpec,
+        prefill_latency: LatencyModel,
+        decode_latency: LatencyModel,
+        num_requests: int,
+        rng: np.random.Generator,
+        timeline_bin_s: float = 1.0,
+    ) -> None:
         if decode_latency.kv_bytes_per_token != prefill_latency.kv_bytes_per_token:
-            raise ConfigError("prefill and decode latency models disagree on KV bytes per token "
-                              f"({prefill_latency.kv_bytes_per_token} vs "
-                              f"{decode_latency.kv_bytes_per_token}): they are for different models")
+            raise ConfigError(
+                "prefill and decode latency models disagree on KV bytes per token "
+                f"({prefill_latency.kv_bytes_per_token} vs "
+                f"{decode_latency.kv_bytes_per_token}): they are for different models"
+            )
         self.cluster = cluster
         self.env = simpy.Environment()
         self.prefill_latency = prefill_latency
@@ -151,8 +163,9 @@ class ClusterSim:
         for p, count in enumerate(cluster.decode_workers):
             ws = []
             for _ in range(count):
-                w = DecodeWorker(self, len(self.decode_workers), p, decode_latency,
-                                 self.capacity_blocks)
+                w = DecodeWorker(
+                    self, len(self.decode_workers), p, decode_latency, self.capacity_blocks
+                )
                 self.decode_workers.append(w)
                 ws.append(w)
             router = make_router(cluster.decode_router, ws, rng)
@@ -255,10 +268,16 @@ class ClusterSim:
             self.env.timeout(arrival_s[i] - now).callbacks.append(self._arrive)
 
 
-def simulate(requests: pd.DataFrame, cluster: ClusterSpec, prefill_latency: LatencyModel,
-             decode_latency: LatencyModel, *, seed: int = 0,
-             on_progress: Optional[Callable[[float], None]] = None,
-             timeline_bins: int = 200) -> SimResult:
+def simulate(
+    requests: pd.DataFrame,
+    cluster: ClusterSpec,
+    prefill_latency: LatencyModel,
+    decode_latency: LatencyModel,
+    *,
+    seed: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+    timeline_bins: int = 200,
+) -> SimResult:
     """Replay ``requests`` through ``cluster``.
 
     Args:
@@ -285,15 +304,23 @@ def simulate(requests: pd.DataFrame, cluster: ClusterSpec, prefill_latency: Late
     idx_of = {m: i for i, m in enumerate(served)}
     unknown = sorted(set(models.unique()) - set(served))
     if unknown:
-        raise ConfigError(f"trace requests are labelled with models {unknown} that are not served "
-                          f"({', '.join(served)}); pass --models with those names")
+        raise ConfigError(
+            f"trace requests are labelled with models {unknown} that are not served "
+            f"({', '.join(served)}); pass --models with those names"
+        )
     arrival = requests["arrival_s"].to_numpy(dtype=float)
     if n and np.any(np.diff(arrival) < 0):
         raise ConfigError("requests must be sorted by arrival_s")
     span = float(arrival[-1]) if n else 0.0
     bin_s = max(span / timeline_bins, 1e-3) if span > 0 else 1.0
-    sim = ClusterSim(cluster, prefill_latency, decode_latency, n,
-                     np.random.default_rng(seed), timeline_bin_s=bin_s)
+    sim = ClusterSim(
+        cluster,
+        prefill_latency,
+        decode_latency,
+        n,
+        np.random.default_rng(seed),
+        timeline_bin_s=bin_s,
+    )
     model_idx = models.map(idx_of).to_numpy(dtype=np.int64)
     prompt = requests["prompt_tokens"].to_numpy(dtype=np.int64)
     output = requests["output_tokens"].to_numpy(dtype=np.int64)
@@ -320,46 +347,65 @@ def _result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult:
     span = end if end > 0 else 1.0
     pool_name = served if cl.mode == "partitioned" else ["shared"]
     dws = sim.decode_workers
-    decode = pd.DataFrame({
-        "worker": [w.wid for w in dws],
-        "pool": [pool_name[w.pool_idx] for w in dws],
-        "capacity_tokens": [w.capacity_tokens for w in dws],
-        "busy_s": [w.busy_s for w in dws],
-        "busy_frac": [w.busy_s / span for w in dws],
-        "mean_batch": [w.batch_s / w.busy_s if w.busy_s > 0 else 0.0 for w in dws],
-        "kv_occupancy": [w.kv_tokens_s / span / w.capacity_tokens for w in dws],
-        "num_iterations": [w.num_iterations for w in dws],
-        "num_tokens": [w.num_tokens for w in dws],
-        "num_preemptions": [w.num_preemptions for w in dws],
-        "peak_batch": [w.peak_batch for w in dws],
-    })
+    decode = pd.DataFrame(
+        {
+            "worker": [w.wid for w in dws],
+            "pool": [pool_name[w.pool_idx] for w in dws],
+            "capacity_tokens": [w.capacity_tokens for w in dws],
+            "busy_s": [w.busy_s for w in dws],
+            "busy_frac": [w.busy_s / span for w in dws],
+            "mean_batch": [w.batch_s / w.busy_s if w.busy_s > 0 else 0.0 for w in dws],
+            "kv_occupancy": [w.kv_tokens_s / span / w.capacity_tokens for w in dws],
+            "num_iterations": [w.num_iterations for w in dws],
+            "num_tokens": [w.num_tokens for w in dws],
+            "num_preemptions": [w.num_preemptions for w in dws],
+            "peak_batch": [w.peak_batch for w in dws],
+        }
+    )
     pws = sim.prefill_workers
-    prefill = pd.DataFrame({
-        "worker": [w.wid for w in pws],
-        "model": [served[w.model_idx] for w in pws],
-        "busy_s": [w.busy_s for w in pws],
-        "busy_frac": [w.busy_s / span for w in pws],
-        "num_batches": [w.num_batches for w in pws],
-        "num_tokens": [w.num_tokens for w in pws],
-        "link_busy_s": [w.link.busy_s for w in pws],
-        "link_bytes": [w.link.bytes_sent for w in pws],
-    })
+    prefill = pd.DataFrame(
+        {
+            "worker": [w.wid for w in pws],
+            "model": [served[w.model_idx] for w in pws],
+            "busy_s": [w.busy_s for w in pws],
+            "busy_frac": [w.busy_s / span for w in pws],
+            "num_batches": [w.num_batches for w in pws],
+            "num_tokens": [w.num_tokens for w in pws],
+            "link_busy_s": [w.link.busy_s for w in pws],
+            "link_bytes": [w.link.bytes_sent for w in pws],
+        }
+    )
     bin_s = sim.timeline_bin_s
     parts = []
     for w in dws:
         busy, batch, kv = w.timeline(bin_s)
         if len(busy):
-            parts.append(pd.DataFrame({
-                "worker": w.wid, "t_s": np.arange(len(busy)) * bin_s, "busy_frac": busy / bin_s,
-                "mean_batch": np.divide(batch, busy, out=np.zeros_like(busy), where=busy > 0),
-                "kv_occupancy": kv / bin_s / w.capacity_tokens}))
-    timeline = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["worker", "t_s", "busy_frac", "mean_batch", "kv_occupancy"]))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "worker": w.wid,
+                        "t_s": np.arange(len(busy)) * bin_s,
+                        "busy_frac": busy / bin_s,
+                        "mean_batch": np.divide(
+                            batch, busy, out=np.zeros_like(busy), where=busy > 0
+                        ),
+                        "kv_occupancy": kv / bin_s / w.capacity_tokens,
+                    }
+                )
+            )
+    timeline = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["worker", "t_s", "busy_frac", "mean_batch", "kv_occupancy"])
+    )
     bt = np.sum([w.batch_time for w in dws], axis=0)
     kt = np.sum([w.kv_time() for w in dws], axis=0)
     itl = np.sum([w.itl_hist() for w in dws], axis=0).astype(np.int64)
-    method = ("measured" if sim.prefill_latency.method == "measured"
-              and sim.decode_latency.method == "measured" else "analytic")
+    method = (
+        "measured"
+        if sim.prefill_latency.method == "measured" and sim.decode_latency.method == "measured"
+        else "analytic"
+    )
     return SimResult(
         cluster=cl,
         records=sim.records.to_frame(served),

@@ -16,7 +16,7 @@ decode iteration of every worker, so implementations do plain-Python arithmetic 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class LatencyModel(ABC):
@@ -51,8 +51,13 @@ class LatencyModel(ABC):
         """Seconds for one decode iteration of ``batch_size`` requests whose contexts add up
         to ``total_context_tokens`` tokens; every request gets one new token."""
 
-    def decode_run(self, batch_size: int, first_context_tokens: int, max_iterations: int,
-                   stop_s: float = float("inf")) -> list[float]:
+    def decode_run(
+        self,
+        batch_size: int,
+        first_context_tokens: int,
+        max_iterations: int,
+        stop_s: float = float("inf"),
+    ) -> list[float]:
         """Cumulative seconds at the end of each of up to ``max_iterations`` consecutive decode
         iterations of a fixed batch: iteration ``i`` (1-based) holds
         ``first_context_tokens + (i - 1) * batch_size`` context tokens. Stops after the first
@@ -85,17 +90,26 @@ class ConstantLatency(LatencyModel):
 
     method = "analytic"
 
-    def __init__(self, prefill_s: float = 0.0, decode_s: float = 0.01, *,
-                 prefill_per_token_s: float = 0.0, weight_bytes: int = 0,
-                 kv_bytes_per_token: int = 1, max_model_len: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        prefill_s: float = 0.0,
+        decode_s: float = 0.01,
+        *,
+        prefill_per_token_s: float = 0.0,
+        weight_bytes: int = 0,
+        kv_bytes_per_token: int = 1,
+        max_model_len: int = 1 << 30,
+    ) -> None:
         self.prefill_s = prefill_s
         self.prefill_per_token_s = prefill_per_token_s
         self.decode_s = decode_s
         self.weight_bytes = weight_bytes
         self.kv_bytes_per_token = kv_bytes_per_token
         self.max_model_len = max_model_len
-        self.description = (f"constant prefill {prefill_s} s + {prefill_per_token_s} s/token, "
-                            f"decode {decode_s} s (analytic)")
+        self.description = (
+            f"constant prefill {prefill_s} s + {prefill_per_token_s} s/token, "
+            f"decode {decode_s} s (analytic)"
+        )
 
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         return self.prefill_s + self.prefill_per_token_s * sum(prompt_lens)

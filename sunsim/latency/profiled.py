@@ -39,22 +39,44 @@ import json
 import math
 import statistics
 from bisect import bisect_right
+from collections.abc import Sequence
 from math import log
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sunsim.config import MODELS, ModelSpec, get_precision, weight_bytes
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
 
-DECODE_COLUMNS = ("batch_size", "context_tokens", "total_context_tokens", "time_s_median",
-                  "time_s_p10", "time_s_p90", "repeats")
-PREFILL_COLUMNS = ("batch_size", "prompt_tokens", "total_tokens", "time_s_median",
-                   "time_s_p10", "time_s_p90", "repeats")
+DECODE_COLUMNS = (
+    "batch_size",
+    "context_tokens",
+    "total_context_tokens",
+    "time_s_median",
+    "time_s_p10",
+    "time_s_p90",
+    "repeats",
+)
+PREFILL_COLUMNS = (
+    "batch_size",
+    "prompt_tokens",
+    "total_tokens",
+    "time_s_median",
+    "time_s_p10",
+    "time_s_p90",
+    "repeats",
+)
 #: ``meta.json`` ``fit_statistic`` -> the CSV column the model is fitted to.
 FIT_STATISTICS = {"median": "time_s_median", "min": "time_s_min"}
-META_KEYS = ("model", "precision", "method", "model_spec", "device_slug", "layers_run",
-             "layers_total")
+META_KEYS = (
+    "model",
+    "precision",
+    "method",
+    "model_spec",
+    "device_slug",
+    "layers_run",
+    "layers_total",
+)
 
 #: Candidate fitted forms: names of the terms (see ``_terms``).
 DECODE_FORMS: tuple[tuple[str, ...], ...] = (("1", "B", "C"), ("1", "B", "C", "BC"))
@@ -87,13 +109,15 @@ def _predict(coef: Sequence[float], row: Sequence[float]) -> float:
     return sum(c * r for c, r in zip(coef, row))
 
 
-def _points_rows(points: list[tuple[float, float, float, float]], form: Sequence[str]
-                 ) -> list[list[float]]:
+def _points_rows(
+    points: list[tuple[float, float, float, float]], form: Sequence[str]
+) -> list[list[float]]:
     return [_terms(form, b, tok, sq) for b, _per, tok, sq, *_ in points]
 
 
-def select_form(points: list[tuple[float, ...]], forms: Sequence[Sequence[str]]
-                ) -> tuple[tuple[str, ...], list[float], float]:
+def select_form(
+    points: list[tuple[float, ...]], forms: Sequence[Sequence[str]]
+) -> tuple[tuple[str, ...], list[float], float]:
     """Pick the form with the lowest leave-one-out MAPE of the pure fit.
 
     ``points``: tuples ``(batch, tokens_per_request, tokens_total, sum_sq, time_s)``.
@@ -108,7 +132,7 @@ def select_form(points: list[tuple[float, ...]], forms: Sequence[Sequence[str]]
         rows = _points_rows(points, form)
         errs = []
         for i in range(len(points)):
-            coef = fit_nnls(rows[:i] + rows[i + 1:], times[:i] + times[i + 1:])
+            coef = fit_nnls(rows[:i] + rows[i + 1 :], times[:i] + times[i + 1 :])
             errs.append(abs(_predict(coef, rows[i]) - times[i]) / times[i])
         m = 100.0 * statistics.fmean(errs)
         if best is None or m < best[0] - 1e-9:
@@ -120,8 +144,9 @@ def select_form(points: list[tuple[float, ...]], forms: Sequence[Sequence[str]]
     return form, fit_nnls(_points_rows(points, form), times), best[0]
 
 
-def _fill_holes(vals: list[list[float]], mask: list[list[bool]], xs: Sequence[float],
-                ys: Sequence[float]) -> list[list[float]]:
+def _fill_holes(
+    vals: list[list[float]], mask: list[list[bool]], xs: Sequence[float], ys: Sequence[float]
+) -> list[list[float]]:
     """Fill unmeasured cells: the mean of linear interpolations between the nearest measured
     cells on both sides along each axis; failing that, the mean of the nearest measured
     cells along the axes; failing that, the mean of all measured cells."""
@@ -166,8 +191,12 @@ class _Surface:
     error on this grid are used (``scheme``, ``shrink``); see the module docstring.
     """
 
-    def __init__(self, points: list[tuple[float, ...]], forms: Sequence[Sequence[str]],
-                 scheme: str | None = None) -> None:
+    def __init__(
+        self,
+        points: list[tuple[float, ...]],
+        forms: Sequence[Sequence[str]],
+        scheme: str | None = None,
+    ) -> None:
         self.points = points
         self.form, self.coef, self.fit_loo_mape_pct = select_form(points, forms)
         self.batch_axis = sorted({p[0] for p in points})
@@ -213,8 +242,9 @@ class _Surface:
         self._cx = [f(b) for b in self.batch_axis]
         self._cy = [f(t) for t in self.token_axis]
 
-    def _table(self, points: list[tuple[float, ...]], coef: Sequence[float],
-               exclude: int | None) -> tuple[list[list[float]], list[list[bool]]]:
+    def _table(
+        self, points: list[tuple[float, ...]], coef: Sequence[float], exclude: int | None
+    ) -> tuple[list[list[float]], list[list[bool]]]:
         bi = {b: i for i, b in enumerate(self.batch_axis)}
         ti = {t: j for j, t in enumerate(self.token_axis)}
         nx, ny = len(self.batch_axis), len(self.token_axis)
@@ -312,7 +342,7 @@ class _Surface:
             if n < 2:
                 out.append((math.nan, neutral, p[4]))
                 continue
-            rest = self.points[:k] + self.points[k + 1:]
+            rest = self.points[:k] + self.points[k + 1 :]
             coef = fit_nnls(_points_rows(rest, self.form), [q[4] for q in rest])
             vals, mask = self._table(self.points, coef, exclude=k)
             filled = _fill_holes(vals, mask, self._cx, self._cy)
@@ -340,11 +370,14 @@ class _Surface:
 
 # -- reading profiles -----------------------------------------------------------------------
 
+
 def _read_meta(d: Path) -> dict[str, Any]:
     path = d / "meta.json"
     if not path.exists():
-        raise ProfileError(f"{path}: missing; a profile directory needs meta.json, decode.csv "
-                           "and (bf16) prefill.csv, as `sunsim profile` writes them")
+        raise ProfileError(
+            f"{path}: missing; a profile directory needs meta.json, decode.csv "
+            "and (bf16) prefill.csv, as `sunsim profile` writes them"
+        )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
@@ -356,8 +389,9 @@ def _read_meta(d: Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: missing key(s) {', '.join(missing)}; re-run `sunsim profile`")
     stat = meta.get("fit_statistic", "median")
     if stat not in FIT_STATISTICS:
-        raise ProfileError(f"{path}: fit_statistic '{stat}' is not one of "
-                           f"{', '.join(FIT_STATISTICS)}")
+        raise ProfileError(
+            f"{path}: fit_statistic '{stat}' is not one of {', '.join(FIT_STATISTICS)}"
+        )
     return meta
 
 
@@ -366,15 +400,19 @@ def time_column(meta: dict[str, Any]) -> str:
     return FIT_STATISTICS[meta.get("fit_statistic", "median")]
 
 
-def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str,
-              time_col: str = "time_s_median") -> list[tuple[float, ...]]:
+def _read_csv(
+    path: Path,
+    columns: Sequence[str],
+    per_col: str,
+    total_col: str,
+    time_col: str = "time_s_median",
+) -> list[tuple[float, ...]]:
     """Rows as ``(batch, per_request_tokens, total_tokens, sum_sq, time_s)``, ``time_s`` from
     column ``time_col``."""
     import pandas as pd
 
     if not path.exists():
-        raise ProfileError(f"{path}: missing; re-run `sunsim profile` for this model and "
-                           "precision")
+        raise ProfileError(f"{path}: missing; re-run `sunsim profile` for this model and precision")
     try:
         df = pd.read_csv(path)
     except Exception as e:  # pandas raises several parser errors
@@ -382,8 +420,9 @@ def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str,
     columns = [*columns, *([time_col] if time_col not in columns else [])]
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ProfileError(f"{path}: missing column(s) {', '.join(missing)}; expected "
-                           f"{', '.join(columns)}")
+        raise ProfileError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}"
+        )
     if df.empty:
         raise ProfileError(f"{path}: no rows; re-run `sunsim profile`")
     pts = []
@@ -398,21 +437,26 @@ def _read_csv(path: Path, columns: Sequence[str], per_col: str, total_col: str,
         except (TypeError, ValueError):
             raise ProfileError(f"{path}: row {n}: non-numeric value") from None
         if not (b >= 1 and per >= 1 and t > 0 and math.isfinite(t)):
-            raise ProfileError(f"{path}: row {n}: batch_size, {per_col} must be >= 1 and "
-                               f"{time_col} > 0 (got {b:g}, {per:g}, {t:g})")
+            raise ProfileError(
+                f"{path}: row {n}: batch_size, {per_col} must be >= 1 and "
+                f"{time_col} > 0 (got {b:g}, {per:g}, {t:g})"
+            )
         if abs(tot - b * per) > 0.5:
-            raise ProfileError(f"{path}: row {n}: {total_col} {tot:g} != batch_size x "
-                               f"{per_col} ({b * per:g})")
+            raise ProfileError(
+                f"{path}: row {n}: {total_col} {tot:g} != batch_size x {per_col} ({b * per:g})"
+            )
         if (b, per) in seen:
-            raise ProfileError(f"{path}: row {n}: duplicate grid point batch_size={b:g}, "
-                               f"{per_col}={per:g}")
+            raise ProfileError(
+                f"{path}: row {n}: duplicate grid point batch_size={b:g}, {per_col}={per:g}"
+            )
         seen.add((b, per))
         pts.append((b, per, tot, b * per * per, t))
     return pts
 
 
-def resolve_profile(path: str | Path, model: str | None = None,
-                    precision: str | None = None) -> Path:
+def resolve_profile(
+    path: str | Path, model: str | None = None, precision: str | None = None
+) -> Path:
     """The ``<model>/<precision>`` profile directory for ``path``.
 
     ``path`` may be a precision directory (holding meta.json), a model directory
@@ -421,8 +465,10 @@ def resolve_profile(path: str | Path, model: str | None = None,
     """
     p = Path(path)
     if not p.is_dir():
-        raise ProfileError(f"{p}: no such profile directory; make one with `sunsim profile "
-                           "--model NAME --device cuda|cpu` or pass a directory under profiles/")
+        raise ProfileError(
+            f"{p}: no such profile directory; make one with `sunsim profile "
+            "--model NAME --device cuda|cpu` or pass a directory under profiles/"
+        )
     if any((p / f).exists() for f in ("meta.json", "decode.csv", "prefill.csv")):
         return p  # a precision directory (from_dir reports what is missing in it)
     prec = get_precision(precision).name if precision else None
@@ -434,19 +480,23 @@ def resolve_profile(path: str | Path, model: str | None = None,
     for c in cands:
         if (c / "meta.json").exists():
             return c
-    found = sorted(str(m.parent.relative_to(p)) for depth in ("*", "*/*", "*/*/*")
-                   for m in p.glob(f"{depth}/meta.json"))
+    found = sorted(
+        str(m.parent.relative_to(p))
+        for depth in ("*", "*/*", "*/*/*")
+        for m in p.glob(f"{depth}/meta.json")
+    )
     if model is None and prec is None and len(found) == 1:
         return p / found[0]
     want = "/".join(x for x in (model, prec) if x) or "any model/precision"
     there = ", ".join(found) if found else "no profiles"
-    raise ProfileError(f"{p}: no profile for {want} (found: {there}); profile it with "
-                       f"`sunsim profile --model {model or 'NAME'} --precision "
-                       f"{prec or 'bf16'}` or pass the directory of a matching profile")
+    raise ProfileError(
+        f"{p}: no profile for {want} (found: {there}); profile it with "
+        f"`sunsim profile --model {model or 'NAME'} --precision "
+        f"{prec or 'bf16'}` or pass the directory of a matching profile"
+    )
 
 
-def find_profile(root: str | Path, gpu_key: str | None, model: str,
-                 precision: str) -> Path | None:
+def find_profile(root: str | Path, gpu_key: str | None, model: str, precision: str) -> Path | None:
     """A profile under ``root`` (``profiles/``) for ``model`` at ``precision`` whose meta
     ``gpu_key`` equals ``gpu_key`` (``h100``/``h200``/``a100``; None for CPU profiles).
 
@@ -464,8 +514,11 @@ def find_profile(root: str | Path, gpu_key: str | None, model: str,
             continue
         if meta.get("quick"):
             continue
-        if meta.get("gpu_key") == gpu_key and meta.get("model") == model \
-                and meta.get("precision") == prec:
+        if (
+            meta.get("gpu_key") == gpu_key
+            and meta.get("model") == model
+            and meta.get("precision") == prec
+        ):
             return meta_path.parent
     return None
 
@@ -474,16 +527,31 @@ def _spec_from_meta(meta: dict[str, Any], path: Path) -> ModelSpec:
     try:
         spec = ModelSpec(**meta["model_spec"])
     except TypeError as e:
-        raise ProfileError(f"{path}: model_spec does not match sunsim's ModelSpec ({e}); "
-                           "re-run `sunsim profile`") from None
+        raise ProfileError(
+            f"{path}: model_spec does not match sunsim's ModelSpec ({e}); re-run `sunsim profile`"
+        ) from None
     known = MODELS.get(spec.name)
     if known is not None and known != spec:
-        diff = [f for f in ("hidden_size", "intermediate_size", "num_layers", "num_heads",
-                            "num_kv_heads", "head_dim", "vocab_size", "tie_embeddings",
-                            "qk_norm") if getattr(known, f) != getattr(spec, f)]
+        diff = [
+            f
+            for f in (
+                "hidden_size",
+                "intermediate_size",
+                "num_layers",
+                "num_heads",
+                "num_kv_heads",
+                "head_dim",
+                "vocab_size",
+                "tie_embeddings",
+                "qk_norm",
+            )
+            if getattr(known, f) != getattr(spec, f)
+        ]
         if diff:
-            raise ProfileError(f"{path}: model_spec of '{spec.name}' differs from sunsim's "
-                               f"built-in spec in {', '.join(diff)}; re-profile the model")
+            raise ProfileError(
+                f"{path}: model_spec of '{spec.name}' differs from sunsim's "
+                f"built-in spec in {', '.join(diff)}; re-profile the model"
+            )
     return spec
 
 
@@ -499,9 +567,15 @@ class ProfiledLatency(LatencyModel):
     :meth:`prefill_time` raises :class:`ProfileError`.
     """
 
-    def __init__(self, meta: dict[str, Any], decode_points: list[tuple[float, ...]],
-                 prefill_points: list[tuple[float, ...]] | None, *, path: Path,
-                 prefill_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        meta: dict[str, Any],
+        decode_points: list[tuple[float, ...]],
+        prefill_points: list[tuple[float, ...]] | None,
+        *,
+        path: Path,
+        prefill_path: Path | None = None,
+    ) -> None:
         self.meta = meta
         self.path = path
         self.prefill_path = prefill_path
@@ -524,18 +598,28 @@ class ProfiledLatency(LatencyModel):
             self._pc = (pc.get("1", 0.0), pc.get("T", 0.0), pc.get("L2", 0.0), pc.get("B", 0.0))
         src = "" if prefill_path is None or prefill_path == path else ", prefill from bf16"
         mods = "decode+prefill" if self._prefill is not None else "decode only"
-        scale = (f", {meta['layers_run']}/{meta['layers_total']} layers scaled"
-                 if meta["layers_run"] != meta["layers_total"] else "")
+        scale = (
+            f", {meta['layers_run']}/{meta['layers_total']} layers scaled"
+            if meta["layers_run"] != meta["layers_total"]
+            else ""
+        )
         self.time_column = time_column(meta)
         stat = "" if self.time_column == "time_s_median" else "; fastest repeat"
-        self.description = (f"profiled {self.model} {self.precision} on {self.device_name} "
-                            f"({self.device_slug}; {mods}{src}{scale}{stat}; {self.method})")
+        self.description = (
+            f"profiled {self.model} {self.precision} on {self.device_name} "
+            f"({self.device_slug}; {mods}{src}{scale}{stat}; {self.method})"
+        )
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_dir(cls, path: str | Path, *, model: str | None = None,
-                 precision: str | None = None, prefill_from_bf16: bool = True
-                 ) -> "ProfiledLatency":
+    def from_dir(
+        cls,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        precision: str | None = None,
+        prefill_from_bf16: bool = True,
+    ) -> ProfiledLatency:
         """Load and fit the profile at ``path`` (see :func:`resolve_profile` for what
         ``path`` may be).
 
@@ -547,31 +631,52 @@ class ProfiledLatency(LatencyModel):
         meta = _read_meta(d)
         meta_path = d / "meta.json"
         if model is not None and meta["model"] != model:
-            raise ProfileError(f"{meta_path}: profile is for model '{meta['model']}', not "
-                               f"'{model}'; pass a profile of {model} (sunsim profile --model "
-                               f"{model}) or use --model {meta['model']}")
+            raise ProfileError(
+                f"{meta_path}: profile is for model '{meta['model']}', not "
+                f"'{model}'; pass a profile of {model} (sunsim profile --model "
+                f"{model}) or use --model {meta['model']}"
+            )
         if precision is not None and meta["precision"] != get_precision(precision).name:
-            raise ProfileError(f"{meta_path}: profile is for precision '{meta['precision']}', "
-                               f"not '{precision}'; pass the {precision} profile (sunsim profile "
-                               f"--precision {precision}) or use precision {meta['precision']}")
-        decode = _read_csv(d / "decode.csv", DECODE_COLUMNS, "context_tokens",
-                           "total_context_tokens", time_column(meta))
+            raise ProfileError(
+                f"{meta_path}: profile is for precision '{meta['precision']}', "
+                f"not '{precision}'; pass the {precision} profile (sunsim profile "
+                f"--precision {precision}) or use precision {meta['precision']}"
+            )
+        decode = _read_csv(
+            d / "decode.csv",
+            DECODE_COLUMNS,
+            "context_tokens",
+            "total_context_tokens",
+            time_column(meta),
+        )
         prefill = None
         prefill_path = None
         if (d / "prefill.csv").exists():
-            prefill = _read_csv(d / "prefill.csv", PREFILL_COLUMNS, "prompt_tokens",
-                                "total_tokens", time_column(meta))
+            prefill = _read_csv(
+                d / "prefill.csv",
+                PREFILL_COLUMNS,
+                "prompt_tokens",
+                "total_tokens",
+                time_column(meta),
+            )
             prefill_path = d
         elif "prefill" in meta.get("modules", ["decode"]):
-            raise ProfileError(f"{d / 'prefill.csv'}: missing although meta.json lists a "
-                               "prefill module; re-run `sunsim profile`")
+            raise ProfileError(
+                f"{d / 'prefill.csv'}: missing although meta.json lists a "
+                "prefill module; re-run `sunsim profile`"
+            )
         elif prefill_from_bf16 and meta["precision"] != "bf16":
             sib = d.parent / "bf16"
             if (sib / "prefill.csv").exists() and (sib / "meta.json").exists():
                 sm = _read_meta(sib)
                 if sm["model"] == meta["model"] and sm["device_slug"] == meta["device_slug"]:
-                    prefill = _read_csv(sib / "prefill.csv", PREFILL_COLUMNS, "prompt_tokens",
-                                        "total_tokens", time_column(sm))
+                    prefill = _read_csv(
+                        sib / "prefill.csv",
+                        PREFILL_COLUMNS,
+                        "prompt_tokens",
+                        "total_tokens",
+                        time_column(sm),
+                    )
                     prefill_path = sib
         return cls(meta, decode, prefill, path=d, prefill_path=prefill_path)
 
@@ -621,10 +726,12 @@ class ProfiledLatency(LatencyModel):
         """
         p = self._prefill
         if p is None:
-            raise ProfileError(f"{self.path}: {self.precision} profile is decode-only (QSUN's "
-                               "prefill stays BF16) and no bf16 profile of the same device and "
-                               "model is beside it; profile bf16 too (sunsim profile "
-                               f"--model {self.model} --precision bf16)")
+            raise ProfileError(
+                f"{self.path}: {self.precision} profile is decode-only (QSUN's "
+                "prefill stays BF16) and no bf16 profile of the same device and "
+                "model is beside it; profile bf16 too (sunsim profile "
+                f"--model {self.model} --precision bf16)"
+            )
         n = 0
         tot = 0
         sq = 0
@@ -654,8 +761,9 @@ class ProfiledLatency(LatencyModel):
 
     def fitted_decode_time(self, batch_size: int, total_context_tokens: int) -> float:
         """The fitted form alone (no measured-ratio correction), seconds."""
-        return _predict(self._decode.coef, _terms(self._decode.form, batch_size,
-                                                  total_context_tokens))
+        return _predict(
+            self._decode.coef, _terms(self._decode.form, batch_size, total_context_tokens)
+        )
 
     def fitted_prefill_time(self, prompt_lens: Sequence[int]) -> float:
         """The fitted prefill form alone, seconds (ProfileError for decode-only profiles)."""
@@ -679,15 +787,24 @@ class ProfiledLatency(LatencyModel):
             mods.append(("prefill", self._prefill))
         for name, s in mods:
             for p, (f, pred, t) in zip(s.points, s.held_out()):
-                rows.append({"module": name, "batch_size": int(p[0]), "tokens": int(p[1]),
-                             "time_s": t, "predicted_s": pred, "fit_only_s": f,
-                             "ape_pct": 100 * abs(pred - t) / t,
-                             "fit_only_ape_pct": 100 * abs(f - t) / t})
+                rows.append(
+                    {
+                        "module": name,
+                        "batch_size": int(p[0]),
+                        "tokens": int(p[1]),
+                        "time_s": t,
+                        "predicted_s": pred,
+                        "fit_only_s": f,
+                        "ape_pct": 100 * abs(pred - t) / t,
+                        "fit_only_ape_pct": 100 * abs(f - t) / t,
+                    }
+                )
         return pd.DataFrame(rows)
 
 
-def check_profile(path: str | Path, *, model: str | None = None,
-                  precision: str | None = None) -> Any:
+def check_profile(
+    path: str | Path, *, model: str | None = None, precision: str | None = None
+) -> Any:
     """Held-out error of a profile, per grid slice.
 
     Leave-one-out over the grid points (:meth:`ProfiledLatency.held_out_errors`), grouped by
@@ -702,18 +819,26 @@ def check_profile(path: str | Path, *, model: str | None = None,
 
     rows = []
     for (mod, b), g in pts.groupby(["module", "batch_size"], sort=False):
-        rows.append({"module": mod, "slice": f"B={b}", "points": len(g),
-                     "mape_pct": float(g["ape_pct"].mean()),
-                     "max_ape_pct": float(g["ape_pct"].max()),
-                     "fit_only_mape_pct": float(g["fit_only_ape_pct"].mean())})
-    df = pd.DataFrame(rows, columns=["module", "slice", "points", "mape_pct", "max_ape_pct",
-                                     "fit_only_mape_pct"])
+        rows.append(
+            {
+                "module": mod,
+                "slice": f"B={b}",
+                "points": len(g),
+                "mape_pct": float(g["ape_pct"].mean()),
+                "max_ape_pct": float(g["ape_pct"].max()),
+                "fit_only_mape_pct": float(g["fit_only_ape_pct"].mean()),
+            }
+        )
+    df = pd.DataFrame(
+        rows, columns=["module", "slice", "points", "mape_pct", "max_ape_pct", "fit_only_mape_pct"]
+    )
     df.attrs["median_mape_pct"] = float(df["mape_pct"].median()) if len(df) else math.nan
     df.attrs["profile"] = str(lat.path)
     df.attrs["description"] = lat.description
     df.attrs["decode_fit"] = lat.decode_fit
     df.attrs["prefill_fit"] = lat.prefill_fit
     df.attrs["decode_interpolation"] = lat._decode.interpolation
-    df.attrs["prefill_interpolation"] = (lat._prefill.interpolation
-                                         if lat._prefill is not None else None)
+    df.attrs["prefill_interpolation"] = (
+        lat._prefill.interpolation if lat._prefill is not None else None
+    )
     return df

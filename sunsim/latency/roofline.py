@@ -17,7 +17,7 @@ Counting (per step, dense BF16 arithmetic; weight-only quantised layers still mu
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from sunsim.config import GpuSpec, ModelSpec, get_precision, weight_bytes
 from sunsim.latency.base import LatencyModel
@@ -35,8 +35,9 @@ class RooflineLatency(LatencyModel):
 
     method = "analytic"
 
-    def __init__(self, gpu: GpuSpec, model: ModelSpec, precision: str = "bf16",
-                 step_overhead_s: float = 0.0) -> None:
+    def __init__(
+        self, gpu: GpuSpec, model: ModelSpec, precision: str = "bf16", step_overhead_s: float = 0.0
+    ) -> None:
         p = get_precision(precision)
         self.gpu, self.model, self.precision = gpu, model, p.name
         self.step_overhead_s = step_overhead_s
@@ -49,7 +50,8 @@ class RooflineLatency(LatencyModel):
         self._weight_read_bytes = (
             m.num_layers * m.layer_linear_params * p.linear_bytes_per_weight
             + 2 * (m.lm_head_params or m.embedding_params)
-            + 2 * (m.num_layers * m.layer_norm_params + m.hidden_size))
+            + 2 * (m.num_layers * m.layer_norm_params + m.hidden_size)
+        )
         self._linear_flops_per_token = 2.0 * m.num_layers * m.layer_linear_params
         self._head_flops_per_request = 2.0 * m.hidden_size * m.vocab_size
         self._attn_decode_flops_per_ctx = 4.0 * m.num_heads * m.head_dim * m.num_layers
@@ -63,25 +65,34 @@ class RooflineLatency(LatencyModel):
         for n in prompt_lens:
             tokens += n
             sq += n * n
-        flops = (self._linear_flops_per_token * tokens
-                 + self._head_flops_per_request * len(prompt_lens)
-                 + self._attn_prefill_flops_per_l2 * sq)
+        flops = (
+            self._linear_flops_per_token * tokens
+            + self._head_flops_per_request * len(prompt_lens)
+            + self._attn_prefill_flops_per_l2 * sq
+        )
         nbytes = self._weight_read_bytes + self.kv_bytes_per_token * tokens
         t_c = flops * self._inv_flops
         t_m = nbytes * self._inv_bw
         return (t_c if t_c > t_m else t_m) + self.step_overhead_s
 
     def decode_step_time(self, batch_size: int, total_context_tokens: int) -> float:
-        flops = ((self._linear_flops_per_token + self._head_flops_per_request) * batch_size
-                 + self._attn_decode_flops_per_ctx * total_context_tokens)
-        nbytes = (self._weight_read_bytes
-                  + self.kv_bytes_per_token * (total_context_tokens + batch_size))
+        flops = (
+            self._linear_flops_per_token + self._head_flops_per_request
+        ) * batch_size + self._attn_decode_flops_per_ctx * total_context_tokens
+        nbytes = self._weight_read_bytes + self.kv_bytes_per_token * (
+            total_context_tokens + batch_size
+        )
         t_c = flops * self._inv_flops
         t_m = nbytes * self._inv_bw
         return (t_c if t_c > t_m else t_m) + self.step_overhead_s
 
-    def decode_run(self, batch_size: int, first_context_tokens: int, max_iterations: int,
-                   stop_s: float = float("inf")) -> list[float]:
+    def decode_run(
+        self,
+        batch_size: int,
+        first_context_tokens: int,
+        max_iterations: int,
+        stop_s: float = float("inf"),
+    ) -> list[float]:
         # Same arithmetic as decode_step_time, inlined: this is the simulator's hottest loop.
         fixed_c = (self._linear_flops_per_token + self._head_flops_per_request) * batch_size
         per_ctx_c = self._attn_decode_flops_per_ctx

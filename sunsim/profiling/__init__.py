@@ -14,10 +14,27 @@ from __future__ import annotations
 
 from sunsim.profiling._torch import torch_available
 from sunsim.profiling.analysis import roofline_ratios, roofline_summary
-from sunsim.profiling.harness import (Profile, ProfileGrid, TimingOptions, default_grid,
-                                      default_timing, profile_dir, profile_model,
-                                      write_profile)
+from sunsim.profiling.harness import (
+    Profile,
+    ProfileGrid,
+    TimingOptions,
+    default_grid,
+    default_timing,
+    profile_dir,
+    profile_model,
+    write_profile,
+)
 
-__all__ = ["Profile", "ProfileGrid", "TimingOptions", "default_grid", "default_timing",
-           "profile_dir", "profile_model", "write_profile", "roofline_ratios",
-           "roofline_summary", "torch_available"]
+__all__ = [
+    "Profile",
+    "ProfileGrid",
+    "TimingOptions",
+    "default_grid",
+    "default_timing",
+    "profile_dir",
+    "profile_model",
+    "write_profile",
+    "roofline_ratios",
+    "roofline_summary",
+    "torch_available",
+]

@@ -19,8 +19,9 @@ def require_torch() -> Any:
     try:
         import torch
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ProfileError(f"profiling needs torch, which is not installed ({e}); "
-                           f"install it with: {INSTALL_HINT}") from None
+        raise ProfileError(
+            f"profiling needs torch, which is not installed ({e}); install it with: {INSTALL_HINT}"
+        ) from None
     return torch
 
 
@@ -28,6 +29,7 @@ def torch_available() -> bool:
     """True when torch can be imported (without importing the rest of sunsim.profiling)."""
     try:
         import importlib.util
+
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):  # pragma: no cover
         return False

@@ -24,8 +24,18 @@ from typing import Any
 from sunsim.config import GpuSpec, ModelSpec
 from sunsim.errors import ProfileError
 
-COLUMNS = ("module", "batch_size", "tokens", "time_s", "roofline_s", "ratio", "bytes_moved",
-           "flops", "achieved_flops_per_s", "matmul_fraction")
+COLUMNS = (
+    "module",
+    "batch_size",
+    "tokens",
+    "time_s",
+    "roofline_s",
+    "ratio",
+    "bytes_moved",
+    "flops",
+    "achieved_flops_per_s",
+    "matmul_fraction",
+)
 
 
 def _ceilings(meta: dict[str, Any], path: Path) -> tuple[float, float]:
@@ -33,11 +43,15 @@ def _ceilings(meta: dict[str, Any], path: Path) -> tuple[float, float]:
         bw = float(meta["copy_bandwidth_bytes_per_s"])
         rate = float(meta["matmul_flops_per_s"])
     except (KeyError, TypeError, ValueError):
-        raise ProfileError(f"{path / 'meta.json'}: no measured copy_bandwidth_bytes_per_s / "
-                           "matmul_flops_per_s; re-run `sunsim profile`") from None
+        raise ProfileError(
+            f"{path / 'meta.json'}: no measured copy_bandwidth_bytes_per_s / "
+            "matmul_flops_per_s; re-run `sunsim profile`"
+        ) from None
     if not (bw > 0 and rate > 0):
-        raise ProfileError(f"{path / 'meta.json'}: measured bandwidth and matmul rate must be "
-                           "positive; re-run `sunsim profile`")
+        raise ProfileError(
+            f"{path / 'meta.json'}: measured bandwidth and matmul rate must be "
+            "positive; re-run `sunsim profile`"
+        )
     return bw, rate
 
 
@@ -72,23 +86,47 @@ def roofline_ratios(profile_dir: str | Path) -> Any:
     for r in dec.itertuples(index=False):
         b, c, t = int(r.batch_size), int(r.context_tokens), float(getattr(r, lat.time_column))
         roof = by_bytes.decode_step_time(b, b * c)
-        rows.append({"module": "decode", "batch_size": b, "tokens": c, "time_s": t,
-                     "roofline_s": roof, "ratio": t / roof, "bytes_moved": roof * bw,
-                     "flops": by_flops.decode_step_time(b, b * c),
-                     "achieved_flops_per_s": math.nan, "matmul_fraction": math.nan})
+        rows.append(
+            {
+                "module": "decode",
+                "batch_size": b,
+                "tokens": c,
+                "time_s": t,
+                "roofline_s": roof,
+                "ratio": t / roof,
+                "bytes_moved": roof * bw,
+                "flops": by_flops.decode_step_time(b, b * c),
+                "achieved_flops_per_s": math.nan,
+                "matmul_fraction": math.nan,
+            }
+        )
     if (d / "prefill.csv").exists():
         pre = pd.read_csv(d / "prefill.csv")
         for r in pre.itertuples(index=False):
             b, l, t = int(r.batch_size), int(r.prompt_tokens), float(getattr(r, lat.time_column))
             flops = by_flops.prefill_time([l] * b)
             ach = flops / t
-            rows.append({"module": "prefill", "batch_size": b, "tokens": l, "time_s": t,
-                         "roofline_s": flops / rate, "ratio": t / (flops / rate),
-                         "bytes_moved": math.nan, "flops": flops,
-                         "achieved_flops_per_s": ach, "matmul_fraction": ach / rate})
+            rows.append(
+                {
+                    "module": "prefill",
+                    "batch_size": b,
+                    "tokens": l,
+                    "time_s": t,
+                    "roofline_s": flops / rate,
+                    "ratio": t / (flops / rate),
+                    "bytes_moved": math.nan,
+                    "flops": flops,
+                    "achieved_flops_per_s": ach,
+                    "matmul_fraction": ach / rate,
+                }
+            )
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    df.attrs.update(copy_bandwidth_bytes_per_s=bw, matmul_flops_per_s=rate,
-                    profile=str(d), description=lat.description)
+    df.attrs.update(
+        copy_bandwidth_bytes_per_s=bw,
+        matmul_flops_per_s=rate,
+        profile=str(d),
+        description=lat.description,
+    )
     return df
 
 

@@ -38,18 +38,33 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sunsim.config import ModelSpec, as_dict, get_model, get_precision, weight_bytes
 from sunsim.errors import ProfileError
 from sunsim.profiling._torch import require_torch
 
-DECODE_COLUMNS = ("batch_size", "context_tokens", "total_context_tokens", "time_s_median",
-                  "time_s_p10", "time_s_p90", "repeats")
-PREFILL_COLUMNS = ("batch_size", "prompt_tokens", "total_tokens", "time_s_median",
-                   "time_s_p10", "time_s_p90", "repeats")
+DECODE_COLUMNS = (
+    "batch_size",
+    "context_tokens",
+    "total_context_tokens",
+    "time_s_median",
+    "time_s_p10",
+    "time_s_p90",
+    "repeats",
+)
+PREFILL_COLUMNS = (
+    "batch_size",
+    "prompt_tokens",
+    "total_tokens",
+    "time_s_median",
+    "time_s_p10",
+    "time_s_p90",
+    "repeats",
+)
 EXTRA_COLUMNS = ("time_s_min", "layers_s_median", "base_s_median", "preempted")
 SCHEMA_VERSION = 1
 
@@ -72,16 +87,24 @@ class ProfileGrid:
     prefill_max_tokens: int
 
     def __post_init__(self) -> None:
-        for name in ("decode_batch_sizes", "decode_context_tokens", "prefill_batch_sizes",
-                     "prefill_prompt_tokens"):
+        for name in (
+            "decode_batch_sizes",
+            "decode_context_tokens",
+            "prefill_batch_sizes",
+            "prefill_prompt_tokens",
+        ):
             v = getattr(self, name)
             if not v or any(int(x) < 1 for x in v):
                 raise ProfileError(f"grid {name} must be positive integers, got {list(v)}")
             object.__setattr__(self, name, tuple(sorted(set(int(x) for x in v))))
 
     def prefill_points(self) -> list[tuple[int, int]]:
-        return [(b, l) for b in self.prefill_batch_sizes for l in self.prefill_prompt_tokens
-                if b * l <= self.prefill_max_tokens]
+        return [
+            (b, l)
+            for b in self.prefill_batch_sizes
+            for l in self.prefill_prompt_tokens
+            if b * l <= self.prefill_max_tokens
+        ]
 
     def decode_points(self) -> list[tuple[int, int]]:
         return [(b, c) for c in self.decode_context_tokens for b in self.decode_batch_sizes]
@@ -141,12 +164,15 @@ class TimingOptions:
 
     def __post_init__(self) -> None:
         if self.fit_statistic not in ("auto", "median", "min"):
-            raise ProfileError(f"--statistic must be auto, median or min, got "
-                               f"'{self.fit_statistic}'")
+            raise ProfileError(
+                f"--statistic must be auto, median or min, got '{self.fit_statistic}'"
+            )
         if self.passes < 1 or self.min_repeats < 1 or self.max_repeats < 1 or self.warmup < 0:
-            raise ProfileError("timing needs passes >= 1, repeats >= 1 and warmup >= 0 (got "
-                               f"passes={self.passes}, repeats={self.min_repeats}.."
-                               f"{self.max_repeats}, warmup={self.warmup})")
+            raise ProfileError(
+                "timing needs passes >= 1, repeats >= 1 and warmup >= 0 (got "
+                f"passes={self.passes}, repeats={self.min_repeats}.."
+                f"{self.max_repeats}, warmup={self.warmup})"
+            )
 
     def per_pass(self) -> tuple[int, int, float]:
         """``(min_repeats, max_repeats, seconds)`` of one pass."""
@@ -159,11 +185,13 @@ def default_timing(device_kind: str, quick: bool = False) -> TimingOptions:
     """quick: 1 pass, 3-5 repeats; cuda: 1 pass, 20-200 repeats in 0.5 s (a dedicated GPU);
     cpu: 20 passes, 20-60 repeats in 3 s per point (CPUs are often shared)."""
     if quick:
-        return TimingOptions(warmup=1, min_repeats=3, max_repeats=5, time_per_point_s=0.02,
-                             passes=1)
+        return TimingOptions(
+            warmup=1, min_repeats=3, max_repeats=5, time_per_point_s=0.02, passes=1
+        )
     if device_kind == "cuda":
-        return TimingOptions(warmup=5, min_repeats=20, max_repeats=200, time_per_point_s=0.5,
-                             passes=1)
+        return TimingOptions(
+            warmup=5, min_repeats=20, max_repeats=200, time_per_point_s=0.5, passes=1
+        )
     return TimingOptions()
 
 
@@ -177,8 +205,7 @@ class Profile:
     prefill: Any | None
 
 
-def _auto_layers(spec: ModelSpec, precision: str, kind: str, quick: bool,
-                 budget_bytes: int) -> int:
+def _auto_layers(spec: ModelSpec, precision: str, kind: str, quick: bool, budget_bytes: int) -> int:
     full = weight_bytes(spec, precision)
     if kind == "cpu":
         if full <= 2 * 1024**3:
@@ -197,6 +224,7 @@ def _kv_bytes(spec: ModelSpec, layers: int, batch: int, tokens: int) -> int:
 
 def _stats(samples: Sequence[float]) -> tuple[float, float, float]:
     from sunsim.profiling.timing import summarize
+
     return summarize(samples)
 
 
@@ -206,21 +234,32 @@ def _pool_probes(probes: Sequence[dict[str, float]]) -> dict[str, Any]:
     return {
         "copy_bandwidth_bytes_per_s": max(p["copy_bandwidth_bytes_per_s"] for p in probes),
         "copy_bandwidth_median_bytes_per_s": statistics.median(
-            p["copy_bandwidth_median_bytes_per_s"] for p in probes),
+            p["copy_bandwidth_median_bytes_per_s"] for p in probes
+        ),
         "copy_bytes": probes[0]["copy_bytes"],
         "matmul_flops_per_s": max(p["matmul_flops_per_s"] for p in probes),
         "matmul_median_flops_per_s": statistics.median(
-            p["matmul_median_flops_per_s"] for p in probes),
+            p["matmul_median_flops_per_s"] for p in probes
+        ),
         "matmul_n": probes[0]["matmul_n"],
         "probes": len(probes),
     }
 
 
-def profile_model(model: str | ModelSpec, device: str = "cpu", precision: str = "bf16", *,
-                  quick: bool = False, grid: ProfileGrid | None = None,
-                  timing: TimingOptions | None = None, layers: int | None = None,
-                  threads: int | None = None, seed: int = 0, command: str | None = None,
-                  progress: ProgressFn | None = None) -> Profile:
+def profile_model(
+    model: str | ModelSpec,
+    device: str = "cpu",
+    precision: str = "bf16",
+    *,
+    quick: bool = False,
+    grid: ProfileGrid | None = None,
+    timing: TimingOptions | None = None,
+    layers: int | None = None,
+    threads: int | None = None,
+    seed: int = 0,
+    command: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Profile:
     """Measure a profile of ``model`` at ``precision`` on ``device``.
 
     Args:
@@ -261,24 +300,49 @@ def profile_model(model: str | ModelSpec, device: str = "cpu", precision: str = 
             raise ProfileError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     try:
-        return _profile_model(model, device, precision, quick=quick, grid=grid, timing=timing,
-                              layers=layers, seed=seed, command=command, progress=progress)
+        return _profile_model(
+            model,
+            device,
+            precision,
+            quick=quick,
+            grid=grid,
+            timing=timing,
+            layers=layers,
+            seed=seed,
+            command=command,
+            progress=progress,
+        )
     finally:
         torch.set_num_threads(prev_threads)
 
 
-def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick: bool,
-                   grid: ProfileGrid | None, timing: TimingOptions | None, layers: int | None,
-                   seed: int, command: str | None, progress: ProgressFn | None) -> Profile:
+def _profile_model(
+    model: str | ModelSpec,
+    device: str,
+    precision: str,
+    *,
+    quick: bool,
+    grid: ProfileGrid | None,
+    timing: TimingOptions | None,
+    layers: int | None,
+    seed: int,
+    command: str | None,
+    progress: ProgressFn | None,
+) -> Profile:
     torch = require_torch()
     import pandas as pd
 
     from sunsim import __version__
     from sunsim.profiling.modules import DecoderModule
     from sunsim.profiling.quant import SCHEMES
-    from sunsim.profiling.timing import (Timer, available_memory_bytes, cuda_graph,
-                                         device_info, measure_copy_bandwidth,
-                                         measure_matmul_rate)
+    from sunsim.profiling.timing import (
+        Timer,
+        available_memory_bytes,
+        cuda_graph,
+        device_info,
+        measure_copy_bandwidth,
+        measure_matmul_rate,
+    )
 
     t_start = time.perf_counter()
     spec = get_model(model) if isinstance(model, str) else model
@@ -290,8 +354,11 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
     if timing.cuda_graphs and kind != "cuda":
         raise ProfileError("--cuda-graphs needs --device cuda")
     do_prefill = prec == "bf16"
-    fit_stat = (timing.fit_statistic if timing.fit_statistic != "auto"
-                else ("median" if kind == "cuda" else "min"))
+    fit_stat = (
+        timing.fit_statistic
+        if timing.fit_statistic != "auto"
+        else ("median" if kind == "cuda" else "min")
+    )
 
     progress = progress or (lambda done, total, label: None)
     n_points = len(grid.decode_points()) + (len(grid.prefill_points()) if do_prefill else 0)
@@ -301,13 +368,19 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
     def run_probe(repeats: int | None = None) -> None:
         with torch.inference_mode():
             if quick:  # smaller probes: the quick grid is for tests
-                probes.append({**measure_copy_bandwidth(
-                    device, 64 * 1024**2 if kind == "cpu" else 256 * 1024**2, repeats=5),
-                    **measure_matmul_rate(device, 1024 if kind == "cpu" else 4096, repeats=5)})
+                probes.append(
+                    {
+                        **measure_copy_bandwidth(
+                            device, 64 * 1024**2 if kind == "cpu" else 256 * 1024**2, repeats=5
+                        ),
+                        **measure_matmul_rate(device, 1024 if kind == "cpu" else 4096, repeats=5),
+                    }
+                )
             else:
                 kw = {} if repeats is None else {"repeats": repeats}
-                probes.append({**measure_copy_bandwidth(device, **kw),
-                               **measure_matmul_rate(device, **kw)})
+                probes.append(
+                    {**measure_copy_bandwidth(device, **kw), **measure_matmul_rate(device, **kw)}
+                )
 
     run_probe()
     done = 1
@@ -315,11 +388,18 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
 
     budget = available_memory_bytes(device)
     n_layers = layers if layers is not None else _auto_layers(spec, prec, kind, quick, budget)
-    max_pos = max(max(grid.decode_context_tokens) + 1, max(grid.prefill_prompt_tokens)
-                  if do_prefill else 1)
+    max_pos = max(
+        max(grid.decode_context_tokens) + 1, max(grid.prefill_prompt_tokens) if do_prefill else 1
+    )
     with torch.inference_mode():
-        mod = DecoderModule(spec, layers_run=n_layers, precision=prec, device=device,
-                            max_positions=max_pos, seed=seed)
+        mod = DecoderModule(
+            spec,
+            layers_run=n_layers,
+            precision=prec,
+            device=device,
+            max_positions=max_pos,
+            seed=seed,
+        )
     scaled = mod.layers_run < spec.num_layers
     factor = spec.num_layers / mod.layers_run
     budget = int(0.8 * available_memory_bytes(device))
@@ -330,18 +410,27 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
     samples: dict[tuple[str, int, int], list[list[float]]] = {}
     preempts: dict[tuple[str, int, int], int] = {}
 
-    def measure(key: tuple[str, int, int], full: Callable[[], Any], layers: Callable[[], Any],
-                base: Callable[[], Any]) -> None:
+    def measure(
+        key: tuple[str, int, int],
+        full: Callable[[], Any],
+        layers: Callable[[], Any],
+        base: Callable[[], Any],
+    ) -> None:
         # Scaled: the k layers alone and the rest (embedding, final norm, LM head), so that
         # only the layers' time is multiplied by layers_total / k; noise in the rest is not.
         fns = [layers, base] if scaled else [full]
         seen = samples.get(key)
         # Later passes: the callables ran before (warm), so no warm-up; the round time is
         # the median so far.
-        round_s = (sum(statistics.median(t) for t in seen) if seen else None)
-        times, preempted = timer.measure(fns, warmup=0 if seen else timing.warmup,
-                                         min_repeats=rep_lo, max_repeats=rep_hi,
-                                         time_budget_s=per_pass_s, round_s=round_s)
+        round_s = sum(statistics.median(t) for t in seen) if seen else None
+        times, preempted = timer.measure(
+            fns,
+            warmup=0 if seen else timing.warmup,
+            min_repeats=rep_lo,
+            max_repeats=rep_hi,
+            time_budget_s=per_pass_s,
+            round_s=round_s,
+        )
         acc = samples.setdefault(key, [[] for _ in fns])
         for i, t in enumerate(times):
             acc[i].extend(t)
@@ -355,11 +444,16 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
         else:
             total = run
         med, p10, p90 = _stats(total)
-        return {"time_s_median": med, "time_s_p10": p10, "time_s_p90": p90,
-                "repeats": len(run), "time_s_min": min(total),
-                "layers_s_median": statistics.median(run) if scaled else math.nan,
-                "base_s_median": statistics.median(times[1]) if scaled else math.nan,
-                "preempted": preempts[key]}
+        return {
+            "time_s_median": med,
+            "time_s_p10": p10,
+            "time_s_p90": p90,
+            "repeats": len(run),
+            "time_s_min": min(total),
+            "layers_s_median": statistics.median(run) if scaled else math.nan,
+            "base_s_median": statistics.median(times[1]) if scaled else math.nan,
+            "preempted": preempts[key],
+        }
 
     total_steps = 1 + timing.passes * n_points
     decode_keys: list[tuple[str, int, int]] = []
@@ -369,16 +463,28 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
             if _kv_bytes(spec, mod.layers_run, b, c + 1) + 4 * b * spec.vocab_size <= budget:
                 decode_keys.append(("decode", b, c))
             else:
-                skipped.append({"module": "decode", "batch_size": b, "context_tokens": c,
-                                "reason": "KV cache does not fit device memory"})
+                skipped.append(
+                    {
+                        "module": "decode",
+                        "batch_size": b,
+                        "context_tokens": c,
+                        "reason": "KV cache does not fit device memory",
+                    }
+                )
     if do_prefill:
         for b, l in grid.prefill_points():
             act = b * l * (3 * spec.intermediate_size + 8 * spec.hidden_size) * 2
             if _kv_bytes(spec, mod.layers_run, b, l) + act <= budget:
                 prefill_keys.append(("prefill", b, l))
             else:
-                skipped.append({"module": "prefill", "batch_size": b, "prompt_tokens": l,
-                                "reason": "does not fit device memory"})
+                skipped.append(
+                    {
+                        "module": "prefill",
+                        "batch_size": b,
+                        "prompt_tokens": l,
+                        "reason": "does not fit device memory",
+                    }
+                )
 
     F = torch.nn.functional
     with torch.inference_mode():
@@ -397,9 +503,9 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
                     kv = [(k[:b], v[:b]) for k, v in kv_all]
                     ids = mod.random_ids(b, seed=seed + b)
                     x = F.embedding(ids, mod.embed).unsqueeze(1)
-                    full = (lambda ids=ids, kv=kv, c=c: mod.decode_step(ids, kv, c))
-                    layers = (lambda x=x, kv=kv, c=c: mod.decode_layers(x, kv, c))
-                    base = (lambda ids=ids: mod.decode_base(ids))
+                    full = lambda ids=ids, kv=kv, c=c: mod.decode_step(ids, kv, c)
+                    layers = lambda x=x, kv=kv, c=c: mod.decode_layers(x, kv, c)
+                    base = lambda ids=ids: mod.decode_base(ids)
                     if timing.cuda_graphs:
                         if scaled:
                             layers = cuda_graph(layers, mod.device)
@@ -418,29 +524,48 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
                 kv = mod.new_kv(b, l, random=False)
                 ids = mod.random_ids(b, l, seed=seed + b * 7919 + l)
                 x = F.embedding(ids, mod.embed)
-                measure(key, (lambda ids=ids, kv=kv: mod.prefill(ids, kv)),
-                        (lambda x=x, kv=kv: mod.prefill_layers(x, kv)),
-                        (lambda ids=ids: mod.prefill_base(ids)))
+                measure(
+                    key,
+                    (lambda ids=ids, kv=kv: mod.prefill(ids, kv)),
+                    (lambda x=x, kv=kv: mod.prefill_layers(x, kv)),
+                    (lambda ids=ids: mod.prefill_base(ids)),
+                )
                 del kv, x
                 done += 1
                 progress(done, total_steps, f"{tag}prefill B={b} L={l}")
             if do_prefill:
                 done += len(grid.prefill_points()) - len(prefill_keys)
 
-    decode_rows = [{"batch_size": b, "context_tokens": c, "total_context_tokens": b * c,
-                    **row(("decode", b, c))} for _, b, c in decode_keys]
-    prefill_rows = [{"batch_size": b, "prompt_tokens": l, "total_tokens": b * l,
-                     **row(("prefill", b, l))} for _, b, l in prefill_keys]
+    decode_rows = [
+        {
+            "batch_size": b,
+            "context_tokens": c,
+            "total_context_tokens": b * c,
+            **row(("decode", b, c)),
+        }
+        for _, b, c in decode_keys
+    ]
+    prefill_rows = [
+        {"batch_size": b, "prompt_tokens": l, "total_tokens": b * l, **row(("prefill", b, l))}
+        for _, b, l in prefill_keys
+    ]
 
     if not decode_rows:
-        raise ProfileError("no decode grid point fits the device memory; pass smaller "
-                           "--batch-sizes/--contexts or fewer --layers")
+        raise ProfileError(
+            "no decode grid point fits the device memory; pass smaller "
+            "--batch-sizes/--contexts or fewer --layers"
+        )
     decode = pd.DataFrame(decode_rows, columns=[*DECODE_COLUMNS, *EXTRA_COLUMNS])
-    prefill = (pd.DataFrame(prefill_rows, columns=[*PREFILL_COLUMNS, *EXTRA_COLUMNS])
-               if do_prefill else None)
+    prefill = (
+        pd.DataFrame(prefill_rows, columns=[*PREFILL_COLUMNS, *EXTRA_COLUMNS])
+        if do_prefill
+        else None
+    )
     if do_prefill and (prefill is None or prefill.empty):
-        raise ProfileError("no prefill grid point fits the device memory; pass smaller "
-                           "--prompt-tokens or fewer --layers")
+        raise ProfileError(
+            "no prefill grid point fits the device memory; pass smaller "
+            "--prompt-tokens or fewer --layers"
+        )
 
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -450,12 +575,28 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
         "precision": prec,
         "model_spec": as_dict(spec),
         "modules": ["prefill", "decode"] if do_prefill else ["decode"],
-        "prefill_note": None if do_prefill else (
+        "prefill_note": None
+        if do_prefill
+        else (
             f"{prec} is the QSUN decode module: only decode is profiled; QSUN's prefill stays "
-            "BF16, so prefill times come from the bf16 profile of the same device and model"),
-        **{k: info[k] for k in ("device_kind", "device_name", "device_slug", "gpu_key",
-                                "device_memory_bytes", "torch_version", "cuda_version",
-                                "driver_version", "threads", "cpu_count", "cpu_name")},
+            "BF16, so prefill times come from the bf16 profile of the same device and model"
+        ),
+        **{
+            k: info[k]
+            for k in (
+                "device_kind",
+                "device_name",
+                "device_slug",
+                "gpu_key",
+                "device_memory_bytes",
+                "torch_version",
+                "cuda_version",
+                "driver_version",
+                "threads",
+                "cpu_count",
+                "cpu_name",
+            )
+        },
         "compute_capability": info.get("compute_capability"),
         "dtype": "bfloat16",
         "weight_quantisation": {
@@ -463,19 +604,26 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
             "scheme": SCHEMES[prec],
             "kernel": mod.kernel,
             "applies_to": "q/k/v/o and gate/up/down linear layers (q/k/v and gate/up fused); "
-                          "embedding, RMSNorms and LM head BF16",
+            "embedding, RMSNorms and LM head BF16",
         },
-        "attention": "torch.nn.functional.scaled_dot_product_attention (enable_gqa), "
-                     "BF16 KV cache",
+        "attention": "torch.nn.functional.scaled_dot_product_attention (enable_gqa), BF16 KV cache",
         "layers_run": mod.layers_run,
         "layers_total": spec.num_layers,
         "scaling": {
             "scaled": scaled,
-            "formula": ("time_s = base_s + layers_s * layers_total / layers_run, per repeat, "
-                        "then median/p10/p90" if scaled else "none (all layers run)"),
-            "base": ("embedding + final RMSNorm + LM head of the same batch, timed at every "
-                     "grid point interleaved with the k layers alone (on precomputed "
-                     "embeddings), so only the layers' time is scaled" if scaled else None),
+            "formula": (
+                "time_s = base_s + layers_s * layers_total / layers_run, per repeat, "
+                "then median/p10/p90"
+                if scaled
+                else "none (all layers run)"
+            ),
+            "base": (
+                "embedding + final RMSNorm + LM head of the same batch, timed at every "
+                "grid point interleaved with the k layers alone (on precomputed "
+                "embeddings), so only the layers' time is scaled"
+                if scaled
+                else None
+            ),
         },
         "grid": {**dataclasses.asdict(grid), "skipped": skipped},
         "fit_statistic": fit_stat,
@@ -483,18 +631,27 @@ def _profile_model(model: str | ModelSpec, device: str, precision: str, *, quick
             "the latency model fits time_s_min (the fastest repeat of each grid point): "
             "other tenants of this shared machine slow repeats by up to 3x for seconds at a "
             "time; the median columns keep the typical time under that load"
-            if fit_stat == "min" else "the latency model fits time_s_median"),
-        "timing": {**dataclasses.asdict(timing), "timer": timer.name, "clock": timer.clock,
-                   "preempted_rounds": int(sum(preempts.values())),
-                   "preempted_note": ("rounds in which another process held the core (wall > "
-                                      "1.05 x CPU time + 50 us), column 'preempted'; the "
-                                      "thread-cpu clock leaves that time out"
-                                      if kind == "cpu" else None),
-                   "statistic": "median, p10, p90 and min over repeats (seconds)",
-                   "inputs": "random token ids and random KV caches"},
+            if fit_stat == "min"
+            else "the latency model fits time_s_median"
+        ),
+        "timing": {
+            **dataclasses.asdict(timing),
+            "timer": timer.name,
+            "clock": timer.clock,
+            "preempted_rounds": int(sum(preempts.values())),
+            "preempted_note": (
+                "rounds in which another process held the core (wall > "
+                "1.05 x CPU time + 50 us), column 'preempted'; the "
+                "thread-cpu clock leaves that time out"
+                if kind == "cpu"
+                else None
+            ),
+            "statistic": "median, p10, p90 and min over repeats (seconds)",
+            "inputs": "random token ids and random KV caches",
+        },
         **_pool_probes(probes),
         "module_weight_bytes_run": mod.weight_nbytes,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "sunsim_version": __version__,
         "command": command,
         "wall_s": round(time.perf_counter() - t_start, 1),
@@ -510,8 +667,7 @@ def profile_dir(out_root: str | Path, meta: dict[str, Any]) -> Path:
     return Path(out_root) / meta["device_slug"] / meta["model"] / meta["precision"]
 
 
-def write_profile(profile: Profile, out_root: str | Path = "profiles",
-                  force: bool = False) -> Path:
+def write_profile(profile: Profile, out_root: str | Path = "profiles", force: bool = False) -> Path:
     """Write ``profile`` under ``out_root`` and return its directory.
 
     Raises ProfileError when a full (non-quick) profile already exists there and ``force`` is
@@ -520,8 +676,9 @@ def write_profile(profile: Profile, out_root: str | Path = "profiles",
     d = profile_dir(out_root, profile.meta)
     meta_path = d / "meta.json"
     if meta_path.exists() and not force and not profile.meta.get("quick"):
-        raise ProfileError(f"{d} already holds a profile; pass --force to replace it, or "
-                           "--out another directory")
+        raise ProfileError(
+            f"{d} already holds a profile; pass --force to replace it, or --out another directory"
+        )
     d.mkdir(parents=True, exist_ok=True)
     profile.decode.to_csv(d / "decode.csv", index=False, float_format="%.6g")
     if profile.prefill is not None:

@@ -22,7 +22,8 @@ layer's K/V into ``kv[layer] = (k[B, kv_heads, L, head_dim], v[...])``; decode t
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sunsim.config import ModelSpec, get_precision
 from sunsim.errors import ProfileError
@@ -41,10 +42,10 @@ def tile_fill(t: Any, chunk: Any) -> None:
     n, m = flat.numel(), chunk.numel()
     reps = n // m
     if reps:
-        flat[:reps * m].view(reps, m).copy_(chunk.expand(reps, m))
+        flat[: reps * m].view(reps, m).copy_(chunk.expand(reps, m))
     rest = n - reps * m
     if rest:
-        flat[reps * m:].copy_(chunk[:rest])
+        flat[reps * m :].copy_(chunk[:rest])
 
 
 def _sdpa_supports_gqa(torch: Any) -> bool:
@@ -67,16 +68,24 @@ class DecoderModule:
         ProfileError: bad ``layers_run``, a quantised kernel that is missing on the device.
     """
 
-    def __init__(self, spec: ModelSpec, *, layers_run: int | None = None,
-                 precision: str = "bf16", device: str = "cpu", max_positions: int = 8192,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        layers_run: int | None = None,
+        precision: str = "bf16",
+        device: str = "cpu",
+        max_positions: int = 8192,
+        seed: int = 0,
+    ) -> None:
         torch = require_torch()
         self.spec = spec
         self.precision = get_precision(precision).name
         n = spec.num_layers if layers_run is None else int(layers_run)
         if not 1 <= n <= spec.num_layers:
-            raise ProfileError(f"layers to run must be in 1..{spec.num_layers} for {spec.name}, "
-                               f"got {layers_run}")
+            raise ProfileError(
+                f"layers to run must be in 1..{spec.num_layers} for {spec.name}, got {layers_run}"
+            )
         self.layers_run = n
         self.device = torch.device(device)
         self.dtype = torch.bfloat16
@@ -112,8 +121,9 @@ class DecoderModule:
             self.layers.append(layer)
         self.kernel = self.layers[0]["qkv"].kernel
         # RoPE tables [max_positions, head_dim] (rotate-half layout, as HF Llama).
-        inv = 1.0 / (ROPE_THETA ** (torch.arange(0, hd, 2, device=self.device,
-                                                  dtype=torch.float32) / hd))
+        inv = 1.0 / (
+            ROPE_THETA ** (torch.arange(0, hd, 2, device=self.device, dtype=torch.float32) / hd)
+        )
         pos = torch.arange(max_positions + 1, device=self.device, dtype=torch.float32)
         freqs = torch.outer(pos, inv)
         emb = torch.cat([freqs, freqs], dim=-1)
@@ -125,11 +135,13 @@ class DecoderModule:
     def norm(self, x: Any, w: Any) -> Any:
         """RMSNorm of ``x[..., H]`` with weight ``w[H]`` (eps as Llama-3.1's config)."""
         import torch.nn.functional as F
+
         return F.rms_norm(x, (x.shape[-1],), w, RMS_EPS)
 
     @staticmethod
     def _rotate_half(x: Any) -> Any:
         import torch
+
         half = x.shape[-1] // 2
         return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
@@ -140,17 +152,27 @@ class DecoderModule:
 
     def _attention(self, q: Any, k: Any, v: Any, causal: bool) -> Any:
         import torch.nn.functional as F
+
         if self._gqa:
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
         rep = self.nh // self.nkv  # torch < 2.5: expand the KV heads explicitly
-        return F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1),
-                                              v.repeat_interleave(rep, 1), is_causal=causal)
+        return F.scaled_dot_product_attention(
+            q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=causal
+        )
 
-    def _layer(self, layer: dict[str, Any], x: Any, cos: Any, sin: Any,
-               kv: tuple[Any, Any], pos: int | None) -> Any:
+    def _layer(
+        self,
+        layer: dict[str, Any],
+        x: Any,
+        cos: Any,
+        sin: Any,
+        kv: tuple[Any, Any],
+        pos: int | None,
+    ) -> Any:
         """One layer on hidden states ``x[B, S, H]``; prefill when ``pos`` is None (S tokens
         from position 0, causal), else decode of S == 1 token at position ``pos``."""
         import torch.nn.functional as F
+
         b, s, h = x.shape
         nh, nkv, hd = self.nh, self.nkv, self.hd
         y = self.norm(x, layer["attn_norm"]).reshape(b * s, h)
@@ -170,8 +192,9 @@ class DecoderModule:
         else:
             k_cache[:, :, pos] = k[:, :, 0]
             v_cache[:, :, pos] = v[:, :, 0]
-            attn = self._attention(q, k_cache[:, :, :pos + 1], v_cache[:, :, :pos + 1],
-                                   causal=False)
+            attn = self._attention(
+                q, k_cache[:, :, : pos + 1], v_cache[:, :, : pos + 1], causal=False
+            )
         o = attn.transpose(1, 2).reshape(b * s, nh * hd)
         x = x + layer["o"](o).view(b, s, h)
         y = self.norm(x, layer["mlp_norm"]).reshape(b * s, h)
@@ -181,6 +204,7 @@ class DecoderModule:
     def head(self, last: Any) -> Any:
         """Final RMSNorm and LM head on the last hidden state of each request ``[B, H]``."""
         import torch.nn.functional as F
+
         return F.linear(self.norm(last, self.final_norm), self.lm_head)
 
     # -- the two modules ---------------------------------------------------------------------
@@ -188,6 +212,7 @@ class DecoderModule:
         """Prefill ``ids[B, L]`` from position 0, writing every layer's KV into ``kv``;
         returns the first output token's logits ``[B, vocab]``."""
         import torch.nn.functional as F
+
         return self.head(self.prefill_layers(F.embedding(ids, self.embed), kv)[:, -1])
 
     def prefill_layers(self, x: Any, kv: Sequence[tuple[Any, Any]]) -> Any:
@@ -195,8 +220,9 @@ class DecoderModule:
         hidden states ``[B, L, H]`` (timed to scale k-layer runs)."""
         s = x.shape[1]
         if s > self.max_positions:
-            raise ProfileError(f"prompt of {s} tokens exceeds the RoPE table "
-                               f"({self.max_positions})")
+            raise ProfileError(
+                f"prompt of {s} tokens exceeds the RoPE table ({self.max_positions})"
+            )
         cos, sin = self.cos[:s], self.sin[:s]
         for layer, c in zip(self.layers, kv):
             x = self._layer(layer, x, cos, sin, c, None)
@@ -206,12 +232,14 @@ class DecoderModule:
         """What :meth:`prefill` does outside the layers: embedding of all tokens, final norm
         and LM head of the last ones (timed to scale k-layer runs)."""
         import torch.nn.functional as F
+
         x = F.embedding(ids, self.embed)
         return self.head(x[:, -1])
 
     def decode_step(self, ids: Any, kv: Sequence[tuple[Any, Any]], pos: int) -> Any:
         """One decode iteration for ``ids[B]``, each request with ``pos`` cached tokens."""
         import torch.nn.functional as F
+
         x = F.embedding(ids, self.embed).unsqueeze(1)  # [B, 1, H]
         return self.head(self.decode_layers(x, kv, pos)[:, 0])
 
@@ -221,7 +249,7 @@ class DecoderModule:
         runs)."""
         if pos >= self.max_positions:
             raise ProfileError(f"position {pos} exceeds the RoPE table ({self.max_positions})")
-        cos, sin = self.cos[pos:pos + 1], self.sin[pos:pos + 1]
+        cos, sin = self.cos[pos : pos + 1], self.sin[pos : pos + 1]
         for layer, c in zip(self.layers, kv):
             x = self._layer(layer, x, cos, sin, c, pos)
         return x
@@ -229,11 +257,13 @@ class DecoderModule:
     def decode_base(self, ids: Any) -> Any:
         """What :meth:`decode_step` does outside the layers: embedding, final norm, LM head."""
         import torch.nn.functional as F
+
         return self.head(F.embedding(ids, self.embed))
 
     # -- helpers --------------------------------------------------------------------------------
-    def new_kv(self, batch_size: int, tokens: int, *, random: bool = True,
-               seed: int = 1) -> list[tuple[Any, Any]]:
+    def new_kv(
+        self, batch_size: int, tokens: int, *, random: bool = True, seed: int = 1
+    ) -> list[tuple[Any, Any]]:
         """A KV cache ``[(k, v)] * layers_run`` of ``[B, kv_heads, tokens, head_dim]`` BF16,
         filled with random values (a random block of about 1e6 values, tiled; never zeros)
         unless ``random`` is False."""
@@ -248,8 +278,9 @@ class DecoderModule:
         for _ in range(self.layers_run):
             pair = []
             for _ in range(2):
-                t = torch.empty(batch_size, self.nkv, tokens, self.hd, dtype=self.dtype,
-                                device=self.device)
+                t = torch.empty(
+                    batch_size, self.nkv, tokens, self.hd, dtype=self.dtype, device=self.device
+                )
                 if chunk is not None:
                     tile_fill(t, chunk)
                 pair.append(t)
@@ -266,8 +297,7 @@ class DecoderModule:
     def weight_nbytes(self) -> int:
         """Bytes of the weights built (layers run, embedding, norms, LM head)."""
         n = sum(l[k].nbytes for l in self.layers for k in ("qkv", "o", "gate_up", "down"))
-        n += sum(2 * l[k].numel() for l in self.layers for k in l
-                 if k.endswith("norm"))
+        n += sum(2 * l[k].numel() for l in self.layers for k in l if k.endswith("norm"))
         n += 2 * self.embed.numel() + 2 * self.final_norm.numel()
         if self.lm_head is not self.embed:
             n += 2 * self.lm_head.numel()

@@ -46,7 +46,7 @@ SCHEMES = {
     "bf16": "none (BF16 weights)",
     "w8a16": "int8 symmetric, per output channel, BF16 scale",
     "w4a16": f"uint4 asymmetric, group {INT4_GROUP_SIZE} along K, BF16 scale and zero "
-             "(tinygemm layout)",
+    "(tinygemm layout)",
 }
 
 
@@ -70,9 +70,11 @@ def quantize_int4(w: Any, group_size: int = INT4_GROUP_SIZE) -> tuple[Any, Any]:
     torch = require_torch()
     n, k = w.shape
     if k % group_size:
-        raise ProfileError(f"W4A16 needs in-features divisible by the group size {group_size}, "
-                           f"got {k}; use a model whose hidden/intermediate sizes are multiples "
-                           f"of {group_size}")
+        raise ProfileError(
+            f"W4A16 needs in-features divisible by the group size {group_size}, "
+            f"got {k}; use a model whose hidden/intermediate sizes are multiples "
+            f"of {group_size}"
+        )
     wg = w.float().reshape(n, k // group_size, group_size)
     lo = wg.amin(dim=-1)
     hi = wg.amax(dim=-1)
@@ -111,9 +113,11 @@ class Linear:
             self._fn = self._mm_bf16
         elif p == "w8a16":
             if not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
-                raise ProfileError(f"this torch ({torch.__version__}) has no "
-                                   "aten._weight_int8pack_mm kernel, so W8A16 cannot be profiled; "
-                                   "upgrade torch (pip install 'sunsim[profile]')")
+                raise ProfileError(
+                    f"this torch ({torch.__version__}) has no "
+                    "aten._weight_int8pack_mm kernel, so W8A16 cannot be profiled; "
+                    "upgrade torch (pip install 'sunsim[profile]')"
+                )
             self._q, self._s = quantize_int8(weight)
             self.nbytes = self._q.numel() + self._s.numel() * 2
             self._fn = self._mm_int8
@@ -121,17 +125,23 @@ class Linear:
             q, self._s = quantize_int4(weight, INT4_GROUP_SIZE)
             if dev == "cpu":
                 if not hasattr(torch.ops.aten, "_convert_weight_to_int4pack_for_cpu"):
-                    raise ProfileError(f"this torch ({torch.__version__}) has no CPU int4 packed "
-                                       "kernel (aten._weight_int4pack_mm_for_cpu); upgrade torch")
+                    raise ProfileError(
+                        f"this torch ({torch.__version__}) has no CPU int4 packed "
+                        "kernel (aten._weight_int4pack_mm_for_cpu); upgrade torch"
+                    )
                 self._q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
                 self._fn = self._mm_int4_cpu
             else:
                 if self.out_features % 8:
-                    raise ProfileError(f"W4A16 on CUDA (tinygemm) needs out-features divisible "
-                                       f"by 8, got {self.out_features}")
+                    raise ProfileError(
+                        f"W4A16 on CUDA (tinygemm) needs out-features divisible "
+                        f"by 8, got {self.out_features}"
+                    )
                 if self.in_features % (INT4_INNER_K_TILES_CUDA * 16):
-                    raise ProfileError("W4A16 on CUDA (tinygemm) needs in-features divisible by "
-                                       f"{INT4_INNER_K_TILES_CUDA * 16}, got {self.in_features}")
+                    raise ProfileError(
+                        "W4A16 on CUDA (tinygemm) needs in-features divisible by "
+                        f"{INT4_INNER_K_TILES_CUDA * 16}, got {self.in_features}"
+                    )
                 q2 = ((q[:, ::2] << 4) | q[:, 1::2]).to(torch.uint8).contiguous()
                 self._q = torch.ops.aten._convert_weight_to_int4pack(q2, INT4_INNER_K_TILES_CUDA)
                 self._fn = self._mm_int4_cuda
@@ -141,18 +151,22 @@ class Linear:
     # -- kernels -----------------------------------------------------------------------------
     def _mm_bf16(self, x: Any) -> Any:
         import torch.nn.functional as F
+
         return F.linear(x, self._w)
 
     def _mm_int8(self, x: Any) -> Any:
         import torch
+
         return torch.ops.aten._weight_int8pack_mm(x, self._q, self._s)
 
     def _mm_int4_cpu(self, x: Any) -> Any:
         import torch
+
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x, self._q, INT4_GROUP_SIZE, self._s)
 
     def _mm_int4_cuda(self, x: Any) -> Any:
         import torch
+
         return torch.ops.aten._weight_int4pack_mm(x, self._q, INT4_GROUP_SIZE, self._s)
 
     def __call__(self, x: Any) -> Any:
@@ -168,17 +182,19 @@ class Linear:
             y = self._fn(x)
         except (RuntimeError, NotImplementedError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ProfileError(f"the {self.precision} kernel {self.kernel} does not run on "
-                               f"{weight.device} ({first}); no real low-bit kernel is available "
-                               "here, and sunsim will not time a BF16 matmul in its place"
-                               ) from None
+            raise ProfileError(
+                f"the {self.precision} kernel {self.kernel} does not run on "
+                f"{weight.device} ({first}); no real low-bit kernel is available "
+                "here, and sunsim will not time a BF16 matmul in its place"
+            ) from None
         if tuple(y.shape) != (1, self.out_features):
-            raise ProfileError(f"{self.kernel} returned shape {tuple(y.shape)}, expected "
-                               f"(1, {self.out_features}); this torch's kernel layout differs")
+            raise ProfileError(
+                f"{self.kernel} returned shape {tuple(y.shape)}, expected "
+                f"(1, {self.out_features}); this torch's kernel layout differs"
+            )
 
     def __repr__(self) -> str:
-        return (f"Linear({self.in_features} -> {self.out_features}, {self.precision}, "
-                f"{self.kernel})")
+        return f"Linear({self.in_features} -> {self.out_features}, {self.precision}, {self.kernel})"
 
 
 def dequantize_int8(q: Any, scale: Any) -> Any:

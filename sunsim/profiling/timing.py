@@ -23,7 +23,8 @@ import re
 import statistics
 import subprocess
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sunsim.errors import ProfileError
 from sunsim.profiling._torch import require_torch
@@ -70,8 +71,10 @@ class Timer:
             self.name = "torch.cuda.Event pairs (elapsed_time), one sync after the repeats"
         elif torch.get_num_threads() == 1:
             self.clock = "thread-cpu"
-            self.name = ("time.thread_time (CPU time of the single torch thread; wall time "
-                         "without preemption)")
+            self.name = (
+                "time.thread_time (CPU time of the single torch thread; wall time "
+                "without preemption)"
+            )
         else:
             self.clock = "wall"
             self.name = "time.perf_counter (wall time)"
@@ -84,14 +87,18 @@ class Timer:
         """Time ``repeats`` interleaved rounds of ``fns``; returns ``times[f][r]`` seconds."""
         return self._run(fns, repeats)[0]
 
-    def _run(self, fns: Sequence[Callable[[], Any]], repeats: int
-             ) -> tuple[list[list[float]], int]:
+    def _run(self, fns: Sequence[Callable[[], Any]], repeats: int) -> tuple[list[list[float]], int]:
         """Times ``times[f][r]`` and the number of preempted rounds (CPU only)."""
         out: list[list[float]] = [[] for _ in fns]
         if self.kind == "cuda":
             torch = self.torch
-            ev = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                   for _ in range(repeats)] for _ in fns]
+            ev = [
+                [
+                    (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                    for _ in range(repeats)
+                ]
+                for _ in fns
+            ]
             self.sync()
             for r in range(repeats):
                 for i, fn in enumerate(fns):
@@ -119,9 +126,16 @@ class Timer:
             preempted += hit
         return out, preempted
 
-    def measure(self, fns: Sequence[Callable[[], Any]], *, warmup: int, min_repeats: int,
-                max_repeats: int, time_budget_s: float, round_s: float | None = None
-                ) -> tuple[list[list[float]], int]:
+    def measure(
+        self,
+        fns: Sequence[Callable[[], Any]],
+        *,
+        warmup: int,
+        min_repeats: int,
+        max_repeats: int,
+        time_budget_s: float,
+        round_s: float | None = None,
+    ) -> tuple[list[list[float]], int]:
         """Warm up, then time ``n`` rounds, n = budget / (time of one round) clamped to
         [min_repeats, max_repeats]. The round time is ``round_s`` when given (callables that
         ran before), else the last warm-up call's (at least one warm-up call then).
@@ -151,6 +165,7 @@ def cuda_graph(fn: Callable[[], Any], device: Any) -> Callable[[], Any]:
 
 
 # -- device identification -----------------------------------------------------------------
+
 
 def _slugify(text: str) -> str:
     s = text.lower()
@@ -195,8 +210,13 @@ def device_slug(kind: str, name: str, threads: int | None = None) -> str:
 
 def _driver_version() -> str | None:
     try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                           capture_output=True, text=True, timeout=10, check=False)
+        r = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         return r.stdout.strip().splitlines()[0] if r.returncode == 0 and r.stdout else None
     except (OSError, subprocess.SubprocessError, IndexError):
         return None
@@ -213,21 +233,34 @@ def device_info(device: str) -> dict[str, Any]:
     torch = require_torch()
     dev = torch.device(device)
     threads = torch.get_num_threads()
-    info: dict[str, Any] = {"torch_version": torch.__version__, "threads": threads,
-                            "cpu_count": os.cpu_count(), "cpu_name": cpu_model_name(),
-                            "cuda_version": None, "driver_version": None}
+    info: dict[str, Any] = {
+        "torch_version": torch.__version__,
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "cpu_name": cpu_model_name(),
+        "cuda_version": None,
+        "driver_version": None,
+    }
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ProfileError("--device cuda, but torch sees no CUDA device "
-                               f"(torch {torch.__version__}); use --device cpu or a CUDA build "
-                               "of torch on a GPU machine")
+            raise ProfileError(
+                "--device cuda, but torch sees no CUDA device "
+                f"(torch {torch.__version__}); use --device cpu or a CUDA build "
+                "of torch on a GPU machine"
+            )
         idx = dev.index if dev.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(idx)
         name = torch.cuda.get_device_name(idx)
-        info.update(device_kind="cuda", device_name=name, device_slug=device_slug("cuda", name),
-                    gpu_key=gpu_key_for(name), device_memory_bytes=int(props.total_memory),
-                    cuda_version=torch.version.cuda, driver_version=_driver_version(),
-                    compute_capability=f"{props.major}.{props.minor}")
+        info.update(
+            device_kind="cuda",
+            device_name=name,
+            device_slug=device_slug("cuda", name),
+            gpu_key=gpu_key_for(name),
+            device_memory_bytes=int(props.total_memory),
+            cuda_version=torch.version.cuda,
+            driver_version=_driver_version(),
+            compute_capability=f"{props.major}.{props.minor}",
+        )
     elif dev.type == "cpu":
         name = cpu_model_name()
         mem = None
@@ -235,9 +268,13 @@ def device_info(device: str) -> dict[str, Any]:
             mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError, AttributeError):
             pass
-        info.update(device_kind="cpu", device_name=name,
-                    device_slug=device_slug("cpu", name, threads), gpu_key=None,
-                    device_memory_bytes=mem)
+        info.update(
+            device_kind="cpu",
+            device_name=name,
+            device_slug=device_slug("cpu", name, threads),
+            gpu_key=None,
+            device_memory_bytes=mem,
+        )
     else:
         raise ProfileError(f"unsupported device '{device}'; use cpu or cuda")
     return info
@@ -262,8 +299,10 @@ def available_memory_bytes(device: str) -> int:
 
 # -- roofline probe --------------------------------------------------------------------------
 
-def measure_copy_bandwidth(device: str, nbytes: int | None = None,
-                           repeats: int = 20) -> dict[str, float]:
+
+def measure_copy_bandwidth(
+    device: str, nbytes: int | None = None, repeats: int = 20
+) -> dict[str, float]:
     """Device copy bandwidth: ``dst.copy_(src)`` of a large BF16 tensor, counting bytes read
     plus bytes written (2 x size) per copy. Default size: 1 GiB on CUDA, 256 MiB on CPU
     (well above the caches). The ceiling is the best of ``repeats`` copies (on a shared
@@ -278,13 +317,20 @@ def measure_copy_bandwidth(device: str, nbytes: int | None = None,
     src = torch.empty(n, dtype=torch.bfloat16, device=dev).normal_()
     dst = torch.empty_like(src)
     timer = Timer(device)
-    times = timer.measure([lambda: dst.copy_(src)], warmup=2, min_repeats=repeats,
-                          max_repeats=repeats, time_budget_s=0.0)[0][0]
+    times = timer.measure(
+        [lambda: dst.copy_(src)],
+        warmup=2,
+        min_repeats=repeats,
+        max_repeats=repeats,
+        time_budget_s=0.0,
+    )[0][0]
     med = statistics.median(times)
     del src, dst
-    return {"copy_bandwidth_bytes_per_s": 2 * n * 2 / min(times),
-            "copy_bandwidth_median_bytes_per_s": 2 * n * 2 / med,
-            "copy_bytes": 2 * n * 2}
+    return {
+        "copy_bandwidth_bytes_per_s": 2 * n * 2 / min(times),
+        "copy_bandwidth_median_bytes_per_s": 2 * n * 2 / med,
+        "copy_bytes": 2 * n * 2,
+    }
 
 
 def measure_matmul_rate(device: str, n: int | None = None, repeats: int = 20) -> dict[str, float]:
@@ -299,8 +345,12 @@ def measure_matmul_rate(device: str, n: int | None = None, repeats: int = 20) ->
     a = torch.empty(n, n, dtype=torch.bfloat16, device=dev).normal_()
     b = torch.empty(n, n, dtype=torch.bfloat16, device=dev).normal_()
     timer = Timer(device)
-    times = timer.measure([lambda: a @ b], warmup=2, min_repeats=repeats, max_repeats=repeats,
-                          time_budget_s=0.0)[0][0]
+    times = timer.measure(
+        [lambda: a @ b], warmup=2, min_repeats=repeats, max_repeats=repeats, time_budget_s=0.0
+    )[0][0]
     flops = 2.0 * n**3
-    return {"matmul_flops_per_s": flops / min(times),
-            "matmul_median_flops_per_s": flops / statistics.median(times), "matmul_n": n}
+    return {
+        "matmul_flops_per_s": flops / min(times),
+        "matmul_median_flops_per_s": flops / statistics.median(times),
+        "matmul_n": n,
+    }

@@ -10,7 +10,7 @@ Columns each function expects are in its docstring; times are seconds unless a n
 from __future__ import annotations
 
 import io
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import matplotlib
 
@@ -48,8 +48,7 @@ def to_png(fig: Figure, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def latency_cdf(df: pd.DataFrame, metric: str, method: str, slo_s: Optional[float] = None
-                ) -> Figure:
+def latency_cdf(df: pd.DataFrame, metric: str, method: str, slo_s: float | None = None) -> Figure:
     """Empirical CDF of one latency per mode.
 
     ``df``: columns ``mode``, ``value`` (seconds; NaN dropped). ``metric``: ``TTFT`` or
@@ -63,8 +62,14 @@ def latency_cdf(df: pd.DataFrame, metric: str, method: str, slo_s: Optional[floa
         if len(v) == 0:
             continue
         y = np.arange(1, len(v) + 1) / len(v)
-        ax.plot(v, y, label=f"{mode} (p90 {np.percentile(v, 90):.3g} {unit})",
-                color=mode_color(mode, i), lw=1.8, ls=MODE_STYLES.get(mode, "-"))
+        ax.plot(
+            v,
+            y,
+            label=f"{mode} (p90 {np.percentile(v, 90):.3g} {unit})",
+            color=mode_color(mode, i),
+            lw=1.8,
+            ls=MODE_STYLES.get(mode, "-"),
+        )
     if slo_s is not None:
         ax.axvline(slo_s * scale, color="k", ls="--", lw=1, label=f"SLO {slo_s * scale:g} {unit}")
     ax.axhline(0.9, color="grey", ls=":", lw=0.8)
@@ -79,8 +84,9 @@ def latency_cdf(df: pd.DataFrame, metric: str, method: str, slo_s: Optional[floa
     return fig
 
 
-def capacity_curve(df: pd.DataFrame, method: str, x_label: str = "rate scale (x trace rate)"
-                   ) -> Figure:
+def capacity_curve(
+    df: pd.DataFrame, method: str, x_label: str = "rate scale (x trace rate)"
+) -> Figure:
     """Decode workers needed against load, per mode (a rate sweep).
 
     ``df``: columns ``sweep_value`` (rate scale), ``mode``, ``num_decode_gpus`` and, optional,
@@ -93,8 +99,9 @@ def capacity_curve(df: pd.DataFrame, method: str, x_label: str = "rate scale (x 
         c = mode_color(mode, i)
         ax.plot(g["sweep_value"], g["num_decode_gpus"], "o-", color=c, label=f"{mode} decode")
         if "num_gpus" in g:
-            ax.plot(g["sweep_value"], g["num_gpus"], "s--", color=c, alpha=0.5,
-                    label=f"{mode} all GPUs")
+            ax.plot(
+                g["sweep_value"], g["num_gpus"], "s--", color=c, alpha=0.5, label=f"{mode} all GPUs"
+            )
     ax.set_xlabel(x_label)
     ax.set_ylabel("workers (GPUs) needed to meet the SLO")
     ax.grid(alpha=0.3)
@@ -123,11 +130,25 @@ def skew_curve(df: pd.DataFrame, method: str) -> Figure:
             x = g["sweep_value"].to_numpy()
             pg = part.reindex(x)
             mk = MODE_MARKERS.get(mode, "o")
-            ax2.plot(x, pg["num_gpus"].to_numpy() / g["num_gpus"].to_numpy(), marker=mk,
-                     ls="-", color=c, label=f"{mode}, all GPUs", ms=7 - 1.5 * i)
-            ax2.plot(x, pg["num_decode_gpus"].to_numpy() / g["num_decode_gpus"].to_numpy(),
-                     marker=mk, ls="--", color=c, alpha=0.6, label=f"{mode}, decode GPUs",
-                     ms=7 - 1.5 * i)
+            ax2.plot(
+                x,
+                pg["num_gpus"].to_numpy() / g["num_gpus"].to_numpy(),
+                marker=mk,
+                ls="-",
+                color=c,
+                label=f"{mode}, all GPUs",
+                ms=7 - 1.5 * i,
+            )
+            ax2.plot(
+                x,
+                pg["num_decode_gpus"].to_numpy() / g["num_decode_gpus"].to_numpy(),
+                marker=mk,
+                ls="--",
+                color=c,
+                alpha=0.6,
+                label=f"{mode}, decode GPUs",
+                ms=7 - 1.5 * i,
+            )
     for a in (ax, ax2):
         a.set_xlabel("Zipf alpha of model popularity (0 = uniform)")
         a.grid(alpha=0.3)
@@ -155,14 +176,16 @@ def goodput_curve(df: pd.DataFrame, method: str, target: float) -> Figure:
         c = mode_color(mode, i)
         lab = mode + (f" (goodput x{gp[mode]:.3g})" if mode in gp else "")
         col = "min_model_attainment" if "min_model_attainment" in g else "attainment"
-        ax.plot(g["rate_scale"], g[col], marker="o", color=c, label=lab,
-                ls=MODE_STYLES.get(mode, "-"))
+        ax.plot(
+            g["rate_scale"], g[col], marker="o", color=c, label=lab, ls=MODE_STYLES.get(mode, "-")
+        )
         if mode in gp and gp[mode] > 0:
             ax.axvline(gp[mode], color=c, ls=":", lw=1)
     ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:.0%}")
     ax.set_xlabel("rate scale (x trace rate)")
-    ax.set_ylabel("SLO attainment (worst model)" if "min_model_attainment" in df
-                  else "SLO attainment")
+    ax.set_ylabel(
+        "SLO attainment (worst model)" if "min_model_attainment" in df else "SLO attainment"
+    )
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -170,8 +193,9 @@ def goodput_curve(df: pd.DataFrame, method: str, target: float) -> Figure:
     return fig
 
 
-def utilisation_heatmap(timelines: dict[str, pd.DataFrame], method: str,
-                        value: str = "busy_frac") -> Figure:
+def utilisation_heatmap(
+    timelines: dict[str, pd.DataFrame], method: str, value: str = "busy_frac"
+) -> Figure:
     """Decode utilisation over time per worker, one panel per mode.
 
     ``timelines``: mode -> frame with columns ``worker``, ``t_s`` (bin start, seconds) and
@@ -181,8 +205,9 @@ def utilisation_heatmap(timelines: dict[str, pd.DataFrame], method: str,
     modes = [m for m, t in timelines.items() if len(t)]
     n = max(1, len(modes))
     rows = [max(1, int(timelines[m]["worker"].nunique())) for m in modes] or [1]
-    fig = Figure(figsize=(8, 1.2 + sum(min(r, 40) * 0.22 + 0.7 for r in rows)), dpi=100,
-                 layout="constrained")
+    fig = Figure(
+        figsize=(8, 1.2 + sum(min(r, 40) * 0.22 + 0.7 for r in rows)), dpi=100, layout="constrained"
+    )
     axes = fig.subplots(n, 1, squeeze=False, height_ratios=[min(r, 40) + 3 for r in rows])[:, 0]
     im = None
     for ax, mode in zip(axes, modes):
@@ -192,9 +217,15 @@ def utilisation_heatmap(timelines: dict[str, pd.DataFrame], method: str,
             piv = piv.iloc[:64]
         t0, t1 = float(piv.columns.min()), float(piv.columns.max())
         step = (t1 - t0) / max(piv.shape[1] - 1, 1) if piv.shape[1] > 1 else 1.0
-        im = ax.imshow(piv.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                       interpolation="nearest",
-                       extent=(t0, t1 + step, piv.shape[0] - 0.5, -0.5))
+        im = ax.imshow(
+            piv.to_numpy(dtype=float),
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+            extent=(t0, t1 + step, piv.shape[0] - 0.5, -0.5),
+        )
         labels = [str(w) for w in piv.index]
         if "pool" in t:
             pool = t.drop_duplicates("worker").set_index("worker")["pool"]
@@ -236,8 +267,15 @@ def time_distribution(df: pd.DataFrame, x: str, method: str, x_label: str, title
         frac = g["seconds"].to_numpy(dtype=float) / tot
         xs = g[x].to_numpy(dtype=float)
         mean = float((xs * frac).sum())
-        ax.step(xs, frac, where="mid", color=mode_color(mode, i), lw=1.5,
-                ls=MODE_STYLES.get(mode, "-"), label=f"{mode} (mean {mean:.1f})")
+        ax.step(
+            xs,
+            frac,
+            where="mid",
+            color=mode_color(mode, i),
+            lw=1.5,
+            ls=MODE_STYLES.get(mode, "-"),
+            label=f"{mode} (mean {mean:.1f})",
+        )
     if xmax > 0:
         ax.set_xlim(0, xmax * 1.05 + 1)
     ax.set_xlabel(x_label)
@@ -260,14 +298,23 @@ def per_model_breakdown(df: pd.DataFrame, method: str) -> Figure:
     modes = list(dict.fromkeys(df["mode"]))
     width = 0.8 / max(len(modes), 1)
     x = np.arange(len(models))
-    for k, (col, lab, scale) in enumerate((("slo_attainment", "SLO attainment", 1.0),
-                                           ("ttft_s_p90", "TTFT p90 (s)", 1.0),
-                                           ("tpot_s_p90", "TPOT p90 (ms)", 1e3))):
+    for k, (col, lab, scale) in enumerate(
+        (
+            ("slo_attainment", "SLO attainment", 1.0),
+            ("ttft_s_p90", "TTFT p90 (s)", 1.0),
+            ("tpot_s_p90", "TPOT p90 (ms)", 1e3),
+        )
+    ):
         ax = axes[k]
         for i, mode in enumerate(modes):
             g = df[df["mode"] == mode].set_index("model").reindex(models)
-            ax.bar(x + (i - (len(modes) - 1) / 2) * width, g[col].to_numpy(dtype=float) * scale,
-                   width, color=mode_color(mode, i), label=mode)
+            ax.bar(
+                x + (i - (len(modes) - 1) / 2) * width,
+                g[col].to_numpy(dtype=float) * scale,
+                width,
+                color=mode_color(mode, i),
+                label=mode,
+            )
         counts = df.drop_duplicates("model").set_index("model")["num_requests"].reindex(models)
         ax.set_xticks(x, [f"{m}\n({int(c)} req)" for m, c in zip(models, counts)], fontsize=8)
         ax.set_title(lab, fontsize=10)
@@ -294,8 +341,9 @@ def plan_gpus(df: pd.DataFrame, method: str) -> Figure:
     ax.bar(x, pre, color="lightgrey", edgecolor="grey", label="prefill")
     ax.bar(x, dec, bottom=pre, color=colors, label="decode")
     for xi, (p, d, t) in enumerate(zip(pre, dec, df["throughput_per_gpu"])):
-        ax.text(xi, p + d, f"{int(p + d)} GPUs\n{t:.0f} tok/s/GPU", ha="center", va="bottom",
-                fontsize=8)
+        ax.text(
+            xi, p + d, f"{int(p + d)} GPUs\n{t:.0f} tok/s/GPU", ha="center", va="bottom", fontsize=8
+        )
     ax.set_xticks(x, list(df["mode"]))
     ax.set_ylabel("GPUs at the planned size")
     ax.set_ylim(0, max(1.0, float((pre + dec).max())) * 1.3)

@@ -27,7 +27,7 @@ import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 
@@ -74,8 +74,8 @@ class RunData:
     table: pd.DataFrame
     meta: dict[str, Any]
     scenario_toml: str
-    sweep: Optional[pd.DataFrame] = None
-    goodput: Optional[pd.DataFrame] = None
+    sweep: pd.DataFrame | None = None
+    goodput: pd.DataFrame | None = None
     replay_meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,15 +90,18 @@ def detect(d: Path) -> str:
     """``plan`` or ``replay``; raises :class:`ConfigError` if ``d`` is neither."""
     d = Path(d)
     if not d.is_dir():
-        raise ConfigError(f"{d}: no such directory (give a `sunsim replay` or `sunsim plan` "
-                          "output directory)")
+        raise ConfigError(
+            f"{d}: no such directory (give a `sunsim replay` or `sunsim plan` output directory)"
+        )
     if (d / "plan.json").exists():
         return "plan"
-    if (d / "summary.json").exists() and (list(d.glob("records_*.parquet"))
-                                          or list(d.glob("records_*.csv"))):
+    if (d / "summary.json").exists() and (
+        list(d.glob("records_*.parquet")) or list(d.glob("records_*.csv"))
+    ):
         return "replay"
-    raise ConfigError(f"{d}: neither a replay run (summary.json + records_<mode>.*) nor a plan "
-                      "(plan.json)")
+    raise ConfigError(
+        f"{d}: neither a replay run (summary.json + records_<mode>.*) nor a plan (plan.json)"
+    )
 
 
 def _read_records(d: Path, mode: str) -> pd.DataFrame:
@@ -142,25 +145,42 @@ def load_run(d: Path) -> RunData:
 
     d = Path(d)
     kind = detect(d)
-    data: dict[str, Any] = {"summaries": {}, "records": {}, "timelines": {}, "batch_time": {},
-                            "kv_time": {}, "replay_meta": {}}
+    data: dict[str, Any] = {
+        "summaries": {},
+        "records": {},
+        "timelines": {},
+        "batch_time": {},
+        "kv_time": {},
+        "replay_meta": {},
+    }
     toml = (d / "scenario.toml").read_text() if (d / "scenario.toml").exists() else ""
     if kind == "replay":
         _load_replay(d, data)
         meta = data["replay_meta"][next(iter(data["replay_meta"]))] if data["replay_meta"] else {}
         table = comparison_table(data["summaries"])
-        return RunData(d, kind, data["summaries"], data["records"], data["timelines"],
-                       data["batch_time"], data["kv_time"], table, meta, toml,
-                       replay_meta=data["replay_meta"])
+        return RunData(
+            d,
+            kind,
+            data["summaries"],
+            data["records"],
+            data["timelines"],
+            data["batch_time"],
+            data["kv_time"],
+            table,
+            meta,
+            toml,
+            replay_meta=data["replay_meta"],
+        )
     try:
         meta = json.loads((d / "plan.json").read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{d / 'plan.json'}: cannot read: {e}") from None
     table = _read_csv(d / "plan.csv")
     order = list(table["mode"]) if "mode" in table else []
-    dirs = sorted(d.glob("replay_*"), key=lambda p: (order.index(p.name[7:])
-                                                      if p.name[7:] in order else len(order),
-                                                      p.name))
+    dirs = sorted(
+        d.glob("replay_*"),
+        key=lambda p: (order.index(p.name[7:]) if p.name[7:] in order else len(order), p.name),
+    )
     for rd in dirs:
         if (rd / "summary.json").exists():
             _load_replay(rd, data)
@@ -173,15 +193,27 @@ def load_run(d: Path) -> RunData:
     goodput = _read_csv(d / "goodput.csv")
     if len(goodput):
         goodput.attrs["goodput"] = meta.get("goodput", {}).get("rate_scale", {})
-    return RunData(d, kind, data["summaries"], data["records"], data["timelines"],
-                   data["batch_time"], data["kv_time"], table, meta, toml,
-                   sweep if len(sweep) else None, goodput if len(goodput) else None,
-                   data["replay_meta"])
+    return RunData(
+        d,
+        kind,
+        data["summaries"],
+        data["records"],
+        data["timelines"],
+        data["batch_time"],
+        data["kv_time"],
+        table,
+        meta,
+        toml,
+        sweep if len(sweep) else None,
+        goodput if len(goodput) else None,
+        data["replay_meta"],
+    )
 
 
 # --- figures -------------------------------------------------------------------------------
 
-def _slo(run: RunData) -> tuple[Optional[float], Optional[float], float]:
+
+def _slo(run: RunData) -> tuple[float | None, float | None, float]:
     for s in run.summaries.values():
         slo = s.get("slo", {})
         return slo.get("ttft_s"), slo.get("tpot_s"), slo.get("target", 0.9)
@@ -190,8 +222,11 @@ def _slo(run: RunData) -> tuple[Optional[float], Optional[float], float]:
 
 
 def _long(frames: dict[str, pd.DataFrame], col: str) -> pd.DataFrame:
-    parts = [pd.DataFrame({"mode": m, "value": f[col].to_numpy()}) for m, f in frames.items()
-             if len(f) and col in f]
+    parts = [
+        pd.DataFrame({"mode": m, "value": f[col].to_numpy()})
+        for m, f in frames.items()
+        if len(f) and col in f
+    ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["mode", "value"])
 
 
@@ -200,8 +235,9 @@ def _stack(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def per_model_frame(summaries: dict[str, dict[str, Any]],
-                    models: Optional[list[str]] = None) -> pd.DataFrame:
+def per_model_frame(
+    summaries: dict[str, dict[str, Any]], models: list[str] | None = None
+) -> pd.DataFrame:
     """Rows ``mode``, ``model``, ``num_requests``, ``num_finished``, ``slo_attainment``,
     ``ttft_s_p50``, ``ttft_s_p90``, ``tpot_s_p50``, ``tpot_s_p90`` from summaries (models in
     ``models`` order when given)."""
@@ -211,12 +247,19 @@ def per_model_frame(summaries: dict[str, dict[str, Any]],
         names = [m for m in (models or []) if m in pm] + [m for m in pm if m not in (models or [])]
         for model in names:
             d = pm[model]
-            rows.append({"mode": mode, "model": model,
-                         "num_requests": d.get("num_requests"),
-                         "num_finished": d.get("num_finished"),
-                         "slo_attainment": d.get("slo_attainment"),
-                         "ttft_s_p50": d.get("ttft_s_p50"), "ttft_s_p90": d.get("ttft_s_p90"),
-                         "tpot_s_p50": d.get("tpot_s_p50"), "tpot_s_p90": d.get("tpot_s_p90")})
+            rows.append(
+                {
+                    "mode": mode,
+                    "model": model,
+                    "num_requests": d.get("num_requests"),
+                    "num_finished": d.get("num_finished"),
+                    "slo_attainment": d.get("slo_attainment"),
+                    "ttft_s_p50": d.get("ttft_s_p50"),
+                    "ttft_s_p90": d.get("ttft_s_p90"),
+                    "tpot_s_p50": d.get("tpot_s_p50"),
+                    "tpot_s_p90": d.get("tpot_s_p90"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -234,31 +277,47 @@ def build_figures(run: RunData) -> list[tuple[str, str, Any]]:
 
 
 def _figure(run: RunData, name: str, method: str, ttft, tpot, target):
-    sweep_key = run.meta.get("options", {}).get("sweep", {}).get("key") if run.kind == "plan" else None
+    sweep_key = (
+        run.meta.get("options", {}).get("sweep", {}).get("key") if run.kind == "plan" else None
+    )
     if name == "plan_gpus":
         return F.plan_gpus(run.table, method)
     if name == "capacity":
         if run.sweep is not None and sweep_key == "rate_scale":
             return F.capacity_curve(run.sweep, method)
-        return F.no_data("Decode workers needed against load",
-                         "no rate sweep in this plan: run `sunsim plan ... --sweep rate=1,2,4,8`",
-                         method)
+        return F.no_data(
+            "Decode workers needed against load",
+            "no rate sweep in this plan: run `sunsim plan ... --sweep rate=1,2,4,8`",
+            method,
+        )
     if name == "skew":
         if run.sweep is not None and sweep_key == "zipf":
             return F.skew_curve(run.sweep, method)
-        return F.no_data("Throughput per GPU against skew",
-                         "no Zipf sweep in this plan: run `sunsim plan ... --sweep zipf=0,1,2`",
-                         method)
+        return F.no_data(
+            "Throughput per GPU against skew",
+            "no Zipf sweep in this plan: run `sunsim plan ... --sweep zipf=0,1,2`",
+            method,
+        )
     if name == "goodput":
         if run.goodput is not None:
             return F.goodput_curve(run.goodput, method, target)
-        return F.no_data("Goodput at fixed workers",
-                         "goodput comes with a rate sweep: `sunsim plan ... --sweep rate=...`",
-                         method)
-    if not run.records and name in ("ttft_cdf", "tpot_cdf", "decode_utilisation", "batch_size",
-                                    "kv_occupancy"):
-        return F.no_data(name.replace("_", " "), "this plan was written with --no-replays: "
-                         "no per-request records", method)
+        return F.no_data(
+            "Goodput at fixed workers",
+            "goodput comes with a rate sweep: `sunsim plan ... --sweep rate=...`",
+            method,
+        )
+    if not run.records and name in (
+        "ttft_cdf",
+        "tpot_cdf",
+        "decode_utilisation",
+        "batch_size",
+        "kv_occupancy",
+    ):
+        return F.no_data(
+            name.replace("_", " "),
+            "this plan was written with --no-replays: no per-request records",
+            method,
+        )
     if name == "ttft_cdf":
         return F.latency_cdf(_long(run.records, "ttft_s"), "TTFT", method, ttft)
     if name == "tpot_cdf":
@@ -266,11 +325,21 @@ def _figure(run: RunData, name: str, method: str, ttft, tpot, target):
     if name == "decode_utilisation":
         return F.utilisation_heatmap(run.timelines, method)
     if name == "batch_size":
-        return F.time_distribution(_stack(run.batch_time), "batch_size", method,
-                                   "decode batch size (requests)", "Decode batch size")
+        return F.time_distribution(
+            _stack(run.batch_time),
+            "batch_size",
+            method,
+            "decode batch size (requests)",
+            "Decode batch size",
+        )
     if name == "kv_occupancy":
-        return F.time_distribution(_stack(run.kv_time), "kv_occupancy_pct", method,
-                                   "KV-cache occupancy (% of capacity)", "KV-cache occupancy")
+        return F.time_distribution(
+            _stack(run.kv_time),
+            "kv_occupancy_pct",
+            method,
+            "KV-cache occupancy (% of capacity)",
+            "KV-cache occupancy",
+        )
     if name == "per_model":
         return F.per_model_breakdown(per_model_frame(run.summaries, _models(run)), method)
     raise ValueError(name)  # pragma: no cover
@@ -285,6 +354,7 @@ def _models(run: RunData) -> list[str]:
 
 
 # --- provenance --------------------------------------------------------------------------
+
 
 def provenance(run: RunData) -> list[tuple[str, str]]:
     """(label, value) rows: kind, directory, sunsim version (of the run and of the report),
@@ -313,26 +383,47 @@ def provenance(run: RunData) -> list[tuple[str, str]]:
         ("created", str(m.get("created") or "")),
         ("seed", str(seed)),
         ("trace", f"{trace.get('path', '?')} ({trace.get('format', '?')})"),
-        ("trace facts", (f"{trace.get('num_requests', '?')} requests over "
-                         f"{_num(trace.get('span_s'))} s, {_num(trace.get('mean_rate'), 3)} req/s, "
-                         f"inter-arrival CV {_num(trace.get('interarrival_cv'))}")),
+        (
+            "trace facts",
+            (
+                f"{trace.get('num_requests', '?')} requests over "
+                f"{_num(trace.get('span_s'))} s, {_num(trace.get('mean_rate'), 3)} req/s, "
+                f"inter-arrival CV {_num(trace.get('interarrival_cv'))}"
+            ),
+        ),
         ("model labelling", labelling),
         ("requests per model", ", ".join(f"{k} {v}" for k, v in counts.items())),
-        ("step times", run.method + (" (roofline: an analytic model, not a measurement)"
-                                     if "analytic" in run.method else
-                                     " (fitted to a measured profile)")),
+        (
+            "step times",
+            run.method
+            + (
+                " (roofline: an analytic model, not a measurement)"
+                if "analytic" in run.method
+                else " (fitted to a measured profile)"
+            ),
+        ),
     ]
     notes = m.get("latency_sources") or []
     for n in notes:
         rows.append(("latency source", n))
     if run.kind == "plan":
         slo = m.get("slo", {})
-        rows.append(("SLO", f"TTFT <= {slo.get('ttft_s')} s, TPOT <= {slo.get('tpot_s')} s, "
-                            f"{slo.get('kind')} >= {slo.get('attainment')} per model; prefill "
-                            f"sized for TTFT-only attainment {slo.get('prefill_target')}"))
+        rows.append(
+            (
+                "SLO",
+                f"TTFT <= {slo.get('ttft_s')} s, TPOT <= {slo.get('tpot_s')} s, "
+                f"{slo.get('kind')} >= {slo.get('attainment')} per model; prefill "
+                f"sized for TTFT-only attainment {slo.get('prefill_target')}",
+            )
+        )
         st = m.get("stats", {})
-        rows.append(("planner", f"{st.get('simulations')} simulations ({st.get('cached')} cached), "
-                                f"{_num(st.get('wall_s'))} s wall with {st.get('jobs')} processes"))
+        rows.append(
+            (
+                "planner",
+                f"{st.get('simulations')} simulations ({st.get('cached')} cached), "
+                f"{_num(st.get('wall_s'))} s wall with {st.get('jobs')} processes",
+            )
+        )
     return rows
 
 
@@ -364,14 +455,18 @@ pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;text-align:le
 def _html_table(df: pd.DataFrame, index: bool = True) -> str:
     cols = list(df.columns)
     head = ("<th class='l'></th>" if index else "") + "".join(
-        f"<th>{html.escape(str(c))}</th>" for c in cols)
+        f"<th>{html.escape(str(c))}</th>" for c in cols
+    )
     body = []
     for idx, row in df.iterrows():
         cells = (f"<th class='l'>{html.escape(str(idx))}</th>" if index else "") + "".join(
-            f"<td>{html.escape(_fmt(v))}</td>" for v in row.tolist())
+            f"<td>{html.escape(_fmt(v))}</td>" for v in row.tolist()
+        )
         body.append(f"<tr>{cells}</tr>")
-    return (f"<div class='tw'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-            "</tbody></table></div>")
+    return (
+        f"<div class='tw'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+        "</tbody></table></div>"
+    )
 
 
 def _md_table(df: pd.DataFrame, index: bool = True) -> str:
@@ -401,22 +496,42 @@ def headline_table(run: RunData) -> pd.DataFrame:
     t = run.table
     if t.empty:
         return t
-    labels = {"decode_workers": "decode workers (per pool)",
-              "prefill_workers": "prefill workers (per model)", "num_gpus": "GPUs (all)",
-              "slo_attainment": "SLO attainment", "ttft_s_p90": "TTFT p90 (s)",
-              "tpot_s_p50": "TPOT p50 (s)", "tpot_s_p90": "TPOT p90 (s)",
-              "throughput_per_gpu": "throughput per GPU (tok/s, measured window)",
-              "load_tok_s_per_gpu": "trace load per GPU (tok/s)",
-              "gpus_saved_vs_partitioned": "GPUs saved vs partitioned",
-              "saving_pct_vs_partitioned": "saving vs partitioned (%)",
-              "throughput_per_gpu_vs_partitioned": "throughput per GPU / partitioned's",
-              "tpot_p50_vs_partitioned_pct": "TPOT p50 vs partitioned (%)",
-              "method": "step times"}
-    keep = [c for c in ("decode_workers", "prefill_workers", "num_gpus", "slo_attainment",
-                        "ttft_s_p90", "tpot_s_p50", "tpot_s_p90", "throughput_per_gpu",
-                        "load_tok_s_per_gpu", "gpus_saved_vs_partitioned",
-                        "saving_pct_vs_partitioned", "throughput_per_gpu_vs_partitioned",
-                        "tpot_p50_vs_partitioned_pct", "method") if c in t.columns]
+    labels = {
+        "decode_workers": "decode workers (per pool)",
+        "prefill_workers": "prefill workers (per model)",
+        "num_gpus": "GPUs (all)",
+        "slo_attainment": "SLO attainment",
+        "ttft_s_p90": "TTFT p90 (s)",
+        "tpot_s_p50": "TPOT p50 (s)",
+        "tpot_s_p90": "TPOT p90 (s)",
+        "throughput_per_gpu": "throughput per GPU (tok/s, measured window)",
+        "load_tok_s_per_gpu": "trace load per GPU (tok/s)",
+        "gpus_saved_vs_partitioned": "GPUs saved vs partitioned",
+        "saving_pct_vs_partitioned": "saving vs partitioned (%)",
+        "throughput_per_gpu_vs_partitioned": "throughput per GPU / partitioned's",
+        "tpot_p50_vs_partitioned_pct": "TPOT p50 vs partitioned (%)",
+        "method": "step times",
+    }
+    keep = [
+        c
+        for c in (
+            "decode_workers",
+            "prefill_workers",
+            "num_gpus",
+            "slo_attainment",
+            "ttft_s_p90",
+            "tpot_s_p50",
+            "tpot_s_p90",
+            "throughput_per_gpu",
+            "load_tok_s_per_gpu",
+            "gpus_saved_vs_partitioned",
+            "saving_pct_vs_partitioned",
+            "throughput_per_gpu_vs_partitioned",
+            "tpot_p50_vs_partitioned_pct",
+            "method",
+        )
+        if c in t.columns
+    ]
     return t.set_index("mode")[keep].rename(columns=labels).T
 
 
@@ -439,7 +554,7 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
         pngs.append((name, caption, data, p))
     F.close(f for _, _, f in figs)
     method = run.method
-    title = ("sunsim plan report" if run.kind == "plan" else "sunsim replay report")
+    title = "sunsim plan report" if run.kind == "plan" else "sunsim replay report"
     head = headline_table(run)
     pm = per_model_frame(run.summaries, _models(run))
     if len(pm):
@@ -450,11 +565,17 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
     sweep_html = sweep_md = ""
     if run.sweep is not None:
         key = str(run.sweep["sweep_key"].iloc[0]) if "sweep_key" in run.sweep else "value"
-        short = {"sweep_value": key, "mode": "mode", "decode_workers": "decode workers",
-                 "prefill_workers": "prefill workers", "num_gpus": "GPUs",
-                 "slo_attainment": "attainment", "tpot_s_p90": "TPOT p90 (s)",
-                 "throughput_per_gpu": "tok/s per GPU",
-                 "throughput_per_gpu_vs_partitioned": "x partitioned"}
+        short = {
+            "sweep_value": key,
+            "mode": "mode",
+            "decode_workers": "decode workers",
+            "prefill_workers": "prefill workers",
+            "num_gpus": "GPUs",
+            "slo_attainment": "attainment",
+            "tpot_s_p90": "TPOT p90 (s)",
+            "throughput_per_gpu": "tok/s per GPU",
+            "throughput_per_gpu_vs_partitioned": "x partitioned",
+        }
         cols = [c for c in short if c in run.sweep.columns]
         sw = run.sweep[cols].rename(columns=short)
         sweep_html = f"<h2>Sweep over {html.escape(key)}</h2>" + _html_table(sw, index=False)
@@ -464,14 +585,20 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
     if gp:
         line = ", ".join(f"{m}: x{v:.3g}" for m, v in gp.items())
         w = run.meta.get("goodput", {}).get("workers", {})
-        wl = "; ".join(f"{m} prefill {','.join(map(str, x['prefill']))} + decode "
-                       f"{','.join(map(str, x['decode']))}" for m, x in w.items())
-        gp_html = (f"<p><b>Goodput</b> (highest rate scale meeting the SLO at the scenario's own "
-                   f"workers: {html.escape(wl)}): {html.escape(line)}</p>")
+        wl = "; ".join(
+            f"{m} prefill {','.join(map(str, x['prefill']))} + decode "
+            f"{','.join(map(str, x['decode']))}"
+            for m, x in w.items()
+        )
+        gp_html = (
+            f"<p><b>Goodput</b> (highest rate scale meeting the SLO at the scenario's own "
+            f"workers: {html.escape(wl)}): {html.escape(line)}</p>"
+        )
         gp_md = f"\n**Goodput** (highest rate scale meeting the SLO at fixed workers): {line}\n"
     notes = ""
     if run.kind == "replay":
         from sunsim.metrics import sun_vs_partitioned
+
         notes = " ".join(sun_vs_partitioned(run.summaries))
     badge = "measured" if method == "measured" else ""
     created = _dt.datetime.now().isoformat(timespec="seconds")
@@ -485,9 +612,11 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
         f"rendered {created} by sunsim {__version__}</span></p>",
     ]
     if "analytic" in method:
-        parts.append("<p class='note'>Step times come from the analytic roofline model "
-                     "(max of FLOPs / achieved FLOP/s and bytes / achieved bandwidth), not from "
-                     "a measured profile: absolute latencies are estimates.</p>")
+        parts.append(
+            "<p class='note'>Step times come from the analytic roofline model "
+            "(max of FLOPs / achieved FLOP/s and bytes / achieved bandwidth), not from "
+            "a measured profile: absolute latencies are estimates.</p>"
+        )
     parts += ["<h2>Summary</h2>", _html_table(head)]
     if notes:
         parts.append(f"<p>{html.escape(notes)}</p>")
@@ -497,12 +626,16 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
     parts.append("<h2>Figures</h2>")
     for name, caption, data, _ in pngs:
         b64 = base64.b64encode(data).decode("ascii")
-        parts.append(f"<figure id='fig-{name}'><img src=\"data:image/png;base64,{b64}\" "
-                     f"alt=\"{html.escape(name)}\"/><figcaption>{html.escape(caption)}"
-                     f"</figcaption></figure>")
+        parts.append(
+            f"<figure id='fig-{name}'><img src=\"data:image/png;base64,{b64}\" "
+            f'alt="{html.escape(name)}"/><figcaption>{html.escape(caption)}'
+            f"</figcaption></figure>"
+        )
     parts.append("<h2 id='provenance'>Provenance</h2><table>")
     for k, v in prov:
-        parts.append(f"<tr><th class='l'>{html.escape(k)}</th><td class='l'>{html.escape(v)}</td></tr>")
+        parts.append(
+            f"<tr><th class='l'>{html.escape(k)}</th><td class='l'>{html.escape(v)}</td></tr>"
+        )
     parts.append("</table>")
     if run.scenario_toml:
         parts.append(f"<h3>scenario.toml</h3><pre>{html.escape(run.scenario_toml)}</pre>")
@@ -512,10 +645,18 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
     html_path = d / "report.html"
     html_path.write_text("\n".join(parts), encoding="utf-8")
 
-    md = [f"# {title}: {d.name}", "",
-          f"Step times: **{method}**" + (" (analytic roofline model, not a measurement)"
-                                         if "analytic" in method else "") + ".", "",
-          "## Summary", "", _md_table(head), ""]
+    md = [
+        f"# {title}: {d.name}",
+        "",
+        f"Step times: **{method}**"
+        + (" (analytic roofline model, not a measurement)" if "analytic" in method else "")
+        + ".",
+        "",
+        "## Summary",
+        "",
+        _md_table(head),
+        "",
+    ]
     if notes:
         md += [notes, ""]
     md.append(gp_md + sweep_md)
@@ -532,5 +673,10 @@ def write_report(d: Path, command: str | None = None) -> dict[str, Any]:
         md += ["", f"Report made with `{command}`."]
     md_path = d / "report.md"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    return {"html": html_path, "markdown": md_path, "figures": [p for *_, p in pngs],
-            "kind": run.kind, "method": method}
+    return {
+        "html": html_path,
+        "markdown": md_path,
+        "figures": [p for *_, p in pngs],
+        "kind": run.kind,
+        "method": method,
+    }

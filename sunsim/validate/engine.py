@@ -64,9 +64,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,8 +83,11 @@ GOAL_TTFT_MEDIAN = 0.10
 
 #: Per-point statistics of the profile's repeats the simulation can take its step times from.
 #: ``split``: prefill from the medians, decode from the means (see :class:`EngineCheckOptions`).
-STATISTICS = {"split": "prefill time_s_median, decode time_s_mean", "mean": "time_s_mean",
-              "median": "time_s_median"}
+STATISTICS = {
+    "split": "prefill time_s_median, decode time_s_mean",
+    "mean": "time_s_mean",
+    "median": "time_s_median",
+}
 
 #: How long the driver waits for a worker's reply before giving up (seconds).
 PHASE_TIMEOUT_S = 3600.0
@@ -131,16 +135,16 @@ class EngineCheckOptions:
     model: Any = "tiny-llama"
     threads: int = 1
     max_num_seqs: int = 16
-    kv_blocks: Optional[int] = None
+    kv_blocks: int | None = None
     max_batch_tokens: int = 1024
     pin: bool = False
     concurrent: bool = True
-    prefill_idle_s: Optional[float] = None
+    prefill_idle_s: float | None = None
     seed: int = 0
-    decode_batch_sizes: Optional[tuple[int, ...]] = None
-    decode_contexts: Optional[tuple[int, ...]] = None
-    prefill_batch_sizes: Optional[tuple[int, ...]] = None
-    prefill_prompt_tokens: Optional[tuple[int, ...]] = None
+    decode_batch_sizes: tuple[int, ...] | None = None
+    decode_contexts: tuple[int, ...] | None = None
+    prefill_batch_sizes: tuple[int, ...] | None = None
+    prefill_prompt_tokens: tuple[int, ...] | None = None
     warmup: int = 2
     min_repeats: int = 5
     max_repeats: int = 40
@@ -152,8 +156,7 @@ class EngineCheckOptions:
 
     def __post_init__(self) -> None:
         if self.statistic not in STATISTICS:
-            raise ConfigError(f"--statistic must be split, mean or median, got "
-                              f"'{self.statistic}'")
+            raise ConfigError(f"--statistic must be split, mean or median, got '{self.statistic}'")
         if self.num_requests < 1:
             raise ConfigError(f"--requests must be >= 1, got {self.num_requests}")
         if not (self.rate_scale > 0 and self.prompt_scale > 0 and self.output_scale > 0):
@@ -210,6 +213,7 @@ class EngineCheck:
 
 # -- the trace slice ---------------------------------------------------------------------------
 
+
 def load_slice(opts: EngineCheckOptions) -> pd.DataFrame:
     """The requests to replay: ``arrival_s``, ``prompt_tokens``, ``output_tokens`` (scaled),
     ``trace_prompt_tokens``, ``trace_output_tokens`` (as in the trace), ``model`` (``"m"``).
@@ -222,14 +226,16 @@ def load_slice(opts: EngineCheckOptions) -> pd.DataFrame:
     df = tr.requests
     p = np.clip(np.rint(df["prompt_tokens"].to_numpy() * opts.prompt_scale), 1, opts.max_prompt)
     o = np.clip(np.rint(df["output_tokens"].to_numpy() * opts.output_scale), 1, opts.max_output)
-    return pd.DataFrame({
-        "arrival_s": df["arrival_s"].to_numpy(dtype=float),
-        "model": "m",
-        "prompt_tokens": p.astype(np.int64),
-        "output_tokens": o.astype(np.int64),
-        "trace_prompt_tokens": df["prompt_tokens"].to_numpy(dtype=np.int64),
-        "trace_output_tokens": df["output_tokens"].to_numpy(dtype=np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "arrival_s": df["arrival_s"].to_numpy(dtype=float),
+            "model": "m",
+            "prompt_tokens": p.astype(np.int64),
+            "output_tokens": o.astype(np.int64),
+            "trace_prompt_tokens": df["prompt_tokens"].to_numpy(dtype=np.int64),
+            "trace_output_tokens": df["output_tokens"].to_numpy(dtype=np.int64),
+        }
+    )
 
 
 def _pow2_ladder(lo: int, hi: int) -> tuple[int, ...]:
@@ -261,12 +267,22 @@ def engine_config(opts: EngineCheckOptions, req: pd.DataFrame) -> Any:
     o = req["output_tokens"].tolist()
     longest_ctx = max(a + b for a, b in zip(p, o))
     longest_prefill = max(a + b - 1 for a, b in zip(p, o))
-    bs = opts.decode_batch_sizes or tuple(sorted(
-        {b for b in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-         if b <= opts.max_num_seqs} | {opts.max_num_seqs}))
+    bs = opts.decode_batch_sizes or tuple(
+        sorted(
+            {
+                b
+                for b in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+                if b <= opts.max_num_seqs
+            }
+            | {opts.max_num_seqs}
+        )
+    )
     ctxs = opts.decode_contexts or _pow2_ladder(16, longest_ctx)
-    pbs = opts.prefill_batch_sizes or tuple(b for b in (1, 2, 4, 8, 16)
-                                            if b * 16 <= opts.max_batch_tokens) or (1,)
+    pbs = (
+        opts.prefill_batch_sizes
+        or tuple(b for b in (1, 2, 4, 8, 16) if b * 16 <= opts.max_batch_tokens)
+        or (1,)
+    )
     pls = opts.prefill_prompt_tokens or _pow2_ladder(16, max(longest_prefill, 16))
     kv_blocks = opts.kv_blocks or default_kv_blocks(req, opts.max_num_seqs, BLOCK_TOKENS)
     pin = (0, 1) if opts.pin and (os.cpu_count() or 1) >= 2 else None
@@ -275,18 +291,33 @@ def engine_config(opts: EngineCheckOptions, req: pd.DataFrame) -> Any:
     if idle is None:
         idle = min(float(arr[-1] - arr[0]) / (len(arr) - 1), 0.5) if len(arr) > 1 else 0.0
     return EngineConfig(
-        spec=spec, device=opts.device, threads=opts.threads,
-        arrival_s=tuple(float(x) for x in req["arrival_s"]), prompt_tokens=tuple(p),
-        output_tokens=tuple(o), kv_blocks=int(kv_blocks), max_num_seqs=opts.max_num_seqs,
-        max_batch_tokens=opts.max_batch_tokens, decode_batch_sizes=tuple(bs),
-        decode_contexts=tuple(ctxs), prefill_batch_sizes=tuple(pbs),
-        prefill_prompt_tokens=tuple(pls), seed=opts.seed, pin_cpus=pin, warmup=opts.warmup,
-        min_repeats=opts.min_repeats, max_repeats=opts.max_repeats,
-        time_per_point_s=opts.time_per_point_s, link_tokens=tuple(opts.link_tokens),
-        link_repeats=opts.link_repeats, prefill_idle_s=float(idle))
+        spec=spec,
+        device=opts.device,
+        threads=opts.threads,
+        arrival_s=tuple(float(x) for x in req["arrival_s"]),
+        prompt_tokens=tuple(p),
+        output_tokens=tuple(o),
+        kv_blocks=int(kv_blocks),
+        max_num_seqs=opts.max_num_seqs,
+        max_batch_tokens=opts.max_batch_tokens,
+        decode_batch_sizes=tuple(bs),
+        decode_contexts=tuple(ctxs),
+        prefill_batch_sizes=tuple(pbs),
+        prefill_prompt_tokens=tuple(pls),
+        seed=opts.seed,
+        pin_cpus=pin,
+        warmup=opts.warmup,
+        min_repeats=opts.min_repeats,
+        max_repeats=opts.max_repeats,
+        time_per_point_s=opts.time_per_point_s,
+        link_tokens=tuple(opts.link_tokens),
+        link_repeats=opts.link_repeats,
+        prefill_idle_s=float(idle),
+    )
 
 
 # -- driving the worker processes ----------------------------------------------------------------
+
 
 class _Workers:
     """The two spawned worker processes and the driver's ends of their pipes."""
@@ -307,8 +338,12 @@ class _Workers:
         for role in ("prefill", "decode"):
             c_r, c_w = ctx.Pipe(duplex=False)
             r_r, r_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=worker_main, name=f"sunsim-engine-{role}",
-                            args=(role, cfg, c_r, r_w, *ends[role]), daemon=True)
+            p = ctx.Process(
+                target=worker_main,
+                name=f"sunsim-engine-{role}",
+                args=(role, cfg, c_r, r_w, *ends[role]),
+                daemon=True,
+            )
             self.procs[role] = p
             self.ctrl[role] = c_w
             self.res[role] = r_r
@@ -341,25 +376,33 @@ class _Workers:
         t_end = time.monotonic() + timeout
         while not conn.poll(0.5):
             if not self.procs[role].is_alive():
-                raise RuntimeError(f"the engine's {role} process died (exit code "
-                                   f"{self.procs[role].exitcode}) before replying '{kind}'")
+                raise RuntimeError(
+                    f"the engine's {role} process died (exit code "
+                    f"{self.procs[role].exitcode}) before replying '{kind}'"
+                )
             if other not in self._early and self.res[other].poll():
                 try:
                     m = self.res[other].recv()
                 except EOFError:
-                    m = ("error", other, f"closed its pipe (exit code "
-                                         f"{self.procs[other].exitcode})")
+                    m = (
+                        "error",
+                        other,
+                        f"closed its pipe (exit code {self.procs[other].exitcode})",
+                    )
                 if m[0] == "error":
                     raise RuntimeError(f"the engine's {m[1]} process failed:\n{m[2]}")
                 self._early[other] = m
             if time.monotonic() > t_end:
-                raise RuntimeError(f"the engine's {role} process sent no '{kind}' in "
-                                   f"{timeout:.0f} s")
+                raise RuntimeError(
+                    f"the engine's {role} process sent no '{kind}' in {timeout:.0f} s"
+                )
         try:
             return conn.recv()
         except EOFError:
-            raise RuntimeError(f"the engine's {role} process closed its pipe (exit code "
-                               f"{self.procs[role].exitcode}) before replying '{kind}'") from None
+            raise RuntimeError(
+                f"the engine's {role} process closed its pipe (exit code "
+                f"{self.procs[role].exitcode}) before replying '{kind}'"
+            ) from None
 
     def close(self) -> None:
         for role, p in self.procs.items():
@@ -419,16 +462,21 @@ class _LoadMeter:
         tot = busy[1] - self.busy[1]
         machine = (busy[0] - self.busy[0]) / tot * ncpu if tot > 0 else math.nan
         mine = (cpu - self.cpu) / wall if wall > 0 else math.nan
-        return {"phase": phase, "wall_s": wall, "cpu_count": ncpu,
-                "machine_busy_cores": machine, "engine_busy_cores": mine,
-                "other_busy_cores": machine - mine,
-                "loadavg_1m_before": self.load,
-                "loadavg_1m_after": os.getloadavg()[0] if hasattr(os, "getloadavg")
-                else math.nan}
+        return {
+            "phase": phase,
+            "wall_s": wall,
+            "cpu_count": ncpu,
+            "machine_busy_cores": machine,
+            "engine_busy_cores": mine,
+            "other_busy_cores": machine - mine,
+            "loadavg_1m_before": self.load,
+            "loadavg_1m_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan,
+        }
 
 
-def run_engine(cfg: Any, progress: ProgressFn | None = None, passes: int = 2,
-               concurrent: bool = True) -> dict:
+def run_engine(
+    cfg: Any, progress: ProgressFn | None = None, passes: int = 2, concurrent: bool = True
+) -> dict:
     """Start the workers, profile (pass 1), calibrate the link, replay, profile (pass 2).
 
     Profiling runs one kernel at a time, the other process working as during the replay
@@ -453,8 +501,10 @@ def run_engine(cfg: Any, progress: ProgressFn | None = None, passes: int = 2,
 
         def profile_pass(k: int) -> None:
             for role, other in (("prefill", "decode"), ("decode", "prefill")):
-                say(f"profile pass {k + 1}/{passes}: the engine's own {role} kernel"
-                    + (f" ({other} process working as in the replay)" if concurrent else ""))
+                say(
+                    f"profile pass {k + 1}/{passes}: the engine's own {role} kernel"
+                    + (f" ({other} process working as in the replay)" if concurrent else "")
+                )
                 meter.start()
                 if concurrent:
                     w.send(other, "busy")
@@ -463,8 +513,12 @@ def run_engine(cfg: Any, progress: ProgressFn | None = None, passes: int = 2,
                 if concurrent:
                     w.send(other, "idle")
                     out.setdefault("background", []).append(
-                        {"while": f"profile {k + 1} {role}", "role": other,
-                         **w.expect(other, "idle")})
+                        {
+                            "while": f"profile {k + 1} {role}",
+                            "role": other,
+                            **w.expect(other, "idle"),
+                        }
+                    )
                 out["phases"].append(meter.stop(f"profile {k + 1} {role}"))
 
         profile_pass(0)
@@ -484,8 +538,9 @@ def run_engine(cfg: Any, progress: ProgressFn | None = None, passes: int = 2,
         pre = w.expect("prefill", "replay")
         load = meter.stop("replay")
         wall = load["wall_s"]
-        load["engine_busy_cores_by_role"] = {r: (_proc_cpu_s(pid) - cpu0[r]) / wall
-                                             for r, pid in pids.items()}
+        load["engine_busy_cores_by_role"] = {
+            r: (_proc_cpu_s(pid) - cpu0[r]) / wall for r, pid in pids.items()
+        }
         out["phases"].append(load)
         out["replay"] = {"prefill": pre, "decode": dec}
         out["t0"] = t0
@@ -499,14 +554,20 @@ def run_engine(cfg: Any, progress: ProgressFn | None = None, passes: int = 2,
 
 # -- turning measurements into frames -----------------------------------------------------------
 
+
 def _stats(xs: list[float]) -> tuple[float, float, float, float]:
     a = np.asarray(xs, dtype=float)
-    return (float(np.median(a)), float(np.percentile(a, 10)), float(np.percentile(a, 90)),
-            float(np.mean(a)))
+    return (
+        float(np.median(a)),
+        float(np.percentile(a, 10)),
+        float(np.percentile(a, 90)),
+        float(np.mean(a)),
+    )
 
 
-def build_profile(cfg: Any, raw: dict, opts: EngineCheckOptions, command: str | None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def build_profile(
+    cfg: Any, raw: dict, opts: EngineCheckOptions, command: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """``(decode, prefill, meta)`` in the profile format (:mod:`sunsim.profiling.harness`),
     pooling the repeats of every pass. Extra columns: ``time_s_mean``, ``cpu_s_median``
     (thread CPU time), ``passes``."""
@@ -525,25 +586,62 @@ def build_profile(cfg: Any, raw: dict, opts: EngineCheckOptions, command: str | 
         out = []
         for (b, t), a in acc.items():
             med, p10, p90, mean = _stats(a["wall"])
-            out.append({"batch_size": b, keys[1]: t, "total": b * t, "time_s_median": med,
-                        "time_s_p10": p10, "time_s_p90": p90, "repeats": len(a["wall"]),
-                        "time_s_mean": mean, "cpu_s_median": float(np.median(a["cpu"])),
-                        "passes": a["passes"]})
+            out.append(
+                {
+                    "batch_size": b,
+                    keys[1]: t,
+                    "total": b * t,
+                    "time_s_median": med,
+                    "time_s_p10": p10,
+                    "time_s_p90": p90,
+                    "repeats": len(a["wall"]),
+                    "time_s_mean": mean,
+                    "cpu_s_median": float(np.median(a["cpu"])),
+                    "passes": a["passes"],
+                }
+            )
         return out
 
     dec = pd.DataFrame(pool(raw["profile"]["decode"], ("batch_size", "context_tokens")))
     dec = dec.rename(columns={"total": "total_context_tokens"})
-    dec = dec[["batch_size", "context_tokens", "total_context_tokens", "time_s_median",
-               "time_s_p10", "time_s_p90", "repeats", "time_s_mean", "cpu_s_median", "passes"]]
+    dec = dec[
+        [
+            "batch_size",
+            "context_tokens",
+            "total_context_tokens",
+            "time_s_median",
+            "time_s_p10",
+            "time_s_p90",
+            "repeats",
+            "time_s_mean",
+            "cpu_s_median",
+            "passes",
+        ]
+    ]
     pre = pd.DataFrame(pool(raw["profile"]["prefill"], ("batch_size", "prompt_tokens")))
     pre = pre.rename(columns={"total": "total_tokens"})
-    pre = pre[["batch_size", "prompt_tokens", "total_tokens", "time_s_median", "time_s_p10",
-               "time_s_p90", "repeats", "time_s_mean", "cpu_s_median", "passes"]]
+    pre = pre[
+        [
+            "batch_size",
+            "prompt_tokens",
+            "total_tokens",
+            "time_s_median",
+            "time_s_p10",
+            "time_s_p90",
+            "repeats",
+            "time_s_mean",
+            "cpu_s_median",
+            "passes",
+        ]
+    ]
     info = raw["info"]["decode"]
     spec = cfg.spec
     kind = info["device_kind"]
-    slug = device_slug(kind, info["device_name"], cfg.threads) if kind == "cpu" else \
-        info["device_slug"]
+    slug = (
+        device_slug(kind, info["device_name"], cfg.threads)
+        if kind == "cpu"
+        else info["device_slug"]
+    )
     meta = {
         "schema_version": 1,
         "method": "measured",
@@ -552,51 +650,73 @@ def build_profile(cfg: Any, raw: dict, opts: EngineCheckOptions, command: str | 
         "precision": "bf16",
         "model_spec": as_dict(spec),
         "modules": ["prefill", "decode"],
-        **{k: info.get(k) for k in ("device_kind", "device_name", "gpu_key",
-                                    "device_memory_bytes", "torch_version", "cuda_version",
-                                    "driver_version", "cpu_count", "cpu_name")},
+        **{
+            k: info.get(k)
+            for k in (
+                "device_kind",
+                "device_name",
+                "gpu_key",
+                "device_memory_bytes",
+                "torch_version",
+                "cuda_version",
+                "driver_version",
+                "cpu_count",
+                "cpu_name",
+            )
+        },
         "device_slug": f"{slug}-engine",
         "threads": cfg.threads,
         "dtype": "bfloat16",
         "weight_quantisation": {"precision": "bf16", "scheme": "none (BF16 weights)"},
         "kernels": {
             "decode": "sunsim.validate.real_engine.decode_step: batched linear layers, each "
-                      "request's new K/V written into its 16-token block of the paged cache, "
-                      "blocks gathered (index_select) and SDPA per request over its own "
-                      "context, LM head, greedy argmax",
+            "request's new K/V written into its 16-token block of the paged cache, "
+            "blocks gathered (index_select) and SDPA per request over its own "
+            "context, LM head, greedy argmax",
             "prefill": "sunsim.validate.real_engine.prefill_packed: linear layers over all "
-                       "tokens of the batch, causal SDPA per request, LM head on each "
-                       "request's last token, greedy argmax",
+            "tokens of the batch, causal SDPA per request, LM head on each "
+            "request's last token, greedy argmax",
         },
         "decode_context_definition": "context_tokens = tokens attended per request in the "
-                                     "iteration (prompt + generated), as the simulator counts",
+        "iteration (prompt + generated), as the simulator counts",
         "layers_run": spec.num_layers,
         "layers_total": spec.num_layers,
         "scaling": {"scaled": False, "formula": "none (all layers run)"},
-        "grid": {"decode_batch_sizes": list(cfg.decode_batch_sizes),
-                 "decode_context_tokens": list(cfg.decode_contexts),
-                 "prefill_batch_sizes": list(cfg.prefill_batch_sizes),
-                 "prefill_prompt_tokens": list(cfg.prefill_prompt_tokens),
-                 "prefill_max_tokens": cfg.max_batch_tokens, "skipped": []},
-        "timing": {"warmup": cfg.warmup, "min_repeats": cfg.min_repeats,
-                   "max_repeats": cfg.max_repeats, "time_per_point_s": cfg.time_per_point_s,
-                   "passes": opts.profile_passes,
-                   "passes_note": "pass 1 before the replay, pass 2 after it (if 2), in the "
-                                  "engine's own worker processes, one kernel at a time; repeats "
-                                  "pooled",
-                   "conditions": ("prefill profiled while the decode process kept decoding a "
-                                  "typical batch; decode profiled while the prefill process "
-                                  "prefilled a typical prompt once every mean time between "
-                                  "arrivals (as during the replay)" if opts.concurrent else
-                                  "each kernel profiled with the other process idle"),
-                   "prefill_idle_s": cfg.prefill_idle_s,
-                   "prefill_idle_note": "every timed prefill follows this much sleep, as a "
-                                        "replayed prefill follows the wait for its request",
-                   "clock": "wall", "timer": "time.perf_counter (wall time, as the engine's "
-                                             "TTFT/TPOT); cpu_s_median: time.thread_time",
-                   "statistic": "median, p10, p90 over repeats (seconds); time_s_mean too"},
+        "grid": {
+            "decode_batch_sizes": list(cfg.decode_batch_sizes),
+            "decode_context_tokens": list(cfg.decode_contexts),
+            "prefill_batch_sizes": list(cfg.prefill_batch_sizes),
+            "prefill_prompt_tokens": list(cfg.prefill_prompt_tokens),
+            "prefill_max_tokens": cfg.max_batch_tokens,
+            "skipped": [],
+        },
+        "timing": {
+            "warmup": cfg.warmup,
+            "min_repeats": cfg.min_repeats,
+            "max_repeats": cfg.max_repeats,
+            "time_per_point_s": cfg.time_per_point_s,
+            "passes": opts.profile_passes,
+            "passes_note": "pass 1 before the replay, pass 2 after it (if 2), in the "
+            "engine's own worker processes, one kernel at a time; repeats "
+            "pooled",
+            "conditions": (
+                "prefill profiled while the decode process kept decoding a "
+                "typical batch; decode profiled while the prefill process "
+                "prefilled a typical prompt once every mean time between "
+                "arrivals (as during the replay)"
+                if opts.concurrent
+                else "each kernel profiled with the other process idle"
+            ),
+            "prefill_idle_s": cfg.prefill_idle_s,
+            "prefill_idle_note": "every timed prefill follows this much sleep, as a "
+            "replayed prefill follows the wait for its request",
+            "clock": "wall",
+            "timer": "time.perf_counter (wall time, as the engine's "
+            "TTFT/TPOT); cpu_s_median: time.thread_time",
+            "statistic": "median, p10, p90 over repeats (seconds); time_s_mean too",
+        },
         "measured_by": "sunsim validate engine",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "sunsim_version": __version__,
         "command": command,
     }
@@ -623,10 +743,16 @@ def fit_link(raw: dict, kv_bytes_per_token: int) -> tuple[LinkSpec, pd.DataFrame
     from scipy.optimize import nnls
 
     pre, dec = raw["link"]["prefill"], raw["link"]["decode"]
-    dec = dec[-len(pre):] if len(dec) >= len(pre) else dec  # drop the warm-up round
-    rows = [{"tokens": a["tokens"], "bytes": a["tokens"] * kv_bytes_per_token,
-             "handoff_s": b["received"] - a["copy_start"],
-             "copy_s": a["copy_end"] - a["copy_start"]} for a, b in zip(pre, dec)]
+    dec = dec[-len(pre) :] if len(dec) >= len(pre) else dec  # drop the warm-up round
+    rows = [
+        {
+            "tokens": a["tokens"],
+            "bytes": a["tokens"] * kv_bytes_per_token,
+            "handoff_s": b["received"] - a["copy_start"],
+            "copy_s": a["copy_end"] - a["copy_start"],
+        }
+        for a, b in zip(pre, dec)
+    ]
     df = pd.DataFrame(rows)
     med = df.groupby("bytes")["handoff_s"].median()
     x = np.column_stack([np.ones(len(med)), med.index.to_numpy(dtype=float)])
@@ -639,13 +765,19 @@ def fit_link(raw: dict, kv_bytes_per_token: int) -> tuple[LinkSpec, pd.DataFrame
     bw = 1.0 / inv_bw if inv_bw > 0 else 1e15
     spec = LinkSpec(bandwidth=float(bw), latency_s=float(max(lat, 0.0)))
     pred = np.array([spec.transfer_time(b) for b in med.index])
-    info = {"latency_s": spec.latency_s, "bandwidth_bytes_per_s": spec.bandwidth,
-            "fit_mape_pct": float(100 * np.mean(np.abs(pred - t) / t)),
-            "median_handoff_s_by_bytes": {str(int(k)): float(v) for k, v in med.items()},
-            "median_copy_s_by_bytes": {str(int(k)): float(v) for k, v in
-                                       df.groupby("bytes")["copy_s"].median().items()},
-            "default_link": {"latency_s": LinkSpec().latency_s,
-                             "bandwidth_bytes_per_s": LinkSpec().bandwidth}}
+    info = {
+        "latency_s": spec.latency_s,
+        "bandwidth_bytes_per_s": spec.bandwidth,
+        "fit_mape_pct": float(100 * np.mean(np.abs(pred - t) / t)),
+        "median_handoff_s_by_bytes": {str(int(k)): float(v) for k, v in med.items()},
+        "median_copy_s_by_bytes": {
+            str(int(k)): float(v) for k, v in df.groupby("bytes")["copy_s"].median().items()
+        },
+        "default_link": {
+            "latency_s": LinkSpec().latency_s,
+            "bandwidth_bytes_per_s": LinkSpec().bandwidth,
+        },
+    }
     return spec, df, info
 
 
@@ -664,21 +796,23 @@ def engine_records(cfg: Any, raw: dict, req: pd.DataFrame) -> pd.DataFrame:
         why = p.get("rejected", "")
         fin = d.get("finished_at", p.get("finished_at", math.nan))
         tr = p.get("transfers") or []
-        rows.append({
-            "request_id": i,
-            "prompt_tokens": int(req["prompt_tokens"].iat[i]),
-            "output_tokens": int(req["output_tokens"].iat[i]),
-            "arrived_at": float(req["arrival_s"].iat[i]),
-            "prefill_started_at": p.get("prefill_started_at", math.nan) - t0,
-            "first_token_at": p.get("first_token_at", math.nan) - t0,
-            "kv_ready_at": (tr[0][2] - t0) if tr else math.nan,
-            "kv_received_at": d.get("kv_received_at", math.nan) - t0,
-            "decode_started_at": d.get("decode_started_at", math.nan) - t0,
-            "finished_at": fin - t0,
-            "num_preemptions": int(d.get("num_preemptions", 0)),
-            "status": "rejected" if why else ("finished" if fin == fin else "unfinished"),
-            "reject_reason": why or rejection(cfg, i),
-        })
+        rows.append(
+            {
+                "request_id": i,
+                "prompt_tokens": int(req["prompt_tokens"].iat[i]),
+                "output_tokens": int(req["output_tokens"].iat[i]),
+                "arrived_at": float(req["arrival_s"].iat[i]),
+                "prefill_started_at": p.get("prefill_started_at", math.nan) - t0,
+                "first_token_at": p.get("first_token_at", math.nan) - t0,
+                "kv_ready_at": (tr[0][2] - t0) if tr else math.nan,
+                "kv_received_at": d.get("kv_received_at", math.nan) - t0,
+                "decode_started_at": d.get("decode_started_at", math.nan) - t0,
+                "finished_at": fin - t0,
+                "num_preemptions": int(d.get("num_preemptions", 0)),
+                "status": "rejected" if why else ("finished" if fin == fin else "unfinished"),
+                "reject_reason": why or rejection(cfg, i),
+            }
+        )
     from sunsim.cluster.records import add_latency_columns
 
     return add_latency_columns(pd.DataFrame(rows))
@@ -694,23 +828,44 @@ def mirror_cluster(cfg: Any, latency: Any, link: LinkSpec) -> ClusterSpec:
 
     gpu = get_gpu("h100")
     per_block = latency.kv_bytes_per_token * cfg.block_tokens
-    reserve = int(gpu.memory_bytes - latency.weight_bytes - cfg.kv_blocks * per_block
-                  - per_block // 2)
+    reserve = int(
+        gpu.memory_bytes - latency.weight_bytes - cfg.kv_blocks * per_block - per_block // 2
+    )
     if reserve < 0:
-        raise ConfigError(f"{cfg.kv_blocks} KV blocks of {cfg.spec.name} do not fit the "
-                          "memory accounting of the mirrored cluster; use fewer --kv-blocks")
-    cl = ClusterSpec(mode="sun", served_models=("m",), prefill_workers=(1,),
-                     decode_workers=(1,), gpu="h100", max_num_seqs=cfg.max_num_seqs,
-                     max_batch_tokens=cfg.max_batch_tokens, kv_block_tokens=cfg.block_tokens,
-                     gpu_memory_utilization=1.0, reserve_bytes=reserve, link=link)
+        raise ConfigError(
+            f"{cfg.kv_blocks} KV blocks of {cfg.spec.name} do not fit the "
+            "memory accounting of the mirrored cluster; use fewer --kv-blocks"
+        )
+    cl = ClusterSpec(
+        mode="sun",
+        served_models=("m",),
+        prefill_workers=(1,),
+        decode_workers=(1,),
+        gpu="h100",
+        max_num_seqs=cfg.max_num_seqs,
+        max_batch_tokens=cfg.max_batch_tokens,
+        kv_block_tokens=cfg.block_tokens,
+        gpu_memory_utilization=1.0,
+        reserve_bytes=reserve,
+        link=link,
+    )
     got = kv_capacity_blocks(cl, latency)
     if got != cfg.kv_blocks:  # pragma: no cover - arithmetic guard
         raise RuntimeError(f"mirrored KV capacity {got} blocks != engine's {cfg.kv_blocks}")
     return cl
 
 
-COMPARED = ("prefill_started_at", "first_token_at", "kv_ready_at", "decode_started_at",
-            "finished_at", "num_preemptions", "ttft_s", "tpot_s", "e2e_s")
+COMPARED = (
+    "prefill_started_at",
+    "first_token_at",
+    "kv_ready_at",
+    "decode_started_at",
+    "finished_at",
+    "num_preemptions",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+)
 
 
 def compare_requests(eng: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
@@ -719,14 +874,16 @@ def compare_requests(eng: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
     :data:`COMPARED` ``<name>_measured`` and ``<name>_simulated``, and for TTFT, TPOT, E2E
     ``<metric>_rel_error`` = simulated / measured - 1 (NaN where undefined). (The check adds
     ``ttft_s_level_matched`` and ``tpot_s_level_matched``: see :class:`LevelScaledLatency`.)"""
-    out = pd.DataFrame({
-        "request_id": eng["request_id"].to_numpy(),
-        "prompt_tokens": eng["prompt_tokens"].to_numpy(),
-        "output_tokens": eng["output_tokens"].to_numpy(),
-        "arrived_at": eng["arrived_at"].to_numpy(),
-        "status_measured": eng["status"].to_numpy(),
-        "status_simulated": sim["status"].astype(str).to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "request_id": eng["request_id"].to_numpy(),
+            "prompt_tokens": eng["prompt_tokens"].to_numpy(),
+            "output_tokens": eng["output_tokens"].to_numpy(),
+            "arrived_at": eng["arrived_at"].to_numpy(),
+            "status_measured": eng["status"].to_numpy(),
+            "status_simulated": sim["status"].astype(str).to_numpy(),
+        }
+    )
     for c in COMPARED:
         out[f"{c}_measured"] = eng[c].to_numpy(dtype=float)
         out[f"{c}_simulated"] = sim[c].to_numpy(dtype=float)
@@ -757,8 +914,10 @@ class LevelScaledLatency(LatencyModel):
         self.weight_bytes = base.weight_bytes
         self.kv_bytes_per_token = base.kv_bytes_per_token
         self.max_model_len = base.max_model_len
-        self.description = (f"{base.description}, prefill x{self.prefill_scale:.3f}, decode "
-                            f"x{self.decode_scale:.3f} (level matched to the replay)")
+        self.description = (
+            f"{base.description}, prefill x{self.prefill_scale:.3f}, decode "
+            f"x{self.decode_scale:.3f} (level matched to the replay)"
+        )
 
     def prefill_time(self, prompt_lens):
         return self.prefill_scale * self.base.prefill_time(prompt_lens)
@@ -777,8 +936,10 @@ class SplitLatency(LatencyModel):
         self.weight_bytes = decode.weight_bytes
         self.kv_bytes_per_token = decode.kv_bytes_per_token
         self.max_model_len = decode.max_model_len
-        self.description = (f"{decode.description}; prefill from the per-point medians, "
-                            "decode from the per-point means")
+        self.description = (
+            f"{decode.description}; prefill from the per-point medians, "
+            "decode from the per-point means"
+        )
         self.decode_fit = getattr(decode, "decode_fit", None)
         self.prefill_fit = getattr(prefill, "prefill_fit", None)
 
@@ -801,19 +962,32 @@ def _iterations_frame(raw: dict, latency: Any, cpu_latency: Any = None) -> pd.Da
     ``cpu_latency`` also ``predicted_cpu_s`` and ``cpu_rel_error`` (the CPU-time view, see
     :func:`statistic_latency`)."""
     it = raw["replay"]["decode"]["iterations"]
-    cols = ["started_at", "step_s", "step_cpu_s", "batch_size", "total_context_tokens",
-            "boundary_s", "boundary_cpu_s", "admitted", "preempted", "finished", "blocks_used"]
+    cols = [
+        "started_at",
+        "step_s",
+        "step_cpu_s",
+        "batch_size",
+        "total_context_tokens",
+        "boundary_s",
+        "boundary_cpu_s",
+        "admitted",
+        "preempted",
+        "finished",
+        "blocks_used",
+    ]
     df = pd.DataFrame(it, columns=cols)
     df["started_at"] -= raw["t0"]
     df.insert(0, "iteration", np.arange(len(df)))
     step = latency.decode_step_time
-    df["predicted_s"] = [step(int(b), int(c)) for b, c in
-                         zip(df["batch_size"], df["total_context_tokens"])]
+    df["predicted_s"] = [
+        step(int(b), int(c)) for b, c in zip(df["batch_size"], df["total_context_tokens"])
+    ]
     df["rel_error"] = df["predicted_s"] / df["step_s"] - 1.0
     if cpu_latency is not None:
         cstep = cpu_latency.decode_step_time
-        df["predicted_cpu_s"] = [cstep(int(b), int(c)) for b, c in
-                                 zip(df["batch_size"], df["total_context_tokens"])]
+        df["predicted_cpu_s"] = [
+            cstep(int(b), int(c)) for b, c in zip(df["batch_size"], df["total_context_tokens"])
+        ]
         df["cpu_rel_error"] = df["predicted_cpu_s"] / df["step_cpu_s"] - 1.0
     return df
 
@@ -824,9 +998,19 @@ def _batches_frame(raw: dict, latency: Any, cpu_latency: Any = None) -> pd.DataF
     ``batch_size``, ``tokens``, ``lens`` (tokens per request, ``;``-separated), ``recomputes``,
     ``predicted_s`` (the profile's ``prefill_time(lens)``), ``rel_error``; with ``cpu_latency``
     also ``predicted_cpu_s`` and ``cpu_rel_error``."""
-    b = pd.DataFrame(raw["replay"]["prefill"]["batches"],
-                     columns=["start", "end", "transfers_end", "cpu_s", "batch_size", "tokens",
-                              "lens", "recomputes"])
+    b = pd.DataFrame(
+        raw["replay"]["prefill"]["batches"],
+        columns=[
+            "start",
+            "end",
+            "transfers_end",
+            "cpu_s",
+            "batch_size",
+            "tokens",
+            "lens",
+            "recomputes",
+        ],
+    )
     for c in ("start", "end", "transfers_end"):
         b[c] -= raw["t0"]
     b.insert(0, "batch", np.arange(len(b)))
@@ -844,16 +1028,30 @@ def _batches_frame(raw: dict, latency: Any, cpu_latency: Any = None) -> pd.DataF
 def _err_stats(x: pd.Series) -> dict:
     x = x.dropna()
     if x.empty:
-        return {"n": 0, "median_abs": math.nan, "p90_abs": math.nan, "median": math.nan,
-                "mean": math.nan}
+        return {
+            "n": 0,
+            "median_abs": math.nan,
+            "p90_abs": math.nan,
+            "median": math.nan,
+            "mean": math.nan,
+        }
     a = x.abs()
-    return {"n": int(len(x)), "median_abs": float(a.median()),
-            "p90_abs": float(np.percentile(a, 90)), "median": float(x.median()),
-            "mean": float(x.mean())}
+    return {
+        "n": int(len(x)),
+        "median_abs": float(a.median()),
+        "p90_abs": float(np.percentile(a, 90)),
+        "median": float(x.median()),
+        "mean": float(x.mean()),
+    }
 
 
-def summarize_check(comp: pd.DataFrame, iters: pd.DataFrame, eng: pd.DataFrame,
-                    sim_res: Any, pre_batches: pd.DataFrame) -> dict:
+def summarize_check(
+    comp: pd.DataFrame,
+    iters: pd.DataFrame,
+    eng: pd.DataFrame,
+    sim_res: Any,
+    pre_batches: pd.DataFrame,
+) -> dict:
     """Errors (median / p90 of |relative error|, signed median and mean) of TTFT, TPOT, E2E
     and decode step time, the goal check and side-by-side counts."""
     both = comp[(comp["status_measured"] == "finished") & (comp["status_simulated"] == "finished")]
@@ -863,18 +1061,27 @@ def summarize_check(comp: pd.DataFrame, iters: pd.DataFrame, eng: pd.DataFrame,
     step = _err_stats(iters["rel_error"])
     step_cpu = _err_stats(iters["cpu_rel_error"]) if "cpu_rel_error" in iters else None
     pre = _err_stats(pre_batches["rel_error"]) if len(pre_batches) else _err_stats(pd.Series([]))
-    pre_cpu = (_err_stats(pre_batches["cpu_rel_error"]) if "cpu_rel_error" in pre_batches
-               else None)
+    pre_cpu = _err_stats(pre_batches["cpu_rel_error"]) if "cpu_rel_error" in pre_batches else None
     busy = iters[iters["boundary_s"].notna()]
     dw = sim_res.decode_workers.iloc[0]
-    meas_mean_batch = (float((iters["batch_size"] * iters["step_s"]).sum() / iters["step_s"].sum())
-                       if len(iters) else math.nan)
+    meas_mean_batch = (
+        float((iters["batch_size"] * iters["step_s"]).sum() / iters["step_s"].sum())
+        if len(iters)
+        else math.nan
+    )
     summary = {
-        "errors": {"ttft": ttft, "tpot": tpot, "e2e": e2e, "decode_step": step,
-                   "decode_step_cpu_time": step_cpu, "prefill_batch": pre,
-                   "prefill_batch_cpu_time": pre_cpu},
+        "errors": {
+            "ttft": ttft,
+            "tpot": tpot,
+            "e2e": e2e,
+            "decode_step": step,
+            "decode_step_cpu_time": step_cpu,
+            "prefill_batch": pre,
+            "prefill_batch_cpu_time": pre_cpu,
+        },
         "goal": {
-            "tpot_median_abs_max": GOAL_TPOT_MEDIAN, "ttft_median_abs_max": GOAL_TTFT_MEDIAN,
+            "tpot_median_abs_max": GOAL_TPOT_MEDIAN,
+            "ttft_median_abs_max": GOAL_TTFT_MEDIAN,
             "tpot_met": bool(tpot["median_abs"] <= GOAL_TPOT_MEDIAN),
             "ttft_met": bool(ttft["median_abs"] <= GOAL_TTFT_MEDIAN),
         },
@@ -904,33 +1111,42 @@ def summarize_check(comp: pd.DataFrame, iters: pd.DataFrame, eng: pd.DataFrame,
             "preemptions_measured": int(eng["num_preemptions"].sum()),
             "preemptions_simulated": int(dw["num_preemptions"]),
             "step_s_mean_measured": float(iters["step_s"].mean()) if len(iters) else math.nan,
-            "step_s_mean_predicted": float(iters["predicted_s"].mean()) if len(iters)
-            else math.nan,
+            "step_s_mean_predicted": float(iters["predicted_s"].mean()) if len(iters) else math.nan,
             "step_cpu_over_wall": float(iters["step_cpu_s"].sum() / iters["step_s"].sum())
-            if len(iters) else math.nan,
+            if len(iters)
+            else math.nan,
             "boundary_s_median": float(busy["boundary_s"].median()) if len(busy) else math.nan,
             "boundary_over_step": float(busy["boundary_s"].sum() / busy["step_s"].sum())
-            if len(busy) else math.nan,
+            if len(busy)
+            else math.nan,
         },
         "prefill": {
             "batches_measured": int(len(pre_batches)),
             "batches_simulated": int(sim_res.prefill_workers["num_batches"].iloc[0]),
-            "transfer_s_median": float((pre_batches["transfers_end"] - pre_batches["end"])
-                                       .median()) if len(pre_batches) else math.nan,
+            "transfer_s_median": float((pre_batches["transfers_end"] - pre_batches["end"]).median())
+            if len(pre_batches)
+            else math.nan,
             "prefill_s_mean_measured": float(pre_batches["prefill_s"].mean())
-            if len(pre_batches) else math.nan,
+            if len(pre_batches)
+            else math.nan,
             "prefill_s_mean_predicted": float(pre_batches["predicted_s"].mean())
-            if len(pre_batches) else math.nan,
+            if len(pre_batches)
+            else math.nan,
             "cpu_over_wall": float(pre_batches["cpu_s"].sum() / pre_batches["prefill_s"].sum())
-            if len(pre_batches) else math.nan,
+            if len(pre_batches)
+            else math.nan,
         },
     }
     return summary
 
 
-def run_engine_check(opts: EngineCheckOptions, out: str | Path, *,
-                     progress: ProgressFn | None = None, command: str | None = None
-                     ) -> EngineCheck:
+def run_engine_check(
+    opts: EngineCheckOptions,
+    out: str | Path,
+    *,
+    progress: ProgressFn | None = None,
+    command: str | None = None,
+) -> EngineCheck:
     """Run the whole check (see the module docstring) and write its files under ``out``
     (also ``engine_raw.json``: every measurement, for :func:`analyze_engine_check`).
 
@@ -941,16 +1157,17 @@ def run_engine_check(opts: EngineCheckOptions, out: str | Path, *,
     from sunsim.profiling._torch import torch_available
 
     if not torch_available():
-        raise ProfileError("the real-engine check needs torch, which is not installed; "
-                           "install it with: pip install 'sunsim[profile]'")
+        raise ProfileError(
+            "the real-engine check needs torch, which is not installed; "
+            "install it with: pip install 'sunsim[profile]'"
+        )
     say = progress or (lambda msg: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     req = load_slice(opts)
     cfg = engine_config(opts, req)
     t_start = time.perf_counter()
-    raw = run_engine(cfg, say, passes=opts.profile_passes,
-                     concurrent=opts.concurrent)
+    raw = run_engine(cfg, say, passes=opts.profile_passes, concurrent=opts.concurrent)
     raw["wall_s"] = time.perf_counter() - t_start
     raw["config"] = asdict(cfg)
     (out / "engine_raw.json").write_text(json.dumps(jsonable(raw)) + "\n", encoding="utf-8")
@@ -976,18 +1193,27 @@ def load_engine_raw(path: str | Path) -> tuple[dict, Any, pd.DataFrame]:
         if isinstance(v, list):
             d[k] = tuple(v)
     cfg = EngineConfig(**d)
-    req = pd.DataFrame({"arrival_s": cfg.arrival_s, "model": "m",
-                        "prompt_tokens": cfg.prompt_tokens, "output_tokens": cfg.output_tokens})
+    req = pd.DataFrame(
+        {
+            "arrival_s": cfg.arrival_s,
+            "model": "m",
+            "prompt_tokens": cfg.prompt_tokens,
+            "output_tokens": cfg.output_tokens,
+        }
+    )
     return raw, cfg, req
 
 
 def _points(df: pd.DataFrame, per: str, column: str) -> list[tuple[float, ...]]:
-    return [(float(b), float(c), float(b * c), float(b * c * c), float(t)) for b, c, t in
-            zip(df["batch_size"], df[per], df[column])]
+    return [
+        (float(b), float(c), float(b * c), float(b * c * c), float(t))
+        for b, c, t in zip(df["batch_size"], df[per], df[column])
+    ]
 
 
-def statistic_latency(dec: pd.DataFrame, pre: pd.DataFrame, meta: dict, path: Path,
-                      column: str) -> Any:
+def statistic_latency(
+    dec: pd.DataFrame, pre: pd.DataFrame, meta: dict, path: Path, column: str
+) -> Any:
     """A :class:`ProfiledLatency` fitted to another column of the profile than
     ``time_s_median``, built in memory (the written profile keeps the median there):
     ``time_s_mean`` (the expected step time, which a sum of many steps such as a TPOT
@@ -995,13 +1221,24 @@ def statistic_latency(dec: pd.DataFrame, pre: pd.DataFrame, meta: dict, path: Pa
     processes held the core, exact with one torch thread)."""
     from sunsim.latency.profiled import ProfiledLatency
 
-    return ProfiledLatency(meta, _points(dec, "context_tokens", column),
-                           _points(pre, "prompt_tokens", column), path=path, prefill_path=path)
+    return ProfiledLatency(
+        meta,
+        _points(dec, "context_tokens", column),
+        _points(pre, "prompt_tokens", column),
+        path=path,
+        prefill_path=path,
+    )
 
 
-
-def analyze_engine_check(raw: dict, cfg: Any, req: pd.DataFrame, opts: EngineCheckOptions,
-                         out: str | Path, *, command: str | None = None) -> EngineCheck:
+def analyze_engine_check(
+    raw: dict,
+    cfg: Any,
+    req: pd.DataFrame,
+    opts: EngineCheckOptions,
+    out: str | Path,
+    *,
+    command: str | None = None,
+) -> EngineCheck:
     """Build the profile from the engine's measurements ``raw`` (:func:`run_engine`), fit
     the link, simulate the slice with the profile's step times (``split``, ``mean`` and
     ``median`` statistics), compare and write everything under ``out``. The statistic
@@ -1015,99 +1252,147 @@ def analyze_engine_check(raw: dict, cfg: Any, req: pd.DataFrame, opts: EngineChe
     pdir = write_profile_dir(out / "profile", dec, pre, meta)
     lat_median = ProfiledLatency.from_dir(pdir, model=cfg.spec.name, precision="bf16")
     lat_mean = statistic_latency(dec, pre, meta, pdir, "time_s_mean")
-    lats = {"split": SplitLatency(lat_median, lat_mean), "mean": lat_mean,
-            "median": lat_median}
+    lats = {"split": SplitLatency(lat_median, lat_mean), "mean": lat_mean, "median": lat_median}
     link, link_df, link_info = fit_link(raw, lat_median.kv_bytes_per_token)
     cluster = mirror_cluster(cfg, lat_median, link)
     eng = engine_records(cfg, raw, req)
     cpu_lat = statistic_latency(dec, pre, meta, pdir, "cpu_s_median")
     runs = {}
     for name, lat in lats.items():
-        sim_res = simulate(req[["arrival_s", "model", "prompt_tokens", "output_tokens"]],
-                           cluster, lat, lat, seed=opts.seed)
+        sim_res = simulate(
+            req[["arrival_s", "model", "prompt_tokens", "output_tokens"]],
+            cluster,
+            lat,
+            lat,
+            seed=opts.seed,
+        )
         comp = compare_requests(eng, sim_res.records)
         iters = _iterations_frame(raw, lat, cpu_lat)
         batches = _batches_frame(raw, lat, cpu_lat)
-        runs[name] = (sim_res, comp, iters, batches,
-                      summarize_check(comp, iters, eng, sim_res, batches))
+        runs[name] = (
+            sim_res,
+            comp,
+            iters,
+            batches,
+            summarize_check(comp, iters, eng, sim_res, batches),
+        )
     primary = opts.statistic
     others = [k for k in lats if k != primary]
     sim_res, comp, iters, batches, summary = runs[primary]
     # diagnostic: the primary profile at the speed level the machine had during the replay
     d_scale = float(iters["step_s"].sum() / iters["predicted_s"].sum()) if len(iters) else 1.0
-    p_scale = (float(batches["prefill_s"].sum() / batches["predicted_s"].sum())
-               if len(batches) else 1.0)
+    p_scale = (
+        float(batches["prefill_s"].sum() / batches["predicted_s"].sum()) if len(batches) else 1.0
+    )
     lvl = LevelScaledLatency(lats[primary], p_scale, d_scale)
-    lvl_res = simulate(req[["arrival_s", "model", "prompt_tokens", "output_tokens"]], cluster,
-                       lvl, lvl, seed=opts.seed)
+    lvl_res = simulate(
+        req[["arrival_s", "model", "prompt_tokens", "output_tokens"]],
+        cluster,
+        lvl,
+        lvl,
+        seed=opts.seed,
+    )
     lvl_comp = compare_requests(eng, lvl_res.records)
-    lvl_sum = summarize_check(lvl_comp, _iterations_frame(raw, lvl), eng, lvl_res,
-                              _batches_frame(raw, lvl))
+    lvl_sum = summarize_check(
+        lvl_comp, _iterations_frame(raw, lvl), eng, lvl_res, _batches_frame(raw, lvl)
+    )
     summary["errors_level_matched"] = {
         "note": "diagnostic, not a prediction: the profile's times scaled so that their sum "
-                "over the replay's own decode iterations and prefill batches equals the "
-                "measured sum (the machine's speed level during the replay); separates the "
-                "drift of the machine's speed between profiling and replay from the error of "
-                "the profile's shape and of the simulated dynamics",
-        "decode_scale": d_scale, "prefill_scale": p_scale,
-        **{k: lvl_sum["errors"][k] for k in ("ttft", "tpot", "e2e", "decode_step",
-                                             "prefill_batch")},
+        "over the replay's own decode iterations and prefill batches equals the "
+        "measured sum (the machine's speed level during the replay); separates the "
+        "drift of the machine's speed between profiling and replay from the error of "
+        "the profile's shape and of the simulated dynamics",
+        "decode_scale": d_scale,
+        "prefill_scale": p_scale,
+        **{
+            k: lvl_sum["errors"][k] for k in ("ttft", "tpot", "e2e", "decode_step", "prefill_batch")
+        },
         "goal": lvl_sum["goal"],
-        "decode": {k: lvl_sum["decode"][k] for k in ("mean_batch_simulated",
-                                                      "preemptions_simulated")},
+        "decode": {
+            k: lvl_sum["decode"][k] for k in ("mean_batch_simulated", "preemptions_simulated")
+        },
     }
-    comp = comp.assign(ttft_s_level_matched=lvl_comp["ttft_s_simulated"].to_numpy(),
-                       tpot_s_level_matched=lvl_comp["tpot_s_simulated"].to_numpy())
+    comp = comp.assign(
+        ttft_s_level_matched=lvl_comp["ttft_s_simulated"].to_numpy(),
+        tpot_s_level_matched=lvl_comp["tpot_s_simulated"].to_numpy(),
+    )
     lat = lats[primary]
     summary["statistic"] = {
         "primary": primary,
         "columns": STATISTICS[primary],
         "note": "the simulation's step times come from the profile's per-point statistic "
-                f"'{primary}' over repeats; the errors with the others are under "
-                + ", ".join(f"errors_{o}_profile" for o in others),
+        f"'{primary}' over repeats; the errors with the others are under "
+        + ", ".join(f"errors_{o}_profile" for o in others),
     }
     for other in others:
         o = runs[other][4]
         summary[f"errors_{other}_profile"] = {
-            **o["errors"], "goal": o["goal"],
-            "decode": {k: o["decode"][k] for k in ("mean_batch_simulated",
-                                                   "preemptions_simulated",
-                                                   "step_s_mean_predicted")}}
+            **o["errors"],
+            "goal": o["goal"],
+            "decode": {
+                k: o["decode"][k]
+                for k in ("mean_batch_simulated", "preemptions_simulated", "step_s_mean_predicted")
+            },
+        }
     summary["link"] = link_info
     summary["load"] = raw["load"]
     prof = [ph for ph in raw.get("phases", []) if ph["phase"].startswith("profile")]
     summary["load_phases"] = raw.get("phases", [])
     summary["load_other_cores_profile_mean"] = (
-        float(np.mean([ph["other_busy_cores"] for ph in prof])) if prof else math.nan)
+        float(np.mean([ph["other_busy_cores"] for ph in prof])) if prof else math.nan
+    )
     summary["load_other_cores_replay"] = raw["load"]["other_busy_cores"]
-    summary["profile"] = {"dir": str(pdir), "description": lat.description,
-                          "decode_fit": lat.decode_fit, "prefill_fit": lat.prefill_fit,
-                          "cpu_time_decode_fit": cpu_lat.decode_fit}
+    summary["profile"] = {
+        "dir": str(pdir),
+        "description": lat.description,
+        "decode_fit": lat.decode_fit,
+        "prefill_fit": lat.prefill_fit,
+        "cpu_time_decode_fit": cpu_lat.decode_fit,
+    }
     summary["settings"] = {
-        "trace": str(opts.trace), "num_requests": len(req), "rate_scale": opts.rate_scale,
+        "trace": str(opts.trace),
+        "num_requests": len(req),
+        "rate_scale": opts.rate_scale,
         "arrival_span_s": float(req["arrival_s"].iloc[-1]),
-        "prompt_scale": opts.prompt_scale, "output_scale": opts.output_scale,
-        "max_prompt": opts.max_prompt, "max_output": opts.max_output,
+        "prompt_scale": opts.prompt_scale,
+        "output_scale": opts.output_scale,
+        "max_prompt": opts.max_prompt,
+        "max_output": opts.max_output,
         "prompt_tokens_mean": float(req["prompt_tokens"].mean()),
         "output_tokens_mean": float(req["output_tokens"].mean()),
-        "device": opts.device, "device_name": raw["info"]["decode"].get("device_name"),
-        "model": cfg.spec.name, "threads_per_process": cfg.threads,
+        "device": opts.device,
+        "device_name": raw["info"]["decode"].get("device_name"),
+        "model": cfg.spec.name,
+        "threads_per_process": cfg.threads,
         "pinned_cpus": list(cfg.pin_cpus) if cfg.pin_cpus else None,
         "concurrent_profiling": opts.concurrent,
         "prefill_idle_s": cfg.prefill_idle_s,
         "autogroup": raw["info"]["decode"].get("autogroup"),
-        "max_num_seqs": cfg.max_num_seqs, "kv_blocks": cfg.kv_blocks,
-        "kv_block_tokens": cfg.block_tokens, "max_batch_tokens": cfg.max_batch_tokens,
+        "max_num_seqs": cfg.max_num_seqs,
+        "kv_blocks": cfg.kv_blocks,
+        "kv_block_tokens": cfg.block_tokens,
+        "max_batch_tokens": cfg.max_batch_tokens,
         "prefill_pad_tokens": cfg.prefill_pad,
-        "profile_passes": opts.profile_passes, "seed": opts.seed,
+        "profile_passes": opts.profile_passes,
+        "seed": opts.seed,
         "torch_version": raw["info"]["decode"].get("torch_version"),
     }
     summary["command"] = command
     summary["wall_s"] = raw.get("wall_s")
-    res = EngineCheck(options=opts, config=_cfg_dict(cfg), comparison=comp, iterations=iters,
-                      engine_records=eng, sim_records=sim_res.records, prefill_batches=batches,
-                      link=link_df, link_spec=link, summary=summary, profile_dir=pdir,
-                      out_dir=out)
+    res = EngineCheck(
+        options=opts,
+        config=_cfg_dict(cfg),
+        comparison=comp,
+        iterations=iters,
+        engine_records=eng,
+        sim_records=sim_res.records,
+        prefill_batches=batches,
+        link=link_df,
+        link_spec=link,
+        summary=summary,
+        profile_dir=pdir,
+        out_dir=out,
+    )
     write_engine_check(res)
     return res
 
@@ -1135,13 +1420,16 @@ def write_engine_check(res: EngineCheck) -> list[Path]:
     csv(res.prefill_batches, "prefill_batches.csv")
     csv(res.link, "link.csv")
     p = out / "summary.json"
-    p.write_text(json.dumps(jsonable({**res.summary, "engine_config": res.config}), indent=2)
-                 + "\n", encoding="utf-8")
+    p.write_text(
+        json.dumps(jsonable({**res.summary, "engine_config": res.config}), indent=2) + "\n",
+        encoding="utf-8",
+    )
     files.append(p)
     p = out / "measured_vs_simulated.png"
     fig = figure(res)
     fig.savefig(p, dpi=120, bbox_inches="tight")
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     files.append(p)
     return files
@@ -1151,6 +1439,7 @@ def figure(res: EngineCheck) -> Any:
     """Scatter of simulated against measured TTFT and TPOT per request, and of the profile's
     predicted against the measured decode step time per iteration (y = x dashed)."""
     import matplotlib
+
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
@@ -1160,12 +1449,30 @@ def figure(res: EngineCheck) -> Any:
     e = res.summary["errors"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     panels = [
-        (axes[0], ok["ttft_s_measured"] * 1e3, ok["ttft_s_simulated"] * 1e3, "TTFT (ms)",
-         e["ttft"], "requests"),
-        (axes[1], ok["tpot_s_measured"] * 1e3, ok["tpot_s_simulated"] * 1e3, "TPOT (ms)",
-         e["tpot"], "requests"),
-        (axes[2], it["step_s"] * 1e3, it["predicted_s"] * 1e3, "decode step (ms)",
-         e["decode_step"], "iterations"),
+        (
+            axes[0],
+            ok["ttft_s_measured"] * 1e3,
+            ok["ttft_s_simulated"] * 1e3,
+            "TTFT (ms)",
+            e["ttft"],
+            "requests",
+        ),
+        (
+            axes[1],
+            ok["tpot_s_measured"] * 1e3,
+            ok["tpot_s_simulated"] * 1e3,
+            "TPOT (ms)",
+            e["tpot"],
+            "requests",
+        ),
+        (
+            axes[2],
+            it["step_s"] * 1e3,
+            it["predicted_s"] * 1e3,
+            "decode step (ms)",
+            e["decode_step"],
+            "iterations",
+        ),
     ]
     for ax, x, y, name, st, what in panels:
         m = x.notna() & y.notna()
@@ -1177,6 +1484,7 @@ def figure(res: EngineCheck) -> Any:
             ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
             if lo > 0 and hi / lo > 20:
                 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 for axis in (ax.xaxis, ax.yaxis):
@@ -1185,13 +1493,18 @@ def figure(res: EngineCheck) -> Any:
                     axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"measured {name}")
         ax.set_ylabel(f"simulated {name}" if what == "requests" else f"profile-predicted {name}")
-        ax.set_title(f"{name}: |err| median {100 * (st['median_abs'] or math.nan):.1f}%, "
-                     f"p90 {100 * (st['p90_abs'] or math.nan):.1f}% ({st['n']} {what})",
-                     fontsize=10)
+        ax.set_title(
+            f"{name}: |err| median {100 * (st['median_abs'] or math.nan):.1f}%, "
+            f"p90 {100 * (st['p90_abs'] or math.nan):.1f}% ({st['n']} {what})",
+            fontsize=10,
+        )
         ax.legend(loc="upper left", fontsize=8)
     s = res.summary["settings"]
-    fig.suptitle(f"sunsim validate engine: {s['model']} on {s['device_name']} "
-                 f"({s['threads_per_process']} thread(s) per process), {s['num_requests']} "
-                 f"requests of {Path(s['trace']).name}", fontsize=11)
+    fig.suptitle(
+        f"sunsim validate engine: {s['model']} on {s['device_name']} "
+        f"({s['threads_per_process']} thread(s) per process), {s['num_requests']} "
+        f"requests of {Path(s['trace']).name}",
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig

@@ -67,7 +67,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,7 @@ QUEUE_MODEL = "queue"
 
 
 # --- closed forms -------------------------------------------------------------------------
+
 
 def erlang_c(c: int, a: float) -> float:
     """Erlang C: the probability that an arrival waits in an M/M/c queue with offered load
@@ -121,6 +122,7 @@ def md1_mean_wait(lam: float, service_s: float) -> float:
 
 
 # --- exact sample-path recursions and estimators --------------------------------------------
+
 
 def fcfs_waits(arrival_s: np.ndarray, service_s: np.ndarray, c: int) -> np.ndarray:
     """Waiting times (seconds) of a FCFS queue with ``c`` identical servers, request by request,
@@ -182,6 +184,7 @@ def regenerative_halfwidth(x: np.ndarray, starts: np.ndarray, level: float = 0.9
 
 # --- the engine as a queue ------------------------------------------------------------------
 
+
 class ServiceTimeLatency(LatencyModel):
     """Zero-time prefill; a decode iteration of the one request of the batch takes that
     request's service time, looked up by its context: request ``i`` (``i + 1`` prompt tokens,
@@ -205,8 +208,9 @@ class ServiceTimeLatency(LatencyModel):
 
     def decode_step_time(self, batch_size: int, total_context_tokens: int) -> float:
         if batch_size != 1:
-            raise ConfigError("ServiceTimeLatency serves one request per iteration; "
-                              "use max_num_seqs = 1")
+            raise ConfigError(
+                "ServiceTimeLatency serves one request per iteration; use max_num_seqs = 1"
+            )
         return self._service[total_context_tokens - 2]
 
 
@@ -214,20 +218,33 @@ def queue_requests(arrival_s: np.ndarray) -> pd.DataFrame:
     """The trace of a queueing run: ``arrival_s``, one model, request ``i`` with ``i + 1``
     prompt tokens and 2 output tokens."""
     n = len(arrival_s)
-    return pd.DataFrame({"arrival_s": np.asarray(arrival_s, dtype=float), "model": QUEUE_MODEL,
-                         "prompt_tokens": np.arange(1, n + 1), "output_tokens": 2})
+    return pd.DataFrame(
+        {
+            "arrival_s": np.asarray(arrival_s, dtype=float),
+            "model": QUEUE_MODEL,
+            "prompt_tokens": np.arange(1, n + 1),
+            "output_tokens": 2,
+        }
+    )
 
 
 def queue_cluster(c: int, router: str = "central") -> ClusterSpec:
     """One model, one prefill worker, a shared pool of ``c`` decode workers with one request
     each, instant KV link (latency 0, infinite bandwidth)."""
-    return ClusterSpec(mode="sun", served_models=(QUEUE_MODEL,), prefill_workers=(1,),
-                       decode_workers=(c,), max_num_seqs=1, decode_router=router,
-                       link=LinkSpec(bandwidth=float("inf"), latency_s=0.0))
+    return ClusterSpec(
+        mode="sun",
+        served_models=(QUEUE_MODEL,),
+        prefill_workers=(1,),
+        decode_workers=(c,),
+        max_num_seqs=1,
+        decode_router=router,
+        link=LinkSpec(bandwidth=float("inf"), latency_s=0.0),
+    )
 
 
-def simulate_queue(arrival_s: np.ndarray, service_s: np.ndarray, c: int,
-                   router: str = "central") -> SimResult:
+def simulate_queue(
+    arrival_s: np.ndarray, service_s: np.ndarray, c: int, router: str = "central"
+) -> SimResult:
     """Run the engine as a ``c``-server FCFS queue on these arrivals and service times."""
     lat = ServiceTimeLatency(service_s)
     return simulate(queue_requests(arrival_s), queue_cluster(c, router), lat, lat)
@@ -245,9 +262,20 @@ def poisson_arrivals(rate: float, n: int, rng: np.random.Generator) -> np.ndarra
 
 # --- the checks ---------------------------------------------------------------------------
 
-def _row(queue: str, quantity: str, source: str, simulated: float, theory: float,
-         samples: np.ndarray | None, starts: np.ndarray | None, tol: float, max_dev_s: float,
-         n: int, wall_s: float) -> dict:
+
+def _row(
+    queue: str,
+    quantity: str,
+    source: str,
+    simulated: float,
+    theory: float,
+    samples: np.ndarray | None,
+    starts: np.ndarray | None,
+    tol: float,
+    max_dev_s: float,
+    n: int,
+    wall_s: float,
+) -> dict:
     """One row; ``samples`` (per request, in arrival order) and the regeneration ``starts``
     give the confidence intervals; a row whose 99% interval is wider than ``tol`` may pass
     inside the interval."""
@@ -266,17 +294,33 @@ def _row(queue: str, quantity: str, source: str, simulated: float, theory: float
         ok_by = "ci99"
     else:
         ok_by = ""
-    return dict(check=f"{queue} {quantity}", queue=queue, quantity=quantity, source=source,
-                simulated=simulated, theory=theory, rel_error=rel, ci95_rel=ci95,
-                ci99_rel=ci99, max_dev_s=max_dev_s, ok=bool(ok_by), ok_by=ok_by,
-                num_requests=n, wall_s=wall_s)
+    return dict(
+        check=f"{queue} {quantity}",
+        queue=queue,
+        quantity=quantity,
+        source=source,
+        simulated=simulated,
+        theory=theory,
+        rel_error=rel,
+        ci95_rel=ci95,
+        ci99_rel=ci99,
+        max_dev_s=max_dev_s,
+        ok=bool(ok_by),
+        ok_by=ok_by,
+        num_requests=n,
+        wall_s=wall_s,
+    )
 
 
-def run_queueing_checks(*, num_requests: int = 200_000, seed: int = 0,
-                        rhos: Sequence[float] = (0.5, 0.8), servers: Sequence[int] = (1, 2, 4),
-                        rel_tol: Optional[float] = None,
-                        on_progress: Optional[Callable[[int, int, str], None]] = None
-                        ) -> pd.DataFrame:
+def run_queueing_checks(
+    *,
+    num_requests: int = 200_000,
+    seed: int = 0,
+    rhos: Sequence[float] = (0.5, 0.8),
+    servers: Sequence[int] = (1, 2, 4),
+    rel_tol: float | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> pd.DataFrame:
     """Run the engine as M/M/c for every ``c`` in ``servers`` and as M/D/1, at every load in
     ``rhos``, and compare with theory (see the module docstring).
 
@@ -317,8 +361,9 @@ def run_queueing_checks(*, num_requests: int = 200_000, seed: int = 0,
     """
     tol = REL_TOL if rel_tol is None else rel_tol
     if num_requests < 1000:
-        raise ConfigError(f"queueing checks need at least 1000 requests per run, got "
-                          f"{num_requests}")
+        raise ConfigError(
+            f"queueing checks need at least 1000 requests per run, got {num_requests}"
+        )
     for rho in rhos:
         if not 0 < rho < 1:
             raise ConfigError(f"load rho must be in (0, 1), got {rho}")
@@ -326,8 +371,9 @@ def run_queueing_checks(*, num_requests: int = 200_000, seed: int = 0,
         if c < 1:
             raise ConfigError(f"number of servers must be >= 1, got {c}")
     mu = 1.0 / MEAN_SERVICE_S
-    runs = [("M/M/c", c, rho) for rho in rhos for c in servers] + [("M/D/1", 1, rho)
-                                                                   for rho in rhos]
+    runs = [("M/M/c", c, rho) for rho in rhos for c in servers] + [
+        ("M/D/1", 1, rho) for rho in rhos
+    ]
     rows = []
     n = num_requests
     for i, (kind, c, rho) in enumerate(runs):
@@ -335,8 +381,9 @@ def run_queueing_checks(*, num_requests: int = 200_000, seed: int = 0,
         if on_progress is not None:
             on_progress(i, len(runs), name)
         lam = rho * c * mu
-        rng = np.random.default_rng([seed, 0 if kind == "M/M/c" else 1, c,
-                                     int(round(rho * 10_000))])
+        rng = np.random.default_rng(
+            [seed, 0 if kind == "M/M/c" else 1, c, int(round(rho * 10_000))]
+        )
         arrival = poisson_arrivals(lam, n, rng)
         if kind == "M/M/c":
             service = rng.exponential(MEAN_SERVICE_S, n)
@@ -357,13 +404,52 @@ def run_queueing_checks(*, num_requests: int = 200_000, seed: int = 0,
         arrived = rec["arrived_at"].to_numpy()
         finished = rec["finished_at"].to_numpy()
         starts = regeneration_starts(arrived, finished)
-        rows.append(_row(name, "P(wait)", p_name, float(waited.mean()), p_wait, waited, starts,
-                         tol, dev, n, wall))
-        rows.append(_row(name, "mean wait", w_name, float(waits.mean()), wait, waits, starts,
-                         tol, dev, n, 0.0))
+        rows.append(
+            _row(
+                name,
+                "P(wait)",
+                p_name,
+                float(waited.mean()),
+                p_wait,
+                waited,
+                starts,
+                tol,
+                dev,
+                n,
+                wall,
+            )
+        )
+        rows.append(
+            _row(
+                name,
+                "mean wait",
+                w_name,
+                float(waits.mean()),
+                wait,
+                waits,
+                starts,
+                tol,
+                dev,
+                n,
+                0.0,
+            )
+        )
         little_w = float(np.mean(finished - arrived))
-        rows.append(_row(name, "Little's law", "lambda W", time_average_in_system(
-            arrived, finished), lam * little_w, None, None, tol, float("nan"), n, 0.0))
+        rows.append(
+            _row(
+                name,
+                "Little's law",
+                "lambda W",
+                time_average_in_system(arrived, finished),
+                lam * little_w,
+                None,
+                None,
+                tol,
+                float("nan"),
+                n,
+                0.0,
+            )
+        )
     if on_progress is not None:
         on_progress(len(runs), len(runs), "done")
     df = pd.DataFrame(rows)

@@ -45,8 +45,9 @@ import os
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sunsim.config import ModelSpec
 
@@ -112,19 +113,31 @@ class EngineConfig:
     def longest_prefill(self) -> int:
         """The most tokens one prefill batch can hold: the budget, or a longer lone
         request (a prompt, or a recompute of ``prompt + output - 2`` tokens)."""
-        one = max((p + max(o - 2, 0) for p, o in zip(self.prompt_tokens, self.output_tokens)),
-                  default=1)
+        one = max(
+            (p + max(o - 2, 0) for p, o in zip(self.prompt_tokens, self.output_tokens)), default=1
+        )
         return max(self.max_batch_tokens, one, max(self.prefill_prompt_tokens))
 
     @property
     def max_positions(self) -> int:
         longest = max((p + o for p, o in zip(self.prompt_tokens, self.output_tokens)), default=1)
-        return max(longest, max(self.decode_contexts), max(self.prefill_prompt_tokens),
-                   max(self.link_tokens)) + 1
+        return (
+            max(
+                longest,
+                max(self.decode_contexts),
+                max(self.prefill_prompt_tokens),
+                max(self.link_tokens),
+            )
+            + 1
+        )
 
     def prefill_points(self) -> list[tuple[int, int]]:
-        return [(b, l) for b in self.prefill_batch_sizes for l in self.prefill_prompt_tokens
-                if b * l <= max(self.max_batch_tokens, l)]
+        return [
+            (b, l)
+            for b in self.prefill_batch_sizes
+            for l in self.prefill_prompt_tokens
+            if b * l <= max(self.max_batch_tokens, l)
+        ]
 
     def decode_points(self) -> list[tuple[int, int]]:
         return [(b, c) for c in self.decode_contexts for b in self.decode_batch_sizes]
@@ -157,13 +170,20 @@ def staging_offsets(cfg: EngineConfig) -> tuple[list[int], int]:
 
 # -- the two kernels: used by the replay and by the profile ------------------------------------
 
+
 def rope(mod: Any, x: Any, cos: Any, sin: Any) -> Any:
     """:meth:`DecoderModule.rope` of ``mod`` (the same rotary embedding as the profile)."""
     return mod.rope(x, cos, sin)
 
 
-def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
-                tables: Sequence[Sequence[int]], block_tokens: int = BLOCK_TOKENS) -> list[int]:
+def decode_step(
+    mod: Any,
+    pool: Any,
+    ids: Sequence[int],
+    ctxs: Sequence[int],
+    tables: Sequence[Sequence[int]],
+    block_tokens: int = BLOCK_TOKENS,
+) -> list[int]:
     """One decode iteration of a batch whose requests have different context lengths.
 
     Args:
@@ -189,10 +209,13 @@ def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
     flat: list[int] = []
     for t, nb in zip(tables, nbs):
         flat.extend(t[:nb])
-    idx = torch.tensor([*ids, *pos, *(t[p // bt] for t, p in zip(tables, pos)),
-                        *(p % bt for p in pos), *flat], dtype=torch.int64, device=dev)
-    ids_t, pos_t = idx[:b], idx[b:2 * b]
-    blk_t, off_t, flat_t = idx[2 * b:3 * b], idx[3 * b:4 * b], idx[4 * b:]
+    idx = torch.tensor(
+        [*ids, *pos, *(t[p // bt] for t, p in zip(tables, pos)), *(p % bt for p in pos), *flat],
+        dtype=torch.int64,
+        device=dev,
+    )
+    ids_t, pos_t = idx[:b], idx[b : 2 * b]
+    blk_t, off_t, flat_t = idx[2 * b : 3 * b], idx[3 * b : 4 * b], idx[4 * b :]
     x = F.embedding(ids_t, mod.embed)  # [B, H]
     cos = mod.cos[pos_t].unsqueeze(1)  # [B, 1, hd]
     sin = mod.sin[pos_t].unsqueeze(1)
@@ -215,15 +238,16 @@ def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
         s = 0
         for i in range(b):
             nb, c = nbs[i], ctxs[i]
-            ki = kg[:, s:s + nb].reshape(nkv, nb * bt, hd)[:, :c].unsqueeze(0)
-            vi = vg[:, s:s + nb].reshape(nkv, nb * bt, hd)[:, :c].unsqueeze(0)
-            qi = q[i:i + 1].unsqueeze(2)  # [1, nh, 1, hd]
+            ki = kg[:, s : s + nb].reshape(nkv, nb * bt, hd)[:, :c].unsqueeze(0)
+            vi = vg[:, s : s + nb].reshape(nkv, nb * bt, hd)[:, :c].unsqueeze(0)
+            qi = q[i : i + 1].unsqueeze(2)  # [1, nh, 1, hd]
             if mod._gqa:
                 oi = F.scaled_dot_product_attention(qi, ki, vi, enable_gqa=True)
             else:  # torch < 2.5
                 rep = nh // nkv
-                oi = F.scaled_dot_product_attention(qi, ki.repeat_interleave(rep, 1),
-                                                    vi.repeat_interleave(rep, 1))
+                oi = F.scaled_dot_product_attention(
+                    qi, ki.repeat_interleave(rep, 1), vi.repeat_interleave(rep, 1)
+                )
             outs.append(oi.view(1, nh * hd))
             s += nb
         attn = torch.cat(outs, 0)
@@ -234,8 +258,9 @@ def decode_step(mod: Any, pool: Any, ids: Sequence[int], ctxs: Sequence[int],
     return mod.head(x).argmax(-1).tolist()
 
 
-def prefill_packed(mod: Any, prompts: Sequence[Sequence[int]],
-                   pad: int = PREFILL_PAD_TOKENS) -> tuple[list[int], Any]:
+def prefill_packed(
+    mod: Any, prompts: Sequence[Sequence[int]], pad: int = PREFILL_PAD_TOKENS
+) -> tuple[list[int], Any]:
     """A packed prefill of prompts of different lengths (token ids).
 
     The linear layers run over the ``T = sum(lengths)`` tokens at once (padded with token 0 up
@@ -294,9 +319,9 @@ def prefill_packed(mod: Any, prompts: Sequence[Sequence[int]],
                 oi = F.scaled_dot_product_attention(qi, ki, vi, is_causal=True, enable_gqa=True)
             else:  # torch < 2.5
                 rep = nh // nkv
-                oi = F.scaled_dot_product_attention(qi, ki.repeat_interleave(rep, 1),
-                                                    vi.repeat_interleave(rep, 1),
-                                                    is_causal=True)
+                oi = F.scaled_dot_product_attention(
+                    qi, ki.repeat_interleave(rep, 1), vi.repeat_interleave(rep, 1), is_causal=True
+                )
             outs.append(oi[0].transpose(0, 1).reshape(n, nh * hd))
         if extra:
             outs.append(x.new_zeros(extra, nh * hd))
@@ -310,28 +335,44 @@ def prefill_packed(mod: Any, prompts: Sequence[Sequence[int]],
     return first, kv
 
 
-def new_pool(mod: Any, num_blocks: int, block_tokens: int = BLOCK_TOKENS,
-             fill: bool = True) -> Any:
+def new_pool(mod: Any, num_blocks: int, block_tokens: int = BLOCK_TOKENS, fill: bool = True) -> Any:
     """A paged KV cache ``[layers, 2, kv_heads, num_blocks, block_tokens, head_dim]`` (BF16),
     filled with random values (a random block tiled, as the profiling harness does)."""
     import torch
 
     from sunsim.profiling.modules import KV_FILL_CHUNK, tile_fill
 
-    pool = torch.empty(len(mod.layers), 2, mod.nkv, num_blocks, block_tokens, mod.hd,
-                       dtype=mod.dtype, device=mod.device)
+    pool = torch.empty(
+        len(mod.layers),
+        2,
+        mod.nkv,
+        num_blocks,
+        block_tokens,
+        mod.hd,
+        dtype=mod.dtype,
+        device=mod.device,
+    )
     if fill:
         gen = torch.Generator(device=mod.device).manual_seed(7)
-        chunk = torch.empty(min(KV_FILL_CHUNK, pool.numel()), dtype=mod.dtype,
-                            device=mod.device).normal_(0.0, 1.0, generator=gen)
+        chunk = torch.empty(
+            min(KV_FILL_CHUNK, pool.numel()), dtype=mod.dtype, device=mod.device
+        ).normal_(0.0, 1.0, generator=gen)
         tile_fill(pool, chunk)
     return pool
 
 
 # -- timing ---------------------------------------------------------------------------------------
 
-def time_calls(fn: Callable[[], Any], *, warmup: int, min_repeats: int, max_repeats: int,
-               budget_s: float, idle_s: float = 0.0) -> tuple[list[float], list[float]]:
+
+def time_calls(
+    fn: Callable[[], Any],
+    *,
+    warmup: int,
+    min_repeats: int,
+    max_repeats: int,
+    budget_s: float,
+    idle_s: float = 0.0,
+) -> tuple[list[float], list[float]]:
     """``warmup`` calls, then repeats until ``min_repeats`` are done and ``budget_s`` seconds
     of calls have passed (at most ``max_repeats``), each timed call after ``idle_s`` seconds of
     sleep. Returns (wall seconds, thread CPU seconds) per repeat. ``fn`` must return only when
@@ -354,6 +395,7 @@ def time_calls(fn: Callable[[], Any], *, warmup: int, min_repeats: int, max_repe
 
 
 # -- the worker processes -----------------------------------------------------------------------
+
 
 def _ready(conn: Any) -> Callable[[], bool]:
     """A cheap non-blocking "has ``conn`` data?" check: one ``poll(2)`` syscall on a reused
@@ -426,8 +468,9 @@ def _sync(torch: Any, device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def worker_main(role: str, cfg: EngineConfig, ctrl: Any, res: Any, kv_conn: Any,
-                back_conn: Any) -> None:
+def worker_main(
+    role: str, cfg: EngineConfig, ctrl: Any, res: Any, kv_conn: Any, back_conn: Any
+) -> None:
     """Entry point of a worker process (``role`` = ``prefill`` or ``decode``).
 
     Pipes: ``ctrl`` (driver -> this worker: commands), ``res`` (this worker -> driver: replies),
@@ -441,6 +484,7 @@ def worker_main(role: str, cfg: EngineConfig, ctrl: Any, res: Any, kv_conn: Any,
     try:
         import faulthandler
         import signal
+
         if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints the worker's stacks
             faulthandler.register(signal.SIGUSR1, all_threads=True)
         torch = _setup_torch(cfg, role)
@@ -448,19 +492,30 @@ def worker_main(role: str, cfg: EngineConfig, ctrl: Any, res: Any, kv_conn: Any,
         from sunsim.profiling.timing import device_info
 
         with torch.inference_mode():
-            mod = DecoderModule(cfg.spec, precision="bf16", device=cfg.device,
-                                max_positions=cfg.max_positions, seed=cfg.seed)
-            w = (_PrefillProc if role == "prefill" else _DecodeProc)(cfg, mod, kv_conn,
-                                                                      back_conn, ctrl)
+            mod = DecoderModule(
+                cfg.spec,
+                precision="bf16",
+                device=cfg.device,
+                max_positions=cfg.max_positions,
+                seed=cfg.seed,
+            )
+            w = (_PrefillProc if role == "prefill" else _DecodeProc)(
+                cfg, mod, kv_conn, back_conn, ctrl
+            )
             info = device_info(cfg.device)
             info["pid"] = os.getpid()
-            info["affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(
-                os, "sched_getaffinity") else None
-            info["nice"] = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(
-                os, "getpriority") else None
+            info["affinity"] = (
+                sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            )
+            info["nice"] = (
+                os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else None
+            )
             autogroup = "/proc/self/autogroup"
-            info["autogroup"] = (open(autogroup, encoding="ascii").read().strip()
-                                 if os.path.exists(autogroup) else None)
+            info["autogroup"] = (
+                open(autogroup, encoding="ascii").read().strip()
+                if os.path.exists(autogroup)
+                else None
+            )
             res.send(("ready", role, info))
             while True:
                 msg = ctrl.recv()
@@ -487,23 +542,26 @@ def worker_main(role: str, cfg: EngineConfig, ctrl: Any, res: Any, kv_conn: Any,
 
 
 class _PrefillProc:
-    def __init__(self, cfg: EngineConfig, mod: Any, kv_conn: Any, back_conn: Any,
-                 ctrl: Any) -> None:
+    def __init__(
+        self, cfg: EngineConfig, mod: Any, kv_conn: Any, back_conn: Any, ctrl: Any
+    ) -> None:
         import torch
 
         self.torch = torch
         self.cfg, self.mod = cfg, mod
         self.kv_conn, self.back_conn, self.ctrl = kv_conn, back_conn, ctrl
         self.offsets, total = staging_offsets(cfg)
-        self.staging = torch.zeros(len(mod.layers), 2, mod.nkv, total, mod.hd,
-                                   dtype=mod.dtype, device=mod.device)
+        self.staging = torch.zeros(
+            len(mod.layers), 2, mod.nkv, total, mod.hd, dtype=mod.dtype, device=mod.device
+        )
         if mod.device.type == "cpu":
             self.staging.share_memory_()
         kv_conn.send(("staging", self.staging))
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         v = cfg.spec.vocab_size
-        self.prompt_ids = [torch.randint(0, v, (p,), generator=gen).tolist()
-                           for p in cfg.prompt_tokens]
+        self.prompt_ids = [
+            torch.randint(0, v, (p,), generator=gen).tolist() for p in cfg.prompt_tokens
+        ]
         self._warm()
 
     def _warm(self) -> None:
@@ -537,8 +595,7 @@ class _PrefillProc:
         msg = self.ctrl.recv()
         if msg[0] != "idle":  # pragma: no cover - driver bug
             raise RuntimeError(f"expected 'idle' while busy, got {msg!r}")
-        return {"prefills": count, "seconds": clock() - t0, "prompt_tokens": length,
-                "gap_s": gap}
+        return {"prefills": count, "seconds": clock() - t0, "prompt_tokens": length, "gap_s": gap}
 
     def profile(self) -> list[dict]:
         cfg, mod = self.cfg, self.mod
@@ -547,10 +604,14 @@ class _PrefillProc:
         rows = []
         for b, l in cfg.prefill_points():
             prompts = torch.randint(0, cfg.spec.vocab_size, (b, l), generator=gen).tolist()
-            wall, cpu = time_calls(lambda: prefill_packed(mod, prompts, cfg.prefill_pad),
-                                   warmup=cfg.warmup, min_repeats=cfg.min_repeats,
-                                   max_repeats=cfg.max_repeats, budget_s=cfg.time_per_point_s,
-                                   idle_s=cfg.prefill_idle_s)
+            wall, cpu = time_calls(
+                lambda: prefill_packed(mod, prompts, cfg.prefill_pad),
+                warmup=cfg.warmup,
+                min_repeats=cfg.min_repeats,
+                max_repeats=cfg.max_repeats,
+                budget_s=cfg.time_per_point_s,
+                idle_s=cfg.prefill_idle_s,
+            )
             rows.append({"batch_size": b, "prompt_tokens": l, "wall": wall, "cpu": cpu})
         return rows
 
@@ -559,7 +620,7 @@ class _PrefillProc:
         staging region; returns (copy start, copy end) times. The caller sends the notice."""
         o = self.offsets[rid]
         t0 = clock()
-        self.staging[:, :, :, o:o + n].copy_(kv[:, :, :, start:start + n])
+        self.staging[:, :, :, o : o + n].copy_(kv[:, :, :, start : start + n])
         _sync(self.torch, self.mod.device)
         return t0, clock()
 
@@ -569,8 +630,9 @@ class _PrefillProc:
         cfg = self.cfg
         torch = self.torch
         nmax = max(cfg.link_tokens)
-        kv = torch.randn(len(self.mod.layers), 2, self.mod.nkv, nmax, self.mod.hd,
-                         device=self.mod.device).to(self.mod.dtype)
+        kv = torch.randn(
+            len(self.mod.layers), 2, self.mod.nkv, nmax, self.mod.hd, device=self.mod.device
+        ).to(self.mod.dtype)
         out = []
         sizes = [n for _ in range(cfg.link_repeats + 1) for n in cfg.link_tokens]
         for i, n in enumerate(sizes):
@@ -638,8 +700,10 @@ class _PrefillProc:
             queue.popleft()
             batch.append((rid, g, toks, k))
             tokens += k
-        prompts = [self.prompt_ids[rid] + (list(toks[:g - 1]) if g > 1 else [])
-                   for rid, g, toks, _k in batch]
+        prompts = [
+            self.prompt_ids[rid] + (list(toks[: g - 1]) if g > 1 else [])
+            for rid, g, toks, _k in batch
+        ]
         c0 = time.thread_time()
         t_start = clock()
         first, kv = prefill_packed(self.mod, prompts, cfg.prefill_pad)
@@ -661,15 +725,24 @@ class _PrefillProc:
             self.kv_conn.send(("kv", rid, g, last, c0, c1))
             r["transfers"].append((c0, c1, clock(), k))
             s += k
-        batches.append({"start": t_start, "end": t_done, "transfers_end": clock(),
-                        "cpu_s": cpu, "batch_size": len(batch), "tokens": tokens,
-                        "lens": [b[3] for b in batch],
-                        "recomputes": sum(1 for b in batch if b[1] > 0)})
+        batches.append(
+            {
+                "start": t_start,
+                "end": t_done,
+                "transfers_end": clock(),
+                "cpu_s": cpu,
+                "batch_size": len(batch),
+                "tokens": tokens,
+                "lens": [b[3] for b in batch],
+                "recomputes": sum(1 for b in batch if b[1] > 0),
+            }
+        )
 
 
 class _DecodeProc:
-    def __init__(self, cfg: EngineConfig, mod: Any, kv_conn: Any, back_conn: Any,
-                 ctrl: Any) -> None:
+    def __init__(
+        self, cfg: EngineConfig, mod: Any, kv_conn: Any, back_conn: Any, ctrl: Any
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -710,9 +783,13 @@ class _DecodeProc:
             tables = [list(range(i * nb, (i + 1) * nb)) for i in range(b)]
             ids = torch.randint(0, cfg.spec.vocab_size, (b,), generator=gen).tolist()
             ctxs = [c] * b
-            wall, cpu = time_calls(lambda: decode_step(mod, pool, ids, ctxs, tables, bt),
-                                   warmup=cfg.warmup, min_repeats=cfg.min_repeats,
-                                   max_repeats=cfg.max_repeats, budget_s=cfg.time_per_point_s)
+            wall, cpu = time_calls(
+                lambda: decode_step(mod, pool, ids, ctxs, tables, bt),
+                warmup=cfg.warmup,
+                min_repeats=cfg.min_repeats,
+                max_repeats=cfg.max_repeats,
+                budget_s=cfg.time_per_point_s,
+            )
             rows.append({"batch_size": b, "context_tokens": c, "wall": wall, "cpu": cpu})
         del pool
         return rows
@@ -757,10 +834,11 @@ class _DecodeProc:
         bt = self.cfg.block_tokens
         o = self.offsets[s.rid]
         nb = len(blocks)
-        src = self.staging[:, :, :, o:o + nb * bt]
+        src = self.staging[:, :, :, o : o + nb * bt]
         src = src.reshape(src.shape[0], 2, src.shape[2], nb, bt, src.shape[-1])
-        self.pool.index_copy_(3, torch.tensor(blocks, dtype=torch.int64,
-                                              device=self.mod.device), src)
+        self.pool.index_copy_(
+            3, torch.tensor(blocks, dtype=torch.int64, device=self.mod.device), src
+        )
 
     def replay(self, t0: float) -> dict:
         from multiprocessing.connection import wait
@@ -769,8 +847,11 @@ class _DecodeProc:
         bt = cfg.block_tokens
         cap = cfg.kv_blocks
         max_seqs = cfg.max_num_seqs
-        expected = sum(1 for i in range(len(cfg.arrival_s))
-                       if not rejection(cfg, i) and cfg.output_tokens[i] > 1)
+        expected = sum(
+            1
+            for i in range(len(cfg.arrival_s))
+            if not rejection(cfg, i) and cfg.output_tokens[i] > 1
+        )
         free = list(range(cap - 1, -1, -1))  # a stack of free block ids
         seqs: dict[int, _Seq] = {}
         waiting: deque = deque()
@@ -792,8 +873,13 @@ class _DecodeProc:
                 rid = m[1]
                 s = seqs.get(rid)
                 if s is None:
-                    s = seqs[rid] = _Seq(rid, cfg.prompt_tokens[rid], cfg.output_tokens[rid],
-                                         tokens=[m[3]], kv_received_at=t)
+                    s = seqs[rid] = _Seq(
+                        rid,
+                        cfg.prompt_tokens[rid],
+                        cfg.output_tokens[rid],
+                        tokens=[m[3]],
+                        kv_received_at=t,
+                    )
                 waiting.append(s)
             # growth: preempt the newest while this iteration's blocks exceed the capacity
             blocks = sum(-(-s.ctx // bt) for s in running)
@@ -806,7 +892,7 @@ class _DecodeProc:
                 s.num_preemptions += 1
                 preempted += 1
                 g = len(s.tokens)
-                self.back_conn.send(("recompute", s.rid, g, s.tokens[:g - 1]))
+                self.back_conn.send(("recompute", s.rid, g, s.tokens[: g - 1]))
             num_preempt += preempted
             admitted = 0
             if waiting and len(running) < max_seqs and not preempted:
@@ -832,8 +918,14 @@ class _DecodeProc:
             ctx_total = sum(s.ctx for s in running)
             c0 = time.thread_time()
             t_start = clock()
-            nxt = decode_step(mod, self.pool, [s.tokens[-1] for s in running],
-                              [s.ctx for s in running], [s.blocks for s in running], bt)
+            nxt = decode_step(
+                mod,
+                self.pool,
+                [s.tokens[-1] for s in running],
+                [s.ctx for s in running],
+                [s.blocks for s in running],
+                bt,
+            )
             t_end = clock()
             c1 = time.thread_time()
             cpu = c1 - c0
@@ -850,13 +942,30 @@ class _DecodeProc:
                     keep.append(s)
             running = keep
             done += fin
-            iters.append((t_start, t_end - t_start, cpu, n, ctx_total,
-                          (t_start - prev_end) if prev_end is not None else math.nan,
-                          (c0 - prev_cpu) if prev_end is not None else math.nan,
-                          admitted, preempted, fin, cap - len(free)))
+            iters.append(
+                (
+                    t_start,
+                    t_end - t_start,
+                    cpu,
+                    n,
+                    ctx_total,
+                    (t_start - prev_end) if prev_end is not None else math.nan,
+                    (c0 - prev_cpu) if prev_end is not None else math.nan,
+                    admitted,
+                    preempted,
+                    fin,
+                    cap - len(free),
+                )
+            )
             prev_end = t_end
             prev_cpu = c1
-        reqs = {s.rid: {"kv_received_at": s.kv_received_at,
-                        "decode_started_at": s.decode_started_at, "finished_at": s.finished_at,
-                        "num_preemptions": s.num_preemptions} for s in seqs.values()}
+        reqs = {
+            s.rid: {
+                "kv_received_at": s.kv_received_at,
+                "decode_started_at": s.decode_started_at,
+                "finished_at": s.finished_at,
+                "num_preemptions": s.num_preemptions,
+            }
+            for s in seqs.values()
+        }
         return {"requests": reqs, "iterations": iters, "num_preemptions": num_preempt}

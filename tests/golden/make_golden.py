@@ -34,8 +34,22 @@ import pandas as pd
 TRACES = ("azure_llm_2023_conv.csv", "azure_llm_2023_code.csv")
 ROUTERS = ("round_robin", "least_loaded", "least_kv", "power_of_two", "central")
 DESIGNS = ("partitioned", "sun", "qsun")
-ARGS = ("--zipf", "1.2", "--rate-scale", "20", "--prefill-workers", "3", "--decode-workers", "3",
-        "--latency", "roofline", "--seed", "0", "--records-format", "parquet")
+ARGS = (
+    "--zipf",
+    "1.2",
+    "--rate-scale",
+    "20",
+    "--prefill-workers",
+    "3",
+    "--decode-workers",
+    "3",
+    "--latency",
+    "roofline",
+    "--seed",
+    "0",
+    "--records-format",
+    "parquet",
+)
 
 
 def traces_dir() -> Path:
@@ -61,8 +75,17 @@ def fingerprint(df: pd.DataFrame) -> dict[str, dict[str, object]]:
 
 def run_case(trace: Path, router: str, out: Path, sunsim: list[str]) -> dict[str, pd.DataFrame]:
     """Run the CLI for one trace and router; the records of every design."""
-    cmd = [*sunsim, "replay", str(trace), *ARGS, "--router", router, "--out", str(out),
-           "--no-progress"]
+    cmd = [
+        *sunsim,
+        "replay",
+        str(trace),
+        *ARGS,
+        "--router",
+        router,
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return {d: pd.read_parquet(out / f"records_{d}.parquet") for d in DESIGNS}
 
@@ -75,8 +98,7 @@ def main(dest: str) -> None:
             for r in ROUTERS:
                 recs = run_case(traces_dir() / t, r, Path(tmp) / f"{t}-{r}", sunsim)
                 for d, df in recs.items():
-                    result["cases"][f"{t}|{r}|{d}"] = {"rows": len(df),
-                                                       "columns": fingerprint(df)}
+                    result["cases"][f"{t}|{r}|{d}"] = {"rows": len(df), "columns": fingerprint(df)}
                 print(t, r, "done", flush=True)
     Path(dest).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
 
