@@ -15,9 +15,10 @@ import sys
 import timeit
 from pathlib import Path
 
-from sunsim.config import get_gpu, get_model
+from sunsim.data import profiles_root
 from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.roofline import RooflineLatency
+from sunsim.specs import get_gpu, get_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def main() -> None:
     if len(sys.argv) > 1:
         d = Path(sys.argv[1])
     else:
-        found = sorted(p.parent for p in (ROOT / "profiles").glob("*/*/bf16/meta.json"))
+        found = sorted(p.parent for p in profiles_root().glob("*/*/bf16/meta.json"))
         if not found:
             sys.exit("no bundled profile under profiles/; pass a profile directory")
         d = found[0]

@@ -25,10 +25,11 @@ MODELS = tuple(f"m{i}" for i in range(8))
 def child(mode: str, n: int, rate: float, decode_workers: int, seed: int) -> dict:
     import numpy as np
 
-    from sunsim.cluster.simulation import simulate
-    from sunsim.config import MODELS as SPECS
-    from sunsim.config import Scenario, get_gpu
+    from sunsim.config import Scenario
+    from sunsim.engine.cluster import simulate
     from sunsim.latency.roofline import RooflineLatency
+    from sunsim.specs import MODELS as SPECS
+    from sunsim.specs import get_gpu
     from sunsim.traces import synth_trace
 
     t0 = time.perf_counter()
@@ -44,7 +45,7 @@ def child(mode: str, n: int, rate: float, decode_workers: int, seed: int) -> dic
     out_tokens = df.groupby("model", observed=False)["output_tokens"].sum()
     weights = [float(out_tokens[m]) for m in MODELS]
     # prefill workers per model in proportion to its requests (at least 1)
-    from sunsim.config import split_workers
+    from sunsim.engine.spec import split_workers
 
     s = Scenario(
         served_models=MODELS,

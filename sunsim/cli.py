@@ -1170,7 +1170,7 @@ def validate_engine_cmd(
         "16-token blocks [half of what max-num-seqs "
         "requests of the slice's mean context need]",
     ),
-    max_batch_tokens: int = typer.Option(
+    max_num_batched_tokens: int = typer.Option(
         1024, "--max-batch-tokens", help="Prefill batch token budget."
     ),
     statistic: str = typer.Option(
@@ -1236,7 +1236,7 @@ def validate_engine_cmd(
         threads=threads,
         max_num_seqs=max_num_seqs,
         kv_blocks=kv_blocks,
-        max_batch_tokens=max_batch_tokens,
+        max_num_batched_tokens=max_num_batched_tokens,
         pin=pin,
         concurrent=concurrent,
         prefill_idle_s=prefill_idle,
@@ -1265,7 +1265,7 @@ def validate_engine_cmd(
         f"{st['max_output']}, mean {st['output_tokens_mean']:.0f}) on {st['model']}, "
         f"{st['device_name']}, {st['threads_per_process']} thread(s) per process; "
         f"max_num_seqs {st['max_num_seqs']}, {st['kv_blocks']} KV blocks of "
-        f"{st['kv_block_tokens']} tokens",
+        f"{st['block_size']} tokens",
         highlight=False,
         soft_wrap=True,
     )

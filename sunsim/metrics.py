@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sunsim.cluster.simulation import SimResult, itl_bin_edges
-from sunsim.config import SloSpec
+from sunsim.engine.cluster import SimResult, itl_bin_edges
+from sunsim.specs import SloSpec
 
 PERCENTILES = (50, 90, 99)
 LATENCIES = ("ttft_s", "tpot_s", "e2e_s")
@@ -125,7 +125,7 @@ def summarize(result: SimResult, slo: SloSpec) -> dict[str, Any]:
     busy = dw["busy_s"].sum()
     attainment = float(met.mean()) if len(rec) else float("nan")
     return {
-        "mode": cl.mode,
+        "mode": cl.design.name,
         "method": result.method,
         "latency": {"prefill": result.prefill_latency, "decode": result.decode_latency},
         "gpus": {

@@ -90,10 +90,12 @@ import pandas as pd
 import tomli_w
 
 from sunsim import __version__
-from sunsim.cluster.simulation import SimResult, kv_capacity_blocks, simulate
-from sunsim.config import ClusterSpec, Scenario, SloSpec, scenario_to_toml_dict
+from sunsim.config import Scenario, scenario_to_toml_dict
+from sunsim.engine.cluster import SimResult, kv_capacity_blocks, simulate
+from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.metrics import slo_met, summarize
+from sunsim.specs import SloSpec
 
 SLO_KINDS = ("attainment", "percentile")
 SWEEP_KEYS = ("rate_scale", "zipf")
@@ -524,7 +526,7 @@ class _Driver:
 
 def _describe(task: SimTask) -> str:
     cl = task.cluster
-    what = "prefill" if task.prefill_only else cl.mode
+    what = "prefill" if task.prefill_only else cl.design.name
     pool = f" {task.model}" if task.model else ""
     return (
         f"{what}{pool} x{task.time_factor:g}: prefill {','.join(map(str, cl.prefill_workers))}"
@@ -706,7 +708,7 @@ def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -
         return 1
     out = req["output_tokens"].to_numpy(dtype=float)
     ctx = float(np.mean(req["prompt_tokens"].to_numpy(dtype=float) + out / 2))
-    cap_tokens = kv_capacity_blocks(cluster, decode_latency) * cluster.kv_block_tokens
+    cap_tokens = kv_capacity_blocks(cluster, decode_latency) * cluster.block_size
     b = int(max(1, min(cluster.max_num_seqs, cap_tokens // max(ctx, 1.0))))
     per_worker = b / decode_latency.decode_step_time(b, int(b * ctx))
     return max(1, int(math.ceil(out.sum() / span / per_worker)))
@@ -1216,7 +1218,7 @@ def load_plan_toml(path: Path) -> tuple[Scenario, PlanOptions]:
 
 def plan_summary(r: PlanResult) -> dict[str, Any]:
     """The plan as a JSON-ready dict (what ``plan.json`` holds, less command and date)."""
-    from sunsim.replay import jsonable
+    from sunsim.serialize import jsonable
 
     pts = []
     for pp in r.points:

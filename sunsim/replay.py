@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +20,19 @@ import pandas as pd
 import tomli_w
 
 from sunsim import __version__
-from sunsim.cluster.simulation import SimResult, itl_bin_edges, simulate
-from sunsim.config import Scenario, get_gpu, get_model, scenario_to_toml_dict
+from sunsim.config import Scenario, scenario_to_toml_dict
+from sunsim.data import default_trace, profiles_root
+from sunsim.engine.cluster import SimResult, itl_bin_edges, simulate
 from sunsim.errors import ConfigError, ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.roofline import RooflineLatency
 from sunsim.metrics import comparison_table, summarize
+from sunsim.serialize import jsonable
+from sunsim.specs import get_gpu, get_model
 
-#: Repository root (the bundled traces/ and profiles/ sit there in a source checkout).
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TRACE = REPO_ROOT / "traces" / "synth_burstgpt_3models.csv"
-PROFILES_ROOT = REPO_ROOT / "profiles"
+#: The bundled default trace and measured profiles (package data).
+DEFAULT_TRACE = default_trace()
+PROFILES_ROOT = profiles_root()
 
 
 @dataclass
@@ -146,7 +147,7 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
 
 
 def _gpu_key(name: str) -> str:
-    from sunsim.config import GPU_ALIASES
+    from sunsim.specs import GPU_ALIASES
 
     key = name.lower()
     return GPU_ALIASES.get(key, key)
@@ -293,19 +294,3 @@ def write_run(
         )
         files.append(p)
     return files
-
-
-def jsonable(x: Any) -> Any:
-    """``x`` with NumPy scalars as Python numbers, NaN/inf as None, keys as strings (for JSON)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return None if math.isnan(v) or math.isinf(v) else v
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x

@@ -19,12 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sunsim.cluster.decode
-import sunsim.cluster.simulation as simulation
-from sunsim.cluster.simulation import simulate
-from sunsim.config import MODES, ROUTERS, ClusterSpec, LinkSpec, SloSpec
+import sunsim.engine.cluster as simulation
+import sunsim.engine.decode
+from sunsim.config import MODES
+from sunsim.engine.cluster import simulate
+from sunsim.engine.router import ROUTERS as _ROUTER_REGISTRY
+
+ROUTERS = tuple(_ROUTER_REGISTRY)
+from sunsim.engine.spec import ClusterSpec
 from sunsim.latency.base import LatencyModel
 from sunsim.metrics import slo_attainment
+from sunsim.specs import LinkSpec, SloSpec
 
 H100_BYTES = 80 * 10**9
 BLOCK = 16
@@ -85,7 +90,7 @@ def cases(draw, modes=MODES, routers=ROUTERS, max_requests=30, tight_kv=None):
     else:
         dw = (draw(st.integers(1, 4)),)
     cluster = ClusterSpec(
-        mode=mode,
+        design=mode,
         served_models=served,
         prefill_workers=pw,
         decode_workers=dw,
@@ -93,7 +98,7 @@ def cases(draw, modes=MODES, routers=ROUTERS, max_requests=30, tight_kv=None):
         gpu_memory_utilization=1.0,
         reserve_bytes=0,
         max_num_seqs=draw(st.integers(1, 8)),
-        max_batch_tokens=draw(st.integers(16, 400)),
+        max_num_batched_tokens=draw(st.integers(16, 400)),
         prefill_router=draw(st.sampled_from(routers)),
         decode_router=draw(st.sampled_from(routers)),
         link=LinkSpec(bandwidth=float(2 ** draw(st.integers(4, 12))), latency_s=draw(dyadic(0, 8))),
@@ -211,7 +216,7 @@ def test_invariants(case):
 
     # partitioned: a request is decoded only by its own model's pool
     pool_of = dict(zip(dw["worker"], dw["pool"]))
-    if case.cluster.mode == "partitioned":
+    if not case.cluster.design.shares_decode:
         assert all(pool_of[w] == m for w, m in zip(dec["decode_worker"], dec["model"]))
     else:
         assert all(pool_of[w] == "shared" for w in dec["decode_worker"])
@@ -237,7 +242,7 @@ def assert_same_records(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-9) ->
 def test_planned_runs_equal_single_steps_hypothesis(case):
     planned = run(case)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sunsim.cluster.decode, "MAX_MACRO_ITERATIONS", 1)
+        mp.setattr(sunsim.engine.decode, "MAX_MACRO_ITERATIONS", 1)
         single = run(case)
     assert_same_records(planned.records, single.records)
     for col in ("num_iterations", "num_tokens", "num_preemptions", "peak_batch"):
@@ -271,14 +276,14 @@ def fixed_cluster(
     decode_workers: tuple[int, ...] = (3,),
 ):
     cl = ClusterSpec(
-        mode=mode,
+        design=mode,
         served_models=("math", "code", "tool"),
         prefill_workers=(2, 1, 1),
         decode_workers=decode_workers,
         gpu_memory_utilization=1.0,
         reserve_bytes=0,
         max_num_seqs=16,
-        max_batch_tokens=1024,
+        max_num_batched_tokens=1024,
         prefill_router=router,
         decode_router=router,
         link=LinkSpec(bandwidth=2.0**14, latency_s=1e-3),
@@ -316,7 +321,7 @@ def test_planned_runs_equal_single_steps(monkeypatch, kv_blocks, mode):
         assert num_pre > 0
     else:
         assert num_pre == 0
-    monkeypatch.setattr(sunsim.cluster.decode, "MAX_MACRO_ITERATIONS", 1)
+    monkeypatch.setattr(sunsim.engine.decode, "MAX_MACRO_ITERATIONS", 1)
     single = simulate(df, cl, lat, lat)
     assert_same_records(planned.records, single.records)
     assert list(planned.decode_workers["num_iterations"]) == list(

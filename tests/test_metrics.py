@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sunsim.cluster.decode import itl_bin
-from sunsim.cluster.simulation import itl_bin_edges, simulate
-from sunsim.config import ClusterSpec, LinkSpec, SloSpec
+from sunsim.engine.cluster import itl_bin_edges, simulate
+from sunsim.engine.decode import itl_bin
+from sunsim.engine.spec import ClusterSpec
 from sunsim.latency.base import ConstantLatency
 from sunsim.metrics import (
     comparison_table,
@@ -23,6 +23,7 @@ from sunsim.metrics import (
     summarize,
     sun_vs_partitioned,
 )
+from sunsim.specs import LinkSpec, SloSpec
 
 NAN = float("nan")
 
@@ -140,7 +141,7 @@ def small_run(mode: str = "sun"):
     )
     dw = (1, 1) if mode == "partitioned" else (2,)
     cl = ClusterSpec(
-        mode=mode,
+        design=mode,
         served_models=("math", "code"),
         prefill_workers=(1, 1),
         decode_workers=dw,

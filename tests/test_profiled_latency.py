@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sunsim.cli import app
-from sunsim.config import MODELS, as_dict, weight_bytes
+from sunsim.data import profiles_root
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.profiled import (
@@ -30,9 +30,11 @@ from sunsim.latency.profiled import (
     select_form,
 )
 from sunsim.profiling.analysis import roofline_ratios, roofline_summary
+from sunsim.serialize import as_dict
+from sunsim.specs import MODELS, weight_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ROOT / "profiles"
+PROFILES = profiles_root()
 
 DEC_B = (1, 2, 4, 8, 16, 32)
 DEC_C = (128, 256, 512, 1024, 2048)

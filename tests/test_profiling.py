@@ -19,7 +19,6 @@ torch = pytest.importorskip(
 from typer.testing import CliRunner  # noqa: E402
 
 from sunsim.cli import app  # noqa: E402
-from sunsim.config import MODELS, ModelSpec  # noqa: E402
 from sunsim.errors import ProfileError  # noqa: E402
 from sunsim.latency.profiled import ProfiledLatency, check_profile  # noqa: E402
 from sunsim.profiling import ProfileGrid, TimingOptions, profile_model, write_profile  # noqa
@@ -33,6 +32,7 @@ from sunsim.profiling.quant import (
     quantize_int8,
 )
 from sunsim.profiling.timing import device_slug, gpu_key_for  # noqa: E402
+from sunsim.specs import MODELS, ModelSpec  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

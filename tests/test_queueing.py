@@ -24,9 +24,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sunsim.cli import app
-from sunsim.cluster.simulation import simulate
-from sunsim.config import ClusterSpec, LinkSpec
+from sunsim.engine.cluster import simulate
+from sunsim.engine.spec import ClusterSpec
 from sunsim.latency.base import ConstantLatency, LatencyModel
+from sunsim.specs import LinkSpec
 from sunsim.validate import queueing as q
 
 INSTANT_LINK = LinkSpec(bandwidth=float("inf"), latency_s=0.0)
@@ -34,7 +35,7 @@ INSTANT_LINK = LinkSpec(bandwidth=float("inf"), latency_s=0.0)
 
 def one_server(router: str = "least_loaded") -> ClusterSpec:
     return ClusterSpec(
-        mode="sun",
+        design="sun",
         served_models=("q",),
         prefill_workers=(1,),
         decode_workers=(1,),

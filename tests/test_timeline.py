@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sunsim.cluster.decode
-from sunsim.cluster.decode import itl_bin
-from sunsim.cluster.simulation import simulate
-from sunsim.config import ClusterSpec, LinkSpec, SloSpec
+import sunsim.engine.decode
+from sunsim.engine.cluster import simulate
+from sunsim.engine.decode import itl_bin
+from sunsim.engine.spec import ClusterSpec
 from sunsim.latency.base import ConstantLatency, LatencyModel
 from sunsim.metrics import summarize
+from sunsim.specs import LinkSpec, SloSpec
 
 H100_BYTES = 80 * 10**9  # sunsim.config.GPUS["h100"].memory_bytes
 
@@ -37,7 +38,7 @@ def requests(*rows) -> pd.DataFrame:
 
 def one_model(**kw) -> ClusterSpec:
     """One model ``a``, one prefill worker, one decode worker (a shared pool)."""
-    base = dict(mode="sun", served_models=("a",), prefill_workers=(1,), decode_workers=(1,))
+    base = dict(design="sun", served_models=("a",), prefill_workers=(1,), decode_workers=(1,))
     base.update(kw)
     return ClusterSpec(**base)
 
@@ -79,7 +80,7 @@ BATCH_TRACE = requests(
 
 
 def run_batch_trace(latency: LatencyModel | None = None):
-    cl = one_model(max_batch_tokens=100, link=LinkSpec(bandwidth=100.0, latency_s=0.25))
+    cl = one_model(max_num_batched_tokens=100, link=LinkSpec(bandwidth=100.0, latency_s=0.25))
     lat = latency or ConstantLatency(prefill_s=1.0, decode_s=0.5)
     return simulate(BATCH_TRACE, cl, lat, lat)
 
@@ -196,7 +197,7 @@ class RecordingLatency(ConstantLatency):
 def test_iteration_batch_and_context_seen_by_latency_model(monkeypatch):
     # With single-step runs every decode_step_time call is one iteration (planned runs may
     # price iterations that a KV arrival then cuts off).
-    monkeypatch.setattr(sunsim.cluster.decode, "MAX_MACRO_ITERATIONS", 1)
+    monkeypatch.setattr(sunsim.engine.decode, "MAX_MACRO_ITERATIONS", 1)
     lat = RecordingLatency(prefill_s=1.0, decode_s=0.5)
     run_batch_trace(lat)
     # A request holds prompt + j tokens at its j-th iteration (the prefill's token gets its KV
@@ -326,7 +327,7 @@ def test_preemption_recomputes_and_finishes(monkeypatch):
     assert s["requests"]["preemptions"] == 1 and s["requests"]["preempted_requests"] == 1
 
     # The same with every iteration stepped on its own: identical records.
-    monkeypatch.setattr(sunsim.cluster.decode, "MAX_MACRO_ITERATIONS", 1)
+    monkeypatch.setattr(sunsim.engine.decode, "MAX_MACRO_ITERATIONS", 1)
     lat1 = ConstantLatency(prefill_s=1.0, decode_s=1.0, **mem)
     rec1 = simulate(requests((0.0, "a", 16, 20), (0.0, "a", 16, 20)), cl, lat1, lat1).records
     pd.testing.assert_frame_equal(rec, rec1)
@@ -393,7 +394,7 @@ def test_partitioned_pools_and_shared_pool():
     part = simulate(
         trace,
         ClusterSpec(
-            mode="partitioned",
+            design="partitioned",
             served_models=("a", "b"),
             prefill_workers=(1, 1),
             decode_workers=(1, 1),
@@ -408,7 +409,7 @@ def test_partitioned_pools_and_shared_pool():
     sun = simulate(
         trace,
         ClusterSpec(
-            mode="sun",
+            design="sun",
             served_models=("a", "b"),
             prefill_workers=(1, 1),
             decode_workers=(2,),

@@ -13,6 +13,7 @@ from conftest import require_trace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sunsim.data import default_trace
 from sunsim.errors import ConfigError, TraceError
 from sunsim.traces import (
     CANONICAL_COLUMNS,
@@ -551,7 +552,7 @@ def test_synth_written_trace_reads_back(tmp_path):
 
 def test_bundled_default_trace_regenerates_exactly(tmp_path):
     """traces/synth_burstgpt_3models.csv is what its documented command writes (traces/README.md)."""
-    bundled = Path(__file__).resolve().parents[1] / "traces" / "synth_burstgpt_3models.csv"
+    bundled = default_trace()
     df = synth_trace(
         duration_s=600,
         rate=6,

@@ -21,7 +21,7 @@ from conftest import require_trace  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from sunsim.cli import app  # noqa: E402
-from sunsim.config import ModelSpec  # noqa: E402
+from sunsim.specs import ModelSpec  # noqa: E402
 from sunsim.validate.engine import (
     COMPARED,
     EngineCheckOptions,  # noqa: E402
@@ -57,7 +57,7 @@ def _opts(trace: str, **kw) -> EngineCheckOptions:
         model=MICRO,
         max_num_seqs=4,
         kv_blocks=3,
-        max_batch_tokens=64,
+        max_num_batched_tokens=64,
         warmup=1,
         min_repeats=2,
         max_repeats=3,

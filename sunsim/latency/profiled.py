@@ -44,9 +44,9 @@ from math import log
 from pathlib import Path
 from typing import Any
 
-from sunsim.config import MODELS, ModelSpec, get_precision, weight_bytes
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
+from sunsim.specs import MODELS, ModelSpec, get_precision, weight_bytes
 
 DECODE_COLUMNS = (
     "batch_size",

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sunsim.config import GpuSpec, ModelSpec, get_precision, weight_bytes
 from sunsim.latency.base import LatencyModel
+from sunsim.specs import GpuSpec, ModelSpec, get_precision, weight_bytes
 
 
 class RooflineLatency(LatencyModel):

@@ -21,8 +21,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sunsim.config import GpuSpec, ModelSpec
 from sunsim.errors import ProfileError
+from sunsim.specs import GpuSpec, ModelSpec
 
 COLUMNS = (
     "module",

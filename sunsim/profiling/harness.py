@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sunsim.config import ModelSpec, as_dict, get_model, get_precision, weight_bytes
 from sunsim.errors import ProfileError
 from sunsim.profiling._torch import require_torch
+from sunsim.serialize import as_dict
+from sunsim.specs import ModelSpec, get_model, get_precision, weight_bytes
 
 DECODE_COLUMNS = (
     "batch_size",

@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sunsim.config import ModelSpec, get_precision
 from sunsim.errors import ProfileError
 from sunsim.profiling._torch import require_torch
 from sunsim.profiling.quant import Linear
+from sunsim.specs import ModelSpec, get_precision
 
 RMS_EPS = 1e-5
 ROPE_THETA = 500000.0  # Llama 3 (config.json rope_theta); the value does not change timing

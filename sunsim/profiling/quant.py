@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sunsim.config import get_precision
 from sunsim.errors import ProfileError
 from sunsim.profiling._torch import require_torch
+from sunsim.specs import get_precision
 
 INT4_GROUP_SIZE = 128
 INT4_INNER_K_TILES_CUDA = 8

@@ -4,7 +4,7 @@ It runs a small real disaggregated engine (:mod:`sunsim.validate.real_engine`: a
 process and a decode worker process built from the profiling harness's modules, continuous
 batching over a paged KV cache with the simulator's admission and preemption rules, the KV
 cache handed from one process to the other), replays a slice of a trace through it, then
-simulates the same slice with :func:`sunsim.cluster.simulation.simulate` on a cluster that
+simulates the same slice with :func:`sunsim.engine.cluster.simulate` on a cluster that
 mirrors the engine, and compares request by request.
 
 Steps (:func:`run_engine_check`):
@@ -35,7 +35,7 @@ Steps (:func:`run_engine_check`):
    :meth:`ProfiledLatency.from_dir`.
 6. **Simulate** the slice on a one-model cluster with 1 prefill and 1 decode worker, the same
    ``max_num_seqs``, prefill token budget, KV block size and capacity in blocks (the GPU
-   memory accounting is set so that :func:`~sunsim.cluster.simulation.kv_capacity_blocks`
+   memory accounting is set so that :func:`~sunsim.engine.cluster.kv_capacity_blocks`
    gives exactly the engine's blocks), and the fitted link -- once with the profile's per-point
    means (default primary: TTFT and TPOT are sums of steps, which follow the mean) and once
    with its medians.
@@ -72,10 +72,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sunsim.config import ClusterSpec, LinkSpec, ModelSpec, as_dict, get_gpu, get_model
+from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError, ProfileError
 from sunsim.latency.base import LatencyModel
-from sunsim.replay import jsonable
+from sunsim.serialize import as_dict, jsonable
+from sunsim.specs import LinkSpec, ModelSpec, get_gpu, get_model
 
 #: The goal of the check (issue 5): median absolute relative errors.
 GOAL_TPOT_MEDIAN = 0.05
@@ -104,7 +105,7 @@ class EngineCheckOptions:
     (``cpu``/``cuda``), ``model`` (a built-in name or a :class:`ModelSpec`), ``threads`` per
     worker process, ``max_num_seqs``, ``kv_blocks`` (decode KV capacity in 16-token blocks;
     None: half of what ``max_num_seqs`` requests of the slice's mean context need, at least the
-    largest request), ``max_batch_tokens`` (prefill budget), ``pin`` (pin prefill/decode to
+    largest request), ``max_num_batched_tokens`` (prefill budget), ``pin`` (pin prefill/decode to
     CPUs 0/1). ``concurrent``: profile each kernel while the other process works as it does
     during the replay -- the prefill kernel while the decode process keeps decoding a typical
     batch (it is busy most of the replay), the decode kernel while the prefill process
@@ -136,7 +137,7 @@ class EngineCheckOptions:
     threads: int = 1
     max_num_seqs: int = 16
     kv_blocks: int | None = None
-    max_batch_tokens: int = 1024
+    max_num_batched_tokens: int = 1024
     pin: bool = False
     concurrent: bool = True
     prefill_idle_s: float | None = None
@@ -165,7 +166,7 @@ class EngineCheckOptions:
             raise ConfigError("--max-prompt and --max-output must be >= 1")
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
-        if self.max_num_seqs < 1 or self.max_batch_tokens < 1:
+        if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1:
             raise ConfigError("--max-num-seqs and --max-batch-tokens must be >= 1")
         if self.kv_blocks is not None and self.kv_blocks < 1:
             raise ConfigError(f"--kv-blocks must be >= 1, got {self.kv_blocks}")
@@ -280,7 +281,7 @@ def engine_config(opts: EngineCheckOptions, req: pd.DataFrame) -> Any:
     ctxs = opts.decode_contexts or _pow2_ladder(16, longest_ctx)
     pbs = (
         opts.prefill_batch_sizes
-        or tuple(b for b in (1, 2, 4, 8, 16) if b * 16 <= opts.max_batch_tokens)
+        or tuple(b for b in (1, 2, 4, 8, 16) if b * 16 <= opts.max_num_batched_tokens)
         or (1,)
     )
     pls = opts.prefill_prompt_tokens or _pow2_ladder(16, max(longest_prefill, 16))
@@ -299,7 +300,7 @@ def engine_config(opts: EngineCheckOptions, req: pd.DataFrame) -> Any:
         output_tokens=tuple(o),
         kv_blocks=int(kv_blocks),
         max_num_seqs=opts.max_num_seqs,
-        max_batch_tokens=opts.max_batch_tokens,
+        max_num_batched_tokens=opts.max_num_batched_tokens,
         decode_batch_sizes=tuple(bs),
         decode_contexts=tuple(ctxs),
         prefill_batch_sizes=tuple(pbs),
@@ -687,7 +688,7 @@ def build_profile(
             "decode_context_tokens": list(cfg.decode_contexts),
             "prefill_batch_sizes": list(cfg.prefill_batch_sizes),
             "prefill_prompt_tokens": list(cfg.prefill_prompt_tokens),
-            "prefill_max_tokens": cfg.max_batch_tokens,
+            "prefill_max_tokens": cfg.max_num_batched_tokens,
             "skipped": [],
         },
         "timing": {
@@ -813,7 +814,7 @@ def engine_records(cfg: Any, raw: dict, req: pd.DataFrame) -> pd.DataFrame:
                 "reject_reason": why or rejection(cfg, i),
             }
         )
-    from sunsim.cluster.records import add_latency_columns
+    from sunsim.engine.records import add_latency_columns
 
     return add_latency_columns(pd.DataFrame(rows))
 
@@ -824,7 +825,7 @@ def mirror_cluster(cfg: Any, latency: Any, link: LinkSpec) -> ClusterSpec:
     blocks: memory utilisation 1.0 and ``reserve_bytes = GPU memory - decode weight bytes -
     blocks x block bytes - half a block`` (so :func:`kv_capacity_blocks` rounds down to the
     engine's blocks)."""
-    from sunsim.cluster.simulation import kv_capacity_blocks
+    from sunsim.engine.cluster import kv_capacity_blocks
 
     gpu = get_gpu("h100")
     per_block = latency.kv_bytes_per_token * cfg.block_tokens
@@ -837,14 +838,14 @@ def mirror_cluster(cfg: Any, latency: Any, link: LinkSpec) -> ClusterSpec:
             "memory accounting of the mirrored cluster; use fewer --kv-blocks"
         )
     cl = ClusterSpec(
-        mode="sun",
+        design="sun",
         served_models=("m",),
         prefill_workers=(1,),
         decode_workers=(1,),
         gpu="h100",
         max_num_seqs=cfg.max_num_seqs,
-        max_batch_tokens=cfg.max_batch_tokens,
-        kv_block_tokens=cfg.block_tokens,
+        max_num_batched_tokens=cfg.max_num_batched_tokens,
+        block_size=cfg.block_tokens,
         gpu_memory_utilization=1.0,
         reserve_bytes=reserve,
         link=link,
@@ -1244,7 +1245,7 @@ def analyze_engine_check(
     ``median`` statistics), compare and write everything under ``out``. The statistic
     ``opts.statistic`` is the primary one (``comparison.csv``, the figure, ``errors``); the
     others' errors are in the summary too (``errors_<statistic>_profile``)."""
-    from sunsim.cluster.simulation import simulate
+    from sunsim.engine.cluster import simulate
     from sunsim.latency.profiled import ProfiledLatency
 
     out = Path(out)
@@ -1370,8 +1371,8 @@ def analyze_engine_check(
         "autogroup": raw["info"]["decode"].get("autogroup"),
         "max_num_seqs": cfg.max_num_seqs,
         "kv_blocks": cfg.kv_blocks,
-        "kv_block_tokens": cfg.block_tokens,
-        "max_batch_tokens": cfg.max_batch_tokens,
+        "block_size": cfg.block_tokens,
+        "max_num_batched_tokens": cfg.max_num_batched_tokens,
         "prefill_pad_tokens": cfg.prefill_pad,
         "profile_passes": opts.profile_passes,
         "seed": opts.seed,

@@ -1,6 +1,6 @@
 """Queueing-theory checks of the simulator: ``sunsim validate queueing``.
 
-The engine (:func:`sunsim.cluster.simulation.simulate`, unchanged) is configured so that its
+The engine (:func:`sunsim.engine.cluster.simulate`, unchanged) is configured so that its
 decode pool is a textbook queue, and its waiting times are compared with closed forms.
 
 Configuration (:func:`queue_cluster`, :func:`queue_requests`, :class:`ServiceTimeLatency`):
@@ -72,10 +72,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from sunsim.cluster.simulation import SimResult, simulate
-from sunsim.config import ClusterSpec, LinkSpec
+from sunsim.engine.cluster import SimResult, simulate
+from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
+from sunsim.specs import LinkSpec
 
 #: A check passes when the simulated value is within this fraction of the theory.
 REL_TOL = 0.03
@@ -232,7 +233,7 @@ def queue_cluster(c: int, router: str = "central") -> ClusterSpec:
     """One model, one prefill worker, a shared pool of ``c`` decode workers with one request
     each, instant KV link (latency 0, infinite bandwidth)."""
     return ClusterSpec(
-        mode="sun",
+        design="sun",
         served_models=(QUEUE_MODEL,),
         prefill_workers=(1,),
         decode_workers=(c,),

@@ -3,12 +3,12 @@
 A **prefill process** and a **decode process** (``multiprocessing`` spawn), each running
 :class:`~sunsim.profiling.modules.DecoderModule` weights built from the same seed (so the
 decode continues exactly the model the prefill ran), each with ``torch.set_num_threads(k)``.
-They follow the simulator's rules (:mod:`sunsim.cluster.prefill`, :mod:`sunsim.cluster.decode`):
+They follow the simulator's rules (:mod:`sunsim.engine.prefill`, :mod:`sunsim.engine.decode`):
 
 * prefill: requests are released at their trace arrival times (``time.perf_counter``, the
   system-wide monotonic clock, so both processes and the driver share one time base) into a
   FCFS queue; a batch takes requests while its prompt tokens stay within
-  ``max_batch_tokens`` (a longer one runs alone); preempted requests come back to the front
+  ``max_num_batched_tokens`` (a longer one runs alone); preempted requests come back to the front
   and recompute ``prompt + generated - 1`` tokens without emitting a token. One batch is a
   *packed* prefill (:func:`prefill_packed`): the linear layers run over all tokens of the
   batch at once, attention runs per request (causal SDPA over its own tokens), the LM head on
@@ -49,9 +49,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sunsim.config import ModelSpec
+from sunsim.specs import ModelSpec
 
-#: Tokens per KV block (vLLM's default; the simulator's ``kv_block_tokens``).
+#: Tokens per KV block (vLLM's default; the simulator's ``block_size``).
 BLOCK_TOKENS = 16
 
 #: A packed prefill pads its token count to a multiple of this. On a CPU, oneDNN compiles a
@@ -73,11 +73,11 @@ class EngineConfig:
 
     Requests (trace order, sorted by arrival): ``arrival_s`` (seconds from the replay's start),
     ``prompt_tokens``, ``output_tokens``. Engine: ``kv_blocks`` (decode KV capacity in blocks
-    of ``block_tokens``), ``max_num_seqs``, ``max_batch_tokens`` (prefill budget), ``threads``
+    of ``block_tokens``), ``max_num_seqs``, ``max_num_batched_tokens`` (prefill budget), ``threads``
     (torch intra-op threads per process), ``pin_cpus`` ((prefill CPU, decode CPU) or None).
     Profile grid: ``decode_batch_sizes`` x ``decode_contexts`` (context tokens attended per
     request), ``prefill_batch_sizes`` x ``prefill_prompt_tokens`` (kept when the batch holds at
-    most ``max_batch_tokens``), each point ``warmup`` calls then ``min_repeats`` ..
+    most ``max_num_batched_tokens``), each point ``warmup`` calls then ``min_repeats`` ..
     ``max_repeats`` repeats filling ``time_per_point_s`` per pass; every timed prefill follows
     ``prefill_idle_s`` seconds of sleep, as a replayed prefill follows the wait for its request
     (caches cooled, the core given to others). Link calibration: transfers of ``link_tokens``
@@ -92,7 +92,7 @@ class EngineConfig:
     output_tokens: tuple[int, ...]
     kv_blocks: int
     max_num_seqs: int
-    max_batch_tokens: int
+    max_num_batched_tokens: int
     decode_batch_sizes: tuple[int, ...]
     decode_contexts: tuple[int, ...]
     prefill_batch_sizes: tuple[int, ...]
@@ -116,7 +116,7 @@ class EngineConfig:
         one = max(
             (p + max(o - 2, 0) for p, o in zip(self.prompt_tokens, self.output_tokens)), default=1
         )
-        return max(self.max_batch_tokens, one, max(self.prefill_prompt_tokens))
+        return max(self.max_num_batched_tokens, one, max(self.prefill_prompt_tokens))
 
     @property
     def max_positions(self) -> int:
@@ -136,7 +136,7 @@ class EngineConfig:
             (b, l)
             for b in self.prefill_batch_sizes
             for l in self.prefill_prompt_tokens
-            if b * l <= max(self.max_batch_tokens, l)
+            if b * l <= max(self.max_num_batched_tokens, l)
         ]
 
     def decode_points(self) -> list[tuple[int, int]]:
@@ -145,7 +145,7 @@ class EngineConfig:
 
 def rejection(cfg: EngineConfig, i: int) -> str:
     """Why request ``i`` is rejected at arrival ('' when it is not), by the simulator's rules
-    (:meth:`sunsim.cluster.simulation.ClusterSim._arrive`)."""
+    (:meth:`sunsim.engine.cluster.ClusterSim._arrive`)."""
     p, o = cfg.prompt_tokens[i], cfg.output_tokens[i]
     if p + o > cfg.spec.max_model_len:
         return "exceeds_max_model_len"
@@ -650,7 +650,7 @@ class _PrefillProc:
         cfg, mod = self.cfg, self.mod
         n = len(cfg.arrival_s)
         arr = [t0 + a for a in cfg.arrival_s]
-        budget = cfg.max_batch_tokens
+        budget = cfg.max_num_batched_tokens
         queue: deque = deque()  # (rid, generated, generated token ids to recompute or None)
         rec: dict[int, dict] = {}
         batches: list[dict] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sunsim.workload import Request
+from sunsim.engine.request import Request
 
 #: Reasons a request can be rejected (codes stored as int8).
 REJECT_REASONS = ("", "exceeds_max_model_len", "exceeds_kv_capacity")

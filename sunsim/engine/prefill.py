@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from sunsim.cluster.kv_link import KvLink
-from sunsim.workload import PREFILLING, QUEUED, Request
+from sunsim.engine.kv_link import KvLink
+from sunsim.engine.request import PREFILLING, QUEUED, Request
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sunsim.cluster.simulation import ClusterSim
+    from sunsim.engine.cluster import ClusterSim
 
 
 class PrefillWorker:
     """A prefill worker of model ``model_idx``.
 
     It takes requests first come, first served and batches them while the batch's prompt
-    tokens stay within ``max_batch_tokens`` (a longer prompt runs alone). A batch costs
+    tokens stay within ``max_num_batched_tokens`` (a longer prompt runs alone). A batch costs
     ``latency.prefill_time(prompt_lens)``. A fresh request prefills its prompt and emits its
     first token; a request coming back after a decode preemption recomputes the KV of its
     prompt and the tokens it had generated (``prompt + generated - 1`` tokens) and emits none.
@@ -77,7 +77,7 @@ class PrefillWorker:
             self.busy = False
             return
         now = self.env.now
-        budget = self.sim.cluster.max_batch_tokens
+        budget = self.sim.cluster.max_num_batched_tokens
         batch = []
         lens = []
         tokens = 0

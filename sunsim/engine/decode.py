@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sunsim.engine.request import RUNNING, TRANSFERRING, WAITING, Request
 from sunsim.latency.base import LatencyModel
-from sunsim.workload import RUNNING, TRANSFERRING, WAITING, Request
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sunsim.cluster.simulation import ClusterSim
+    from sunsim.engine.cluster import ClusterSim
 
 _INF = float("inf")
 
@@ -93,9 +93,9 @@ class DecodeWorker:
         self.pool_idx = pool_idx
         self.latency = latency
         self.decode_run = latency.decode_run
-        self.block_tokens = cl.kv_block_tokens
+        self.block_tokens = cl.block_size
         self.capacity_blocks = capacity_blocks
-        self.capacity_tokens = capacity_blocks * cl.kv_block_tokens
+        self.capacity_tokens = capacity_blocks * cl.block_size
         self.max_num_seqs = cl.max_num_seqs
         self.pending: list = []  # heap of (kv_ready_at, seq, request)
         self.waiting: deque[Request] = deque()

@@ -28,15 +28,16 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sunsim.cluster.decode import ITL_BINS_PER_DECADE, ITL_MIN_S, ITL_NUM_BINS, DecodeWorker
-from sunsim.cluster.kv_link import KvLink
-from sunsim.cluster.prefill import PrefillWorker
-from sunsim.cluster.records import RecordTable
-from sunsim.cluster.router import make_router
-from sunsim.config import ClusterSpec, get_gpu
+from sunsim.engine.decode import ITL_BINS_PER_DECADE, ITL_MIN_S, ITL_NUM_BINS, DecodeWorker
+from sunsim.engine.kv_link import KvLink
+from sunsim.engine.prefill import PrefillWorker
+from sunsim.engine.records import RecordTable
+from sunsim.engine.request import DONE, Request
+from sunsim.engine.router import make_router
+from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
-from sunsim.workload import DONE, Request
+from sunsim.specs import get_gpu
 
 
 def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> int:
@@ -51,7 +52,7 @@ def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> in
         - decode_latency.weight_bytes
         - cluster.reserve_bytes
     )
-    per_block = decode_latency.kv_bytes_per_token * cluster.kv_block_tokens
+    per_block = decode_latency.kv_bytes_per_token * cluster.block_size
     blocks = int(free // per_block) if per_block > 0 else 0
     if blocks < 1:
         raise ConfigError(
@@ -174,7 +175,7 @@ class ClusterSim:
             for w in ws:
                 w.held = held
         self.pool_routers = pool_routers
-        if cluster.mode == "partitioned":
+        if not cluster.design.shares_decode:
             self.decode_router_of_model = pool_routers
         else:
             self.decode_router_of_model = [pool_routers[0]] * n_models
@@ -236,7 +237,7 @@ class ClusterSim:
         arrival_s, model_idx, prompt, output = self._arrival
         now = self.env.now
         max_len = self.decode_latency.max_model_len
-        B = self.cluster.kv_block_tokens
+        B = self.cluster.block_size
         cap = self.capacity_blocks
         routers = self.prefill_routers
         records = self.records
@@ -345,7 +346,7 @@ def _result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult:
     cl = sim.cluster
     end = sim.env.now
     span = end if end > 0 else 1.0
-    pool_name = served if cl.mode == "partitioned" else ["shared"]
+    pool_name = cl.decode_pool_names
     dws = sim.decode_workers
     decode = pd.DataFrame(
         {
@@ -415,7 +416,7 @@ def _result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult:
         batch_time=pd.DataFrame({"batch_size": np.arange(len(bt)), "seconds": bt}),
         kv_time=pd.DataFrame({"kv_occupancy_pct": np.arange(len(kt)), "seconds": kt}),
         itl_hist=itl,
-        kv_capacity_tokens=sim.capacity_blocks * cl.kv_block_tokens,
+        kv_capacity_tokens=sim.capacity_blocks * cl.block_size,
         prefill_latency=sim.prefill_latency.description,
         decode_latency=sim.decode_latency.description,
         method=method,

@@ -8,7 +8,7 @@ Computing the finish time directly keeps this O(1) per transfer with no extra ev
 
 from __future__ import annotations
 
-from sunsim.config import LinkSpec
+from sunsim.specs import LinkSpec
 
 
 class KvLink:

@@ -1,0 +1,118 @@
+"""Serving designs as data: which pools exist, what each shares, at which precision.
+
+A design is a small declarative record; the engine builds the same kinds of workers for every
+design and reads from the record how many pools there are and which requests each may serve.
+New designs (co-located, PrefillShare, multi-LoRA, heterogeneous pools) are new entries of
+:data:`DESIGNS`, plus at most a new worker kind.
+
+Sources: ``partitioned`` is conventional prefill/decode disaggregation (DistServe, OSDI'24;
+Splitwise, ISCA'24) with one set of workers per task model; ``sun`` and ``qsun`` are SUN
+(Shared Use of Next-token Prediction, arXiv 2603.02599): task-specific prefill modules and one
+frozen decode module shared by every task model, in BF16 (``sun``) or weight-only low bits
+(``qsun``, AWQ-style W4A16 by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from sunsim.errors import ConfigError
+
+
+class PoolScope(str, Enum):
+    """Which requests a pool's workers serve: their own task model's (``per_model``: one pool
+    per served model) or every model's (``shared``: one pool for all)."""
+
+    PER_MODEL = "per_model"
+    SHARED = "shared"
+
+
+@dataclass(frozen=True)
+class PoolDesign:
+    """One kind of pool of a design.
+
+    Attributes:
+        scope: one pool per served model, or one shared pool.
+        precision: weight precision of the module the pool runs (a key of
+            :data:`sunsim.specs.PRECISIONS`).
+        gpu: GPU type (a key of :data:`sunsim.specs.GPUS`); None: the scenario's GPU.
+        tensor_parallel: GPUs per worker (only 1 is simulated today).
+    """
+
+    scope: PoolScope
+    precision: str = "bf16"
+    gpu: str | None = None
+    tensor_parallel: int = 1
+
+
+@dataclass(frozen=True)
+class Design:
+    """A serving design: its prefill and decode pools.
+
+    Attributes:
+        name: the registry key (``partitioned``, ``sun``, ``qsun``).
+        summary: one line for ``--help`` and reports.
+        prefill: the prefill pools.
+        decode: the decode pools.
+        low_bit_decode: the scenario's low-bit decode precision (``qsun_precision``) replaces
+            ``decode.precision``.
+    """
+
+    name: str
+    summary: str
+    prefill: PoolDesign
+    decode: PoolDesign
+    low_bit_decode: bool = False
+
+    @property
+    def shares_decode(self) -> bool:
+        """Whether one decode pool serves every task model (model-agnostic decode routing)."""
+        return self.decode.scope is PoolScope.SHARED
+
+    def num_decode_pools(self, num_models: int) -> int:
+        """Decode pools for ``num_models`` served models."""
+        return num_models if self.decode.scope is PoolScope.PER_MODEL else 1
+
+    def decode_pool_names(self, served_models: tuple[str, ...] | list[str]) -> list[str]:
+        """Names of the decode pools: the served models' names, or ``["shared"]``."""
+        return list(served_models) if self.decode.scope is PoolScope.PER_MODEL else ["shared"]
+
+    def with_decode_precision(self, precision: str) -> Design:
+        """This design with its decode pools at ``precision`` (for ``low_bit_decode`` designs)."""
+        return replace(self, decode=replace(self.decode, precision=precision))
+
+
+#: The design registry: name -> design, in the order reports list them.
+DESIGNS: dict[str, Design] = {
+    "partitioned": Design(
+        "partitioned",
+        "conventional disaggregation: every task model owns its prefill and decode workers",
+        prefill=PoolDesign(PoolScope.PER_MODEL),
+        decode=PoolDesign(PoolScope.PER_MODEL),
+    ),
+    "sun": Design(
+        "sun",
+        "SUN: per-model prefill, one shared frozen BF16 decode pool for all task models",
+        prefill=PoolDesign(PoolScope.PER_MODEL),
+        decode=PoolDesign(PoolScope.SHARED),
+    ),
+    "qsun": Design(
+        "qsun",
+        "QSUN: SUN with the shared decode module in low bits (W4A16 default, W8A16)",
+        prefill=PoolDesign(PoolScope.PER_MODEL),
+        decode=PoolDesign(PoolScope.SHARED, precision="w4a16"),
+        low_bit_decode=True,
+    ),
+}
+
+#: Low-bit precisions a ``low_bit_decode`` design may run.
+LOW_BIT_PRECISIONS = ("w4a16", "w8a16")
+
+
+def get_design(name: str) -> Design:
+    """Look up a design; raises :class:`ConfigError` naming the known ones."""
+    d = DESIGNS.get(str(name).lower())
+    if d is None:
+        raise ConfigError(f"unknown design '{name}'; choose one of {', '.join(DESIGNS)}")
+    return d

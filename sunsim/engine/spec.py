@@ -1,0 +1,141 @@
+"""The resolved cluster of one simulated run: its design, pools, engine limits and link.
+
+Built from a scenario (:meth:`sunsim.config.Scenario.cluster`) or directly by tests and the
+planner; the engine reads nothing else about the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sunsim.engine.designs import Design, get_design
+from sunsim.engine.router import ROUTERS
+from sunsim.errors import ConfigError
+from sunsim.specs import GiB, LinkSpec, get_gpu, get_precision
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """The cluster of one run, resolved for one design.
+
+    ``prefill_workers[i]`` belongs to ``served_models[i]``; ``decode_workers`` has one count per
+    decode pool: one per served model when the design's decode scope is per model
+    (``partitioned``), else one, the shared pool (``sun``/``qsun``). One worker is one GPU
+    (tensor parallel 1).
+
+    Attributes:
+        design: the serving design (a :class:`~sunsim.engine.designs.Design`, or its registry
+            name, looked up on construction).
+        decode_precision: the decode module's weight precision; None: the design's.
+        gpu: a key of :data:`sunsim.specs.GPUS`; its memory sizes the KV cache.
+        max_num_seqs: the decode batch's request cap (vLLM's name).
+        max_num_batched_tokens: the prefill batch's token budget (vLLM's name).
+        block_size: tokens per block of the paged KV cache (vLLM: 16).
+        gpu_memory_utilization: fraction of GPU memory the engine may use (vLLM's name).
+        reserve_bytes: memory kept back for activations and the runtime, bytes.
+        prefill_router, decode_router: keys of :data:`sunsim.engine.router.ROUTERS`.
+        link: the KV-cache link out of each prefill worker.
+
+    KV capacity per decode worker = (memory x ``gpu_memory_utilization`` - decode weight bytes
+    - ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks.
+
+    Raises:
+        ConfigError: an unknown design, router, precision or GPU, or counts that do not match
+            the design's pools.
+    """
+
+    design: Design
+    served_models: tuple[str, ...]
+    prefill_workers: tuple[int, ...]
+    decode_workers: tuple[int, ...]
+    decode_precision: str | None = None
+    gpu: str = "h100"
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    block_size: int = 16
+    gpu_memory_utilization: float = 0.9
+    reserve_bytes: int = 2 * GiB
+    prefill_router: str = "least_loaded"
+    decode_router: str = "least_loaded"
+    link: LinkSpec = field(default_factory=LinkSpec)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.design, Design):
+            object.__setattr__(self, "design", get_design(str(self.design)))
+        if self.decode_precision is None:
+            object.__setattr__(self, "decode_precision", self.design.decode.precision)
+        n = len(self.served_models)
+        if n == 0:
+            raise ConfigError("no served models; pass e.g. --models math,code,tool")
+        if len(set(self.served_models)) != n:
+            raise ConfigError(f"served model names repeat: {', '.join(self.served_models)}")
+        if len(self.prefill_workers) != n:
+            raise ConfigError(
+                f"{len(self.prefill_workers)} prefill worker counts for {n} models; "
+                "give one number or one per model"
+            )
+        want = self.design.num_decode_pools(n)
+        if len(self.decode_workers) != want:
+            raise ConfigError(
+                f"design {self.design.name} needs {want} decode worker count(s), "
+                f"got {len(self.decode_workers)}"
+            )
+        if any(w < 1 for w in self.prefill_workers):
+            raise ConfigError("every model needs at least 1 prefill worker")
+        if any(w < 1 for w in self.decode_workers):
+            raise ConfigError("every decode pool needs at least 1 worker")
+        for r, what in ((self.prefill_router, "prefill"), (self.decode_router, "decode")):
+            if r not in ROUTERS:
+                raise ConfigError(
+                    f"unknown {what} router '{r}'; choose one of {', '.join(ROUTERS)}"
+                )
+        if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1 or self.block_size < 1:
+            raise ConfigError("max_num_seqs, max_num_batched_tokens and block_size must be >= 1")
+        if not (0 < self.gpu_memory_utilization <= 1):
+            raise ConfigError("gpu_memory_utilization must be in (0, 1]")
+        get_precision(str(self.decode_precision))
+        get_gpu(self.gpu)
+
+    @property
+    def decode_pool_names(self) -> list[str]:
+        """Names of the decode pools, in ``decode_workers`` order."""
+        return self.design.decode_pool_names(self.served_models)
+
+    @property
+    def num_prefill_gpus(self) -> int:
+        return sum(self.prefill_workers)
+
+    @property
+    def num_decode_gpus(self) -> int:
+        return sum(self.decode_workers)
+
+    @property
+    def num_gpus(self) -> int:
+        return self.num_prefill_gpus + self.num_decode_gpus
+
+
+def split_workers(total: int, weights: Sequence[float]) -> tuple[int, ...]:
+    """Split ``total`` workers over pools in proportion to ``weights``, at least 1 each.
+
+    Largest-remainder rounding (Hamilton's method). Raises :class:`ConfigError` when
+    ``total`` is smaller than the number of pools.
+    """
+    n = len(weights)
+    if total < n:
+        raise ConfigError(
+            f"{total} decode workers cannot give each of {n} models its own "
+            f"pool in partitioned mode; use at least {n}"
+        )
+    w = [max(float(x), 0.0) for x in weights]
+    s = sum(w)
+    if s <= 0:
+        w, s = [1.0] * n, float(n)
+    spare = total - n  # one each first
+    quotas = [spare * x / s for x in w]
+    base = [int(q) for q in quotas]
+    rest = spare - sum(base)
+    order = sorted(range(n), key=lambda i: (-(quotas[i] - base[i]), i))
+    for i in order[:rest]:
+        base[i] += 1
+    return tuple(b + 1 for b in base)
