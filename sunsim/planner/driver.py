@@ -18,6 +18,8 @@ from sunsim.planner.tasks import SimTask, describe, init_worker, run_task, task_
 
 #: A search chain: yields SimTask or Spawn, receives their answers, returns its result.
 Chain = Generator[Any, Any, Any]
+#: Progress callback: ``(kind, info)`` with kind ``submit``, ``done`` or ``phase``.
+OnEvent = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Driver:
         workloads: dict[str, pd.DataFrame],
         jobs: int,
         cache: dict[str, Any],
-        on_event: Callable[[str, dict], None] | None,
+        on_event: OnEvent | None,
     ) -> None:
         self.workloads = workloads
         self.jobs = jobs
@@ -60,7 +62,7 @@ class Driver:
         self.sim_wall_s = 0.0
         self._slots: dict[int, _Slot] = {}
         self._ready: deque[tuple[Chain, Any]] = deque()
-        self._futures: dict[cf.Future, tuple[Chain, str, SimTask]] = {}
+        self._futures: dict[cf.Future[Any], tuple[Chain, str, SimTask]] = {}
         self._local: deque[tuple[Chain, str, SimTask]] = deque()
         self._pool: cf.ProcessPoolExecutor | None = None
 

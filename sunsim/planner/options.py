@@ -114,8 +114,8 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
     """
     if "=" not in text:
         raise ConfigError(f"--sweep: '{text}' is not KEY=V1,V2,... (e.g. rate=1,2,4 or zipf=0,1,2)")
-    key, vals = text.split("=", 1)
-    key = {"rate": "rate_scale", "rate_scale": "rate_scale", "zipf": "zipf"}.get(key.strip())
+    name, vals = text.split("=", 1)
+    key = {"rate": "rate_scale", "rate_scale": "rate_scale", "zipf": "zipf"}.get(name.strip())
     if key is None:
         raise ConfigError(f"--sweep: unknown key in '{text}'; sweep rate=... or zipf=...")
     try:

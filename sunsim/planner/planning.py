@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
 from sunsim.config import Scenario
 from sunsim.planner.bounds import check_feasible
-from sunsim.planner.driver import Chain, Driver
+from sunsim.planner.driver import Chain, Driver, OnEvent
 from sunsim.planner.goodput import goodput_chain, goodput_frame
 from sunsim.planner.options import PlanOptions, scenario_with
 from sunsim.planner.points import PlanContext, PointPlanner
@@ -78,7 +77,7 @@ def _resolve_latencies(s: Scenario) -> tuple[dict[str, tuple[Any, Any]], list[st
     for mode in s.modes:
         cl = s.cluster(mode, [1.0] * len(s.served_models))
         pl, pnote = resolve_latency(s, "bf16", "prefill")
-        dl, dnote = resolve_latency(s, cl.decode_precision, "decode")
+        dl, dnote = resolve_latency(s, str(cl.decode_precision), "decode")
         lat[mode] = (pl, dl)
         for n in (pnote, dnote):
             if n not in notes:
@@ -100,7 +99,7 @@ def plan(
     s: Scenario,
     options: PlanOptions = PlanOptions(),
     *,
-    on_event: Callable[[str, dict], None] | None = None,
+    on_event: OnEvent | None = None,
 ) -> PlanResult:
     """Find, for each mode of ``s`` (and each sweep value), the fewest workers meeting the SLO.
 

@@ -3,7 +3,6 @@ decode pools and the final simulation) as the methods of :class:`PointPlanner`."
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -15,7 +14,7 @@ from sunsim.engine.spec import ClusterSpec
 from sunsim.metrics import summarize
 from sunsim.planner.bounds import decode_start
 from sunsim.planner.criteria import meets_prefill_goal, meets_slo
-from sunsim.planner.driver import Chain, Spawn
+from sunsim.planner.driver import Chain, OnEvent, Spawn
 from sunsim.planner.options import PlanOptions, cluster_with
 from sunsim.planner.results import ModePlan, PointPlan
 from sunsim.planner.search import PoolSearch, SearchResult
@@ -36,7 +35,7 @@ class PlanContext:
     prefill_goal: float
     latency: dict[str, tuple[Any, Any]]
     workloads: dict[str, pd.DataFrame]
-    on_event: Callable[[str, dict], None] | None
+    on_event: OnEvent | None
     reference: int
 
 

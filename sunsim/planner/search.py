@@ -11,7 +11,7 @@ from typing import Any
 
 from sunsim.engine.cluster import SimResult
 from sunsim.errors import ConfigError
-from sunsim.planner.driver import Chain
+from sunsim.planner.driver import Chain, OnEvent
 from sunsim.planner.tasks import SimTask
 
 #: Worker count from which three failing doublings without progress stop a search.
@@ -106,7 +106,7 @@ class PoolSearch:
     log: list[dict[str, Any]] = field(default_factory=list)
     keep_passing: bool = False
 
-    def chain(self, cap: int, on_event: Callable[[str, dict], None] | None = None) -> Chain:
+    def chain(self, cap: int, on_event: OnEvent | None = None) -> Chain:
         """The search as a driver chain; returns (n, SimResult or None, evaluation) of the
         answer. Raises :class:`~sunsim.errors.ConfigError` when no count up to ``cap`` meets
         the goal (the message says what limits)."""

@@ -42,7 +42,7 @@ class SimTask:
 #: The labelled requests of this process, by workload key (set by :func:`init_worker`).
 _WORKLOADS: dict[str, pd.DataFrame] = {}
 #: Latency models resolved in this process, by (model, GPU, source, profile, precision, role).
-_LATENCY: dict[tuple, Any] = {}
+_LATENCY: dict[tuple[Any, ...], Any] = {}
 
 
 def init_worker(workloads: dict[str, pd.DataFrame]) -> None:
@@ -84,7 +84,7 @@ def run_task(task: SimTask) -> tuple[dict[str, Any], SimResult | None]:
     simulation) and ``method`` (latency source), and the SimResult when ``task.keep``.
     """
     req = task_requests(task)
-    (pl, _), (dl, _) = _latency_models(task.scenario, task.cluster.decode_precision)
+    (pl, _), (dl, _) = _latency_models(task.scenario, str(task.cluster.decode_precision))
     res = simulate(req, task.cluster, pl, dl, seed=task.scenario.seed)
     ev = evaluate(res.records, task.scenario.slo, task.cluster.served_models)
     ev["wall_s"] = res.wall_s

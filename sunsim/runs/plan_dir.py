@@ -154,7 +154,8 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
             "workers": r.goodput.attrs.get("workers", {}),
             "evaluations": r.goodput.to_dict(orient="records"),
         }
-    return jsonable(out)
+    result: dict[str, Any] = jsonable(out)
+    return result
 
 
 # --- writing -------------------------------------------------------------------------------
