@@ -21,6 +21,7 @@ from sunsim.planner import (
     CountSearch,
     PlanOptions,
     SimTask,
+    cluster_with,
     init_worker,
     load_plan_toml,
     meets_prefill_goal,
@@ -73,7 +74,7 @@ def _eval(s: Scenario, mode: str, prefill, decode, model=None, prefill_only=Fals
     init_worker({"w": wl.requests})
     cl = s.cluster(mode, [1.0] * len(s.served_models))
     models = (model,) if model else s.served_models
-    cl = dataclasses.replace(
+    cl = cluster_with(
         cl, served_models=models, prefill_workers=tuple(prefill), decode_workers=tuple(decode)
     )
     ev, _ = run_task(SimTask("w", 1.0, model, prefill_only, cl, s))
@@ -139,7 +140,7 @@ def test_attainment_is_monotone_in_decode_workers():
 
 
 def test_more_load_never_needs_fewer_workers():
-    s = dataclasses.replace(SMALL, rate_scale=40.0, max_requests=200)
+    s = scenario_with(SMALL, rate_scale=40.0, max_requests=200)
     r = plan(s, PlanOptions(jobs=2, sweep=("rate_scale", (10.0, 40.0, 120.0))))
     df = r.table()
     for _, g in df.groupby("mode"):
@@ -315,9 +316,7 @@ def test_parse_sweep_and_options():
 
 
 def test_percentile_kind_meets_its_bounds():
-    r = plan(
-        dataclasses.replace(SMALL, max_requests=200), PlanOptions(jobs=1, slo_kind="percentile")
-    )
+    r = plan(scenario_with(SMALL, max_requests=200), PlanOptions(jobs=1, slo_kind="percentile"))
     for mp in r.points[0].modes.values():
         lat = mp.summary["latency_s"]
         assert lat["ttft_s_p90"] <= SMALL.slo_ttft_s + 1e-9
