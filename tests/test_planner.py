@@ -15,17 +15,24 @@ from typer.testing import CliRunner
 
 from sunsim.cli import app
 from sunsim.config import Scenario
-from sunsim.errors import ConfigError
+from sunsim.data import default_trace
+from sunsim.errors import ConfigError, SunsimError
 from sunsim.planner import (
     CountSearch,
     PlanOptions,
     SimTask,
-    _init_worker,
-    _meets,
-    _prefill_meets,
+    cluster_with,
+    init_worker,
+    load_plan_toml,
+    meets_prefill_goal,
+    meets_slo,
     parse_sweep,
     plan,
+    plan_to_toml_dict,
+    read_plan_dir,
     run_task,
+    scenario_with,
+    write_plan,
 )
 from sunsim.replay import DEFAULT_TRACE, load_workload
 
@@ -64,10 +71,10 @@ def small_plan():
 
 def _eval(s: Scenario, mode: str, prefill, decode, model=None, prefill_only=False):
     wl = load_workload(s)
-    _init_worker({"w": wl.requests})
+    init_worker({"w": wl.requests})
     cl = s.cluster(mode, [1.0] * len(s.served_models))
     models = (model,) if model else s.served_models
-    cl = dataclasses.replace(
+    cl = cluster_with(
         cl, served_models=models, prefill_workers=tuple(prefill), decode_workers=tuple(decode)
     )
     ev, _ = run_task(SimTask("w", 1.0, model, prefill_only, cl, s))
@@ -91,13 +98,13 @@ def test_counts_meet_the_slo_and_one_fewer_does_not(small_plan):
                 n = mp.decode_workers[j]
                 if n > 1:
                     ev = _eval(SMALL, mode, [mp.prefill_workers[j]], [n - 1], model=m)
-                    assert not _meets(ev, SMALL.slo, "attainment", [m]), (m, n)
+                    assert not meets_slo(ev, SMALL.slo, "attainment", [m]), (m, n)
                     checked += 1
         else:
             n = mp.decode_workers[0]
             if n > 1:
                 ev = _eval(SMALL, mode, mp.prefill_workers, [n - 1])
-                assert not _meets(ev, SMALL.slo, "attainment", served), (mode, n)
+                assert not meets_slo(ev, SMALL.slo, "attainment", served), (mode, n)
                 checked += 1
     # prefill: one fewer worker misses the prefill target
     mp = pp.modes["sun"]
@@ -105,7 +112,7 @@ def test_counts_meet_the_slo_and_one_fewer_does_not(small_plan):
         n = mp.prefill_workers[j]
         if n > 1:
             ev = _eval(SMALL, "partitioned", [n - 1], [1], model=m, prefill_only=True)
-            assert not _prefill_meets(ev, goal)
+            assert not meets_prefill_goal(ev, goal)
             checked += 1
     assert checked >= 3, "the small scenario should need more than one worker somewhere"
 
@@ -133,20 +140,29 @@ def test_attainment_is_monotone_in_decode_workers():
 
 
 def test_more_load_never_needs_fewer_workers():
-    s = dataclasses.replace(SMALL, rate_scale=40.0, max_requests=200)
+    s = scenario_with(SMALL, rate_scale=40.0, max_requests=200)
     r = plan(s, PlanOptions(jobs=2, sweep=("rate_scale", (10.0, 40.0, 120.0))))
     df = r.table()
-    for mode, g in df.groupby("mode"):
+    for _, g in df.groupby("mode"):
         g = g.sort_values("sweep_value")
         assert g["num_decode_gpus"].is_monotonic_increasing, g
         assert g["num_prefill_gpus"].is_monotonic_increasing, g
     assert (
         df[df.sweep_value == 120.0]["num_gpus"].max() > df[df.sweep_value == 10.0]["num_gpus"].min()
     )
-    # goodput at the scenario's own workers: a rate of the grid (or a bisection point) per mode
+    # goodput at the scenario's own workers: every rate up to it is met, the next rate
+    # evaluated above it is not, and bisection (3 steps) narrowed the bracket between the
+    # highest grid rate met (10) and the first missed (40) to (40 - 10) / 2**3
     gp = r.goodput.attrs["goodput"]
     assert set(gp) == {"partitioned", "sun", "qsun"}
-    assert all(v >= 0 for v in gp.values())
+    for mode, g in gp.items():
+        met = r.goodput[r.goodput["mode"] == mode].set_index("rate_scale")["met"].sort_index()
+        assert {10.0, 40.0, 120.0} <= set(met.index), met
+        assert not met[40.0] and 10.0 <= g < 40.0, (mode, g, met)
+        assert met[g] and met[met.index <= g].all(), (mode, g, met)
+        above = met[met.index > g]
+        assert not above.iloc[0], (mode, g, met)
+        assert above.index[0] - g <= (40.0 - 10.0) / 2**3 + 1e-9, (mode, g, met)
 
 
 def test_plan_is_reproducible_from_its_directory(tmp_path: Path):
@@ -189,6 +205,11 @@ def test_plan_is_reproducible_from_its_directory(tmp_path: Path):
         "tpot_s_p90",
     ]
     pd.testing.assert_frame_equal(a[cols], b[cols])
+    read = read_plan_dir(d1)
+    assert list(read.table["mode"]) == ["partitioned", "sun", "qsun"]
+    assert [p.name for p in read.replay_dirs] == [f"replay_{m}" for m in read.table["mode"]]
+    assert read.sweep is None and read.goodput is None and len(read.evaluations) > 0
+    assert set(read.reference_summaries()) == {"partitioned", "sun", "qsun"}
     j = json.loads((d2 / "plan.json").read_text())
     assert j["stats"]["cached"] == 0 and j["slo"]["ttft_s"] == 0.5
     # the replay of a final configuration repeats with `sunsim replay --scenario`
@@ -232,18 +253,19 @@ def test_plan_is_reproducible_from_its_directory(tmp_path: Path):
         (["--slo-tpot", "0.0005"], "TPOT SLO"),
     ],
 )
-def test_impossible_slo_is_one_line_exit_2(opts, words):
+def test_impossible_slo_is_one_line_exit_2(opts, words, tmp_path: Path):
     runner = CliRunner()
+    out_dir = tmp_path / "never-written"
     args = [a for a in CLI_SMALL]
     for k in ("--slo-ttft", "--slo-tpot"):  # drop the defaults being replaced
         if k in opts:
             i = args.index(k)
             del args[i : i + 2]
-    res = runner.invoke(app, ["plan", *args, *opts, "--out", "/tmp/never-written"])
+    res = runner.invoke(app, ["plan", *args, *opts, "--out", str(out_dir)])
     assert res.exit_code == 2, res.output
     out = res.output.strip()
     assert words in out and len(out.splitlines()) <= 3 and "Traceback" not in out
-    assert not Path("/tmp/never-written/plan.json").exists()
+    assert not (out_dir / "plan.json").exists()
 
 
 def test_search_cap_gives_a_clear_error():
@@ -294,10 +316,105 @@ def test_parse_sweep_and_options():
 
 
 def test_percentile_kind_meets_its_bounds():
-    r = plan(
-        dataclasses.replace(SMALL, max_requests=200), PlanOptions(jobs=1, slo_kind="percentile")
-    )
-    for mode, mp in r.points[0].modes.items():
+    r = plan(scenario_with(SMALL, max_requests=200), PlanOptions(jobs=1, slo_kind="percentile"))
+    for mp in r.points[0].modes.values():
         lat = mp.summary["latency_s"]
         assert lat["ttft_s_p90"] <= SMALL.slo_ttft_s + 1e-9
         assert lat["tpot_s_p90"] <= SMALL.slo_tpot_s + 1e-9
+
+
+# --- plan directories: the trace path, and bad files as a table of cases -----------------------
+
+
+def test_plan_scenario_toml_has_an_absolute_trace_path(small_plan, tmp_path, monkeypatch):
+    default = dataclasses.replace(small_plan, scenario=scenario_with(SMALL, trace=None))
+    assert plan_to_toml_dict(default)["trace"]["path"] == str(default_trace().resolve())
+    monkeypatch.chdir(default_trace().parent)
+    rel = dataclasses.replace(small_plan, scenario=scenario_with(SMALL, trace=default_trace().name))
+    path = Path(plan_to_toml_dict(rel)["trace"]["path"])
+    assert path.is_absolute() and path == default_trace().resolve()
+    write_plan(rel, tmp_path / "p", replays=False)
+    monkeypatch.chdir(tmp_path)  # the plan repeats from elsewhere
+    s, opts = load_plan_toml(tmp_path / "p" / "scenario.toml")
+    assert Path(s.trace) == default_trace().resolve() and opts == PlanOptions()
+
+
+@pytest.fixture(scope="module")
+def plan_dir(small_plan, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("plan")
+    write_plan(small_plan, d, replays=False)
+    return d
+
+
+def _set_json(**changes):
+    def edit(d: Path) -> None:
+        j = json.loads((d / "plan.json").read_text())
+        for k, v in changes.items():
+            if v is None:
+                del j[k]
+            else:
+                j[k] = v
+        (d / "plan.json").write_text(json.dumps(j))
+
+    return edit
+
+
+def _write(name: str, text: str):
+    return lambda d: (d / name).write_text(text)
+
+
+@pytest.mark.parametrize(
+    "edit, file, words",
+    [
+        (lambda d: (d / "plan.json").unlink(), "plan.json", "missing"),
+        (_write("plan.json", '{"kind": "plan", "points": ['), "plan.json", "not valid JSON"),
+        (_write("plan.json", "[1, 2]"), "plan.json", "not a sunsim plan"),
+        (_set_json(kind="replay"), "plan.json", "not a sunsim plan"),
+        (_set_json(points=None), "plan.json", "missing key(s) points"),
+        (_set_json(points=[]), "plan.json", "non-empty list"),
+        (_set_json(reference_point=3), "plan.json", "reference_point"),
+        (_set_json(reference_point="0"), "plan.json", "reference_point"),
+        (lambda d: (d / "plan.csv").unlink(), "plan.csv", "missing"),
+        (_write("plan.csv", "a,b\n1,2\n"), "plan.csv", "missing column(s) mode"),
+        (_write("plan.csv", 'mode,x\n"sun,1\n'), "plan.csv", "not a readable CSV"),
+        (_write("goodput.csv", "mode,rate_scale\nsun,1\n"), "goodput.csv", "column(s) met"),
+        (_write("scenario.toml", "[trace\npath = 1"), "scenario.toml", "not valid TOML"),
+    ],
+)
+def test_bad_plan_directory_is_one_line_naming_the_file(plan_dir, tmp_path, edit, file, words):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(plan_dir, d)
+    assert read_plan_dir(d).meta["kind"] == "plan"  # the copy reads before the edit
+    edit(d)
+    with pytest.raises(SunsimError) as e:
+        read_plan_dir(d)
+    msg = str(e.value)
+    assert str(d / file) in msg and words in msg and "\n" not in msg, msg
+
+
+def test_read_plan_dir_refuses_a_missing_directory(tmp_path):
+    with pytest.raises(SunsimError, match="no such plan directory"):
+        read_plan_dir(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[plan]\nfoo = 1\n", "unknown key 'foo' in [plan]"),
+        ("[plan]\nsweep = 3\n", "sweep must be"),
+        ('[plan]\nsweep = {key = "rate_scale", values = ["a"]}\n', "list of numbers"),
+        ('[plan]\nsweep = {key = "speed", values = [1]}\n', "unknown key 'speed'"),
+        ('[plan]\nslo_kind = "mean"\n', "--slo-kind"),
+        ("plan = 3\n", "[plan] must be a table"),
+        ("[plan\n", "not valid TOML"),
+        ("[nonsense]\nx = 1\n", "unknown section [nonsense]"),
+    ],
+)
+def test_bad_plan_toml_is_one_line(tmp_path, text, words):
+    p = tmp_path / "scenario.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_plan_toml(p)
+    assert words in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -1,0 +1,159 @@
+""":func:`plan`: load the workloads and latency models, check the SLO is reachable, run every
+point's searches (and a rate sweep's goodput) through one driver, and gather the result."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pandas as pd
+
+from sunsim.config import Scenario
+from sunsim.planner.bounds import check_feasible
+from sunsim.planner.driver import Chain, Driver, OnEvent
+from sunsim.planner.goodput import goodput_chain, goodput_frame
+from sunsim.planner.options import PlanOptions, scenario_with
+from sunsim.planner.points import PlanContext, PointPlanner
+from sunsim.planner.results import PlanResult, PointPlan
+from sunsim.planner.tasks import load_cache, save_cache
+
+#: Per sweep point: (workload key, time factor on its arrival times, its Workload).
+_WorkloadMeta = tuple[str, float, Any]
+
+
+def _point_scenarios(s: Scenario, options: PlanOptions) -> list[tuple[float | None, Scenario]]:
+    """(sweep value, scenario) per point; one (None, s) without a sweep."""
+    if options.sweep is None:
+        return [(None, s)]
+    key, values = options.sweep
+    return [(v, scenario_with(s, **{key: float(v)})) for v in values]
+
+
+def _reference_index(s: Scenario, options: PlanOptions, n: int) -> int:
+    """The point at the scenario's own sweep value (else the last of ``n``)."""
+    if options.sweep is None:
+        return 0
+    key, values = options.sweep
+    own = getattr(s, key)
+    for i, v in enumerate(values):
+        if own is not None and abs(float(v) - float(own)) < 1e-12:
+            return i
+    return n - 1
+
+
+def _load_workloads(
+    s: Scenario, options: PlanOptions, points: list[tuple[float | None, Scenario]]
+) -> tuple[dict[str, pd.DataFrame], list[_WorkloadMeta]]:
+    """One labelled frame per distinct labelling, and per point which one it uses.
+
+    Rate points share one (the rate scale is applied last by the reader and labelling does not
+    depend on arrival times, so a rate point's requests are the base frame with ``arrival_s``
+    times (the base scale / its scale)).
+    """
+    from sunsim.replay import load_workload
+
+    workloads: dict[str, pd.DataFrame] = {}
+    meta: list[_WorkloadMeta] = []
+    if options.sweep_key == "rate_scale":
+        base = load_workload(s)
+        workloads["base"] = base.requests
+        for _, ps in points:
+            meta.append(("base", s.rate_scale / ps.rate_scale, base))
+    else:
+        for i, (_, ps) in enumerate(points):
+            w = load_workload(ps)
+            workloads[f"p{i}"] = w.requests
+            meta.append((f"p{i}", 1.0, w))
+    return workloads, meta
+
+
+def _resolve_latencies(s: Scenario) -> tuple[dict[str, tuple[Any, Any]], list[str]]:
+    """Per mode of ``s``: (prefill, decode) latency models; and the distinct notes on them."""
+    from sunsim.replay import resolve_latency
+
+    notes: list[str] = []
+    lat: dict[str, tuple[Any, Any]] = {}
+    for mode in s.modes:
+        cl = s.cluster(mode, [1.0] * len(s.served_models))
+        pl, pnote = resolve_latency(s, "bf16", "prefill")
+        dl, dnote = resolve_latency(s, str(cl.decode_precision), "decode")
+        lat[mode] = (pl, dl)
+        for n in (pnote, dnote):
+            if n not in notes:
+                notes.append(n)
+    return lat, notes
+
+
+def _goodput_chains(
+    s: Scenario, options: PlanOptions, base_req: pd.DataFrame, served: list[str]
+) -> list[Chain]:
+    """A rate sweep's goodput chain per mode at the scenario's own worker counts (the decode
+    workers split by each model's share of output tokens)."""
+    col = base_req["model"].astype(str)
+    out_tok = [float(base_req.loc[col == m, "output_tokens"].sum()) for m in served]
+    return [goodput_chain(s, mode, s.cluster(mode, out_tok), options, served) for mode in s.modes]
+
+
+def plan(
+    s: Scenario,
+    options: PlanOptions = PlanOptions(),
+    *,
+    on_event: OnEvent | None = None,
+) -> PlanResult:
+    """Find, for each mode of ``s`` (and each sweep value), the fewest workers meeting the SLO.
+
+    Args:
+        s: the scenario (trace, rate scale, models and labelling, GPU, latency source, SLO,
+            seed; its ``prefill_workers``/``decode_workers`` are used only for goodput).
+        options: see :class:`~sunsim.planner.options.PlanOptions`.
+        on_event: called with ``("submit" | "done", info)`` per simulation, ``("phase",
+            {...})`` as searches finish.
+
+    Returns:
+        a :class:`~sunsim.planner.results.PlanResult`.
+
+    Raises:
+        ConfigError: bad options, an SLO no number of workers can meet (message says what
+            limits), or the errors of :func:`sunsim.replay.load_workload`.
+        TraceError: an unreadable trace.
+    """
+    t0 = time.perf_counter()
+    jobs = options.jobs or os.cpu_count() or 1
+    goal = options.prefill_goal(s.slo)
+    points = _point_scenarios(s, options)
+    ref = _reference_index(s, options, len(points))
+    workloads, wl_meta = _load_workloads(s, options, points)
+    lat, notes = _resolve_latencies(s)
+    for (_, _, w), (_, ps) in zip(wl_meta, points):
+        for mode in s.modes:
+            check_feasible(w.requests, ps, mode, options.slo_kind, goal, *lat[mode])
+
+    cache = load_cache(options.cache_file)
+    driver = Driver(workloads, jobs, cache, on_event)
+    served = list(s.served_models)
+    ctx = PlanContext(options, served, goal, lat, workloads, on_event, ref)
+    roots = [
+        PointPlanner(ctx, i, ps, wkey, factor, w).chain()
+        for i, ((_, ps), (wkey, factor, w)) in enumerate(zip(points, wl_meta))
+    ]
+    gp_chains = []
+    if options.sweep_key == "rate_scale":
+        gp_chains = _goodput_chains(s, options, workloads["base"], served)
+    out = driver.run(roots + gp_chains)
+    pps: list[PointPlan] = out[: len(roots)]
+    gp = goodput_frame(list(out[len(roots) :])) if gp_chains else None
+    save_cache(options.cache_file, cache)
+    return PlanResult(
+        s,
+        options,
+        pps,
+        ref,
+        gp,
+        notes,
+        time.perf_counter() - t0,
+        driver.num_sims,
+        driver.num_cached,
+        driver.sim_wall_s,
+        jobs,
+    )
