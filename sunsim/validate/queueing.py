@@ -132,7 +132,7 @@ class ServiceTimeLatency(LatencyModel):
 
     method = "analytic"
 
-    def __init__(self, service_s: Sequence[float]) -> None:
+    def __init__(self, service_s: Sequence[float] | np.ndarray) -> None:
         self._service = [float(s) for s in service_s]
         self.weight_bytes = 0
         self.kv_bytes_per_token = 1
@@ -216,7 +216,7 @@ def _row(
     give the confidence intervals; a row whose 99% interval is wider than ``tol`` may pass
     inside the interval."""
     rel = simulated / theory - 1.0
-    if samples is not None:
+    if samples is not None and starts is not None:
         ci95 = regenerative_halfwidth(samples, starts, level=0.95) / theory
         ci99 = regenerative_halfwidth(samples, starts, level=0.99) / theory
     else:  # Little's law: the window's error only, relative sd 1 / sqrt(n)

@@ -125,7 +125,8 @@ class EngineCheck:
     Attributes:
         options: the options used; ``config``: the engine configuration (as a dict).
         comparison: one row per request (see :func:`compare_requests`).
-        iterations: one row per decode iteration of the engine (see :func:`_iterations_frame`).
+        iterations: one row per decode iteration of the engine (see
+            :func:`~sunsim.validate.engine.records.iterations_frame`).
         engine_records, sim_records: per-request timestamps (simulator's record columns).
         prefill_batches: one row per engine prefill batch.
         link: calibration samples (``tokens``, ``bytes``, ``handoff_s``, ``copy_s``).
@@ -236,6 +237,7 @@ def engine_config(opts: EngineCheckOptions, req: pd.DataFrame) -> Any:
     idle = opts.prefill_idle_s
     if idle is None:
         idle = min(float(arr[-1] - arr[0]) / (len(arr) - 1), 0.5) if len(arr) > 1 else 0.0
+    grid = profile_grid(opts, req)
     return EngineConfig(
         spec=opts.spec,
         device=opts.device,
@@ -246,7 +248,10 @@ def engine_config(opts: EngineCheckOptions, req: pd.DataFrame) -> Any:
         kv_blocks=int(kv_blocks),
         max_num_seqs=opts.max_num_seqs,
         max_num_batched_tokens=opts.max_num_batched_tokens,
-        **profile_grid(opts, req),
+        decode_batch_sizes=grid["decode_batch_sizes"],
+        decode_contexts=grid["decode_contexts"],
+        prefill_batch_sizes=grid["prefill_batch_sizes"],
+        prefill_prompt_tokens=grid["prefill_prompt_tokens"],
         seed=opts.seed,
         pin_cpus=pin,
         warmup=opts.warmup,

@@ -142,7 +142,7 @@ class DecodeProc:
 
     def link(self) -> list[dict]:
         """Calibration: timestamp each notice on arrival and ack it."""
-        out = []
+        out: list[dict] = []
         while True:
             m = self.kv_conn.recv()
             t = clock()
