@@ -64,7 +64,6 @@ theory 97% to 100% of the time (83% to 98% at 2k requests: too short).
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -77,6 +76,37 @@ from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.specs import LinkSpec
+from sunsim.validate.queueing_theory import (
+    erlang_c,
+    fcfs_waits,
+    md1_mean_wait,
+    mmc_mean_wait,
+    regeneration_starts,
+    regenerative_halfwidth,
+    time_average_in_system,
+)
+
+__all__ = [
+    "MEAN_SERVICE_S",
+    "PATHWISE_TOL_S",
+    "QUEUE_MODEL",
+    "REL_TOL",
+    "ConfigError",
+    "ServiceTimeLatency",
+    "erlang_c",
+    "fcfs_waits",
+    "md1_mean_wait",
+    "mmc_mean_wait",
+    "poisson_arrivals",
+    "queue_cluster",
+    "queue_requests",
+    "queue_waits",
+    "regeneration_starts",
+    "regenerative_halfwidth",
+    "run_queueing_checks",
+    "simulate_queue",
+    "time_average_in_system",
+]
 
 #: A check passes when the simulated value is within this fraction of the theory.
 REL_TOL = 0.03
@@ -86,101 +116,6 @@ PATHWISE_TOL_S = 1e-6
 MEAN_SERVICE_S = 1.0
 #: The served model's name in the generated traces.
 QUEUE_MODEL = "queue"
-
-
-# --- closed forms -------------------------------------------------------------------------
-
-
-def erlang_c(c: int, a: float) -> float:
-    """Erlang C: the probability that an arrival waits in an M/M/c queue with offered load
-    ``a = lambda / mu`` Erlangs (requires ``a < c``).
-
-    Computed through the Erlang B recursion ``B(0) = 1``, ``B(k) = a B(k-1) / (k + a B(k-1))``
-    and ``C = c B(c) / (c - a (1 - B(c)))`` (R. B. Cooper, *Introduction to Queueing Theory*,
-    1981, Sec. 3.4), which equals the textbook sum without its factorials.
-    """
-    if c < 1 or not 0 <= a < c:
-        raise ConfigError(f"Erlang C needs c >= 1 and 0 <= a < c, got c={c}, a={a}")
-    b = 1.0
-    for k in range(1, c + 1):
-        b = a * b / (k + a * b)
-    return c * b / (c - a * (1.0 - b))
-
-
-def mmc_mean_wait(lam: float, mu: float, c: int) -> float:
-    """Mean time in queue (seconds) of M/M/c: ``C(c, lambda/mu) / (c mu - lambda)``
-    (Kleinrock 1975, Sec. 3.5). ``lam`` arrivals per second, ``mu`` services per second."""
-    return erlang_c(c, lam / mu) / (c * mu - lam)
-
-
-def md1_mean_wait(lam: float, service_s: float) -> float:
-    """Mean time in queue (seconds) of M/D/1 with constant service ``service_s``:
-    Pollaczek-Khinchine ``rho S / (2 (1 - rho))``, ``rho = lambda S`` (Kleinrock 1975, Ch. 5)."""
-    rho = lam * service_s
-    if not 0 <= rho < 1:
-        raise ConfigError(f"M/D/1 needs a load below 1, got rho={rho}")
-    return rho * service_s / (2.0 * (1.0 - rho))
-
-
-# --- exact sample-path recursions and estimators --------------------------------------------
-
-
-def fcfs_waits(arrival_s: np.ndarray, service_s: np.ndarray, c: int) -> np.ndarray:
-    """Waiting times (seconds) of a FCFS queue with ``c`` identical servers, request by request,
-    for arrivals ``arrival_s`` (sorted) and service times ``service_s``: the Kiefer-Wolfowitz
-    recursion (1955) on the servers' free times, Lindley's (1952) for ``c = 1``."""
-    free = [0.0] * c
-    waits = np.empty(len(arrival_s))
-    for i, (t, s) in enumerate(zip(arrival_s.tolist(), service_s.tolist())):
-        f = free[0]
-        start = t if t > f else f
-        waits[i] = start - t
-        heapq.heapreplace(free, start + s)
-    return waits
-
-
-def time_average_in_system(arrived_at: np.ndarray, finished_at: np.ndarray) -> float:
-    """Time-average number of requests in the system over ``[min(arrived_at),
-    max(finished_at)]``: the integral of N(t) (an event sweep: +1 at each arrival, -1 at each
-    finish) divided by the window."""
-    times = np.concatenate([arrived_at, finished_at])
-    steps = np.concatenate([np.ones(len(arrived_at)), -np.ones(len(finished_at))])
-    order = np.argsort(times, kind="stable")
-    times, steps = times[order], steps[order]
-    n_in = np.cumsum(steps)
-    window = times[-1] - times[0]
-    return float(np.sum(n_in[:-1] * np.diff(times)) / window) if window > 0 else 0.0
-
-
-def regeneration_starts(arrived_at: np.ndarray, finished_at: np.ndarray) -> np.ndarray:
-    """Boolean per request (in arrival order): it arrives to an empty system (every request
-    before it has finished), which starts a new regeneration cycle of the queue."""
-    starts = np.ones(len(arrived_at), dtype=bool)
-    if len(arrived_at) > 1:
-        starts[1:] = arrived_at[1:] >= np.maximum.accumulate(finished_at)[:-1]
-    return starts
-
-
-def regenerative_halfwidth(x: np.ndarray, starts: np.ndarray, level: float = 0.95) -> float:
-    """Half-width of the ``level`` confidence interval of ``mean(x)`` by the regenerative
-    method (Crane & Iglehart 1975; Law & Kelton, *Simulation Modeling and Analysis*): the
-    cycles between arrivals to an empty system (``starts``) are independent, so with ``Y_k``
-    the sum of ``x`` and ``N_k`` the number of requests of cycle ``k`` (K cycles) and
-    ``r = sum Y / sum N``, the half-width is
-    ``z sqrt(sum (Y_k - r N_k)^2 / (K - 1)) / (mean(N) sqrt(K))``. NaN for fewer than 2 cycles.
-    Valid for a short run too, unlike batch means, whose batches must outlast the queue's
-    correlation time."""
-    from scipy.stats import norm
-
-    idx = np.flatnonzero(starts)
-    k = len(idx)
-    if k < 2:
-        return float("nan")
-    y = np.add.reduceat(x, idx)
-    n = np.diff(np.append(idx, len(x))).astype(float)
-    r = y.sum() / n.sum()
-    s = math.sqrt(np.sum((y - r * n) ** 2) / (k - 1))
-    return float(norm.ppf(0.5 + level / 2) * s / (n.mean() * math.sqrt(k)))
 
 
 # --- the engine as a queue ------------------------------------------------------------------
@@ -197,7 +132,7 @@ class ServiceTimeLatency(LatencyModel):
 
     method = "analytic"
 
-    def __init__(self, service_s: Sequence[float]) -> None:
+    def __init__(self, service_s: Sequence[float] | np.ndarray) -> None:
         self._service = [float(s) for s in service_s]
         self.weight_bytes = 0
         self.kv_bytes_per_token = 1
@@ -281,7 +216,7 @@ def _row(
     give the confidence intervals; a row whose 99% interval is wider than ``tol`` may pass
     inside the interval."""
     rel = simulated / theory - 1.0
-    if samples is not None:
+    if samples is not None and starts is not None:
         ci95 = regenerative_halfwidth(samples, starts, level=0.95) / theory
         ci99 = regenerative_halfwidth(samples, starts, level=0.99) / theory
     else:  # Little's law: the window's error only, relative sd 1 / sqrt(n)
@@ -361,6 +296,26 @@ def run_queueing_checks(
         ConfigError: a load outside (0, 1), fewer than 1 server, or fewer than 1000 requests.
     """
     tol = REL_TOL if rel_tol is None else rel_tol
+    _check_inputs(num_requests, rhos, servers)
+    runs = [("M/M/c", c, rho) for rho in rhos for c in servers] + [
+        ("M/D/1", 1, rho) for rho in rhos
+    ]
+    rows = []
+    for i, (kind, c, rho) in enumerate(runs):
+        name = f"M/M/c c={c} rho={rho:g}" if kind == "M/M/c" else f"M/D/1 rho={rho:g}"
+        if on_progress is not None:
+            on_progress(i, len(runs), name)
+        rows.extend(_one_run(kind, c, rho, name, num_requests, seed, tol))
+    if on_progress is not None:
+        on_progress(len(runs), len(runs), "done")
+    df = pd.DataFrame(rows)
+    df.attrs.update(seed=seed, rel_tol=tol, mean_service_s=MEAN_SERVICE_S)
+    return df
+
+
+def _check_inputs(num_requests: int, rhos: Sequence[float], servers: Sequence[int]) -> None:
+    """Raise :class:`ConfigError` on fewer than 1000 requests, a load outside (0, 1) or
+    fewer than 1 server."""
     if num_requests < 1000:
         raise ConfigError(
             f"queueing checks need at least 1000 requests per run, got {num_requests}"
@@ -371,88 +326,51 @@ def run_queueing_checks(
     for c in servers:
         if c < 1:
             raise ConfigError(f"number of servers must be >= 1, got {c}")
+
+
+def _one_run(kind: str, c: int, rho: float, name: str, n: int, seed: int, tol: float) -> list[dict]:
+    """Simulate one queue (``M/M/c`` with ``c`` servers or ``M/D/1``) at load ``rho`` and
+    return its three rows: P(wait), mean wait, Little's law."""
     mu = 1.0 / MEAN_SERVICE_S
-    runs = [("M/M/c", c, rho) for rho in rhos for c in servers] + [
-        ("M/D/1", 1, rho) for rho in rhos
+    lam = rho * c * mu
+    rng = np.random.default_rng([seed, 0 if kind == "M/M/c" else 1, c, int(round(rho * 10_000))])
+    arrival = poisson_arrivals(lam, n, rng)
+    if kind == "M/M/c":
+        service = rng.exponential(MEAN_SERVICE_S, n)
+        p_wait, wait = erlang_c(c, lam / mu), mmc_mean_wait(lam, mu, c)
+        p_name, w_name, router = "Erlang C", "Erlang C", "central"
+    else:
+        service = np.full(n, MEAN_SERVICE_S)
+        p_wait, wait = rho, md1_mean_wait(lam, MEAN_SERVICE_S)
+        p_name, w_name, router = "rho (PASTA)", "Pollaczek-Khinchine", "least_loaded"
+    t0 = time.perf_counter()
+    res = simulate_queue(arrival, service, c, router)
+    wall = time.perf_counter() - t0
+    rec = res.records
+    waits = queue_waits(rec)
+    dev = float(np.max(np.abs(waits - fcfs_waits(arrival, service, c))))
+    waited = (waits > 0).astype(float)
+    arrived = rec["arrived_at"].to_numpy()
+    finished = rec["finished_at"].to_numpy()
+    starts = regeneration_starts(arrived, finished)
+    little = time_average_in_system(arrived, finished)
+    little_w = float(np.mean(finished - arrived))
+    return [
+        _row(
+            name, "P(wait)", p_name, float(waited.mean()), p_wait, waited, starts, tol, dev, n, wall
+        ),
+        _row(name, "mean wait", w_name, float(waits.mean()), wait, waits, starts, tol, dev, n, 0.0),
+        _row(
+            name,
+            "Little's law",
+            "lambda W",
+            little,
+            lam * little_w,
+            None,
+            None,
+            tol,
+            math.nan,
+            n,
+            0.0,
+        ),
     ]
-    rows = []
-    n = num_requests
-    for i, (kind, c, rho) in enumerate(runs):
-        name = f"M/M/c c={c} rho={rho:g}" if kind == "M/M/c" else f"M/D/1 rho={rho:g}"
-        if on_progress is not None:
-            on_progress(i, len(runs), name)
-        lam = rho * c * mu
-        rng = np.random.default_rng(
-            [seed, 0 if kind == "M/M/c" else 1, c, int(round(rho * 10_000))]
-        )
-        arrival = poisson_arrivals(lam, n, rng)
-        if kind == "M/M/c":
-            service = rng.exponential(MEAN_SERVICE_S, n)
-            p_wait, wait = erlang_c(c, lam / mu), mmc_mean_wait(lam, mu, c)
-            p_name, w_name, router = "Erlang C", "Erlang C", "central"
-        else:
-            service = np.full(n, MEAN_SERVICE_S)
-            p_wait, wait = rho, md1_mean_wait(lam, MEAN_SERVICE_S)
-            p_name, w_name, router = "rho (PASTA)", "Pollaczek-Khinchine", "least_loaded"
-        t0 = time.perf_counter()
-        res = simulate_queue(arrival, service, c, router)
-        wall = time.perf_counter() - t0
-        rec = res.records
-        waits = queue_waits(rec)
-        exact = fcfs_waits(arrival, service, c)
-        dev = float(np.max(np.abs(waits - exact)))
-        waited = (waits > 0).astype(float)
-        arrived = rec["arrived_at"].to_numpy()
-        finished = rec["finished_at"].to_numpy()
-        starts = regeneration_starts(arrived, finished)
-        rows.append(
-            _row(
-                name,
-                "P(wait)",
-                p_name,
-                float(waited.mean()),
-                p_wait,
-                waited,
-                starts,
-                tol,
-                dev,
-                n,
-                wall,
-            )
-        )
-        rows.append(
-            _row(
-                name,
-                "mean wait",
-                w_name,
-                float(waits.mean()),
-                wait,
-                waits,
-                starts,
-                tol,
-                dev,
-                n,
-                0.0,
-            )
-        )
-        little_w = float(np.mean(finished - arrived))
-        rows.append(
-            _row(
-                name,
-                "Little's law",
-                "lambda W",
-                time_average_in_system(arrived, finished),
-                lam * little_w,
-                None,
-                None,
-                tol,
-                float("nan"),
-                n,
-                0.0,
-            )
-        )
-    if on_progress is not None:
-        on_progress(len(runs), len(runs), "done")
-    df = pd.DataFrame(rows)
-    df.attrs.update(seed=seed, rel_tol=tol, mean_service_s=MEAN_SERVICE_S)
-    return df
