@@ -1,8 +1,9 @@
 """Latency fitted to a measured profile (the files ``sunsim profile`` writes).
 
 A profile directory ``profiles/<device-slug>/<model>/<precision>/`` holds ``decode.csv``,
-``prefill.csv`` (BF16 only) and ``meta.json`` (format: :mod:`sunsim.latency.profile_format`). Times in
-the CSVs are seconds for the full model (k-layer runs already scaled, as ``meta.json`` says).
+``prefill.csv`` (BF16 only) and ``meta.json`` (format: :mod:`sunsim.latency.profile_format`).
+Times in the CSVs are seconds for the full model (k-layer runs already scaled, as ``meta.json``
+says).
 The model fits the column that ``meta.json`` ``fit_statistic`` names: ``time_s_median`` (the
 default, and what profiles measured on a dedicated GPU use) or ``time_s_min`` (the fastest
 repeat: CPU profiles measured on a shared machine, where other tenants slow some repeats by

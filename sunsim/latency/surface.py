@@ -18,7 +18,6 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from sunsim.latency.fitting import (
-    Point,
     describe_form,
     fit_nnls,
     points_rows,
