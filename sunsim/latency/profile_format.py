@@ -97,6 +97,7 @@ def write_profile_dir(
     """
     m = meta if isinstance(meta, ProfileMeta) else ProfileMeta.from_dict(meta, source="meta")
     d = profile_subdir(root, m)
+    model_spec_of(m, d / "meta.json")
     col = time_column(m)
     dec = check_table(decode, "decode", d / "decode.csv", col)
     pre = check_table(prefill, "prefill", d / "prefill.csv", col) if prefill is not None else None
@@ -135,7 +136,9 @@ def read_meta(d: str | Path) -> ProfileMeta:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ProfileError(f"{path}: not valid JSON ({first}); re-run `sunsim profile`") from None
-    return ProfileMeta.from_dict(raw, source=path)
+    meta = ProfileMeta.from_dict(raw, source=path)
+    model_spec_of(meta, path)  # a model_spec sunsim cannot use is an error here, not later
+    return meta
 
 
 def read_csv_table(path: Path, kind: str, time_col: str) -> pd.DataFrame:

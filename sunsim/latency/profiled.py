@@ -133,7 +133,7 @@ class ProfiledLatency(LatencyModel):
         self.meta: dict[str, Any] = meta if isinstance(meta, dict) else m.to_dict()
         self.path = Path(path)
         self.prefill_path = prefill_path
-        self.spec = model_spec_of(m, self.path)
+        self.spec = model_spec_of(m, self.path / "meta.json")
         self.model = self.spec.name
         self.precision = m.precision
         self.method = m.method
