@@ -13,6 +13,8 @@ from sunsim.latency.resolve import gpu_key, has_role, resolve_latency
 from sunsim.latency.roofline import RooflineLatency
 from tests.test_profile_format import meta, tables
 
+BUNDLED = str(profiles_root() / "cpu-intel-xeon-1t")
+
 
 def test_roofline_when_asked():
     lat, note = resolve_latency("llama-3.1-8b", "h100", "bf16", "decode", "roofline")
