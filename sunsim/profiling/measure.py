@@ -11,6 +11,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sunsim.profiling.grid import ProfileGrid, TimingOptions
@@ -255,9 +256,9 @@ def decode_pass(ctx: PassContext, tag: str) -> None:
             kv = [(k[:b], v[:b]) for k, v in kv_all]
             ids = mod.random_ids(b, seed=seed + b)
             x = F.embedding(ids, mod.embed).unsqueeze(1)
-            full = lambda ids=ids, kv=kv, c=c: mod.decode_step(ids, kv, c)  # noqa: E731
-            layers = lambda x=x, kv=kv, c=c: mod.decode_layers(x, kv, c)  # noqa: E731
-            base = lambda ids=ids: mod.decode_base(ids)  # noqa: E731
+            full: Callable[[], Any] = partial(mod.decode_step, ids, kv, c)
+            layers: Callable[[], Any] = partial(mod.decode_layers, x, kv, c)
+            base: Callable[[], Any] = partial(mod.decode_base, ids)
             if ctx.cuda_graphs:
                 if ctx.measurer.scaled:
                     layers = cuda_graph(layers, mod.device)
@@ -285,9 +286,9 @@ def prefill_pass(ctx: PassContext, tag: str) -> None:
         x = F.embedding(ids, mod.embed)
         ctx.measurer.measure(
             key,
-            (lambda ids=ids, kv=kv: mod.prefill(ids, kv)),
-            (lambda x=x, kv=kv: mod.prefill_layers(x, kv)),
-            (lambda ids=ids: mod.prefill_base(ids)),
+            partial(mod.prefill, ids, kv),
+            partial(mod.prefill_layers, x, kv),
+            partial(mod.prefill_base, ids),
         )
         del kv, x
         ctx.progress.step(f"{tag}prefill B={b} L={l}")
