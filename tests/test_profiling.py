@@ -24,10 +24,10 @@ from sunsim.latency.profiled import ProfiledLatency, check_profile  # noqa: E402
 from sunsim.profiling import ProfileGrid, TimingOptions, profile_model, write_profile  # noqa
 from sunsim.profiling.harness import DECODE_COLUMNS, PREFILL_COLUMNS  # noqa: E402
 from sunsim.profiling.modules import DecoderModule  # noqa: E402
-from sunsim.profiling.quant import (
+from sunsim.profiling.quant import (  # noqa: E402
     Linear,
     dequantize_int4,
-    dequantize_int8,  # noqa: E402
+    dequantize_int8,
     quantize_int4,
     quantize_int8,
 )

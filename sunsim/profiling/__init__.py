@@ -6,7 +6,12 @@
 * :mod:`sunsim.profiling.modules`: the prefill and decode modules in plain torch.
 * :mod:`sunsim.profiling.quant`: BF16 / W8A16 / W4A16 linear layers on real packed kernels.
 * :mod:`sunsim.profiling.timing`: timers, device identification, copy-bandwidth and matmul probe.
-* :mod:`sunsim.profiling.harness`: grids, :func:`profile_model`, :func:`write_profile`.
+* :mod:`sunsim.profiling.grid`: the grid and timing options (:class:`ProfileGrid`,
+  :class:`TimingOptions`) and their defaults per device kind.
+* :mod:`sunsim.profiling.measure`: which points fit, the roofline probes, the measure loop.
+* :mod:`sunsim.profiling.record`: the measurements as tables and ``meta.json``.
+* :mod:`sunsim.profiling.harness`: :func:`profile_model`, :func:`write_profile` (the files are
+  written by :func:`sunsim.latency.profile_format.write_profile_dir`).
 * :mod:`sunsim.profiling.analysis`: :func:`roofline_ratios` (no torch needed).
 """
 

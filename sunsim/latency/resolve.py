@@ -1,0 +1,91 @@
+"""Which latency model a run uses: a given profile, a bundled measured one, or the roofline.
+
+The one place that decides it (:func:`resolve_latency`); ``sunsim replay`` and ``sunsim plan``
+call it once per pool role and precision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from sunsim.data import profiles_root
+from sunsim.errors import ProfileError
+from sunsim.latency.base import LatencyModel
+from sunsim.latency.roofline import RooflineLatency
+from sunsim.specs import GPU_ALIASES, get_gpu, get_model
+
+#: ``latency`` setting: ``auto`` (a profile if there is one, else the roofline), ``profile``
+#: (a profile is required), ``roofline`` (always the roofline).
+LatencySource = Literal["auto", "profile", "roofline"]
+Role = Literal["prefill", "decode"]
+
+
+def resolve_latency(
+    base_model: str,
+    gpu: str,
+    precision: str,
+    role: str,
+    source: str = "auto",
+    profile: str | Path | None = None,
+    *,
+    profiles: str | Path | None = None,
+) -> tuple[LatencyModel, str]:
+    """The latency model for ``role`` (``prefill``/``decode``) of ``base_model`` at
+    ``precision`` on ``gpu``, and a one-line note saying where it came from.
+
+    ``source``: ``roofline`` always uses :class:`RooflineLatency`; otherwise ``profile`` (a
+    device, model or precision directory), when given, is loaded, and it is an error if it has
+    no matching model/precision or (for ``prefill``) no prefill measurements; without it, a
+    bundled profile (under ``profiles``, default :func:`sunsim.data.profiles_root`) measured
+    on ``gpu`` for this model and precision is used, else the roofline, and the note says so.
+
+    Raises:
+        ProfileError: a bad or mismatched ``profile``.
+        ConfigError: unknown model, GPU or precision.
+    """
+    from sunsim.latency import profiled
+
+    model = get_model(base_model)
+    roof = RooflineLatency(get_gpu(gpu), model, precision)
+    if source == "roofline":
+        return roof, f"{role}: {roof.description} (asked for)"
+    if profile:
+        d = profiled.resolve_profile(Path(profile), model.name, precision)
+        lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
+        check_profile_role(lat, role, d)
+        return lat, f"{role}: {lat.description} from {d}"
+    root = Path(profiles) if profiles is not None else profiles_root()
+    if root.exists():
+        found = profiled.find_profile(
+            root, gpu_key=gpu_key(gpu), model=model.name, precision=precision
+        )
+        if found is not None:
+            lat = profiled.ProfiledLatency.from_dir(found, model=model.name, precision=precision)
+            if has_role(lat, role):
+                return lat, f"{role}: {lat.description} from {found}"
+    return roof, (
+        f"{role}: no measured profile for {gpu} {model.name} {precision}; using {roof.description}"
+    )
+
+
+def gpu_key(name: str) -> str:
+    """The canonical GPU key of ``name`` (``H100`` -> ``h100``, aliases resolved)."""
+    key = name.lower()
+    return GPU_ALIASES.get(key, key)
+
+
+def has_role(lat: LatencyModel, role: str) -> bool:
+    """Whether ``lat`` can time ``role``: decode always; prefill unless it is a decode-only
+    profile (``has_prefill`` False)."""
+    has = getattr(lat, "has_prefill", True) if role == "prefill" else True
+    return bool(has)
+
+
+def check_profile_role(lat: LatencyModel, role: str, d: Path) -> None:
+    """Raise ProfileError when profile ``lat`` (from directory ``d``) cannot time ``role``."""
+    if not has_role(lat, role):
+        raise ProfileError(
+            f"{d}: this profile has no prefill measurements (decode-only "
+            f"precision); point --profile at a directory that also holds bf16"
+        )
