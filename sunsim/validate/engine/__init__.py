@@ -89,7 +89,6 @@ from sunsim.validate.engine.profile import (
     build_profile,
     profile_meta,
     statistic_latency,
-    write_profile_dir,
 )
 from sunsim.validate.engine.records import (
     COMPARED,
@@ -131,5 +130,4 @@ __all__ = [
     "statistic_latency",
     "summarize_check",
     "write_engine_check",
-    "write_profile_dir",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sunsim.errors import ProfileError
+from sunsim.latency.profile_format import write_profile_dir
 from sunsim.serialize import jsonable
 from sunsim.specs import ModelSpec
 from sunsim.validate.engine.driver import run_engine
@@ -29,7 +30,7 @@ from sunsim.validate.engine.options import (
     load_slice,
 )
 from sunsim.validate.engine.output import cfg_dict, write_engine_check
-from sunsim.validate.engine.profile import build_profile, statistic_latency, write_profile_dir
+from sunsim.validate.engine.profile import build_profile, statistic_latency
 from sunsim.validate.engine.records import (
     batches_frame,
     compare_requests,
@@ -260,7 +261,7 @@ def analyze_engine_check(
     others' errors are in the summary too (``errors_<statistic>_profile``)."""
     out = Path(out)
     dec, pre, meta = build_profile(cfg, raw, opts, command)
-    pdir = write_profile_dir(out / "profile", dec, pre, meta)
+    pdir = write_profile_dir(out / "profile", pre, dec, meta)
     lats, cpu_lat = _latencies(cfg, dec, pre, meta, pdir)
     link, link_df, link_info = fit_link(raw, lats["median"].kv_bytes_per_token)
     cluster = mirror_cluster(cfg, lats["median"], link)

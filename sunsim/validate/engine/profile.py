@@ -2,14 +2,14 @@
 
 :func:`build_profile` pools the repeats of every profile pass into the profile tables
 (``decode.csv``, ``prefill.csv``) and builds ``meta.json`` (:func:`profile_meta`);
-:func:`write_profile_dir` is the ONE place that writes them; :func:`statistic_latency` fits a
+:func:`sunsim.latency.profile_format.write_profile_dir` writes them; :func:`statistic_latency`
+fits a
 latency model to another column of the tables than the median.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -197,19 +197,6 @@ def profile_meta(cfg: Any, info: dict, opts: EngineCheckOptions, command: str | 
         "sunsim_version": __version__,
         "command": command,
     }
-
-
-def write_profile_dir(root: Path, dec: pd.DataFrame, pre: pd.DataFrame, meta: dict) -> Path:
-    """Write the profile under ``root/<device_slug>/<model>/bf16/``; returns that directory.
-
-    The ONE writer of the check's profile: swap its body for the profile format's writer
-    (``sunsim.latency.profile_format.write_profile_dir(root, pre, dec, meta)``)."""
-    d = Path(root) / meta["device_slug"] / meta["model"] / meta["precision"]
-    d.mkdir(parents=True, exist_ok=True)
-    dec.to_csv(d / "decode.csv", index=False, float_format="%.6g")
-    pre.to_csv(d / "prefill.csv", index=False, float_format="%.6g")
-    (d / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return d
 
 
 def _points(df: pd.DataFrame, per: str, column: str) -> list[tuple[float, ...]]:
