@@ -136,9 +136,11 @@ def test_mooncake_jsonl(tmp_path):
         {"timestamp": 30535, "input_length": 100, "output_length": 0},
     ]
     p = _write(tmp_path, "mooncake.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
-    t = read_trace(p)
+    with pytest.raises(TraceError, match=r"row 2, column 'timestamp': '0' is 27\.482 s earlier"):
+        read_trace(p)  # out of order by more than the jitter tolerance
+    t = read_trace(p, sort_arrivals=True)
     _check_frame(t.requests)
-    assert t.format == "mooncake" and t.num_rows == 3
+    assert t.format == "mooncake" and t.num_rows == 3 and t.num_reordered == 1
     assert t.requests["arrival_s"].tolist() == pytest.approx([0.0, 27.482, 30.535])
     assert t.requests["row"].tolist() == [2, 1, 3]
     # A zero output is kept with the prefill's one token and counted, never dropped.
@@ -164,7 +166,7 @@ def test_canonical_round_trip_and_empty_model(tmp_path):
     assert t.requests["source_model"].isna().tolist() == [False, True, False]
     # The canonical format's model column is optional.
     q = _write(tmp_path, "nomodel.csv", "arrival_s,prompt_tokens,output_tokens\n3,5,6\n1,5,6\n")
-    r = read_trace(q).requests
+    r = read_trace(q, sort_arrivals=True).requests
     assert r["arrival_s"].tolist() == [0.0, 2.0] and r["source_model"].isna().all()
 
 
@@ -190,7 +192,7 @@ def test_property_canonical_round_trip(tmp_path, data):
     df = pd.DataFrame(data)
     df["arrival_s"] = df["arrival_s"] / 1e6  # microsecond resolution, as written
     p = write_canonical(df, tmp_path / "prop.csv")
-    t = read_trace(p)
+    t = read_trace(p, sort_arrivals=True)
     _check_frame(t.requests)
     order = np.argsort(df["arrival_s"].to_numpy(), kind="stable")
     expect = df.iloc[order].reset_index(drop=True)
@@ -208,7 +210,8 @@ def test_ties_keep_file_order(tmp_path):
     p = _write(
         tmp_path, "t.csv", "arrival_s,prompt_tokens,output_tokens\n5,1,1\n2,2,2\n2,3,3\n5,4,4\n"
     )
-    assert read_trace(p).requests["prompt_tokens"].tolist() == [2, 3, 1, 4]
+    t = read_trace(p, sort_arrivals=True)
+    assert t.requests["prompt_tokens"].tolist() == [2, 3, 1, 4] and t.num_reordered == 2
 
 
 def test_blank_lines_are_not_rows_but_keep_row_numbers(tmp_path):
@@ -297,7 +300,7 @@ BAD = {
     "empty_value": (
         "n.csv",
         CAN + "0,math,,1\n",
-        r"n\.csv: row 1, column 'prompt_tokens': an empty value is not a number",
+        r"n\.csv: row 1, column 'prompt_tokens': an empty or NaN value is not a number",
     ),
     "non_integer": (
         "i.csv",
@@ -374,7 +377,7 @@ def test_bad_input_raises_one_line_trace_error(tmp_path, case):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(TraceError, match=r"nope\.csv: file not found"):
         read_trace(tmp_path / "nope.csv")
-    with pytest.raises(TraceError, match="is not a file"):
+    with pytest.raises(TraceError, match=r"is a directory; pass a trace file"):
         read_trace(tmp_path)
 
 
