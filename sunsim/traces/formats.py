@@ -135,6 +135,13 @@ def detect_format(p: Path, first: str) -> TraceFormat:
     hits = {k: len(names & f.signature) for k, f in TRACE_FORMATS.items() if f.signature}
     best = max(hits.values())
     winners = [k for k, n in hits.items() if n == best]
+    if best == 0 and "," not in first:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in first:
+                raise TraceError(
+                    f"{where(p)}the header is separated by {name}, not commas; save the "
+                    f"trace as a comma-separated CSV"
+                )
     if best == 0 or len(winners) > 1:
         shown = ", ".join(repr(c[:40]) for c in header_names(first)[:8])
         raise TraceError(

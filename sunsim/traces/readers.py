@@ -57,23 +57,37 @@ def check_file(p: Path) -> None:
             raise TraceError(f"{where(p)}is {what}")
     if b"\x00" in head:
         raise TraceError(
-            f"{where(p)}is a binary file (NUL bytes), not a CSV or JSONL text trace; "
-            f"pass the trace itself"
+            f"{where(p)}is a binary file (NUL bytes; or UTF-16 text without a byte-order "
+            f"mark), not a CSV or JSONL text trace; pass the trace itself, as UTF-8"
         )
 
 
 def first_line(p: Path) -> str | None:
-    """The first non-blank line of the file (stripped), or None when it has none."""
+    """The first non-blank line of the file (stripped), or None when it has none.
+
+    Raises:
+        TraceError: the line holds control characters (a binary file).
+    """
     try:
         with p.open("r", encoding="utf-8-sig", errors="replace") as f:
             for line in f:
                 if line.strip():
-                    return line.strip()
+                    return _text_line(p, line.strip())
     except OSError as e:
         raise TraceError(
             f"{where(p)}cannot read the file ({e.strerror}); check its permissions"
         ) from None
     return None
+
+
+def _text_line(p: Path, line: str) -> str:
+    odd = sum(1 for c in line[:4096] if (ord(c) < 32 and c not in "\t\r\n") or c == "\ufffd")
+    if odd:
+        raise TraceError(
+            f"{where(p)}the first line holds {odd} control or undecodable characters: this is "
+            f"a binary file or not UTF-8 text, not a CSV or JSONL trace; pass the trace itself"
+        )
+    return line
 
 
 def read_raw(p: Path, fmt: TraceFormat, first: str) -> pd.DataFrame:
@@ -87,7 +101,7 @@ def read_raw(p: Path, fmt: TraceFormat, first: str) -> pd.DataFrame:
         raw = _read_jsonl(p, fmt)
     else:
         _check_header(p, fmt, first)
-        raw = _read_csv(p)
+        raw = _read_csv(p, _leading_blank_lines(p))
     for c in fmt.required:
         if c not in raw.columns:
             found = ", ".join(repr(str(x)[:40]) for x in list(raw.columns)[:8])
@@ -127,10 +141,28 @@ def _not_utf8(p: Path, header: bool) -> TraceError:
     return TraceError(f"{where(p)}not UTF-8 text; save the file as UTF-8")
 
 
-def _read_csv(p: Path) -> pd.DataFrame:
-    """All columns as read by pandas; index = 0-based data row (blank lines included)."""
+def _leading_blank_lines(p: Path) -> int:
+    """How many blank lines come before the header."""
+    n = 0
+    with p.open("r", encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                return n
+            n += 1
+    return n
+
+
+def _read_csv(p: Path, skip: int = 0) -> pd.DataFrame:
+    """All columns as read by pandas; index = 0-based data row (blank lines included; the
+    ``skip`` blank lines before the header are not rows)."""
     try:
-        df = pd.read_csv(p, skip_blank_lines=False, encoding="utf-8-sig", low_memory=False)
+        df = pd.read_csv(
+            p,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+            low_memory=False,
+            skiprows=skip or None,
+        )
     except pd.errors.EmptyDataError:
         raise TraceError(
             f"{where(p)}the file is empty; pass a trace with a header and data rows"
@@ -184,9 +216,13 @@ def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
                 lines.append(i)
     except UnicodeDecodeError:
         raise _not_utf8(p, header=False) from None
+    index = pd.Index(lines, dtype=np.int64)
     return pd.DataFrame(
-        {key: pd.Series(col, dtype=object) for key, col in zip(keys, cols, strict=True)},
-        index=pd.Index(lines, dtype=np.int64),
+        {
+            key: pd.Series(col, index=index, dtype=object)
+            for key, col in zip(keys, cols, strict=True)
+        },
+        index=index,
     )
 
 

@@ -76,7 +76,7 @@ def _is_missing(v: object) -> bool:
 
 
 def _text(v: object) -> str:
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
         return str(int(v))
     return str(v)
 
@@ -138,7 +138,7 @@ def _numeric_times(s: pd.Series, col: str, p: Path, rows: np.ndarray, unit_s: fl
             rows,
             huge,
             s,
-            f"a plausible time ({MAX_TIME_S:g} s is over 3,000 years)",
+            f"a plausible time (it is over {MAX_TIME_S:g} s, about 3,000 years)",
             f"this column is in {unit}; convert the column (was it written in a smaller unit?)",
         )
     return t
@@ -164,7 +164,8 @@ def _datetime_times(s: pd.Series, col: str, p: Path, rows: np.ndarray) -> np.nda
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
     else:
         t = pd.to_datetime(s, format="ISO8601", errors="coerce")
-    bad = t.isna().to_numpy()
+    # pandas may parse at microsecond or second resolution; nanoseconds span 1677 to 2262.
+    bad = (t.isna() | (t < pd.Timestamp.min) | (t > pd.Timestamp.max)).to_numpy(dtype=bool)
     if bad.any():
         raise bad_rows(p, col, rows, bad, s, _DATETIME_LIKE, _FIX_TOKENS)
     ns = t.to_numpy().astype("datetime64[ns]").astype(np.int64)
@@ -202,13 +203,19 @@ def check_order(
         j = int(np.flatnonzero(t[:i] == running[i - 1])[0])
         n = len(far)
         raise TraceError(
-            f"{where(p, int(rows[i]), col)}{_text(raw_times.iloc[i])!r} is {lag[i - 1]:,.6g} s "
+            f"{where(p, int(rows[i]), col)}{_text(raw_times.iloc[i])!r} is {_duration(lag[i - 1])} "
             f"earlier than row {int(rows[j])} ({_text(raw_times.iloc[j])!r}) above it "
             f"({n} row{'s' if n > 1 else ''} out of order by more than "
             f"{REORDER_TOLERANCE_S:g} s); sort the file by '{col}', or re-sort on read "
             f"(read_trace(..., sort_arrivals=True))"
         )
     return num
+
+
+def _duration(s: float) -> str:
+    """A duration for messages: seconds, with days when it is over a day."""
+    text = f"{s:,.6g} s" if s < 1e6 else f"{s:,.0f} s"
+    return text + (f" ({s / 86400:,.1f} days)" if s >= 86400 else "")
 
 
 def _source(raw: pd.DataFrame, fmt: TraceFormat, n: int) -> np.ndarray:
