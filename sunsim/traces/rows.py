@@ -162,6 +162,9 @@ def _datetime_times(s: pd.Series, col: str, p: Path, rows: np.ndarray) -> np.nda
             )
         t = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_numeric_dtype(s.dtype):
+        # Numbers are not datetimes here (pandas would read them as epochs some day).
+        t = pd.to_datetime(s.astype("string"), format="ISO8601", errors="coerce")
     else:
         t = pd.to_datetime(s, format="ISO8601", errors="coerce")
     # pandas may parse at microsecond or second resolution; nanoseconds span 1677 to 2262.
