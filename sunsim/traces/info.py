@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sunsim.traces.read import Trace
@@ -22,7 +24,7 @@ def _pcts(x: np.ndarray) -> dict[str, float]:
     }
 
 
-def trace_info(trace: Trace) -> dict:
+def trace_info(trace: Trace) -> dict[str, Any]:
     """Summary statistics of a trace's kept requests.
 
     Returns a dict with: ``path``, ``format``, ``num_rows`` (data rows in the file),

@@ -31,7 +31,8 @@ def zipf_shares(n: int, alpha: float) -> np.ndarray:
     if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
         raise ConfigError(f"Zipf alpha must be a finite number >= 0, got {alpha!r}")
     w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** float(alpha)
-    return w / w.sum()
+    normalised: np.ndarray = w / w.sum()
+    return normalised
 
 
 def check_served(served: Sequence[str]) -> list[str]:
@@ -54,7 +55,8 @@ def _shares(shares: Sequence[float], served: list[str]) -> np.ndarray:
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError(f"shares must be finite, >= 0 and not all 0, got {list(shares)!r}")
-    return w / w.sum()
+    normalised: np.ndarray = w / w.sum()
+    return normalised
 
 
 def label_models(

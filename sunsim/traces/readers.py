@@ -179,8 +179,8 @@ def _read_csv(p: Path, skip: int = 0) -> pd.DataFrame:
     return df
 
 
-def _no_repeats(pairs: list[tuple[str, object]]) -> dict:
-    obj: dict = {}
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj: dict[str, object] = {}
     for k, v in pairs:
         if k in obj:
             raise _RepeatedKey(k)
@@ -195,7 +195,7 @@ class _RepeatedKey(Exception):
 def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
     """JSONL as a frame of the needed keys; index = 0-based line number."""
     keys = fmt.required
-    cols: list[list] = [[], [], []]
+    cols: list[list[object]] = [[], [], []]
     lines: list[int] = []
     try:
         with p.open("r", encoding="utf-8-sig") as f:
@@ -226,7 +226,7 @@ def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
     )
 
 
-def _json_object(p: Path, line: int, s: str) -> dict:
+def _json_object(p: Path, line: int, s: str) -> dict[str, object]:
     try:
         obj = json.loads(s, object_pairs_hook=_no_repeats)
     except json.JSONDecodeError as e:

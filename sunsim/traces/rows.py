@@ -70,7 +70,7 @@ def bad_rows(
 
 def _is_missing(v: object) -> bool:
     try:
-        return v is None or bool(pd.isna(v))  # type: ignore[arg-type]
+        return v is None or bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
 
@@ -90,7 +90,8 @@ def _as_float(s: pd.Series) -> np.ndarray:
             s = s.mask(odd)
     elif pd.api.types.is_bool_dtype(s.dtype):
         return np.full(len(s), np.nan)
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    out: np.ndarray = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
 
 
 def _tokens(
@@ -114,6 +115,7 @@ def _tokens(
         if huge.any():
             raise bad_rows(p, col, rows, huge, s, f"a token count <= {MAX_TOKENS:,}", _FIX_TOKENS)
         vals = f.astype(np.int64)
+    vals = np.asarray(vals, dtype=np.int64)
     huge = vals > MAX_TOKENS
     if huge.any():
         raise bad_rows(p, col, rows, huge, s, f"a token count <= {MAX_TOKENS:,}", _FIX_TOKENS)
@@ -173,7 +175,8 @@ def _datetime_times(s: pd.Series, col: str, p: Path, rows: np.ndarray) -> np.nda
         raise bad_rows(p, col, rows, bad, s, _DATETIME_LIKE, _FIX_TOKENS)
     ns = t.to_numpy().astype("datetime64[ns]").astype(np.int64)
     # Subtract in integer nanoseconds first, so float seconds keep sub-microsecond precision.
-    return (ns - ns.min()).astype(np.float64) / 1e9
+    seconds: np.ndarray = (ns - ns.min()).astype(np.float64) / 1e9
+    return seconds
 
 
 def _times(raw: pd.DataFrame, fmt: TraceFormat, p: Path, rows: np.ndarray) -> np.ndarray:
@@ -225,7 +228,8 @@ def _source(raw: pd.DataFrame, fmt: TraceFormat, n: int) -> np.ndarray:
     if fmt.model_col is not None and fmt.model_col in raw.columns:
         src = raw[fmt.model_col].astype("string").str.strip()
         src = src.mask(src == "")
-        return src.to_numpy(dtype=object, na_value=pd.NA)
+        names: np.ndarray = src.to_numpy(dtype=object, na_value=pd.NA)
+        return names
     return np.full(n, pd.NA, dtype=object)
 
 
