@@ -100,7 +100,7 @@ def read_raw(p: Path, fmt: TraceFormat, first: str) -> pd.DataFrame:
     if fmt.file_kind == "jsonl":
         raw = _read_jsonl(p, fmt)
     else:
-        _check_header(p, fmt, first)
+        _check_header(p, first)
         raw = _read_csv(p, _leading_blank_lines(p))
     for c in fmt.required:
         if c not in raw.columns:
@@ -112,11 +112,11 @@ def read_raw(p: Path, fmt: TraceFormat, first: str) -> pd.DataFrame:
     return raw
 
 
-def _check_header(p: Path, fmt: TraceFormat, first: str) -> None:
-    names = header_names(first)
+def _check_header(p: Path, first: str) -> None:
+    """Refuse a header that names a column twice (pandas would rename the second silently)."""
     seen: set[str] = set()
-    for name in names:
-        if name in seen:
+    for name in header_names(first):
+        if name in seen and name:
             raise TraceError(
                 f"{where(p, column=name)}column '{name}' appears twice in the header; "
                 f"remove or rename one of them"
