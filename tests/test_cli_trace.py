@@ -140,15 +140,91 @@ CASES = {
         '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{oops\n',
         ["mc.jsonl", "row 2", "malformed JSON"],
     ),
+    "out_of_order": (
+        "oo.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,5,1\n"
+        "2020-11-16 18:15:46,5,1\n",
+        ["oo.csv", "row 2", "column 'TIMESTAMP'", "earlier than row 1", "sort the file"],
+    ),
+    "tz_mixed_with_naive": (
+        "tz.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46Z,5,1\n"
+        "2023-11-16 18:15:47,5,1\n",
+        ["tz.csv", "row 2", "has no UTC offset"],
+    ),
+    "huge_token": (
+        "ht.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,1e30,1\n",
+        ["ht.csv", "row 1", "column 'prompt_tokens'", "<= 10,000,000"],
+    ),
+    "duplicate_column": (
+        "dc.csv",
+        "arrival_s,prompt_tokens,output_tokens,output_tokens\n0,1,1,1\n",
+        ["dc.csv", "column 'output_tokens' appears twice"],
+    ),
+    "binary": ("bin.csv", bytes(range(256)), ["bin.csv", "binary file"]),
+    "latin1": (
+        "l1.csv",
+        "arrival_s,model,prompt_tokens,output_tokens\n0,caf\xe9,1,1\n".encode("latin1"),
+        ["l1.csv", "row 1", "not UTF-8"],
+    ),
+    "json_not_object": (
+        "no.jsonl",
+        '{"timestamp": 0, "input_length": 1, "output_length": 1}\n[1, 2]\n',
+        ["no.jsonl", "row 2", "expected a JSON object"],
+    ),
 }
+
+
+def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    p = tmp_path / name
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        p.write_text(content)
+    return p
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_info_bad_input_exit_2_one_line(tmp_path, case):
     name, text, needles = CASES[case]
-    p = tmp_path / name
-    p.write_text(text)
+    p = _write(tmp_path, name, text)
     _one_line_error(_run("trace", "info", str(p)), *needles)
+
+
+@pytest.mark.parametrize(
+    "case", ["out_of_order", "tz_mixed_with_naive", "huge_token", "binary", "json_not_object"]
+)
+def test_replay_bad_trace_exit_2_one_line(tmp_path, case):
+    name, text, needles = CASES[case]
+    p = _write(tmp_path, name, text)
+    out = tmp_path / "r"
+    r = _run(
+        "replay",
+        str(p),
+        "--max-requests",
+        "5",
+        "--latency",
+        "roofline",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
+    _one_line_error(r, *needles)
+    assert not (out / "summary.json").exists()
+
+
+def test_info_directory_and_utc_offsets(tmp_path):
+    _one_line_error(_run("trace", "info", str(tmp_path)), "is a directory")
+    p = _write(
+        tmp_path,
+        "tz.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46+00:00,5,1\n"
+        "2023-11-16 20:15:48+02:00,5,1\n",
+    )
+    r = _run("trace", "info", str(p))
+    assert r.exit_code == 0, r.output
+    assert " 2.0 s (0.0 min)" in r.output  # the span, after converting both rows to UTC
 
 
 def test_info_missing_file_and_bad_format(tmp_path):

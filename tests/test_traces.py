@@ -31,9 +31,12 @@ from sunsim.traces import (
 SERVED = ("math", "code", "tool")
 
 
-def _write(tmp_path: Path, name: str, text: str) -> Path:
+def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
     p = tmp_path / name
-    p.write_text(text)
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text)
     return p
 
 
@@ -136,9 +139,11 @@ def test_mooncake_jsonl(tmp_path):
         {"timestamp": 30535, "input_length": 100, "output_length": 0},
     ]
     p = _write(tmp_path, "mooncake.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
-    t = read_trace(p)
+    with pytest.raises(TraceError, match=r"row 2, column 'timestamp': '0' is 27\.482 s earlier"):
+        read_trace(p)  # out of order by more than the jitter tolerance
+    t = read_trace(p, sort_arrivals=True)
     _check_frame(t.requests)
-    assert t.format == "mooncake" and t.num_rows == 3
+    assert t.format == "mooncake" and t.num_rows == 3 and t.num_reordered == 1
     assert t.requests["arrival_s"].tolist() == pytest.approx([0.0, 27.482, 30.535])
     assert t.requests["row"].tolist() == [2, 1, 3]
     # A zero output is kept with the prefill's one token and counted, never dropped.
@@ -164,7 +169,7 @@ def test_canonical_round_trip_and_empty_model(tmp_path):
     assert t.requests["source_model"].isna().tolist() == [False, True, False]
     # The canonical format's model column is optional.
     q = _write(tmp_path, "nomodel.csv", "arrival_s,prompt_tokens,output_tokens\n3,5,6\n1,5,6\n")
-    r = read_trace(q).requests
+    r = read_trace(q, sort_arrivals=True).requests
     assert r["arrival_s"].tolist() == [0.0, 2.0] and r["source_model"].isna().all()
 
 
@@ -190,7 +195,7 @@ def test_property_canonical_round_trip(tmp_path, data):
     df = pd.DataFrame(data)
     df["arrival_s"] = df["arrival_s"] / 1e6  # microsecond resolution, as written
     p = write_canonical(df, tmp_path / "prop.csv")
-    t = read_trace(p)
+    t = read_trace(p, sort_arrivals=True)
     _check_frame(t.requests)
     order = np.argsort(df["arrival_s"].to_numpy(), kind="stable")
     expect = df.iloc[order].reset_index(drop=True)
@@ -208,7 +213,8 @@ def test_ties_keep_file_order(tmp_path):
     p = _write(
         tmp_path, "t.csv", "arrival_s,prompt_tokens,output_tokens\n5,1,1\n2,2,2\n2,3,3\n5,4,4\n"
     )
-    assert read_trace(p).requests["prompt_tokens"].tolist() == [2, 3, 1, 4]
+    t = read_trace(p, sort_arrivals=True)
+    assert t.requests["prompt_tokens"].tolist() == [2, 3, 1, 4] and t.num_reordered == 2
 
 
 def test_blank_lines_are_not_rows_but_keep_row_numbers(tmp_path):
@@ -297,7 +303,7 @@ BAD = {
     "empty_value": (
         "n.csv",
         CAN + "0,math,,1\n",
-        r"n\.csv: row 1, column 'prompt_tokens': an empty value is not a number",
+        r"n\.csv: row 1, column 'prompt_tokens': an empty or NaN value is not a number",
     ),
     "non_integer": (
         "i.csv",
@@ -357,6 +363,170 @@ BAD = {
         '{"timestamp": 0, "input_length": "many", "output_length": 1}\n',
         r"j\.jsonl: row 2, column 'input_length': 'many' is not a number",
     ),
+    # --- found by trying bad inputs as a user would (issue 9, item 8) ---
+    "tz_mixed_with_naive": (
+        "z.csv",
+        AZ + "2023-11-16 18:15:46+00:00,5,1\n2023-11-16 18:15:47,5,1\n",
+        r"z\.csv: row 2, column 'TIMESTAMP': '2023-11-16 18:15:47' has no UTC offset but row 1 "
+        r"\('2023-11-16 18:15:46\+00:00'\) differs; give every timestamp an offset",
+    ),
+    "tz_bad_offset": (
+        "z.csv",
+        AZ + "2023-11-16 18:15:46+25:00,5,1\n",
+        r"z\.csv: row 1, column 'TIMESTAMP': '2023-11-16 18:15:46\+25:00' is not a timestamp",
+    ),
+    "datetime_out_of_range": (
+        "y.csv",
+        AZ + "2023-11-16 18:15:46,5,1\n3000-01-01 00:00:00,5,1\n",
+        r"y\.csv: row 2, column 'TIMESTAMP': '3000-01-01 00:00:00' is not a timestamp"
+        r".*1678 to 2261",
+    ),
+    "epoch_number_in_datetime_column": (
+        "y.csv",
+        AZ + "1700000000,5,1\n",
+        r"y\.csv: row 1, column 'TIMESTAMP': '1700000000' is not a timestamp like",
+    ),
+    "out_of_order_2020_row_in_2023": (
+        "o.csv",
+        AZ + "2023-11-16 18:15:46,5,1\n2023-11-16 18:15:50,5,1\n2020-11-16 18:15:46,5,1\n",
+        r"o\.csv: row 3, column 'TIMESTAMP': '2020-11-16 18:15:46' is 94,608,004 s \(1,095\.0 "
+        r"days\) earlier than row 2 \('2023-11-16 18:15:50'\).*sort the file by 'TIMESTAMP'.*"
+        r"sort_arrivals=True",
+    ),
+    "out_of_order_burstgpt": (
+        "o.csv",
+        BG + "100,ChatGPT,10,3,13,API log\n98,ChatGPT,10,3,13,API log\n",
+        r"o\.csv: row 2, column 'Timestamp': '98' is 2 s earlier than row 1 \('100'\)",
+    ),
+    "nan_token": ("n.csv", CAN + "0,,nan,1\n", r"row 1, column 'prompt_tokens': an empty or NaN"),
+    "inf_token": (
+        "n.csv",
+        CAN + "0,,inf,1\n",
+        r"row 1, column 'prompt_tokens': 'inf' is not a number",
+    ),
+    "bool_token": ("n.csv", CAN + "0,,True,1\n", r"row 1, column 'prompt_tokens': 'True' is not a"),
+    "thousands_separator": (
+        "n.csv",
+        CAN + '0,,"1,000",1\n',
+        r"row 1, column 'prompt_tokens': '1,000' is not a number",
+    ),
+    "huge_token": (
+        "h.csv",
+        CAN + "0,,5,1\n1,,99999999999999999999999,1\n",
+        r"h\.csv: row 2, column 'prompt_tokens': '99999999999999999999999' is not a token count "
+        r"<= 10,000,000",
+    ),
+    "huge_int64_token": (
+        "h.csv",
+        CAN + "0,,5,9223372036854775807\n",
+        r"row 1, column 'output_tokens': '9223372036854775807' is not a token count <= 10,000,000",
+    ),
+    "nan_time": ("t.csv", CAN + "nan,,5,1\n", r"row 1, column 'arrival_s': an empty or NaN value"),
+    "inf_time": ("t.csv", CAN + "0,,5,1\ninf,,5,1\n", r"row 2, column 'arrival_s': 'inf' is not a"),
+    "nanoseconds_in_seconds_column": (
+        "t.csv",
+        CAN + "1700000000000000000,,5,1\n",
+        r"row 1, column 'arrival_s': '1700000000000000000' is not a plausible time.*in seconds",
+    ),
+    "duplicate_column": (
+        "d.csv",
+        "arrival_s,prompt_tokens,output_tokens,prompt_tokens\n0,1,1,2\n",
+        r"d\.csv: column 'prompt_tokens': column 'prompt_tokens' appears twice in the header",
+    ),
+    "duplicate_column_after_strip": (
+        "d.csv",
+        "arrival_s, output_tokens,prompt_tokens,output_tokens \n0,1,1,2\n",
+        r"column 'output_tokens' appears twice",
+    ),
+    "header_repeated_inside": (
+        "d.csv",
+        CAN + "0,,5,1\n" + CAN + "1,,5,1\n",
+        r"d\.csv: row 2, column 'arrival_s': 'arrival_s' is not a timestamp",
+    ),
+    "semicolon_separated": (
+        "s.csv",
+        "arrival_s;model;prompt_tokens;output_tokens\n0;;5;1\n",
+        r"s\.csv: the header is separated by semicolons, not commas",
+    ),
+    "short_row": ("s.csv", CAN + "0,,5\n", r"row 1, column 'output_tokens': an empty or NaN value"),
+    "unclosed_quote": ("q.csv", CAN + '0,"abc,5,1\n', r"q\.csv: not a well-formed CSV"),
+    "latin1_text": (
+        "l.csv",
+        (CAN + "0,math,5,1\n1,caf\xe9,5,1\n").encode("latin1"),
+        r"l\.csv: row 2: not UTF-8 text \(byte 0xe9 at column 6 of line 3\); save the file as "
+        r"UTF-8",
+    ),
+    "utf16_text": ("u.csv", (CAN + "0,,5,1\n").encode("utf-16"), r"u\.csv: is UTF-16 text"),
+    "binary_nul": ("b.csv", bytes(range(256)) * 4, r"b\.csv: is a binary file \(NUL bytes"),
+    "binary_no_nul": ("b.csv", bytes(range(1, 256)) * 4, r"b\.csv: the first line holds"),
+    "gzip": ("g.csv.gz", b"\x1f\x8b\x08\x00" + b"x" * 40, r"g\.csv\.gz: is a gzip-compressed"),
+    "whitespace_only": ("w.csv", "  \n\t\n", r"w\.csv: the file is empty"),
+    "commas_only_rows": ("c.csv", CAN + ",,,\n", r"c\.csv: the file has a header but no data rows"),
+    "json_null_line": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1}\nnull\n',
+        r"j\.jsonl: row 2: expected a JSON object, got NoneType",
+    ),
+    "json_string_line": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1}\n"hello"\n',
+        r"j\.jsonl: row 2: expected a JSON object, got str",
+    ),
+    "json_array_file": (
+        "j.jsonl",
+        '[{"timestamp": 0, "input_length": 5, "output_length": 1}]\n',
+        r"j\.jsonl: unknown trace format",
+    ),
+    "json_trailing_garbage": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1} xyz\n',
+        r"j\.jsonl: row 1: malformed JSON \(Extra data",
+    ),
+    "json_duplicate_key": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "input_length": 6, "output_length": 1}\n',
+        r"j\.jsonl: row 1, column 'input_length': key 'input_length' appears twice",
+    ),
+    "json_nan_value": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": NaN, "output_length": 1}\n',
+        r"row 1, column 'input_length': an empty or NaN value is not a number",
+    ),
+    "json_infinite_time": (
+        "j.jsonl",
+        '{"timestamp": Infinity, "input_length": 5, "output_length": 1}\n',
+        r"row 1, column 'timestamp': 'inf' is not a timestamp",
+    ),
+    "json_bool_value": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": true, "output_length": 1}\n',
+        r"row 1, column 'input_length': 'True' is not a number",
+    ),
+    "json_list_value": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": [5], "output_length": 1}\n',
+        r"row 1, column 'input_length': '\[5\]' is not a number",
+    ),
+    "json_huge_value": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 1000000000000000000000000000000, "output_length": 1}\n',
+        r"row 1, column 'input_length': '1000000000000000000000000000000' is not a token count "
+        r"<= 10,000,000",
+    ),
+    "json_deeply_nested": (
+        "j.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1, "x": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}\n",
+        r"j\.jsonl: row 1: JSON nested too deeply",
+    ),
+    "json_out_of_order": (
+        "j.jsonl",
+        '{"timestamp": 5000, "input_length": 5, "output_length": 1}\n'
+        '{"timestamp": 1000, "input_length": 5, "output_length": 1}\n',
+        r"j\.jsonl: row 2, column 'timestamp': '1000' is 4 s earlier than row 1 \('5000'\)",
+    ),
 }
 
 
@@ -371,10 +541,14 @@ def test_bad_input_raises_one_line_trace_error(tmp_path, case):
     assert re.search(pattern, msg), msg
 
 
+def test_bad_input_table_is_large():
+    assert len(BAD) >= 45  # the table is the spec of item 8's trace inputs: keep it growing
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(TraceError, match=r"nope\.csv: file not found"):
         read_trace(tmp_path / "nope.csv")
-    with pytest.raises(TraceError, match="is not a file"):
+    with pytest.raises(TraceError, match=r"is a directory; pass a trace file"):
         read_trace(tmp_path)
 
 
@@ -551,7 +725,8 @@ def test_synth_written_trace_reads_back(tmp_path):
 
 
 def test_bundled_default_trace_regenerates_exactly(tmp_path):
-    """traces/synth_burstgpt_3models.csv is what its documented command writes (traces/README.md)."""
+    """The bundled synth_burstgpt_3models.csv is what its documented command writes
+    (sunsim/data/traces/README.md)."""
     bundled = default_trace()
     df = synth_trace(
         duration_s=600,
@@ -566,3 +741,79 @@ def test_bundled_default_trace_regenerates_exactly(tmp_path):
     t = read_trace(bundled)
     assert (t.format, len(t.requests)) == ("canonical", 3674)
     assert t.source_models == {"math": 2153, "code": 925, "tool": 596}
+
+
+# --- timestamps with UTC offsets, time order ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ["2023-11-16 18:15:46.6805900+00:00", "2023-11-16 18:15:48.1805900+00:00"],
+        ["2023-11-16 18:15:46.6805900Z", "2023-11-16 18:15:48.1805900Z"],
+        ["2023-11-16T18:15:46.6805900+0000", "2023-11-16T20:15:48.1805900+02:00"],
+        ["2023-11-16 19:15:46.6805900+01:00", "2023-11-16 13:15:48.1805900-05:00"],
+    ],
+)
+def test_utc_offsets_convert_to_utc(tmp_path, stamps):
+    p = _write(tmp_path, "tz.csv", AZ + "".join(f"{s},5,1\n" for s in stamps))
+    t = read_trace(p)
+    assert t.requests["arrival_s"].tolist() == pytest.approx([0.0, 1.5], abs=1e-9)
+    assert t.num_reordered == 0
+
+
+def test_utc_offset_trace_reads_like_naive_one(tmp_path):
+    path = require_trace("azure_llm_2023_code.csv")
+    df = pd.read_csv(path)
+    df["TIMESTAMP"] = df["TIMESTAMP"] + "+00:00"
+    tz = tmp_path / "code_tz.csv"
+    df.to_csv(tz, index=False)
+    a, b = read_trace(path).requests, read_trace(tz).requests
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_jitter_is_resorted_and_counted(tmp_path):
+    p = _write(tmp_path, "j.csv", CAN + "0,,1,1\n2,,2,1\n1.5,,3,1\n3,,4,1\n2.9,,5,1\n")
+    t = read_trace(p)
+    assert t.requests["prompt_tokens"].tolist() == [1, 3, 2, 5, 4]
+    assert t.num_reordered == 2 and trace_info(t)["num_reordered"] == 2
+
+
+def test_out_of_order_beyond_tolerance_needs_sort_arrivals(tmp_path):
+    p = _write(tmp_path, "o.csv", CAN + "10,,1,1\n0,,2,1\n20,,3,1\n")
+    with pytest.raises(TraceError, match=r"row 2, column 'arrival_s': '0' is 10 s earlier"):
+        read_trace(p)
+    t = read_trace(p, sort_arrivals=True)
+    assert t.requests["prompt_tokens"].tolist() == [2, 1, 3] and t.num_reordered == 1
+
+
+def test_real_traces_are_in_order():
+    for name in ("azure_llm_2023_conv.csv", "azure_llm_2023_code.csv", "burstgpt_1_head.csv"):
+        assert read_trace(require_trace(name)).num_reordered == 0
+
+
+def test_blank_lines_before_header_and_between_json_lines(tmp_path):
+    p = _write(tmp_path, "b.csv", "\n\n" + CAN + "0,,5,1\n1,,6,1\n")
+    t = read_trace(p)
+    assert t.requests["prompt_tokens"].tolist() == [5, 6] and t.requests["row"].tolist() == [1, 2]
+    line = '{{"timestamp": {}, "input_length": {}, "output_length": 1}}\n'
+    q = _write(tmp_path, "b.jsonl", "\n" + line.format(0, 7) + "\n\n" + line.format(1000, 8))
+    t = read_trace(q)
+    assert t.requests["prompt_tokens"].tolist() == [7, 8] and t.requests["row"].tolist() == [2, 5]
+
+
+def test_directory_and_device_are_refused(tmp_path):
+    with pytest.raises(TraceError, match=r"is a directory; pass a trace file"):
+        read_trace(tmp_path)
+    if Path("/dev/null").exists():
+        with pytest.raises(TraceError, match=r"/dev/null: is not a regular file"):
+            read_trace("/dev/null")
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"num_requests": 10**12}, {"duration_s": 1e12, "rate": 100.0}, {"num_requests": True}],
+)
+def test_synth_refuses_huge_or_odd_counts(kw):
+    with pytest.raises(ConfigError):
+        synth_trace(**kw, rng=np.random.default_rng(0))

@@ -1,0 +1,105 @@
+"""Request traces: read, validate, label with served models, summarise, synthesise.
+
+This package owns everything between a trace file and the requests frame the workload step
+uses: the format records and detection (:mod:`.formats`), one reader per file kind, CSV and
+JSONL (:mod:`.readers`), the row validation (:mod:`.rows`), the read options (:mod:`.options`),
+``read_trace`` and :class:`Trace` (:mod:`.read`), model labelling (:mod:`.labels`), trace info
+(:mod:`.info`) and the synthetic workload generator with the canonical CSV writer
+(:mod:`.synth`). It imports nothing from the engine, metrics or CLI.
+
+The canonical requests frame (``Trace.requests``), index ``0..n-1``, sorted by arrival:
+
+=================  ==========  ===================================================================
+column             dtype       meaning
+=================  ==========  ===================================================================
+``arrival_s``      float64     arrival time, seconds from the first kept request (first 0.0)
+``prompt_tokens``  int64       prompt (input, context) length, tokens, 1 to ``MAX_TOKENS``
+``output_tokens``  int64       tokens to generate, 1 to ``MAX_TOKENS`` (see failed/zero-output
+                               rows below)
+``source_model``   string      the model named in the trace (BurstGPT ``Model``, canonical
+                               ``model``); ``<NA>`` when the trace has none
+``row``            int64       1-based data row in the file (the header is not counted; for JSONL
+                               the line number), for error messages and provenance
+=================  ==========  ===================================================================
+
+:func:`label_models` adds ``model`` (Categorical over the served names). The canonical CSV
+(:func:`write_canonical`, :func:`synth_trace`) has the columns ``arrival_s`` (seconds, 6
+decimals), ``model``, ``prompt_tokens``, ``output_tokens`` (tokens).
+
+Formats (detected from the header by column *names*, never positions; ``fmt`` forces one):
+
+* ``burstgpt``: BurstGPT CSV (Wang et al. 2024, arXiv 2401.17644; github.com/HPMLL/BurstGPT):
+  ``Timestamp`` (seconds from trace start), ``Model``, ``Request tokens``, ``Response tokens``,
+  ``Total tokens``, ``Log Type``; release v2.0 inserts ``Session ID, Elapsed time`` after
+  ``Timestamp``. Rows with ``Response tokens`` == 0 are *failed* requests: left out by default and
+  counted (``num_failed``, ``num_failed_excluded``); with ``keep_failed`` they are kept with
+  ``output_tokens = 1`` (a failed request still consumed a prefill, which emits the first token)
+  and ``prompt_tokens = max(1, Request tokens)``. These are the only rows ever left out.
+* ``azure``: Azure LLM inference trace 2023 CSV (Azure/AzurePublicDataset; the Splitwise paper's
+  trace): ``TIMESTAMP`` (ISO 8601 datetime text, up to 9 fractional digits), ``ContextTokens``,
+  ``GeneratedTokens``. Timestamps with a UTC offset (``+00:00``, ``+02:00``, ``Z``) are
+  converted to UTC, so mixed offsets are fine; mixing timestamps with and without an offset is
+  an error.
+* ``mooncake``: Mooncake JSONL (kvcache-ai/Mooncake, FAST'25 traces): one JSON object per line with
+  ``timestamp`` (milliseconds), ``input_length``, ``output_length``; ``hash_ids`` and other keys
+  are ignored.
+* ``canonical``: sunsim's own CSV, ``arrival_s, model, prompt_tokens, output_tokens`` (``model``
+  optional and may be empty), as written by :func:`write_canonical`.
+
+Nothing is silently dropped: every data row becomes a request or is counted (failed BurstGPT
+rows). In the non-BurstGPT formats a row with 0 output tokens is kept with ``output_tokens = 1``
+(the prefill's token) and counted in ``Trace.num_zero_output``. Blank lines are not data rows
+(they are skipped, but row numbers still count them so that they match the file).
+
+Time order: rows must be in arrival order. A row earlier than one above it by at most
+:data:`REORDER_TOLERANCE_S` (1 s) is jitter: re-sorted (stable) and counted in
+``Trace.num_reordered``. A row earlier by more is a :class:`~sunsim.errors.TraceError` naming it
+and the row above, unless ``read_trace(..., sort_arrivals=True)``.
+
+Bad input of any kind raises :class:`~sunsim.errors.TraceError` (the file) or
+:class:`~sunsim.errors.ConfigError` (an option), with one line: ``file: row N, column 'X':
+<what is wrong>; <how to fix>``.
+"""
+
+from __future__ import annotations
+
+from sunsim.traces.formats import FORMATS, TRACE_FORMATS, TraceFormat, detect_format
+from sunsim.traces.info import trace_info
+from sunsim.traces.labels import label_models, model_counts, zipf_shares
+from sunsim.traces.read import REQUEST_COLUMNS, Trace, read_trace
+from sunsim.traces.rows import MAX_TIME_S, MAX_TOKENS, REORDER_TOLERANCE_S
+from sunsim.traces.synth import (
+    CANONICAL_COLUMNS,
+    DEFAULT_OUTPUT_LENGTHS,
+    DEFAULT_PROMPT_LENGTHS,
+    MAX_SYNTH_REQUESTS,
+    LognormalLengths,
+    synth_command,
+    synth_trace,
+    write_canonical,
+)
+
+__all__ = [
+    "FORMATS",
+    "TRACE_FORMATS",
+    "TraceFormat",
+    "detect_format",
+    "CANONICAL_COLUMNS",
+    "REQUEST_COLUMNS",
+    "REORDER_TOLERANCE_S",
+    "MAX_TOKENS",
+    "MAX_TIME_S",
+    "MAX_SYNTH_REQUESTS",
+    "Trace",
+    "LognormalLengths",
+    "DEFAULT_PROMPT_LENGTHS",
+    "DEFAULT_OUTPUT_LENGTHS",
+    "read_trace",
+    "label_models",
+    "model_counts",
+    "zipf_shares",
+    "trace_info",
+    "synth_trace",
+    "synth_command",
+    "write_canonical",
+]
