@@ -3,8 +3,7 @@
 :func:`build_profile` pools the repeats of every profile pass into the profile tables
 (``decode.csv``, ``prefill.csv``) and builds ``meta.json`` (:func:`profile_meta`);
 :func:`sunsim.latency.profile_format.write_profile_dir` writes them; :func:`statistic_latency`
-fits a
-latency model to another column of the tables than the median.
+fits a latency model to another column of the tables than the median.
 """
 
 from __future__ import annotations
