@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from test_profile_format import meta, tables
 
 from sunsim.config import Scenario
 from sunsim.data import profiles_root
@@ -11,7 +12,6 @@ from sunsim.latency.profile_format import write_profile_dir
 from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.resolve import gpu_key, has_role, resolve_latency
 from sunsim.latency.roofline import RooflineLatency
-from tests.test_profile_format import meta, tables
 
 BUNDLED = str(profiles_root() / "cpu-intel-xeon-1t")
 
