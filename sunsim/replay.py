@@ -120,25 +120,21 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
     roof = RooflineLatency(gpu, model, precision)
     if s.latency == "roofline":
         return roof, f"{role}: {roof.description} (asked for)"
-    try:
-        from sunsim.latency import profiled
-    except ImportError:  # pragma: no cover - the profiled module ships with sunsim
-        profiled = None
+    from sunsim.latency import profiled
+
     if s.profile:
-        if profiled is None:  # pragma: no cover
-            raise ProfileError("profiled latency models are not available in this install")
         d = profiled.resolve_profile(Path(s.profile), model.name, precision)
         lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
         _check_profile_role(lat, role, d)
         return lat, f"{role}: {lat.description} from {d}"
-    if profiled is not None and PROFILES_ROOT.exists():
-        d = profiled.find_profile(
+    if PROFILES_ROOT.exists():
+        found = profiled.find_profile(
             PROFILES_ROOT, gpu_key=_gpu_key(s.gpu), model=model.name, precision=precision
         )
-        if d is not None:
-            lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
+        if found is not None:
+            lat = profiled.ProfiledLatency.from_dir(found, model=model.name, precision=precision)
             if _has_role(lat, role):
-                return lat, f"{role}: {lat.description} from {d}"
+                return lat, f"{role}: {lat.description} from {found}"
     return roof, (
         f"{role}: no measured profile for {s.gpu} {model.name} {precision}; "
         f"using {roof.description}"
@@ -211,7 +207,7 @@ def run_replay(
     for mode in s.modes:
         cl = s.cluster(mode, out_per_model)
         pl = lat("bf16", "prefill")
-        dl = lat(cl.decode_precision, "decode")
+        dl = lat(str(cl.decode_precision), "decode")  # the design's when not set
         cb = (lambda f, _m=mode: on_progress(_m, f)) if on_progress else None
         res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
         results[mode] = res

@@ -380,3 +380,23 @@ def test_detect_kind(tmp_path: Path, pristine: Path):
     assert detect_kind(tmp_path) == PLAN
     with pytest.raises(RunDirError, match="no such directory"):
         detect_kind(tmp_path / "nope")
+
+
+def test_plan_without_replays_reads_summaries_from_plan_json(tmp_path: Path):
+    d = tmp_path / "plan"
+    args = ["plan", str(DEFAULT_TRACE), *SMALL, "--mode", "partitioned,sun", "--jobs", "1"]
+    args += ["--no-replays", "--out", str(d)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = read_run(d)
+    meta = json.loads((d / "plan.json").read_text())
+    ref = meta["points"][meta["reference_point"]]["modes"]
+    assert run.kind == PLAN and list(run.summaries) == list(ref)
+    for mode, s in run.summaries.items():
+        assert s == RunSummary.from_dict(ref[mode]["summary"])
+    assert run.records == {} and run.plan_table is not None and len(run.plan_table) == len(ref)
+    res = CliRunner().invoke(app, ["report", str(d)])
+    assert res.exit_code == 0, res.output
+    assert (d / "report.html").stat().st_size > 0 and (
+        d / "report_figures" / "ttft_cdf.png"
+    ).exists()

@@ -264,7 +264,7 @@ def _build(cls: type[T], data: Any, path: str) -> T:
 
 def _value(tp: Any, v: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, v, key)
     if tp is float:
         if v is None:

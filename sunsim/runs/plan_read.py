@@ -14,11 +14,17 @@ from typing import Any
 import pandas as pd
 
 from sunsim.metrics import RunSummary
-from sunsim.runs.layout import PLAN, PLAN_CSVS, PLAN_JSON, SCENARIO_TOML, SUMMARY_JSON
+from sunsim.runs.layout import (
+    PLAN,
+    PLAN_CSVS,
+    PLAN_JSON,
+    SCENARIO_TOML,
+    SUMMARY_JSON,
+    RunDirError,
+)
 from sunsim.runs.read import (
     _RERUN,
     RunData,
-    RunDirError,
     check_meta,
     read_csv,
     read_json,
@@ -108,7 +114,8 @@ def reference_point(meta: dict[str, Any], p: Path) -> dict[str, Any]:
             f'{p}: "reference_point" {ref!r} is not an index into its {len(points)} '
             f"points; {_RERUN}"
         )
-    return points[ref]
+    point: dict[str, Any] = points[ref]
+    return point
 
 
 def _reference_summaries(meta: dict[str, Any], p: Path) -> dict[str, RunSummary]:
