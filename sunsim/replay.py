@@ -1,15 +1,15 @@
-"""Replay a trace through each serving mode and write the run directory.
+"""Replay a trace through each serving mode: orchestration only.
 
-``run_replay(scenario)`` loads and labels the trace, resolves a latency model per module and
-precision, simulates every mode of the scenario on the same labelled requests, and returns
-the results with their summaries; ``write_run`` writes them. The CLI's ``sunsim replay`` is
-a thin layer over these two.
+``run_replay(scenario)`` loads and labels the trace (:func:`load_workload`), resolves a
+latency model per module and precision (:func:`resolve_latency`), simulates every mode of the
+scenario on the same labelled requests and summarizes each run
+(:func:`sunsim.metrics.summarize`). Writing the run directory is :mod:`sunsim.runs`'s job
+(``write_run`` and ``default_run_dir`` are re-exported here for existing callers). The CLI's
+``sunsim replay`` is a thin layer over ``run_replay`` and ``write_run``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +17,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tomli_w
 
-from sunsim import __version__
-from sunsim.config import Scenario, scenario_to_toml_dict
+from sunsim.config import Scenario
 from sunsim.data import default_trace, profiles_root
-from sunsim.engine.cluster import SimResult, itl_bin_edges, simulate
+from sunsim.engine.cluster import SimResult, simulate
 from sunsim.errors import ConfigError, ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.roofline import RooflineLatency
-from sunsim.metrics import comparison_table, summarize
-from sunsim.serialize import jsonable
+from sunsim.metrics import RunSummary, comparison_table, summarize
+from sunsim.runs.layout import default_run_dir
+from sunsim.runs.write import write_run
 from sunsim.specs import get_gpu, get_model
 
 #: The bundled default trace and measured profiles (package data).
@@ -121,25 +120,21 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
     roof = RooflineLatency(gpu, model, precision)
     if s.latency == "roofline":
         return roof, f"{role}: {roof.description} (asked for)"
-    try:
-        from sunsim.latency import profiled
-    except ImportError:  # pragma: no cover - the profiled module ships with sunsim
-        profiled = None
+    from sunsim.latency import profiled
+
     if s.profile:
-        if profiled is None:  # pragma: no cover
-            raise ProfileError("profiled latency models are not available in this install")
         d = profiled.resolve_profile(Path(s.profile), model.name, precision)
         lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
         _check_profile_role(lat, role, d)
         return lat, f"{role}: {lat.description} from {d}"
-    if profiled is not None and PROFILES_ROOT.exists():
-        d = profiled.find_profile(
+    if PROFILES_ROOT.exists():
+        found = profiled.find_profile(
             PROFILES_ROOT, gpu_key=_gpu_key(s.gpu), model=model.name, precision=precision
         )
-        if d is not None:
-            lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
+        if found is not None:
+            lat = profiled.ProfiledLatency.from_dir(found, model=model.name, precision=precision)
             if _has_role(lat, role):
-                return lat, f"{role}: {lat.description} from {d}"
+                return lat, f"{role}: {lat.description} from {found}"
     return roof, (
         f"{role}: no measured profile for {s.gpu} {model.name} {precision}; "
         f"using {roof.description}"
@@ -168,12 +163,13 @@ def _check_profile_role(lat: LatencyModel, role: str, d: Path) -> None:
 
 @dataclass
 class ReplayResult:
-    """Results of one replay: per-mode :class:`SimResult` and summary dicts."""
+    """Results of one replay: per-mode :class:`SimResult` and :class:`RunSummary`, and the
+    notes saying where each latency model came from."""
 
     scenario: Scenario
     workload: Workload
     results: dict[str, SimResult]
-    summaries: dict[str, dict[str, Any]]
+    summaries: dict[str, RunSummary]
     latency_notes: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
@@ -207,11 +203,11 @@ def run_replay(
         return cache[key]
 
     results: dict[str, SimResult] = {}
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, RunSummary] = {}
     for mode in s.modes:
         cl = s.cluster(mode, out_per_model)
         pl = lat("bf16", "prefill")
-        dl = lat(cl.decode_precision, "decode")
+        dl = lat(str(cl.decode_precision), "decode")  # the design's when not set
         cb = (lambda f, _m=mode: on_progress(_m, f)) if on_progress else None
         res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
         results[mode] = res
@@ -219,78 +215,14 @@ def run_replay(
     return ReplayResult(s, wl, results, summaries, notes)
 
 
-def default_run_dir(prefix: str = "replay") -> Path:
-    """``runs/<prefix>-YYYYmmdd-HHMMSS`` under the current directory."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{prefix}-{stamp}"
-
-
-def write_run(
-    r: ReplayResult, out: Path, records_format: str = "parquet", command: str | None = None
-) -> list[Path]:
-    """Write the run directory; returns the files written.
-
-    Files: ``scenario.toml`` (the resolved scenario: ``sunsim replay --scenario`` repeats the
-    run), ``summary.json`` (per-mode summaries, trace info, model counts, latency sources,
-    sunsim version, command), ``comparison.csv`` (the side-by-side table), and per mode
-    ``records_<mode>.parquet|csv`` (one row per request), ``decode_workers_<mode>.csv``,
-    ``prefill_workers_<mode>.csv``, ``timeline_<mode>.csv``, ``batch_time_<mode>.csv``,
-    ``kv_time_<mode>.csv``, ``itl_<mode>.csv`` (non-empty ITL bins: ``lo_s``, ``hi_s``,
-    ``tokens``).
-    """
-    if records_format not in ("parquet", "csv"):
-        raise ConfigError(f"records format must be parquet or csv, got '{records_format}'")
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    s = r.scenario
-    toml = scenario_to_toml_dict(s)
-    if s.trace is None:
-        toml["trace"]["path"] = str(DEFAULT_TRACE)
-    p = out / "scenario.toml"
-    p.write_text(
-        "# sunsim replay scenario; repeat with: sunsim replay --scenario "
-        f"{p}\n" + tomli_w.dumps(toml)
-    )
-    files.append(p)
-    summary = {
-        "sunsim_version": __version__,
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-        "command": command,
-        "trace": jsonable(r.workload.info),
-        "model_counts": r.workload.model_counts,
-        "labelling": r.workload.labelling,
-        "latency_sources": r.latency_notes,
-        "modes": jsonable(r.summaries),
-    }
-    p = out / "summary.json"
-    p.write_text(json.dumps(summary, indent=2))
-    files.append(p)
-    p = out / "comparison.csv"
-    r.table().to_csv(p)
-    files.append(p)
-    edges = itl_bin_edges()
-    for mode, res in r.results.items():
-        rec = res.records
-        p = out / f"records_{mode}.{records_format}"
-        if records_format == "parquet":
-            rec.to_parquet(p, index=False)
-        else:
-            rec.to_csv(p, index=False)
-        files.append(p)
-        for name, frame in (
-            ("decode_workers", res.decode_workers),
-            ("prefill_workers", res.prefill_workers),
-            ("timeline", res.timeline),
-            ("batch_time", res.batch_time),
-            ("kv_time", res.kv_time),
-        ):
-            p = out / f"{name}_{mode}.csv"
-            frame.to_csv(p, index=False)
-            files.append(p)
-        nz = np.nonzero(res.itl_hist)[0]
-        p = out / f"itl_{mode}.csv"
-        pd.DataFrame({"lo_s": edges[nz], "hi_s": edges[nz + 1], "tokens": res.itl_hist[nz]}).to_csv(
-            p, index=False
-        )
-        files.append(p)
-    return files
+__all__ = [
+    "DEFAULT_TRACE",
+    "PROFILES_ROOT",
+    "ReplayResult",
+    "Workload",
+    "default_run_dir",
+    "load_workload",
+    "resolve_latency",
+    "run_replay",
+    "write_run",
+]

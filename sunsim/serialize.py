@@ -27,7 +27,7 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 def jsonable(x: Any) -> Any:
     """``x`` with NumPy scalars as Python numbers, NaN/inf as None, keys as strings (for JSON)."""
-    if isinstance(x, dict):
+    if isinstance(x, Mapping):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]

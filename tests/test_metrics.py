@@ -6,6 +6,10 @@ whose values are worked out in ``test_timeline.py``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +19,8 @@ from sunsim.engine.decode import itl_bin
 from sunsim.engine.spec import ClusterSpec
 from sunsim.latency.base import ConstantLatency
 from sunsim.metrics import (
+    RunSummary,
+    SummaryFormatError,
     comparison_table,
     itl_percentiles,
     latency_percentiles,
@@ -23,6 +29,7 @@ from sunsim.metrics import (
     summarize,
     sun_vs_partitioned,
 )
+from sunsim.serialize import jsonable
 from sunsim.specs import LinkSpec, SloSpec
 
 NAN = float("nan")
@@ -218,3 +225,135 @@ def test_comparison_table_and_sentences():
     lines = sun_vs_partitioned(sums)
     assert lines and lines[0].startswith("sun vs partitioned, 2 decode workers each")
     assert sun_vs_partitioned({"sun": sums["sun"]}) == []
+
+
+# --- the typed run summary ----------------------------------------------------------------
+
+GOLDEN_SUMMARY = Path(__file__).parent / "data" / "summary_v0.1.0.json"
+
+
+def test_run_summary_round_trip():
+    s = summarize(small_run("partitioned"), SLO)
+    assert isinstance(s, RunSummary)
+    d = s.to_dict()
+    assert RunSummary.from_dict(d) == s
+    # through JSON (NaN becomes null: see test_run_summary_nan_survives_json)
+    back = RunSummary.from_dict(json.loads(json.dumps(jsonable(d))))
+    assert back == s and back.to_dict().keys() == d.keys()
+    assert json.dumps(jsonable(back.to_dict())) == json.dumps(jsonable(d))
+    other = dataclasses.replace(s, slo=dataclasses.replace(s.slo, attainment=0.0))
+    assert other != s
+
+
+def test_run_summary_nan_survives_json():
+    s = summarize(small_run("sun"), SLO)
+    nan_lat = dataclasses.replace(s.latency_s, itl_s_p99=NAN)
+    s = dataclasses.replace(s, latency_s=nan_lat)
+    text = json.dumps(jsonable(s.to_dict()))
+    assert '"itl_s_p99": null' in text
+    back = RunSummary.from_dict(json.loads(text))
+    assert np.isnan(back.latency_s.itl_s_p99) and back == s
+
+
+def test_run_summary_reads_like_the_old_dict():
+    s = summarize(small_run("sun"), SLO)
+    assert s["latency_s"]["tpot_s_p50"] == s.latency_s.tpot_s_p50
+    assert s["requests"]["rejected_by_reason"] == s.requests.rejected_by_reason
+    assert s["gpus"]["decode_per_pool"] == [2] and s["method"] == s.method == "analytic"
+    assert list(s) == list(s.to_dict()) and dict(s) == s.to_dict() and "slo" in s
+    assert s.get("nope") is None
+    with pytest.raises(KeyError):
+        s["nope"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.mode = "x"  # type: ignore[misc]
+
+
+def test_comparison_accepts_summaries_and_dicts():
+    sums = {m: summarize(small_run(m), SLO) for m in ("partitioned", "sun")}
+    dicts = {m: json.loads(json.dumps(jsonable(s.to_dict()))) for m, s in sums.items()}
+    assert comparison_table(sums).equals(comparison_table(dicts))
+    assert sun_vs_partitioned(sums) == sun_vs_partitioned(dicts)
+
+
+def test_summary_json_equals_v0_1_0(tmp_path: Path):
+    """The summary.json that sunsim 0.1.0 wrote for a real run (tests/data/summary_v0.1.0.json,
+    its command inside), key for key and value for value, except ``sim`` (event count and wall
+    time are the simulator's own figures, not results)."""
+    from typer.testing import CliRunner
+
+    from sunsim.cli import app
+    from sunsim.replay import DEFAULT_TRACE
+
+    golden = json.loads(GOLDEN_SUMMARY.read_text())
+    args = ["--max-requests", "300", "--latency", "roofline", "--no-progress"]
+    args += ["--decode-workers", "3", "--seed", "0", "--out", str(tmp_path / "run")]
+    res = CliRunner().invoke(app, ["replay", str(DEFAULT_TRACE), *args])
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "run" / "summary.json").read_text())["modes"]
+    assert list(got) == list(golden["modes"])
+    for mode, want in golden["modes"].items():
+        new, old = dict(got[mode]), dict(want)
+        assert set(new.pop("sim")) == set(old.pop("sim"))
+        assert json.dumps(new) == json.dumps(old), mode  # same keys, order and values
+        assert RunSummary.from_dict(got[mode]).to_dict().keys() == got[mode].keys()
+
+
+def _drop(*path: str):
+    def edit(d):
+        for k in path[:-1]:
+            d = d[k]
+        del d[path[-1]]
+
+    return edit
+
+
+def _set(value, *path: str):
+    def edit(d):
+        for k in path[:-1]:
+            d = d[k]
+        d[path[-1]] = value
+
+    return edit
+
+
+BAD_SUMMARIES = [
+    ("not an object", lambda d: [1], "summary: expected an object"),
+    ("missing mode", _drop("mode"), "mode: missing"),
+    ("missing sub-object", _drop("throughput"), "throughput: missing"),
+    ("missing nested key", _drop("latency_s", "ttft_s_p90"), "latency_s.ttft_s_p90: missing"),
+    ("count as string", _set("300", "requests", "total"), "requests.total: expected an integer"),
+    ("count as float", _set(3.0, "requests", "finished"), "expected an integer"),
+    ("count as bool", _set(True, "decode", "peak_batch"), "decode.peak_batch: expected an integer"),
+    ("number as string", _set("fast", "latency_s", "tpot_s_p50"), "expected a number"),
+    ("number as bool", _set(False, "slo", "attainment"), "slo.attainment: expected a number"),
+    ("met as string", _set("no", "slo", "met"), "slo.met: expected true or false"),
+    ("method as number", _set(1, "method"), "method: expected a string"),
+    (
+        "pools not a list",
+        _set(3, "gpus", "decode_per_pool"),
+        "gpus.decode_per_pool: expected a list",
+    ),
+    ("pool count bad", _set([1, "x"], "gpus", "decode_per_pool"), "decode_per_pool[1]"),
+    (
+        "reasons bad count",
+        _set({"x": 1.5}, "requests", "rejected_by_reason"),
+        "rejected_by_reason.x",
+    ),
+    ("per-model not object", _set([], "per_model"), "per_model: expected an object"),
+    (
+        "model summary short",
+        _drop("per_model", "math", "num_requests"),
+        "per_model.math.num_requests",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_SUMMARIES, ids=[c[0] for c in BAD_SUMMARIES])
+def test_run_summary_from_bad_dicts(case):
+    _, edit, message = case
+    d = json.loads(json.dumps(jsonable(summarize(small_run("sun"), SLO).to_dict())))
+    replaced = edit(d)  # edits in place, or returns a replacement
+    d = d if replaced is None else replaced
+    with pytest.raises(SummaryFormatError) as e:
+        RunSummary.from_dict(d)
+    assert message in str(e.value) and "\n" not in str(e.value)

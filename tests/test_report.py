@@ -8,7 +8,6 @@ import io
 import re
 import shutil
 import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 
 from sunsim.cli import app
 from sunsim.replay import DEFAULT_TRACE
-from sunsim.report.html import PLAN_FIGURES, REPLAY_FIGURES
+from sunsim.report import PLAN_FIGURES, REPLAY_FIGURES
 
 SMALL = [str(DEFAULT_TRACE), "--max-requests", "200", "--latency", "roofline", "--no-progress"]
 
@@ -75,53 +74,63 @@ def _check_report(d: Path, expected: tuple) -> str:
     return html
 
 
-def _maybe_render(html_file: Path) -> None:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        return
-    from PIL import Image, ImageStat
-
-    with tempfile.TemporaryDirectory() as prof:
-        shot = Path(prof) / "shot.png"
-        try:
-            subprocess.run(
-                [
-                    exe,
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    f"--user-data-dir={prof}",
-                    f"--screenshot={shot}",
-                    "--window-size=1200,3000",
-                    html_file.resolve().as_uri(),
-                ],
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("chromium did not finish rendering in 60 s")
-        if not shot.exists():
-            pytest.skip("chromium wrote no screenshot here")
-        im = Image.open(shot).convert("L")
-        assert max(ImageStat.Stat(im).stddev) > 10  # not a blank page
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_replay_report(tmp_path: Path):
+@pytest.fixture(scope="module")
+def replay_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small replay run (3 decode workers) with its report."""
     runner = CliRunner()
-    d = tmp_path / "run"
+    d = tmp_path_factory.mktemp("report") / "run"
     res = runner.invoke(app, ["replay", *SMALL, "--decode-workers", "3", "--out", str(d)])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["report", str(d)])
     assert res.exit_code == 0, res.output
-    html = _check_report(d, REPLAY_FIGURES)
+    return d
+
+
+def test_replay_report(replay_report: Path):
+    html = _check_report(replay_report, REPLAY_FIGURES)
     assert "sunsim replay report" in html
-    _maybe_render(d / "report.html")
+
+
+def test_replay_report_renders_in_chromium(replay_report: Path, tmp_path: Path):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed: the headless render check needs it")
+    from PIL import Image, ImageStat
+
+    shot = tmp_path / "shot.png"
+    try:
+        done = subprocess.run(
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                f"--screenshot={shot}",
+                "--window-size=1200,3000",
+                (replay_report / "report.html").resolve().as_uri(),
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("chromium did not finish rendering in 60 s")
+    if done.returncode != 0:
+        tail = (done.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
+        pytest.skip(f"chromium could not start here (exit {done.returncode}): {tail}")
+    assert shot.exists() and shot.stat().st_size > 0, "chromium wrote no screenshot"
+    im = Image.open(shot).convert("L")
+    assert max(ImageStat.Stat(im).stddev) > 10  # not a blank page
 
 
 def test_plan_report_with_rate_sweep(tmp_path: Path):

@@ -1,0 +1,113 @@
+"""Designs side by side: the headline comparison table and the sentences comparing ``sun``
+and ``qsun`` with ``partitioned``. Both take mode -> :class:`RunSummary` (or the plain
+summary dicts of ``summary.json``, read through :meth:`RunSummary.from_dict`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from sunsim.metrics.latency import PERCENTILES
+from sunsim.metrics.summary import LatencyPercentiles, RunSummary
+
+
+def as_summary(s: RunSummary | Mapping[str, Any]) -> RunSummary:
+    """``s`` as a :class:`RunSummary` (a plain summary dict is validated by ``from_dict``)."""
+    return s if isinstance(s, RunSummary) else RunSummary.from_dict(s)
+
+
+def comparison_table(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) -> pd.DataFrame:
+    """Modes side by side: one column per mode, one row per headline metric (strings and
+    rounded numbers, as ``sunsim replay`` prints them)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for mode, raw in summaries.items():
+        s = as_summary(raw)
+        lat = s.latency_s
+        rows[mode] = {
+            "GPUs (prefill+decode)": f"{s.gpus.prefill}+{s.gpus.decode}",
+            "decode workers per pool": ",".join(str(x) for x in s.gpus.decode_per_pool),
+            "finished / rejected": f"{s.requests.finished} / {s.requests.rejected}",
+            "preemptions": s.requests.preemptions,
+            "TTFT p50 / p90 / p99 (s)": _trio(lat, "ttft_s"),
+            "TPOT p50 / p90 / p99 (ms)": _trio(lat, "tpot_s", 1e3),
+            "ITL p50 / p99 (ms)": f"{lat.itl_s_p50 * 1e3:.1f} / {lat.itl_s_p99 * 1e3:.1f}",
+            "E2E p50 / p99 (s)": f"{lat.e2e_s_p50:.2f} / {lat.e2e_s_p99:.2f}",
+            "throughput (tok/s)": round(s.throughput.output_tokens_per_s, 1),
+            "throughput per GPU (tok/s)": round(s.throughput.output_tokens_per_s_per_gpu, 1),
+            "SLO attainment": f"{s.slo.attainment:.1%}",
+            "decode busy / batch / KV": (
+                f"{s.decode.busy_frac_mean:.0%} / "
+                f"{s.decode.batch_size_mean:.1f} / "
+                f"{s.decode.kv_occupancy_mean:.0%}"
+            ),
+            "latency model": s.method,
+        }
+    return pd.DataFrame(rows)
+
+
+def _trio(lat: LatencyPercentiles, key: str, scale: float = 1.0) -> str:
+    vals = [getattr(lat, f"{key}_p{p}") * scale for p in PERCENTILES]
+    fmt = "{:.1f}" if scale != 1.0 else "{:.2f}"
+    return " / ".join(fmt.format(v) for v in vals)
+
+
+def sun_vs_partitioned(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) -> list[str]:
+    """Sentences comparing ``sun`` (and ``qsun``) with ``partitioned`` at the same decode
+    workers: SLO attainment, throughput per GPU, TPOT; and, when the shared pool attains less,
+    what the figures say about why. Empty when partitioned or sun was not run."""
+    if "partitioned" not in summaries or "sun" not in summaries:
+        return []
+    p, s = as_summary(summaries["partitioned"]), as_summary(summaries["sun"])
+    pa, sa = p.slo.attainment, s.slo.attainment
+    pt, st = p.latency_s.tpot_s_p50, s.latency_s.tpot_s_p50
+    tput = s.throughput.output_tokens_per_s_per_gpu / p.throughput.output_tokens_per_s_per_gpu
+    lines = [
+        f"sun vs partitioned, {s.gpus.decode} decode workers each: SLO attainment "
+        f"{sa:.1%} vs {pa:.1%}; throughput per GPU x{tput:.2f}; TPOT p50 "
+        f"{(st / pt - 1) * 100:+.1f}%."
+    ]
+    if sa + 1e-12 < pa:
+        lines.append("sun attains less than partitioned here: " + "; ".join(_why(p, s)) + ".")
+    if "qsun" in summaries:
+        q = as_summary(summaries["qsun"])
+        qt = q.latency_s.tpot_s_p50
+        speed = (
+            f"{(1 - qt / st) * 100:.1f}% faster"
+            if qt <= st
+            else f"{(qt / st - 1) * 100:.1f}% slower"
+        )
+        lines.append(
+            f"qsun vs sun: TPOT p50 {qt * 1e3:.1f} ms vs {st * 1e3:.1f} ms "
+            f"(qsun decodes {speed}), SLO attainment {q.slo.attainment:.1%}."
+        )
+    return lines
+
+
+def _why(p: RunSummary, s: RunSummary) -> list[str]:
+    """Reasons the shared pool (``s``) attains less than partitioned (``p``)."""
+    why = []
+    if s.latency_s.tpot_s_p90 > p.latency_s.tpot_s_p90:
+        why.append(
+            f"the shared pool runs larger batches (mean {s.decode.batch_size_mean:.1f} "
+            f"vs {p.decode.batch_size_mean:.1f}), so each iteration is slower and "
+            f"TPOT p90 is {s.latency_s.tpot_s_p90 * 1e3:.1f} ms vs "
+            f"{p.latency_s.tpot_s_p90 * 1e3:.1f} ms"
+        )
+    if s.latency_s.ttft_s_p90 > p.latency_s.ttft_s_p90 * 1.01:
+        why.append(
+            "TTFT p90 is higher (prefill is per model in both modes, so this comes "
+            "from KV-transfer or routing differences)"
+        )
+    if s.requests.preemptions > p.requests.preemptions:
+        why.append(f"more preemptions ({s.requests.preemptions} vs {p.requests.preemptions})")
+    worst = sorted(p.per_model.items(), key=lambda kv: -kv[1].slo_attainment)
+    if worst:
+        why.append(
+            "per-model attainment partitioned/sun: "
+            + ", ".join(
+                f"{m} {d.slo_attainment:.0%}/{s.per_model[m].slo_attainment:.0%}" for m, d in worst
+            )
+        )
+    return why
