@@ -219,7 +219,15 @@ def _set_per_model(s: dict) -> None:
 
 
 def _plan_without_csv(d: Path) -> None:
-    (d / "plan.json").write_text(json.dumps({"kind": "plan", "points": []}))
+    meta = {
+        "kind": "plan",
+        "options": {},
+        "slo": {},
+        "reference_point": 0,
+        "table": [],
+        "points": [{}],
+    }
+    (d / "plan.json").write_text(json.dumps(meta))
 
 
 DAMAGE = {

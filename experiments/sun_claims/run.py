@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from sunsim.config import Scenario  # noqa: E402
 from sunsim.planner import load_plan_toml, plan, write_plan  # noqa: E402
 from sunsim.replay import load_workload, resolve_latency, run_replay  # noqa: E402
-from sunsim.report.html import write_report  # noqa: E402
+from sunsim.report import write_report  # noqa: E402
 
 ZIPF_RUNS = ("azure_conv", "azure_code", "synth")
 RATE_RUNS = ("azure_conv_rate",)
@@ -68,10 +68,10 @@ def equal_gpu_replay(args: tuple[str, dict]) -> dict:
     out = {}
     for mode, summ in r.summaries.items():
         out[mode] = {
-            "tpot_s_p50": summ["latency_s"]["tpot_s_p50"],
-            "tpot_s_p90": summ["latency_s"]["tpot_s_p90"],
-            "attainment": summ["slo"]["attainment"],
-            "tput_per_gpu": summ["throughput"]["output_tokens_per_s_per_gpu"],
+            "tpot_s_p50": summ.latency_s.tpot_s_p50,
+            "tpot_s_p90": summ.latency_s.tpot_s_p90,
+            "attainment": summ.slo.attainment,
+            "tput_per_gpu": summ.throughput.output_tokens_per_s_per_gpu,
         }
     return out
 

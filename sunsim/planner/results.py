@@ -11,6 +11,7 @@ import pandas as pd
 
 from sunsim.config import Scenario
 from sunsim.engine.cluster import SimResult
+from sunsim.metrics import RunSummary
 from sunsim.planner.options import PlanOptions
 
 
@@ -29,7 +30,7 @@ class ModePlan:
     mode: str
     prefill_workers: tuple[int, ...]
     decode_workers: tuple[int, ...]
-    summary: dict[str, Any]
+    summary: RunSummary
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     result: SimResult | None = None
 
@@ -121,7 +122,7 @@ class PlanResult:
 def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, Any]:
     """The table columns of one mode (after the sweep columns)."""
     s = mp.summary
-    tput = s["throughput"]["output_tokens_per_s"]
+    tput = s.throughput.output_tokens_per_s
     row: dict[str, Any] = {
         "mode": mp.mode,
         "decode_workers": ",".join(map(str, mp.decode_workers)),
@@ -129,10 +130,10 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
         "prefill_workers": ",".join(map(str, mp.prefill_workers)),
         "num_prefill_gpus": sum(mp.prefill_workers),
         "num_gpus": mp.num_gpus,
-        "slo_attainment": s["slo"]["attainment"],
-        "ttft_s_p90": s["latency_s"]["ttft_s_p90"],
-        "tpot_s_p50": s["latency_s"]["tpot_s_p50"],
-        "tpot_s_p90": s["latency_s"]["tpot_s_p90"],
+        "slo_attainment": s.slo.attainment,
+        "ttft_s_p90": s.latency_s.ttft_s_p90,
+        "tpot_s_p50": s.latency_s.tpot_s_p50,
+        "tpot_s_p90": s.latency_s.tpot_s_p90,
         "throughput_tok_s": tput,
         "throughput_per_gpu": tput / mp.num_gpus,
         "throughput_per_decode_gpu": tput / sum(mp.decode_workers),
@@ -140,14 +141,14 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
     }
     if base is not None:
         bs = base.summary
-        btp = bs["throughput"]["output_tokens_per_s"] / base.num_gpus
+        btp = bs.throughput.output_tokens_per_s / base.num_gpus
         row["gpus_saved_vs_partitioned"] = base.num_gpus - mp.num_gpus
         row["saving_pct_vs_partitioned"] = 100.0 * (base.num_gpus - mp.num_gpus) / base.num_gpus
         row["throughput_per_gpu_vs_partitioned"] = row["throughput_per_gpu"] / btp
         row["tpot_p50_vs_partitioned_pct"] = 100.0 * (
-            s["latency_s"]["tpot_s_p50"] / bs["latency_s"]["tpot_s_p50"] - 1
+            s.latency_s.tpot_s_p50 / bs.latency_s.tpot_s_p50 - 1
         )
-    row["preemptions"] = s["requests"]["preemptions"]
-    row["rejected"] = s["requests"]["rejected"]
-    row["method"] = s["method"]
+    row["preemptions"] = s.requests.preemptions
+    row["rejected"] = s.requests.rejected
+    row["method"] = s.method
     return row

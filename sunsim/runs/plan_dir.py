@@ -97,7 +97,7 @@ def _point_dict(pp: PointPlan) -> dict[str, Any]:
             "prefill_workers": list(mp.prefill_workers),
             "decode_workers": list(mp.decode_workers),
             "num_gpus": mp.num_gpus,
-            "summary": mp.summary,
+            "summary": mp.summary.to_dict(),
             "evaluations": mp.evaluations,
         }
         for mode, mp in pp.modes.items()
@@ -122,7 +122,7 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
     """
     from sunsim.serialize import jsonable
 
-    methods = sorted({mp.summary["method"] for pp in r.points for mp in pp.modes.values()})
+    methods = sorted({mp.summary.method for pp in r.points for mp in pp.modes.values()})
     out: dict[str, Any] = {
         "sunsim_version": __version__,
         "kind": "plan",
