@@ -163,7 +163,8 @@ class Scenario:
         help="Router among decode workers.",
     )  # fmt: skip
     link_gbps: Float = setting(
-        400.0, section="cluster", gt=0, unit="Gb/s", help="KV-cache link bandwidth per prefill worker."
+        400.0, section="cluster", gt=0, unit="Gb/s",
+        help="KV-cache link bandwidth per prefill worker.",
     )  # fmt: skip
     link_latency_us: Float = setting(
         10.0, section="cluster", ge=0, unit="us", help="KV-cache link latency per transfer."
@@ -257,7 +258,9 @@ class Scenario:
             if sum(self.shares) <= 0:
                 raise ConfigError(f"shares must have a positive sum, got {self.shares}")
         if self.window_s is not None and not 0 <= self.window_s[0] < self.window_s[1]:
-            raise ConfigError(f"window must be START,END with 0 <= START < END, got {self.window_s}")
+            raise ConfigError(
+                f"window must be START,END with 0 <= START < END, got {self.window_s}"
+            )
         if "partitioned" in self.modes and len(self.decode_workers) == 1:
             if self.decode_workers[0] < n:
                 split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer than pools
