@@ -189,7 +189,7 @@ class Scenario:
         help="Profile directory (sunsim profile output) to take step times from.",
     )  # fmt: skip
     seed: Int = setting(
-        0, section="run", ge=0, le=2**63 - 1, reason="numpy seeds are 64-bit",
+        0, section="run", ge=0, le=2**32 - 1, reason="a 32-bit seed",
         help="Seed for labelling and routing.",
     )  # fmt: skip
 
