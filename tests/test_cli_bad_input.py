@@ -132,6 +132,14 @@ def test_unwritable_out_is_found_before_simulating(command: str, tmp_path: Path)
     assert_one_line(run(command, "--out", str(blocker)), "not a directory")
 
 
+def test_plan_again_from_its_own_scenario_needs_no_force(tmp_path: Path):
+    from sunsim.cli.plan import _repeats_itself
+
+    d = tmp_path / "p"
+    assert _repeats_itself(d / "scenario.toml", d)
+    assert not _repeats_itself(tmp_path / "other.toml", d) and not _repeats_itself(None, d)
+
+
 def test_replay_force_writes_over_a_run(tmp_path: Path):
     out = tmp_path / "used"
     out.mkdir()

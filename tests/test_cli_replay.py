@@ -145,3 +145,27 @@ def test_real_azure_conv_trace_all_modes(tmp_path):
         assert len(rec) == 2000
         assert (rec["status"] == "finished").sum() == req["finished"]
         assert rec["model"].astype(str).isin(["math", "code", "tool"]).all()
+
+
+def test_relative_trace_reproduces_from_anywhere(tmp_path, monkeypatch):
+    """A run's scenario.toml stores the trace absolute: repeat it from another directory."""
+    import shutil
+    import tomllib
+
+    from sunsim.replay import DEFAULT_TRACE
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(DEFAULT_TRACE, work / "t.csv")
+    monkeypatch.chdir(work)
+    args = ["--max-requests", "40", "--mode", "sun", "--latency", "roofline"]
+    r = replay("t.csv", *args, "--out", "run")
+    assert r.exit_code == 0, r.output
+    saved = tomllib.loads((work / "run" / "scenario.toml").read_text())
+    assert saved["trace"]["path"] == str(work / "t.csv")
+    monkeypatch.chdir(elsewhere)
+    r = replay("--scenario", str(work / "run" / "scenario.toml"), "--out", "again")
+    assert r.exit_code == 0, r.output
+    a = pd.read_parquet(work / "run" / "records_sun.parquet")
+    pd.testing.assert_frame_equal(a, pd.read_parquet(elsewhere / "again" / "records_sun.parquet"))

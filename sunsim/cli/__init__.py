@@ -8,7 +8,15 @@ scenario options shared by ``replay`` and ``plan``, generated once from the fiel
 ``sunsim.cli:main`` is the console-script entry point; ``python -m sunsim`` runs it too.
 """
 
-from sunsim.cli import plan, profile, replay, report, trace, validate  # noqa: F401  (register)
+from sunsim.cli import (  # noqa: F401  (each module registers its commands)
+    plan,
+    profile,
+    replay,
+    report,
+    trace,
+    validate,
+    validate_engine,
+)
 from sunsim.cli.app import app, main
 from sunsim.cli.options import ScenarioInputs, build_scenario
 

@@ -122,7 +122,10 @@ def plan(
     out: Path | None = out_option("runs/plan-<time>"),
     force: bool = force_option(),
     cache: bool = typer.Option(
-        True, "--cache/--no-cache", help="Reuse and extend DIR/cache.json (with --force)."
+        True,
+        "--cache/--no-cache",
+        help="Reuse and extend DIR/cache.json (planning again from DIR/scenario.toml "
+        "into DIR needs no --force).",
     ),
     replays: bool = typer.Option(
         True,
@@ -145,7 +148,7 @@ def plan(
         sweep=parse_sweep(sweep) if sweep else None,
     )
     s, popts = plan_inputs(inputs, given)
-    prepare_out_dir(out_dir, force)
+    prepare_out_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
     import dataclasses
 
     popts = dataclasses.replace(popts, cache_file=str(out_dir / "cache.json") if cache else None)
@@ -162,6 +165,14 @@ def plan(
         f"{', replay_<mode>/' if replays else ''}; {len(files)} files)",
         markup=False,
     )
+
+
+def _repeats_itself(scenario_file: Path | None, out_dir: Path) -> bool:
+    """Whether this plan repeats the plan in ``out_dir`` from its own ``scenario.toml``:
+    the same plan again (extending its cache), not another run, so no ``--force`` needed."""
+    if scenario_file is None:
+        return False
+    return Path(scenario_file).resolve() == (Path(out_dir) / "scenario.toml").resolve()
 
 
 def _print_header(r: Any, s: Any) -> None:

@@ -70,7 +70,7 @@ def setting(
     ``aliases``, ``what`` it is (for "unknown GPU 'x'" messages), the ``reason`` for an upper
     bound, and pydantic
     ``constraints`` (``ge``, ``le``, ``gt``, ``min_length``...)."""
-    extra = {"section": section, "key": key, "unit": unit, "option": option}
+    extra: Any = {"section": section, "key": key, "unit": unit, "option": option}
     extra.update({"aliases": list(aliases), "what": what, "reason": reason})
     return Field(default, description=help, json_schema_extra=extra, **constraints)
 

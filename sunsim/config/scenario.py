@@ -17,7 +17,7 @@ in the engine: every worker and every running sequence is a simulated object.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -42,12 +42,19 @@ from sunsim.traces import FORMATS
 
 MODES = tuple(DESIGNS)
 
-# Choices (shown by --help, checked on every scenario).
-DesignName = Literal[MODES]  # type: ignore[valid-type]
-RouterName = Literal[tuple(ROUTERS)]  # type: ignore[valid-type]
-GpuName = Literal[tuple(GPUS)]  # type: ignore[valid-type]
-ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
-TraceFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
+# Choices (shown by --help, checked on every scenario), built from their registries.
+if TYPE_CHECKING:  # a type checker sees plain strings
+    DesignName: TypeAlias = str
+    RouterName: TypeAlias = str
+    GpuName: TypeAlias = str
+    ModelName: TypeAlias = str
+    TraceFormat: TypeAlias = str
+else:
+    DesignName = Literal[MODES]
+    RouterName = Literal[tuple(ROUTERS)]
+    GpuName = Literal[tuple(GPUS)]
+    ModelName = Literal[tuple(MODELS)]
+    TraceFormat = Literal[("auto", *FORMATS)]
 LatencySource = Literal["auto", "profile", "roofline"]
 QsunPrecision = Literal["w4a16", "w8a16"]
 
@@ -229,7 +236,7 @@ class Scenario:
         except ValidationError as e:
             err = e.errors()[0]
             name = str(err["loc"][0]) if err.get("loc") else "scenario"
-            info = cls.__pydantic_fields__.get(name)
+            info = cls.__pydantic_fields__.get(name)  # type: ignore[attr-defined]
             meta = field_meta(name, info) if info is not None else None
             if err["type"] == "unexpected_keyword_argument":
                 raise ConfigError(f"unknown scenario field '{name}'") from None
@@ -325,4 +332,5 @@ class Scenario:
 def scenario_fields() -> dict[str, Any]:
     """Field name -> :class:`~sunsim.config.fields.FieldMeta` of :class:`Scenario`, in
     declaration order (what the TOML layout and the CLI options are built from)."""
-    return {n: field_meta(n, f) for n, f in Scenario.__pydantic_fields__.items()}
+    fields = Scenario.__pydantic_fields__  # type: ignore[attr-defined]
+    return {n: field_meta(n, f) for n, f in fields.items()}
