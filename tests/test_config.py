@@ -187,3 +187,31 @@ def test_bad_scenario_file_is_one_line_naming_file_and_key(tmp_path: Path, text,
 def test_missing_scenario_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="no such scenario file"):
         load_scenario(tmp_path / "nope.toml")
+
+
+def test_reference_table_lists_every_field_once():
+    from sunsim.config.reference import scenario_markdown_table
+
+    table = scenario_markdown_table()
+    for meta in scenario_fields().values():
+        assert sum(f"`[{meta.section}] {meta.key}`" in ln for ln in table.splitlines()) == 1
+    assert "| `--decode-workers` | `[cluster] decode_workers` |" in table
+    assert "| workers | 3 |" in table
+
+
+def test_readme_options_are_real_replay_options():
+    """Every ``--option`` the README's option table names is an option of ``sunsim replay``."""
+    import re
+
+    from typer.main import get_command
+
+    from sunsim.cli import app
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.is_file():
+        pytest.skip("no README.md next to tests/")
+    cmd = get_command(app).commands["replay"]  # type: ignore[attr-defined]
+    known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    rows = [ln for ln in readme.read_text().splitlines() if ln.startswith("| `--")]
+    named = {o for ln in rows for o in re.findall(r"`(--[a-z0-9-]+)", ln.split(" | ")[0])}
+    assert named and named <= known, sorted(named - known)

@@ -64,23 +64,17 @@ def _kind(meta: FieldMeta) -> tuple[str, Any]:
     return {int: "int", float: "float", bool: "bool"}.get(ann, "str"), ann
 
 
-def _choices(tp: Any) -> tuple[str, ...]:
-    tp, _ = _strip(tp)
-    return typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else ()
-
-
 def _metavar(meta: FieldMeta) -> str | None:
     kind, item = _kind(meta)
     if kind == "choice":
-        return "[" + "|".join(_choices(item)) + "]"
+        return "[" + "|".join(meta.choices) + "]"
     if kind == "map":
         return "SRC=SERVED,..."
     if kind == "pair":
         return "START,END"
     if kind == "list":
-        names = _choices(item)
-        if names:
-            return "[" + "|".join(names) + "|all],..."
+        if meta.choices:
+            return "[" + "|".join(meta.choices) + "|all],..."
         return {int: "N,...", float: "X,..."}.get(item, "NAME,...")
     return None
 

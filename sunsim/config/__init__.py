@@ -11,7 +11,9 @@ Owns:
   (:mod:`sunsim.config.fields`);
 * the one TOML reader and writer of scenarios (:mod:`sunsim.config.toml`):
   :func:`load_scenario`, :func:`scenario_from_toml_dict`, :func:`scenario_to_toml_dict`,
-  :func:`read_toml`, :func:`write_toml`, with the layout derived from the fields.
+  :func:`read_toml`, :func:`write_toml`, with the layout derived from the fields;
+* the reference table of the settings for the README and docs
+  (:func:`~sunsim.config.reference.scenario_markdown_table`).
 
 It does not own model/GPU/link/SLO specs (:mod:`sunsim.specs`), the cluster spec
 (:mod:`sunsim.engine.spec`), plan options (:mod:`sunsim.planner`) or CLI parsing

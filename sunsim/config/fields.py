@@ -9,6 +9,8 @@ README table are all derived from that declaration (see :func:`field_meta`).
 from __future__ import annotations
 
 import os
+import types
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -90,6 +92,21 @@ class FieldMeta:
     reason: str
     default: Any
     info: FieldInfo
+    choices: tuple[str, ...] = ()
+
+
+def _literal_choices(ann: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` in ``ann`` (also inside ``| None``, ``Annotated`` and
+    ``tuple[...]``); () if there is none."""
+    origin = typing.get_origin(ann)
+    if origin is typing.Literal:
+        return tuple(str(a) for a in typing.get_args(ann))
+    if origin in (typing.Union, types.UnionType, typing.Annotated, tuple):
+        for a in typing.get_args(ann):
+            found = _literal_choices(a)
+            if found:
+                return found
+    return ()
 
 
 def field_meta(name: str, info: FieldInfo) -> FieldMeta:
@@ -109,6 +126,7 @@ def field_meta(name: str, info: FieldInfo) -> FieldMeta:
         reason=str(extra["reason"] or ""),
         default=info.default,
         info=info,
+        choices=_literal_choices(info.annotation),
     )
 
 

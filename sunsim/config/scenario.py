@@ -105,7 +105,7 @@ class Scenario:
     )
     modes: tuple[DesignName, ...] = setting(
         MODES, section="cluster", option="--mode", what="mode", min_length=1,
-        help=f"Serving designs to run: {', '.join(MODES)}, a comma list, or all.",
+        help="Serving designs to run: one, a comma list, or all.",
     )  # fmt: skip
     base_model: ModelName = setting(
         "llama-3.1-8b", section="models", key="base", option="--model", what="model",
