@@ -167,3 +167,19 @@ def test_help_shows_defaults_and_choices_from_the_scenario(command: str):
     assert "[h100|h200|a100]" in text and "[auto|profile|roofline]" in text
     row = text[text.index("--decode-workers") : text.index("--qsun-precision")]
     assert "[default: (3)]" in row, row  # the model's default, not a copy
+
+
+@pytest.mark.parametrize(
+    "table, needles",
+    [
+        ("[plan]\njobs = true\n", ["[plan] jobs", "expected an integer"]),
+        ("[plan]\nmax_workers = 100000\n", ["[plan] max_workers", "4096"]),
+        ("[plan]\nbogus = 1\n", ["unknown key 'bogus' in [plan]"]),
+        ('[plan]\nslo_kind = "mean"\n', ["slo-kind"]),
+    ],
+)
+def test_bad_plan_table(table: str, needles: list[str], tmp_path: Path):
+    p = tmp_path / "scenario.toml"
+    p.write_text("[cluster]\ngpu = 'h100'\n" + table)
+    args = ["plan", "--no-progress", "--scenario", str(p), "--out", str(tmp_path / "o")]
+    assert_one_line(runner.invoke(app, args, catch_exceptions=False), *needles)

@@ -48,14 +48,17 @@ def plan_inputs(inputs: ScenarioInputs, given: dict[str, Any]) -> tuple[Any, Any
         base = scenario_from_toml_dict(data, source=src, base_dir=Path(inputs.file).parent)
         popts = plan_options_from_dict(ptable, source=src)
     s = build_scenario(inputs, base=base)
-    for k, v, hi, why in (
-        ("max_workers", given.get("max_workers"), MAX_WORKERS, "workers per pool"),
-        ("jobs", given.get("jobs"), _MAX_JOBS, "processes"),
-    ):
-        if v is not None and not 1 <= v <= hi:
-            raise ConfigError(f"--{k.replace('_', '-')}: must be in 1..{hi} ({why}), got {v}")
     changes = {k: v for k, v in given.items() if v is not None}
-    return s, dataclasses.replace(popts, **changes)
+    popts = dataclasses.replace(popts, **changes)
+    for k, hi, what in (
+        ("max_workers", MAX_WORKERS, "workers per pool"),
+        ("jobs", _MAX_JOBS, "processes"),
+    ):
+        v = getattr(popts, k)
+        where = f"--{k.replace('_', '-')}" if k in changes else f"{inputs.file}: [plan] {k}"
+        if v is not None and (type(v) is not int or not 1 <= v <= hi):
+            raise ConfigError(f"{where}: expected an integer in 1..{hi} ({what}), got {v!r}")
+    return s, popts
 
 
 def _run(s: Any, popts: Any, progress: bool) -> Any:
