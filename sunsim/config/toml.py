@@ -131,6 +131,8 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The tables of a TOML file. Raises :class:`ConfigError` in one line for a missing or
     unreadable file or a syntax error (with its line and column)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: a directory; give its scenario.toml")
     if not p.is_file():
         raise ConfigError(f"{p}: no such scenario file")
     try:
