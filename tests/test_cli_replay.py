@@ -30,10 +30,19 @@ def default_run(tmp_path_factory) -> tuple[Path, str]:
     return out, r.output
 
 
+def _table_header(output: str) -> str:
+    """The line of the comparison table that names the modes (its header row)."""
+    lines = [ln for ln in output.splitlines() if "partitioned" in ln and "┃" in ln]
+    assert lines, output
+    return lines[0]
+
+
 def test_replay_default_trace_writes_run_dir(default_run):
     run_dir, output = default_run
+    header = _table_header(output)
+    cells = [c.strip() for c in header.split("┃") if c.strip()]
+    assert cells == list(MODES), header  # one column per mode, as whole cells ("sunsim" is not)
     for m in MODES:
-        assert m in output
         assert (run_dir / f"records_{m}.parquet").is_file()
         assert (run_dir / f"decode_workers_{m}.csv").is_file()
     assert (run_dir / "scenario.toml").is_file()
@@ -82,10 +91,10 @@ def one_line_error(result, *needles: str) -> str:
         (["--mode", "shared"], ["unknown mode 'shared'", "partitioned"]),
         (["--decode-workers", "1,2"], ["decode worker", "got 2"]),
         (["--decode-workers", "x"], ["--decode-workers", "'x'"]),
-        (["--decode-workers", "0"], ["decode worker", "0"]),
-        (["--mode", "sun", "--decode-workers", "0"], ["decode worker", "0"]),
-        (["--router", "fastest"], ["unknown decode router 'fastest'", "least_loaded"]),
-        (["--slo-ttft", "-1"], ["SLO", "ttft"]),
+        (["--decode-workers", "0"], ["--decode-workers", ">= 1", "got 0"]),
+        (["--mode", "sun", "--decode-workers", "0"], ["--decode-workers", ">= 1", "got 0"]),
+        (["--router", "fastest"], ["--router", "unknown decode router 'fastest'", "least_loaded"]),
+        (["--slo-ttft", "-1"], ["--slo-ttft", "> 0", "got -1"]),
         (["--mode", "partitioned", "--decode-workers", "2"], ["2 decode workers", "3 models"]),
     ],
 )
@@ -136,3 +145,27 @@ def test_real_azure_conv_trace_all_modes(tmp_path):
         assert len(rec) == 2000
         assert (rec["status"] == "finished").sum() == req["finished"]
         assert rec["model"].astype(str).isin(["math", "code", "tool"]).all()
+
+
+def test_relative_trace_reproduces_from_anywhere(tmp_path, monkeypatch):
+    """A run's scenario.toml stores the trace absolute: repeat it from another directory."""
+    import shutil
+    import tomllib
+
+    from sunsim.replay import DEFAULT_TRACE
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(DEFAULT_TRACE, work / "t.csv")
+    monkeypatch.chdir(work)
+    args = ["--max-requests", "40", "--mode", "sun", "--latency", "roofline"]
+    r = replay("t.csv", *args, "--out", "run")
+    assert r.exit_code == 0, r.output
+    saved = tomllib.loads((work / "run" / "scenario.toml").read_text())
+    assert saved["trace"]["path"] == str(work / "t.csv")
+    monkeypatch.chdir(elsewhere)
+    r = replay("--scenario", str(work / "run" / "scenario.toml"), "--out", "again")
+    assert r.exit_code == 0, r.output
+    a = pd.read_parquet(work / "run" / "records_sun.parquet")
+    pd.testing.assert_frame_equal(a, pd.read_parquet(elsewhere / "again" / "records_sun.parquet"))

@@ -1,0 +1,23 @@
+"""The ``sunsim`` command line: each command parses, calls library functions, prints.
+
+Owns: the typer app and its one-line, exit-code-2 error handling (:mod:`.app`), the
+scenario options shared by ``replay`` and ``plan``, generated once from the fields of
+:class:`~sunsim.config.Scenario` (:mod:`.options`), the early ``--out`` check
+(:mod:`.outdir`), output helpers (:mod:`.format`) and one module per command: ``trace``,
+``replay``, ``profile``, ``plan`` (+ ``plan_tables``), ``report``, ``validate``.
+``sunsim.cli:main`` is the console-script entry point; ``python -m sunsim`` runs it too.
+"""
+
+from sunsim.cli import (  # noqa: F401  (each module registers its commands)
+    plan,
+    profile,
+    replay,
+    report,
+    trace,
+    validate,
+    validate_engine,
+)
+from sunsim.cli.app import app, main
+from sunsim.cli.options import ScenarioInputs, build_scenario
+
+__all__ = ["ScenarioInputs", "app", "build_scenario", "main"]

@@ -1,0 +1,191 @@
+"""``sunsim plan``: the fewest workers per design that meet the SLO; sweeps and goodput."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sunsim.cli.app import app
+from sunsim.cli.format import command_line, err_console, say
+from sunsim.cli.options import (
+    ScenarioInputs,
+    build_scenario,
+    force_option,
+    out_option,
+    progress_option,
+    scenario_options,
+)
+from sunsim.cli.outdir import prepare_out_dir
+from sunsim.cli.plan_tables import print_plan_table, print_sweep
+from sunsim.config import MAX_WORKERS
+from sunsim.errors import ConfigError
+
+_MAX_JOBS = 1024  # processes; more than any machine's cores, each holds a copy of the trace
+
+_HELP = {
+    "prefill_workers": "Goodput only (rate sweeps): prefill workers, one or one per model.",
+    "decode_workers": "Goodput only (rate sweeps): total decode workers, or one per model.",
+    "slo_attainment": "Attainment target; also the percentile of --slo-kind percentile.",
+}
+
+
+def plan_inputs(inputs: ScenarioInputs, given: dict[str, Any]) -> tuple[Any, Any]:
+    """The scenario and :class:`~sunsim.planner.PlanOptions`: the ``--scenario`` file (its
+    optional ``[plan]`` table holds the plan options, as ``sunsim plan`` writes it), then
+    the options given on the command line (``given``: PlanOptions field -> value)."""
+    import dataclasses
+
+    from sunsim.config import Scenario, read_toml, scenario_from_toml_dict
+    from sunsim.planner import PlanOptions, plan_options_from_dict
+
+    base, popts = Scenario(), PlanOptions()
+    if inputs.file is not None:
+        data = read_toml(inputs.file)
+        ptable = data.pop("plan", {})
+        src = str(inputs.file)
+        base = scenario_from_toml_dict(data, source=src, base_dir=Path(inputs.file).parent)
+        popts = plan_options_from_dict(ptable, source=src)
+    s = build_scenario(inputs, base=base)
+    changes = {k: v for k, v in given.items() if v is not None}
+    popts = dataclasses.replace(popts, **changes)
+    for k, hi, what in (
+        ("max_workers", MAX_WORKERS, "workers per pool"),
+        ("jobs", _MAX_JOBS, "processes"),
+    ):
+        v = getattr(popts, k)
+        where = f"--{k.replace('_', '-')}" if k in changes else f"{inputs.file}: [plan] {k}"
+        if v is not None and (type(v) is not int or not 1 <= v <= hi):
+            raise ConfigError(f"{where}: expected an integer in 1..{hi} ({what}), got {v!r}")
+    return s, popts
+
+
+def _run(s: Any, popts: Any, progress: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sunsim.planner import plan as run_plan
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("simulations", total=0)
+        counts = {"submit": 0, "done": 0}
+
+        def on_event(kind: str, info: dict) -> None:
+            if kind in counts:
+                counts[kind] += 1
+                bar.update(
+                    task,
+                    total=counts["submit"],
+                    completed=counts["done"],
+                    description=f"simulations ({info['task']})",
+                )
+
+        return run_plan(s, popts, on_event=on_event)
+
+
+@app.command()
+@scenario_options(
+    scenario_help="Scenario TOML (a plan directory's scenario.toml repeats that plan); "
+    "options given here override it.",
+    help_overrides=_HELP,
+)
+def plan(
+    inputs: ScenarioInputs,
+    slo_kind: str | None = typer.Option(
+        None,
+        "--slo-kind",
+        metavar="[attainment|percentile]",
+        help="attainment: every model's joint SLO attainment >= target; percentile: every "
+        "model's p90 TTFT and p90 TPOT within the bounds (default: attainment)",
+    ),
+    prefill_target: float | None = typer.Option(
+        None,
+        "--prefill-target",
+        help="TTFT-only attainment prefill pools are sized for (default: (1 + target) / 2)",
+    ),
+    sweep: str | None = typer.Option(
+        None,
+        "--sweep",
+        help="rate=1,2,4 (capacity against load, and goodput) or zipf=0,0.5,1 (against skew).",
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", help="Simulation processes (default: the number of CPUs)"
+    ),
+    max_workers: int | None = typer.Option(
+        None, "--max-workers", help=f"Search cap per pool (default: {MAX_WORKERS})"
+    ),
+    out: Path | None = out_option("runs/plan-<time>"),
+    force: bool = force_option(),
+    cache: bool = typer.Option(
+        True,
+        "--cache/--no-cache",
+        help="Reuse and extend DIR/cache.json (planning again from DIR/scenario.toml "
+        "into DIR needs no --force).",
+    ),
+    replays: bool = typer.Option(
+        True,
+        "--replays/--no-replays",
+        help="Write each mode's final simulation as DIR/replay_<mode>/.",
+    ),
+    progress: bool = progress_option(),
+) -> None:
+    """Find, for each mode, the fewest decode workers (partitioned: per model; sun/qsun: one
+    pool) and prefill workers per model that meet the SLO; print and write the plan."""
+    from sunsim.planner import parse_sweep, write_plan
+    from sunsim.replay import default_run_dir
+
+    out_dir = out or default_run_dir("plan")
+    given = dict(
+        slo_kind=slo_kind,
+        prefill_target=prefill_target,
+        max_workers=max_workers,
+        jobs=jobs,
+        sweep=parse_sweep(sweep) if sweep else None,
+    )
+    s, popts = plan_inputs(inputs, given)
+    prepare_out_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
+    import dataclasses
+
+    popts = dataclasses.replace(popts, cache_file=str(out_dir / "cache.json") if cache else None)
+    r = _run(s, popts, progress)
+    _print_header(r, s)
+    print_plan_table(r.table(r.reference), s, popts, r)
+    if popts.sweep is not None:
+        print_sweep(r)
+    files = write_plan(r, out_dir, command=command_line(), replays=replays)
+    say(
+        f"{r.num_simulations} simulations ({r.num_cached} cached) in "
+        f"{r.wall_s:.1f} s with {r.jobs} processes; wrote {out_dir}/ (plan.json, "
+        f"plan.csv, scenario.toml{', sweep.csv' if popts.sweep else ''}"
+        f"{', replay_<mode>/' if replays else ''}; {len(files)} files)",
+        markup=False,
+    )
+
+
+def _repeats_itself(scenario_file: Path | None, out_dir: Path) -> bool:
+    """Whether this plan repeats the plan in ``out_dir`` from its own ``scenario.toml``:
+    the same plan again (extending its cache), not another run, so no ``--force`` needed."""
+    if scenario_file is None:
+        return False
+    return Path(scenario_file).resolve() == (Path(out_dir) / "scenario.toml").resolve()
+
+
+def _print_header(r: Any, s: Any) -> None:
+    ref = r.points[r.reference]
+    info = ref.workload_info
+    counts = ", ".join(f"{m} {c}" for m, c in ref.model_counts.items())
+    say(
+        f"trace [bold]{info.get('path', s.trace)}[/] ({info.get('format')}): "
+        f"{info.get('num_requests')} requests, {info.get('mean_rate', 0):.2f} req/s; "
+        f"models ({ref.labelling}): {counts}"
+    )
+    for note in r.latency_notes:
+        say(f"latency {note}", markup=False)

@@ -1,0 +1,91 @@
+"""``sunsim replay``: replay a trace through every design and compare them side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sunsim.cli.app import app
+from sunsim.cli.format import command_line, console, err_console, print_table, say
+from sunsim.cli.options import (
+    ScenarioInputs,
+    build_scenario,
+    force_option,
+    out_option,
+    progress_option,
+    scenario_options,
+)
+from sunsim.cli.outdir import prepare_out_dir
+
+
+def _print_workload(wl: Any, trace: str | None) -> None:
+    info = wl.info
+    say(
+        f"trace [bold]{info.get('path', trace)}[/] ({info.get('format')}): "
+        f"{len(wl.requests)} requests over {info.get('span_s', 0):.0f} s, "
+        f"{info.get('mean_rate', 0):.2f} req/s, inter-arrival CV "
+        f"{info.get('interarrival_cv', 0):.2f}"
+    )
+    counts = ", ".join(f"{m} {c}" for m, c in wl.model_counts.items())
+    say(f"models ({wl.labelling}): {counts}", markup=False)
+
+
+def _simulate(s: Any, wl: Any, progress: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sunsim.replay import run_replay
+
+    with Progress(
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        tasks = {m: bar.add_task(m, total=1.0) for m in s.modes}
+        return run_replay(s, wl, on_progress=lambda m, f: bar.update(tasks[m], completed=f))
+
+
+@app.command()
+@scenario_options()
+def replay(
+    inputs: ScenarioInputs,
+    out: Path | None = out_option("runs/replay-<time>"),
+    force: bool = force_option(),
+    records_format: str = typer.Option(
+        "parquet", "--records-format", help="Per-request records as parquet or csv."
+    ),
+    progress: bool = progress_option(),
+) -> None:
+    """Replay a trace through partitioned, SUN and QSUN decode and compare them side by side."""
+    from sunsim.errors import ConfigError
+    from sunsim.metrics import sun_vs_partitioned
+    from sunsim.replay import default_run_dir, load_workload, write_run
+
+    s = build_scenario(inputs)
+    if records_format not in ("parquet", "csv"):
+        raise ConfigError(f"--records-format: expected parquet or csv, got '{records_format}'")
+    out_dir = prepare_out_dir(out or default_run_dir("replay"), force)
+    wl = load_workload(s)
+    _print_workload(wl, s.trace)
+    r = _simulate(s, wl, progress)
+    for note in r.latency_notes:
+        say(f"latency {note}", markup=False)
+    method = {x["method"] for x in r.summaries.values()}
+    print_table(
+        r.table(),
+        f"sunsim replay: {', '.join(sorted(method))} step times, "
+        f"{s.gpu} memory for the KV cache; SLO TTFT <= {s.slo_ttft_s} s, "
+        f"TPOT <= {s.slo_tpot_s} s",
+    )
+    for line in sun_vs_partitioned(r.summaries):
+        say(line, markup=False)
+    write_run(r, out_dir, records_format, command=command_line())
+    console.print(
+        f"wrote {out_dir}/ (scenario.toml, summary.json, records_<mode>.{records_format}, ...)",
+        highlight=False,
+    )

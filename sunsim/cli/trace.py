@@ -1,0 +1,120 @@
+"""``sunsim trace info`` and ``sunsim trace synth``: inspect and generate request traces."""
+
+from __future__ import annotations
+
+import typer
+
+from sunsim.cli.app import app, make_typer
+from sunsim.cli.format import console
+
+trace_app = make_typer(help="Inspect and generate request traces.")
+app.add_typer(trace_app, name="trace")
+
+
+@trace_app.command("info")
+def trace_info_cmd(
+    trace: str = typer.Argument(
+        ..., help="Trace file: BurstGPT/Azure/canonical CSV or Mooncake JSONL."
+    ),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help="auto, burstgpt, azure, mooncake or canonical."
+    ),
+    keep_failed: bool = typer.Option(
+        False, "--keep-failed", help="Keep BurstGPT failed rows (Response tokens == 0)."
+    ),
+) -> None:
+    """Read and validate a trace; print its size, rate, burstiness and token percentiles."""
+    from rich.table import Table
+
+    from sunsim.traces import read_trace, trace_info
+
+    info = trace_info(read_trace(trace, fmt, keep_failed=keep_failed))
+    table = Table(title=f"{info['path']} ({info['format']})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    failed = (
+        f", {info['num_failed']} failed ({info['num_failed_excluded']} excluded)"
+        if info["format"] == "burstgpt"
+        else ""
+    )
+    table.add_row("rows", f"{info['num_rows']:,}{failed}")
+    table.add_row("requests kept", f"{info['num_requests']:,}")
+    if info["num_zero_output"]:
+        table.add_row("zero-output rows", f"{info['num_zero_output']:,} (kept with 1 output token)")
+    table.add_row("span", f"{info['span_s']:,.1f} s ({info['span_s'] / 60:,.1f} min)")
+    table.add_row("mean rate", f"{info['mean_rate']:.3f} req/s")
+    table.add_row("inter-arrival CV", f"{info['interarrival_cv']:.2f}")
+    for key in ("prompt_tokens", "output_tokens"):
+        s = info[key]
+        table.add_row(
+            key.replace("_", " "),
+            f"mean {s['mean']:.0f}, p50 {s['p50']:.0f}, p90 {s['p90']:.0f}, "
+            f"p99 {s['p99']:.0f}, max {s['max']:.0f}",
+        )
+    models = (
+        ", ".join(f"{k} {v:,}" for k, v in info["source_models"].items()) or "none in the trace"
+    )
+    table.add_row("source models", models)
+    console.print(table)
+
+
+@trace_app.command("synth")
+def trace_synth_cmd(
+    out: str = typer.Argument(..., help="Output canonical CSV."),
+    requests: int | None = typer.Option(None, "--requests", "-n", help="Number of requests."),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        "-d",
+        help="Duration in seconds (default 600 if --requests is not given).",
+    ),
+    rate: float = typer.Option(6.0, "--rate", help="Mean request rate, requests/s."),
+    burstiness: float = typer.Option(
+        2.0, "--burstiness", help="Inter-arrival coefficient of variation (Gamma; 1 = Poisson)."
+    ),
+    models: str = typer.Option(
+        "math,code,tool", "--models", help="Served models, most popular first."
+    ),
+    zipf: float = typer.Option(
+        1.2, "--zipf", help="Zipf exponent of model popularity (0 = uniform)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+) -> None:
+    """Write a BurstGPT-style synthetic trace (Gamma arrivals, lognormal lengths, Zipf models)."""
+    import numpy as np
+
+    from sunsim.traces import model_counts, synth_command, synth_trace, write_canonical
+
+    if requests is None and duration is None:
+        duration = 600.0
+    served = [m.strip() for m in models.split(",")]
+    df = synth_trace(
+        num_requests=requests,
+        duration_s=duration,
+        rate=rate,
+        burstiness=burstiness,
+        served=served,
+        zipf_alpha=zipf,
+        rng=np.random.default_rng(seed),
+    )
+    path = write_canonical(df, out)
+    span = float(df["arrival_s"].iloc[-1])
+    counts = ", ".join(f"{k} {v:,}" for k, v in model_counts(df).items())
+    console.print(
+        f"wrote {len(df):,} requests over {span:,.1f} s to {path} ({counts})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    cmd = synth_command(
+        out,
+        num_requests=requests,
+        duration_s=duration,
+        rate=rate,
+        burstiness=burstiness,
+        served=served,
+        zipf_alpha=zipf,
+        seed=seed,
+    )
+    console.print(
+        f"regenerate with (seed {seed}): {cmd}", highlight=False, soft_wrap=True, markup=False
+    )
