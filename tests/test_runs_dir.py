@@ -135,7 +135,7 @@ def test_prepare_run_dir_refuses_an_unwritable_directory(tmp_path: Path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        with pytest.raises(RunDirError, match="cannot write here"):
+        with pytest.raises(RunDirError, match="cannot write there"):
             prepare_run_dir(ro / "out", force=False)
     finally:
         ro.chmod(0o700)
@@ -144,7 +144,7 @@ def test_prepare_run_dir_refuses_an_unwritable_directory(tmp_path: Path):
 def test_prepare_run_dir_under_a_file_is_one_error(tmp_path: Path):
     # works as root too: a directory cannot be made below a regular file
     (tmp_path / "f").write_text("x")
-    with pytest.raises(RunDirError, match="cannot write here"):
+    with pytest.raises(RunDirError, match="cannot write there"):
         prepare_run_dir(tmp_path / "f" / "out", force=False)
 
 

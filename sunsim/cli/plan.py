@@ -17,10 +17,10 @@ from sunsim.cli.options import (
     progress_option,
     scenario_options,
 )
-from sunsim.cli.outdir import prepare_out_dir
 from sunsim.cli.plan_tables import print_plan_table, print_sweep
 from sunsim.config import MAX_WORKERS
 from sunsim.errors import ConfigError
+from sunsim.runs import default_run_dir, prepare_run_dir
 
 _MAX_JOBS = 1024  # processes; more than any machine's cores, each holds a copy of the trace
 
@@ -140,7 +140,6 @@ def plan(
     """Find, for each mode, the fewest decode workers (partitioned: per model; sun/qsun: one
     pool) and prefill workers per model that meet the SLO; print and write the plan."""
     from sunsim.planner import parse_sweep, write_plan
-    from sunsim.replay import default_run_dir
 
     out_dir = out or default_run_dir("plan")
     given = dict(
@@ -151,7 +150,7 @@ def plan(
         sweep=parse_sweep(sweep) if sweep else None,
     )
     s, popts = plan_inputs(inputs, given)
-    prepare_out_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
+    prepare_run_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
     import dataclasses
 
     popts = dataclasses.replace(popts, cache_file=str(out_dir / "cache.json") if cache else None)

@@ -17,7 +17,7 @@ from sunsim.cli.options import (
     progress_option,
     scenario_options,
 )
-from sunsim.cli.outdir import prepare_out_dir
+from sunsim.runs import default_run_dir, prepare_run_dir
 
 
 def _print_workload(wl: Any, trace: str | None) -> None:
@@ -64,18 +64,19 @@ def replay(
     """Replay a trace through partitioned, SUN and QSUN decode and compare them side by side."""
     from sunsim.errors import ConfigError
     from sunsim.metrics import sun_vs_partitioned
-    from sunsim.replay import default_run_dir, load_workload, write_run
+    from sunsim.replay import load_workload
+    from sunsim.runs import write_run
 
     s = build_scenario(inputs)
     if records_format not in ("parquet", "csv"):
         raise ConfigError(f"--records-format: expected parquet or csv, got '{records_format}'")
-    out_dir = prepare_out_dir(out or default_run_dir("replay"), force)
+    out_dir = prepare_run_dir(out or default_run_dir("replay"), force)
     wl = load_workload(s)
     _print_workload(wl, s.trace)
     r = _simulate(s, wl, progress)
     for note in r.latency_notes:
         say(f"latency {note}", markup=False)
-    method = {x["method"] for x in r.summaries.values()}
+    method = {x.method for x in r.summaries.values()}
     print_table(
         r.table(),
         f"sunsim replay: {', '.join(sorted(method))} step times, "

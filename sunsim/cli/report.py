@@ -18,7 +18,7 @@ def report(
 ) -> None:
     """Render DIR/report.html (self-contained, figures embedded) and DIR/report.md (with
     DIR/report_figures/*.png) for a replay run or a plan."""
-    from sunsim.report.html import write_report
+    from sunsim.report import write_report
 
     out = write_report(path, command=command_line())
     console.print(

@@ -92,7 +92,7 @@ def validate_engine_cmd(
     continuous batching over a paged KV cache, KV handed over through shared memory), profile
     the engine's own kernels, simulate the same slice with that profile, and print the TTFT,
     TPOT and decode-step errors (goal: median TPOT error <= 5%, median TTFT error <= 10%)."""
-    from sunsim.replay import default_run_dir
+    from sunsim.runs import default_run_dir
     from sunsim.validate.engine import EngineCheckOptions, run_engine_check
 
     opts = EngineCheckOptions(

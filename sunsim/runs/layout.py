@@ -105,10 +105,10 @@ def prepare_run_dir(out: Path, force: bool = False) -> Path:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise RunDirError(f"{out}: exists and is not a directory; choose another --out")
+        raise RunDirError(f"--out {out}: exists and is not a directory; choose another --out")
     if out.is_dir() and holds_run(out) and not force:
         raise RunDirError(
-            f"{out}: already holds a run (summary.json or plan.json); choose another "
+            f"--out {out}: already holds a run (summary.json or plan.json); choose another "
             "--out, or pass --force to replace it"
         )
     try:
@@ -119,7 +119,7 @@ def prepare_run_dir(out: Path, force: bool = False) -> Path:
             pass
     except OSError as e:
         raise RunDirError(
-            f"{out}: cannot write here ({e.strerror or e}); choose another --out"
+            f"--out {out}: cannot write there ({e.strerror or e}); choose another --out"
         ) from None
     return out
 
