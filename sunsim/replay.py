@@ -19,19 +19,17 @@ import numpy as np
 import pandas as pd
 
 from sunsim.config import Scenario
-from sunsim.data import default_trace, profiles_root
+from sunsim.data import default_trace
 from sunsim.engine.cluster import SimResult, simulate
-from sunsim.errors import ConfigError, ProfileError
+from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
-from sunsim.latency.roofline import RooflineLatency
+from sunsim.latency.resolve import resolve_latency as resolve
 from sunsim.metrics import RunSummary, comparison_table, summarize
 from sunsim.runs.layout import default_run_dir
 from sunsim.runs.write import write_run
-from sunsim.specs import get_gpu, get_model
 
-#: The bundled default trace and measured profiles (package data).
+#: The bundled default trace (package data).
 DEFAULT_TRACE = default_trace()
-PROFILES_ROOT = profiles_root()
 
 
 @dataclass
@@ -66,6 +64,7 @@ def load_workload(s: Scenario) -> Workload:
         window=s.window_s,
         rate_scale=s.rate_scale,
         max_requests=s.max_requests,
+        sort_arrivals=s.sort_arrivals,
     )
     df = tr.requests
     served = list(s.served_models)
@@ -106,59 +105,14 @@ def load_workload(s: Scenario) -> Workload:
 
 
 def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyModel, str]:
-    """The latency model for ``role`` (``prefill``/``decode``) at ``precision``, and a note
-    saying where it came from.
+    """The latency model of ``role`` (``prefill``/``decode``) at ``precision`` for scenario
+    ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
+    with the scenario's model, GPU, latency source and profile path).
 
-    ``s.latency``: ``roofline`` always uses :class:`RooflineLatency`; ``profile`` loads the
-    profile at ``s.profile`` (a device, model or precision directory) and raises
-    :class:`ProfileError` if it has no matching model/precision; ``auto`` uses ``s.profile`` if
-    given, else a bundled profile under ``profiles/`` measured on ``s.gpu`` for this model and
-    precision, else falls back to the roofline and says so.
+    Raises:
+        ProfileError: the scenario's profile has no model/precision/role asked for.
     """
-    model = get_model(s.base_model)
-    gpu = get_gpu(s.gpu)
-    roof = RooflineLatency(gpu, model, precision)
-    if s.latency == "roofline":
-        return roof, f"{role}: {roof.description} (asked for)"
-    from sunsim.latency import profiled
-
-    if s.profile:
-        d = profiled.resolve_profile(Path(s.profile), model.name, precision)
-        lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
-        _check_profile_role(lat, role, d)
-        return lat, f"{role}: {lat.description} from {d}"
-    if PROFILES_ROOT.exists():
-        found = profiled.find_profile(
-            PROFILES_ROOT, gpu_key=_gpu_key(s.gpu), model=model.name, precision=precision
-        )
-        if found is not None:
-            lat = profiled.ProfiledLatency.from_dir(found, model=model.name, precision=precision)
-            if _has_role(lat, role):
-                return lat, f"{role}: {lat.description} from {found}"
-    return roof, (
-        f"{role}: no measured profile for {s.gpu} {model.name} {precision}; "
-        f"using {roof.description}"
-    )
-
-
-def _gpu_key(name: str) -> str:
-    from sunsim.specs import GPU_ALIASES
-
-    key = name.lower()
-    return GPU_ALIASES.get(key, key)
-
-
-def _has_role(lat: LatencyModel, role: str) -> bool:
-    has = getattr(lat, "has_prefill", True) if role == "prefill" else True
-    return bool(has)
-
-
-def _check_profile_role(lat: LatencyModel, role: str, d: Path) -> None:
-    if not _has_role(lat, role):
-        raise ProfileError(
-            f"{d}: this profile has no prefill measurements (decode-only "
-            f"precision); point --profile at a directory that also holds bf16"
-        )
+    return resolve(s.base_model, s.gpu, precision, role, s.latency, s.profile)
 
 
 @dataclass
@@ -217,7 +171,6 @@ def run_replay(
 
 __all__ = [
     "DEFAULT_TRACE",
-    "PROFILES_ROOT",
     "ReplayResult",
     "Workload",
     "default_run_dir",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from test_profile_format import meta, tables
 
-from sunsim.config import Scenario
 from sunsim.data import profiles_root
 from sunsim.errors import ProfileError
 from sunsim.latency.profile_format import write_profile_dir
@@ -58,31 +57,3 @@ def test_given_profile_and_its_role(tmp_path):
 
 def test_gpu_key_aliases():
     assert gpu_key("H100") == "h100"
-
-
-@pytest.mark.parametrize(
-    ("over", "precision", "role"),
-    [
-        ({}, "bf16", "prefill"),
-        ({"latency": "roofline"}, "w4a16", "decode"),
-        (
-            {"base_model": "tiny-llama", "profile": str(profiles_root() / "cpu-intel-xeon-1t")},
-            "w8a16",
-            "prefill",
-        ),
-        (
-            {"base_model": "tiny-llama", "profile": str(profiles_root() / "cpu-intel-xeon-1t")},
-            "bf16",
-            "decode",
-        ),
-    ],
-)
-def test_same_answer_as_replay(over, precision, role):
-    """Until replay calls it, sunsim.replay.resolve_latency and this one must agree."""
-    from sunsim import replay
-
-    s = Scenario(**over)
-    old_lat, old_note = replay.resolve_latency(s, precision, role)
-    lat, note = resolve_latency(s.base_model, s.gpu, precision, role, s.latency, s.profile)
-    assert note == old_note and type(lat) is type(old_lat)
-    assert lat.decode_step_time(8, 8000) == old_lat.decode_step_time(8, 8000)

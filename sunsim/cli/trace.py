@@ -22,13 +22,16 @@ def trace_info_cmd(
     keep_failed: bool = typer.Option(
         False, "--keep-failed", help="Keep BurstGPT failed rows (Response tokens == 0)."
     ),
+    sort_arrivals: bool = typer.Option(
+        False, "--sort-arrivals", help="Re-sort rows whose timestamps go back by more than 1 s."
+    ),
 ) -> None:
     """Read and validate a trace; print its size, rate, burstiness and token percentiles."""
     from rich.table import Table
 
     from sunsim.traces import read_trace, trace_info
 
-    info = trace_info(read_trace(trace, fmt, keep_failed=keep_failed))
+    info = trace_info(read_trace(trace, fmt, keep_failed=keep_failed, sort_arrivals=sort_arrivals))
     table = Table(title=f"{info['path']} ({info['format']})", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -39,6 +42,8 @@ def trace_info_cmd(
     )
     table.add_row("rows", f"{info['num_rows']:,}{failed}")
     table.add_row("requests kept", f"{info['num_requests']:,}")
+    if info.get("num_reordered"):
+        table.add_row("re-sorted rows", f"{info['num_reordered']:,} (out of time order)")
     if info["num_zero_output"]:
         table.add_row("zero-output rows", f"{info['num_zero_output']:,} (kept with 1 output token)")
     table.add_row("span", f"{info['span_s']:,.1f} s ({info['span_s'] / 60:,.1f} min)")

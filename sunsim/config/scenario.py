@@ -93,6 +93,11 @@ class Scenario:
     keep_failed: Bool = setting(
         False, section="trace", help="Keep BurstGPT's failed requests (Response tokens == 0)."
     )
+    sort_arrivals: Bool = setting(
+        False, section="trace",
+        help="Re-sort rows whose timestamps go back by more than 1 s (else an error names "
+        "the row).",
+    )  # fmt: skip
     window_s: tuple[Float, Float] | None = setting(
         None, section="trace", option="--window", unit="s",
         help="Keep arrivals in START,END seconds.",

@@ -213,7 +213,7 @@ def check_order(
             f"earlier than row {int(rows[j])} ({_text(raw_times.iloc[j])!r}) above it "
             f"({n} row{'s' if n > 1 else ''} out of order by more than "
             f"{REORDER_TOLERANCE_S:g} s); sort the file by '{col}', or re-sort on read "
-            f"(read_trace(..., sort_arrivals=True))"
+            f"(--sort-arrivals, or sort_arrivals = true in the scenario's [trace])"
         )
     return num
 
