@@ -50,7 +50,7 @@ def validate_engine_cmd(
         "requests of the slice's mean context need]",
     ),
     max_num_batched_tokens: int = typer.Option(
-        1024, "--max-batch-tokens", help="Prefill batch token budget."
+        1024, "--max-num-batched-tokens", help="Prefill batch token budget (tokens)."
     ),
     statistic: str = typer.Option(
         "split",
