@@ -217,7 +217,7 @@ def test_cli_engine_runs_and_reports_the_goal(tmp_path):
             "6",
             "--max-num-seqs",
             "2",
-            "--max-batch-tokens",
+            "--max-num-batched-tokens",
             "32",
             "--passes",
             "1",

@@ -103,7 +103,7 @@ class EngineCheckOptions:
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1:
-            raise ConfigError("--max-num-seqs and --max-batch-tokens must be >= 1")
+            raise ConfigError("--max-num-seqs and --max-num-batched-tokens must be >= 1")
         if self.kv_blocks is not None and self.kv_blocks < 1:
             raise ConfigError(f"--kv-blocks must be >= 1, got {self.kv_blocks}")
         if self.prefill_idle_s is not None and self.prefill_idle_s < 0:
