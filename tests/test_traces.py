@@ -391,7 +391,7 @@ BAD = {
         AZ + "2023-11-16 18:15:46,5,1\n2023-11-16 18:15:50,5,1\n2020-11-16 18:15:46,5,1\n",
         r"o\.csv: row 3, column 'TIMESTAMP': '2020-11-16 18:15:46' is 94,608,004 s \(1,095\.0 "
         r"days\) earlier than row 2 \('2023-11-16 18:15:50'\).*sort the file by 'TIMESTAMP'.*"
-        r"sort_arrivals=True",
+        r"--sort-arrivals",
     ),
     "out_of_order_burstgpt": (
         "o.csv",
