@@ -50,6 +50,13 @@ class LinearLatency(LatencyModel):
         self.max_model_len = max_model_len
         self.description = "linear test latency (analytic)"
 
+    def __repr__(self) -> str:
+        return (
+            f"LinearLatency(p0={self.p0}, p1={self.p1}, d0={self.d0}, d1={self.d1}, "
+            f"d2={self.d2}, kv_blocks={(H100_BYTES - self.weight_bytes) // BLOCK}, "
+            f"max_model_len={self.max_model_len})"
+        )
+
     def prefill_time(self, prompt_lens):
         return self.p0 + self.p1 * sum(prompt_lens)
 
@@ -206,9 +213,9 @@ def test_invariants(case):
 
     # KV blocks and router loads conserved: everything back to zero
     for w in sim.decode_workers:
-        assert (w.n, w.sum_offset, w.load, w.load_tokens) == (0, 0, 0, 0), w.wid
-        assert not any(w.residue_count) and not w.running and not w.waiting and not w.pending
-        assert w.blocks_at(w.iteration + 1) == 0
+        assert (w.kv.num_seqs, w.kv.sum_offset, w.load, w.load_tokens) == (0, 0, 0, 0), w.wid
+        assert not any(w.kv.residue_count) and not w.running and not w.waiting and not w.pending
+        assert w.kv.blocks_at(w.iteration + 1) == 0
     for w in sim.prefill_workers:
         assert (w.load, w.load_tokens, len(w.queue)) == (0, 0, 0)
     assert not any(getattr(r, "held", None) for r in sim.pool_routers)  # central queues
