@@ -24,12 +24,12 @@ import sunsim.engine.decode
 from sunsim.config import MODES
 from sunsim.engine.cluster import simulate
 from sunsim.engine.router import ROUTERS as _ROUTER_REGISTRY
-
-ROUTERS = tuple(_ROUTER_REGISTRY)
 from sunsim.engine.spec import ClusterSpec
 from sunsim.latency.base import LatencyModel
 from sunsim.metrics import slo_attainment
 from sunsim.specs import LinkSpec, SloSpec
+
+ROUTERS = tuple(_ROUTER_REGISTRY)
 
 H100_BYTES = 80 * 10**9
 BLOCK = 16

@@ -138,7 +138,9 @@ class ClusterSim:
         for p, count in enumerate(cluster.decode_workers):
             dws = []
             for _ in range(count):
-                dw = DecodeWorker(self, len(self.decode_workers), p, self.decode_latency, self.policy)
+                dw = DecodeWorker(
+                    self, len(self.decode_workers), p, self.decode_latency, self.policy
+                )
                 self.decode_workers.append(dw)
                 dws.append(dw)
             router = make_router(cluster.decode_router, dws, rng)

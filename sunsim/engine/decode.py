@@ -104,7 +104,7 @@ class DecodeWorker:
         self.max_num_seqs = policy.max_num_seqs
         self.kv = PagedKvCache(policy.capacity_blocks, policy.block_size)
         self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens)
-        self.central: Central | None = None
+        self.central: Central[DecodeWorker] | None = None
         self.load = 0
         self.load_tokens = 0
         # requests: KV in flight, waiting, running; finishing iterations

@@ -38,7 +38,8 @@ def _itl_bins(dt: np.ndarray) -> np.ndarray:
     """Vectorised :func:`itl_bin`."""
     with np.errstate(divide="ignore", invalid="ignore"):
         i = np.floor(np.log10(np.maximum(dt, ITL_MIN_S) / ITL_MIN_S) * ITL_BINS_PER_DECADE)
-    return np.clip(i, 0, ITL_NUM_BINS - 1).astype(np.int64)
+    out: np.ndarray = np.clip(i, 0, ITL_NUM_BINS - 1).astype(np.int64)
+    return out
 
 
 class DecodeStats:

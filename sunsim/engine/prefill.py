@@ -22,7 +22,8 @@ class PrefillWorker:
     tokens stay within ``max_num_batched_tokens`` (a longer prompt runs alone). A batch costs
     ``latency.prefill_time(prompt_lens)``. A fresh request prefills its prompt and emits its
     first token; a request coming back after a decode preemption recomputes the KV of its
-    prompt and the tokens it had generated (``prompt + num_generated_tokens - 1`` tokens) and emits none.
+    prompt and the tokens it had generated (``prompt + num_generated_tokens - 1`` tokens) and
+    emits none.
     Preempted requests go to the front of the queue, as vLLM does.
 
     Router view: ``load`` = requests queued or in the running batch; ``load_tokens`` = their

@@ -22,9 +22,9 @@ class RecordTable:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.rows: list[tuple[float, ...] | None] = [None] * n  # finished: (prefill_started_at, first_token_at,
-        # kv_ready_at, decode_started_at, finished_at, prefill_worker, decode_worker,
-        # num_preemptions)
+        # finished: (prefill_started_at, first_token_at, kv_ready_at, decode_started_at,
+        # finished_at, prefill_worker, decode_worker, num_preemptions)
+        self.rows: list[tuple[float, ...] | None] = [None] * n
         self.reason = np.zeros(n, dtype=np.int8)
         self.ended = np.zeros(n, dtype=np.int32)
         self.num_ended = 0

@@ -19,9 +19,9 @@ Policies:
   every worker holds ``max_num_seqs``, it waits in the pool's queue (its KV stays on the
   prefill worker; the transfer starts when it is dispatched) and goes, in order, to the next
   worker that frees a slot (a request finishing or being preempted). The queue has one owner,
-  the router: :meth:`Central.hold` and :meth:`Central.release` are its only writers. With ``max_num_seqs = 1``
-  the pool is the c-server FCFS queue of M/M/c. The other policies commit a request to one
-  worker's queue when its prefill ends, so a request can wait behind a long one while another
+  the router: :meth:`Central.hold` and :meth:`Central.release` are its only writers. With
+  ``max_num_seqs = 1`` the pool is the c-server FCFS queue of M/M/c. The other policies commit
+  a request to one worker's queue when its prefill ends, so a request can wait behind a long one while another
   worker idles. For prefill, ``central`` is ``least_loaded``.
 
 Cost is O(workers in the pool) per routing decision (pools hold tens of workers).
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sunsim.engine.decode import DecodeWorker
+    from sunsim.engine.decode import DecodeWorker  # noqa: F401 - DecodeRouter's annotation
     from sunsim.engine.prefill import PrefillWorker
     from sunsim.engine.request import Request
 

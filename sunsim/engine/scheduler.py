@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 
-class RejectReason(str, Enum):
+class RejectReason(str, Enum):  # noqa: UP042 - the shared API (SCHEDULER_API.md)
     """Why a request is rejected on arrival (its ``reject_reason`` record column)."""
 
     EXCEEDS_MAX_MODEL_LEN = "exceeds_max_model_len"  # prompt + output tokens > max_model_len
@@ -84,4 +84,6 @@ class DecodePolicy:
     def can_admit(self, num_running: int, blocks_used: int, blocks_needed: int) -> bool:
         """``num_running < max_num_seqs`` and ``blocks_used + blocks_needed <=
         capacity_blocks``."""
-        return num_running < self.max_num_seqs and blocks_used + blocks_needed <= self.capacity_blocks
+        return (
+            num_running < self.max_num_seqs and blocks_used + blocks_needed <= self.capacity_blocks
+        )
