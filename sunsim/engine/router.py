@@ -21,8 +21,8 @@ Policies:
   worker that frees a slot (a request finishing or being preempted). The queue has one owner,
   the router: :meth:`Central.hold` and :meth:`Central.release` are its only writers. With
   ``max_num_seqs = 1`` the pool is the c-server FCFS queue of M/M/c. The other policies commit
-  a request to one worker's queue when its prefill ends, so a request can wait behind a long one while another
-  worker idles. For prefill, ``central`` is ``least_loaded``.
+  a request to one worker's queue when its prefill ends, so a request can wait behind a long
+  one while another worker idles. For prefill, ``central`` is ``least_loaded``.
 
 Cost is O(workers in the pool) per routing decision (pools hold tens of workers).
 """
