@@ -197,9 +197,10 @@ class DecodeWorker:
         k = self.iteration + 1
         kv = self.kv
         policy = self.policy
-        # growth: preempt the newest until this iteration's KV fits
+        # growth: preempt the newest until this iteration's KV fits (the O(1) upper bound
+        # rules it out at most boundaries)
         preempted = False
-        if kv.num_seqs and policy.must_preempt(kv.blocks_upper_bound(k)):
+        if kv.num_seqs and kv.blocks_upper_bound(k) > kv.capacity_blocks:
             blocks = kv.blocks_at(k)
             while policy.must_preempt(blocks):
                 self._preempt_newest()
