@@ -221,8 +221,9 @@ class DecodeWorker:
         self._plan(now, n, preempted, fresh)
 
     def _admit(self, now: float, k: int) -> list[Request]:
-        """Admit waiting requests in order while the policy allows (before iteration ``k``);
-        return those admitted (at least one may be none: then the list is empty)."""
+        """Admit waiting requests in FCFS order while the policy allows, before iteration
+        ``k``; return those admitted (possibly none). The block count starts from the O(1)
+        upper bound and is made exact only when the bound would refuse a request."""
         kv = self.kv
         policy = self.policy
         waiting = self.waiting
