@@ -20,7 +20,8 @@ never lost.
 
 :class:`ClusterSim` owns the pools, the routers, the records and the run's counters (event
 count, requests ended, KV-arrival sequence numbers, admission ids); workers call its small
-methods (:meth:`ClusterSim.schedule`, :meth:`ClusterSim.finish`, ...) and never mutate them.
+methods (:meth:`ClusterSim.finish`, :meth:`ClusterSim.next_seq`, ...) and never mutate them;
+each worker counts the timers it schedules, and :attr:`ClusterSim.num_events` sums them.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class ClusterSim:
         self.records = RecordTable(num_requests)
         self.num_requests = num_requests
         self.num_done = 0
-        self.num_events = 0
+        self._num_events = 0  # the arrival timers; the workers count their own
         self.next_seq: Callable[[], int] = itertools.count(1).__next__
         self.next_admission_id: Callable[[], int] = itertools.count(1).__next__
         self._on_progress: Callable[[float], None] | None = None
@@ -155,9 +156,18 @@ class ClusterSim:
             self.decode_router_of_model = [self.pool_routers[0]] * n_models
 
     # -- the counters ----------------------------------------------------------------------
+    @property
+    def num_events(self) -> int:
+        """SimPy events the model scheduled: arrival timers and the workers' timers."""
+        return (
+            self._num_events
+            + sum(w.num_events for w in self.prefill_workers)
+            + sum(w.num_events for w in self.decode_workers)
+        )
+
     def schedule(self, delay: float, callback: Callable[[Any], None]) -> simpy.Event:
         """A SimPy timeout of ``delay`` seconds that calls ``callback(event)``; counted."""
-        self.num_events += 1
+        self._num_events += 1
         ev = self.env.timeout(delay)
         ev.callbacks.append(callback)
         return ev

@@ -94,7 +94,6 @@ class DecodeWorker:
     ) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
-        self.schedule = sim.schedule
         self.next_seq = sim.next_seq
         self.next_admission_id = sim.next_admission_id
         self.wid = wid
@@ -118,6 +117,7 @@ class DecodeWorker:
         self.timer: simpy.Event | None = None  # the live timer; an older one that fires is stale
         self.timer_at = _INF  # when it fires (idle: the next KV arrival)
         self._on_timer_cb: Callable[[Any], None] = self._on_timer
+        self.num_events = 0  # timers scheduled (the cluster sums them)
         self.run_t0 = 0.0
         self.run_cum: list[float] = []  # cumulative seconds at the end of each iteration
         self.run_ctx1 = 0  # context tokens of the run's first iteration
@@ -153,7 +153,10 @@ class DecodeWorker:
     def _set_timer(self, at: float) -> None:
         """(Re)schedule the worker's one timer; the one it replaces is ignored when it fires."""
         self.timer_at = at
-        self.timer = self.schedule(at - self.env.now, self._on_timer_cb)
+        self.num_events += 1
+        ev = self.env.timeout(at - self.env.now)
+        ev.callbacks.append(self._on_timer_cb)
+        self.timer = ev
 
     def _on_timer(self, ev: simpy.Event) -> None:
         if ev is not self.timer:

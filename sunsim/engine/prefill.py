@@ -46,6 +46,7 @@ class PrefillWorker:
         self.busy_s = 0.0
         self.num_batches = 0
         self.num_tokens = 0
+        self.num_events = 0  # timers scheduled (the cluster sums them)
 
     @staticmethod
     def tokens_to_prefill(r: Request) -> int:
@@ -68,7 +69,8 @@ class PrefillWorker:
         self.load_tokens += self.tokens_to_prefill(r)
         if defer and not self.busy and not self.start_scheduled:
             self.start_scheduled = True
-            self.sim.schedule(0.0, self._start)
+            self.num_events += 1
+            self.env.timeout(0).callbacks.append(self._start)
 
     def start_if_idle(self) -> None:
         """Start a batch now if the worker is idle and has work (after ``defer=False``)."""
@@ -107,7 +109,8 @@ class PrefillWorker:
         self.busy_s += dt
         self.num_batches += 1
         self.num_tokens += tokens
-        self.sim.schedule(dt, self._done)
+        self.num_events += 1
+        self.env.timeout(dt).callbacks.append(self._done)
 
     def _done(self, _ev: Any) -> None:
         batch, lens = self.batch, self.batch_lens
