@@ -26,7 +26,7 @@ def child(mode: str, n: int, rate: float, decode_workers: int, seed: int) -> dic
     import numpy as np
 
     from sunsim.config import Scenario
-    from sunsim.engine.cluster import simulate
+    from sunsim.engine import simulate
     from sunsim.latency.roofline import RooflineLatency
     from sunsim.specs import MODELS as SPECS
     from sunsim.specs import get_gpu

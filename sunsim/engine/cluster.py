@@ -1,4 +1,4 @@
-"""The SimPy model of a prefill/decode-disaggregated multi-LLM cluster.
+"""The SimPy model of a prefill/decode-disaggregated multi-LLM cluster: wiring and counters.
 
 A request's life (ARCHITECTURE.md; simulated seconds):
 ``arrived_at`` -> its model's prefill queue (router) -> ``prefill_started_at`` ->
@@ -7,37 +7,52 @@ KV transfer on the prefill worker's FIFO link to the decode worker the decode ro
 -> ``kv_ready_at`` -> decode waiting queue -> ``decode_started_at`` (admitted into the running
 batch) -> one token per iteration -> ``finished_at``.
 
-Modes differ only in the decode pools: ``partitioned`` has one pool per model (a request is
+Designs differ only in the decode pools: ``partitioned`` has one pool per model (a request is
 decoded by its own model's workers); ``sun`` and ``qsun`` have one shared pool (any worker
 decodes any model's request; qsun's decode latency model is a low-bit one, with smaller
 weights and so more KV cache).
 
-Every request ends exactly once, ``finished`` or ``rejected`` with a reason:
-``exceeds_max_model_len`` (prompt + output tokens > the model's context) or
-``exceeds_kv_capacity`` (its full context can never fit one decode worker's KV cache).
-Preempted requests are recomputed, counted in ``num_preemptions``, never lost.
+Every request ends exactly once, ``finished`` or ``rejected`` with a reason
+(:class:`~sunsim.engine.scheduler.RejectReason`): ``exceeds_max_model_len`` (prompt + output
+tokens > the model's context) or ``exceeds_kv_capacity`` (its full context can never fit one
+decode worker's KV cache). Preempted requests are recomputed, counted in ``num_preemptions``,
+never lost.
+
+:class:`ClusterSim` owns the pools, the routers, the records and the run's counters (event
+count, requests ended, KV-arrival sequence numbers, admission ids); workers call its small
+methods (:meth:`ClusterSim.finish`, :meth:`ClusterSim.next_seq`, ...) and never mutate them;
+each worker counts the timers it schedules, and :attr:`ClusterSim.num_events` sums them.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from sunsim.engine.decode import ITL_BINS_PER_DECADE, ITL_MIN_S, ITL_NUM_BINS, DecodeWorker
+from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
 from sunsim.engine.records import RecordTable
-from sunsim.engine.request import DONE, Request
-from sunsim.engine.router import make_router
+from sunsim.engine.request import Request, RequestStatus
+from sunsim.engine.result import SimResult, build_result, itl_bin_edges
+from sunsim.engine.router import Central, DecodeRouter, PrefillRouter, make_router
+from sunsim.engine.scheduler import DecodePolicy, reject_reason
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.specs import get_gpu
+
+__all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "simulate"]
+
+_DONE = RequestStatus.DONE
+_INF = math.inf
 
 
 def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> int:
@@ -63,60 +78,14 @@ def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> in
     return blocks
 
 
-@dataclass
-class SimResult:
-    """What one simulated run produced.
-
-    Attributes:
-        cluster: the cluster simulated.
-        records: one row per trace request, see :class:`RecordTable.to_frame`.
-        decode_workers: one row per decode worker: ``worker``, ``pool``, ``capacity_tokens``,
-            ``busy_s``, ``busy_frac``, ``mean_batch`` (time-weighted over busy time),
-            ``kv_occupancy`` (time-weighted mean fraction of KV tokens held, over the run),
-            ``num_iterations``, ``num_tokens``, ``num_preemptions``, ``peak_batch``.
-        prefill_workers: ``worker``, ``model``, ``busy_s``, ``busy_frac``, ``num_batches``,
-            ``num_tokens``, ``link_busy_s``, ``link_bytes``.
-        timeline: long frame ``worker``, ``t_s`` (bin start), ``busy_frac``, ``mean_batch``,
-            ``kv_occupancy`` per decode worker and time bin of ``timeline_bin_s`` seconds.
-        batch_time: frame ``batch_size``, ``seconds`` summed over decode workers.
-        kv_time: frame ``kv_occupancy_pct`` (0..100), ``seconds`` summed over decode workers.
-        itl_hist: tokens per ITL bin (log-spaced, ``ITL_BINS_PER_DECADE`` per decade from
-            ``ITL_MIN_S``); see :func:`itl_bin_edges`.
-        kv_capacity_tokens: KV tokens per decode worker.
-        prefill_latency, decode_latency: ``description`` of the latency models used.
-        method: ``measured`` if both latency models are measured, else ``analytic``.
-        sim_end_s: simulated time of the last event. wall_s: wall-clock seconds.
-        num_events: SimPy events the model scheduled (timeouts and wake-ups).
-    """
-
-    cluster: ClusterSpec
-    records: pd.DataFrame
-    decode_workers: pd.DataFrame
-    prefill_workers: pd.DataFrame
-    timeline: pd.DataFrame
-    batch_time: pd.DataFrame
-    kv_time: pd.DataFrame
-    itl_hist: np.ndarray
-    kv_capacity_tokens: int
-    prefill_latency: str
-    decode_latency: str
-    method: str
-    timeline_bin_s: float
-    sim_end_s: float
-    wall_s: float
-    num_events: int
-    extra: dict = field(default_factory=dict)
-
-
-def itl_bin_edges() -> np.ndarray:
-    """Edges (seconds) of :attr:`SimResult.itl_hist` bins, length ``ITL_NUM_BINS + 1``."""
-    return ITL_MIN_S * 10.0 ** (np.arange(ITL_NUM_BINS + 1) / ITL_BINS_PER_DECADE)
-
-
 class ClusterSim:
     """Builds the workers of ``cluster`` in a fresh :class:`simpy.Environment`.
 
     Use :func:`simulate`; this class is the engine it drives.
+
+    Counters: ``num_events`` (SimPy events scheduled), ``num_done`` (requests ended);
+    ``next_seq()`` and ``next_admission_id()`` draw the cluster-wide increasing numbers that
+    order KV arrivals and identify admissions into decode batches.
     """
 
     def __init__(
@@ -142,15 +111,22 @@ class ClusterSim:
         self.timeline_bin_s = timeline_bin_s
         self.kv_bytes_per_token = decode_latency.kv_bytes_per_token
         self.capacity_blocks = kv_capacity_blocks(cluster, decode_latency)
+        self.policy = DecodePolicy(cluster.max_num_seqs, self.capacity_blocks, cluster.block_size)
         self.records = RecordTable(num_requests)
+        self.num_requests = num_requests
         self.num_done = 0
-        self.num_events = 0
-        self.seq = 0
-        self.admit_seq = 0
-        n_models = len(cluster.served_models)
-        # prefill workers, per model, each with its own link
+        self._num_events = 0  # the arrival timers; the workers count their own
+        self.next_seq: Callable[[], int] = itertools.count(1).__next__
+        self.next_admission_id: Callable[[], int] = itertools.count(1).__next__
+        self._on_progress: Callable[[float], None] | None = None
+        self._progress_at = _INF  # num_done at which to report progress next
+        self._build_pools(rng)
+
+    def _build_pools(self, rng: np.random.Generator) -> None:
+        """Prefill workers per model (each with its own link) and the decode pools."""
+        cluster = self.cluster
         self.prefill_workers: list[PrefillWorker] = []
-        self.prefill_routers = []
+        self.prefill_routers: list[PrefillRouter] = []
         for m, count in enumerate(cluster.prefill_workers):
             ws = []
             for _ in range(count):
@@ -158,55 +134,88 @@ class ClusterSim:
                 self.prefill_workers.append(w)
                 ws.append(w)
             self.prefill_routers.append(make_router(cluster.prefill_router, ws, rng, prefill=True))
-        # decode pools
         self.decode_workers: list[DecodeWorker] = []
-        pool_routers = []
+        self.pool_routers: list[DecodeRouter] = []
         for p, count in enumerate(cluster.decode_workers):
-            ws = []
+            dws = []
             for _ in range(count):
-                w = DecodeWorker(
-                    self, len(self.decode_workers), p, decode_latency, self.capacity_blocks
+                dw = DecodeWorker(
+                    self, len(self.decode_workers), p, self.decode_latency, self.policy
                 )
-                self.decode_workers.append(w)
-                ws.append(w)
-            router = make_router(cluster.decode_router, ws, rng)
-            pool_routers.append(router)
-            held = getattr(router, "held", None)  # the pool's queue of a central router
-            for w in ws:
-                w.held = held
-        self.pool_routers = pool_routers
+                self.decode_workers.append(dw)
+                dws.append(dw)
+            router = make_router(cluster.decode_router, dws, rng)
+            self.pool_routers.append(router)
+            if isinstance(router, Central):
+                for dw in dws:
+                    dw.central = router
+        n_models = len(cluster.served_models)
         if not cluster.design.shares_decode:
-            self.decode_router_of_model = pool_routers
+            self.decode_router_of_model = self.pool_routers
         else:
-            self.decode_router_of_model = [pool_routers[0]] * n_models
+            self.decode_router_of_model = [self.pool_routers[0]] * n_models
+
+    # -- the counters ----------------------------------------------------------------------
+    @property
+    def num_events(self) -> int:
+        """SimPy events the model scheduled: arrival timers and the workers' timers."""
+        return (
+            self._num_events
+            + sum(w.num_events for w in self.prefill_workers)
+            + sum(w.num_events for w in self.decode_workers)
+        )
+
+    def schedule(self, delay: float, callback: Callable[[Any], None]) -> simpy.Event:
+        """A SimPy timeout of ``delay`` seconds that calls ``callback(event)``; counted."""
+        self._num_events += 1
+        ev = self.env.timeout(delay)
+        ev.callbacks.append(callback)
+        return ev
+
+    def report_progress(self, on_progress: Callable[[float], None] | None) -> None:
+        """Call ``on_progress(fraction of requests ended)`` each time that fraction crosses a
+        whole percent (at most 100 calls, the last with 1.0). It only observes the run."""
+        self._on_progress = on_progress
+        n = self.num_requests
+        self._progress_at = -(-n // 100) if on_progress is not None and n else _INF
+
+    def _progress(self) -> None:
+        n = self.num_requests
+        done = self.num_done
+        pct = done * 100 // n + 1  # the next whole percent
+        self._progress_at = -(-n * pct // 100) if pct <= 100 else _INF
+        assert self._on_progress is not None
+        self._on_progress(done / n)
 
     # -- callbacks from workers --------------------------------------------------------
     def on_prefilled(self, r: Request, pw: PrefillWorker, num_tokens: int) -> None:
         """A prefill (or recompute) of ``num_tokens`` finished: transfer its KV to decode."""
         now = self.env.now
-        if r.generated == 0:
+        if r.num_generated_tokens == 0:
             r.first_token_at = now
             r.last_token_at = now
-            r.generated = 1
+            r.num_generated_tokens = 1
             if r.output_tokens == 1:
                 self.finish(r, now)
                 return
         router = self.decode_router_of_model[r.model_idx]
         dw = router.choose()
         if dw is None:  # central: every worker of the pool is full; wait in the pool's queue
-            router.held.append((r, pw, num_tokens))
+            assert isinstance(router, Central)
+            router.hold((r, pw, num_tokens))
             return
         self._send(r, pw, num_tokens, dw)
 
     def on_slot_freed(self, dw: DecodeWorker) -> None:
         """Central routing: ``dw`` freed a slot while its pool holds requests: send the first."""
-        r, pw, num_tokens = dw.held.popleft()
+        assert dw.central is not None
+        r, pw, num_tokens = dw.central.release()
         self._send(r, pw, num_tokens, dw)
 
     def _send(self, r: Request, pw: PrefillWorker, num_tokens: int, dw: DecodeWorker) -> None:
         """Assign ``r`` to decode worker ``dw`` and transfer its KV over ``pw``'s link."""
         now = self.env.now
-        r.routed_tokens = r.prompt_tokens + r.generated
+        r.routed_tokens = r.prompt_tokens + r.num_generated_tokens
         dw.load += 1
         dw.load_tokens += r.routed_tokens
         ready = pw.link.transfer(now, num_tokens * self.kv_bytes_per_token)
@@ -217,23 +226,31 @@ class ClusterSim:
 
     def on_preempted(self, r: Request) -> None:
         """A decode worker dropped ``r``'s KV: recompute on its model's prefill workers."""
-        self.prefill_routers[r.model_idx].choose().submit(r, front=True)
+        w = self.prefill_routers[r.model_idx].choose()
+        assert w is not None
+        w.submit(r, front=True)
 
     def finish(self, r: Request, at: float) -> None:
-        r.state = DONE
+        """``r`` finished at ``at`` (seconds): write its record."""
+        r.status = _DONE
         self.records.finish(r, at)
         self.num_done += 1
+        if self.num_done >= self._progress_at:
+            self._progress()
 
     # -- arrivals ------------------------------------------------------------------------
-    def start_arrivals(self, arrival_s: list, model_idx: list, prompt: list, output: list) -> None:
+    def start_arrivals(
+        self, arrival_s: list[float], model_idx: list[int], prompt: list[int], output: list[int]
+    ) -> None:
         """Schedule the trace's arrivals: one timer per distinct arrival instant."""
         self._arrival = (arrival_s, model_idx, prompt, output)
         self._next = 0
         if arrival_s:
-            self.num_events += 1
-            self.env.timeout(max(arrival_s[0], 0.0)).callbacks.append(self._arrive)
+            self.schedule(max(arrival_s[0], 0.0), self._arrive)
 
-    def _arrive(self, _ev) -> None:
+    def _arrive(self, _ev: Any) -> None:
+        """Every request arriving now: reject it (:func:`reject_reason`) or queue it for
+        prefill; idle prefill workers start once all of this instant's arrivals are queued."""
         arrival_s, model_idx, prompt, output = self._arrival
         now = self.env.now
         max_len = self.decode_latency.max_model_len
@@ -248,15 +265,16 @@ class ClusterSim:
             t = arrival_s[i]
             p = prompt[i]
             o = output[i]
-            if p + o > max_len:
-                records.reject(i, t, "exceeds_max_model_len")
+            reason = reject_reason(p, o, max_len, cap, B)
+            if reason is not None:
+                records.reject(i, t, reason)
                 self.num_done += 1
-            elif -(-(p + o - 1) // B) > cap:
-                records.reject(i, t, "exceeds_kv_capacity")
-                self.num_done += 1
+                if self.num_done >= self._progress_at:
+                    self._progress()
             else:
                 m = model_idx[i]
                 w = routers[m].choose()
+                assert w is not None
                 w.submit(Request(i, m, p, o, t), defer=False)
                 if not w.busy:
                     touched.append(w)
@@ -265,8 +283,7 @@ class ClusterSim:
         for w in touched:  # all of this instant's arrivals are queued: start idle workers
             w.start_if_idle()
         if i < n:
-            self.num_events += 1
-            self.env.timeout(arrival_s[i] - now).callbacks.append(self._arrive)
+            self.schedule(arrival_s[i] - now, self._arrive)
 
 
 def simulate(
@@ -284,19 +301,22 @@ def simulate(
     Args:
         requests: columns ``arrival_s`` (seconds, sorted ascending), ``model`` (one of
             ``cluster.served_models``), ``prompt_tokens`` (>= 1), ``output_tokens`` (>= 1).
-        cluster: the resolved cluster of one mode.
+        cluster: the resolved cluster of one design.
         prefill_latency: latency of the prefill module (all models share the base architecture).
         decode_latency: latency of the decode module (qsun: the low-bit one).
         seed: seeds the routers' randomness (``power_of_two``); same inputs and seed give
             identical records.
-        on_progress: called with the fraction of requests ended, about 100 times.
+        on_progress: called with the fraction of requests ended each time it crosses a whole
+            percent (at most 100 times, the last with 1.0); it observes the run and changes
+            nothing in it (the result is the same with or without it).
         timeline_bins: number of time bins of the utilisation timeline over the trace span.
 
     Returns:
         a :class:`SimResult`.
 
     Raises:
-        ConfigError: a request's model is not served, or the decode weights do not fit.
+        ConfigError: a request's model is not served, the requests are not sorted by
+            ``arrival_s``, or the decode weights do not fit.
     """
     t0 = time.perf_counter()
     n = len(requests)
@@ -326,102 +346,9 @@ def simulate(
     prompt = requests["prompt_tokens"].to_numpy(dtype=np.int64)
     output = requests["output_tokens"].to_numpy(dtype=np.int64)
     sim.records.set_inputs(arrival, model_idx, prompt, output)
-    env = sim.env
+    sim.report_progress(on_progress)
     sim.start_arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(), output.tolist())
-    if on_progress is not None and n:
-        step = max(span / 100, 1e-6)
-        t = 0.0
-        while sim.num_done < n and env.peek() != float("inf"):
-            t = max(t + step, env.now)
-            env.run(until=t)
-            on_progress(sim.num_done / n)
-        on_progress(1.0)
-    env.run()
+    sim.env.run()
     if sim.num_done != n:  # pragma: no cover - engine invariant
         raise RuntimeError(f"simulation ended with {n - sim.num_done} of {n} requests unfinished")
-    return _result(sim, served, time.perf_counter() - t0)
-
-
-def _result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult:
-    cl = sim.cluster
-    end = sim.env.now
-    span = end if end > 0 else 1.0
-    pool_name = cl.decode_pool_names
-    dws = sim.decode_workers
-    decode = pd.DataFrame(
-        {
-            "worker": [w.wid for w in dws],
-            "pool": [pool_name[w.pool_idx] for w in dws],
-            "capacity_tokens": [w.capacity_tokens for w in dws],
-            "busy_s": [w.busy_s for w in dws],
-            "busy_frac": [w.busy_s / span for w in dws],
-            "mean_batch": [w.batch_s / w.busy_s if w.busy_s > 0 else 0.0 for w in dws],
-            "kv_occupancy": [w.kv_tokens_s / span / w.capacity_tokens for w in dws],
-            "num_iterations": [w.num_iterations for w in dws],
-            "num_tokens": [w.num_tokens for w in dws],
-            "num_preemptions": [w.num_preemptions for w in dws],
-            "peak_batch": [w.peak_batch for w in dws],
-        }
-    )
-    pws = sim.prefill_workers
-    prefill = pd.DataFrame(
-        {
-            "worker": [w.wid for w in pws],
-            "model": [served[w.model_idx] for w in pws],
-            "busy_s": [w.busy_s for w in pws],
-            "busy_frac": [w.busy_s / span for w in pws],
-            "num_batches": [w.num_batches for w in pws],
-            "num_tokens": [w.num_tokens for w in pws],
-            "link_busy_s": [w.link.busy_s for w in pws],
-            "link_bytes": [w.link.bytes_sent for w in pws],
-        }
-    )
-    bin_s = sim.timeline_bin_s
-    parts = []
-    for w in dws:
-        busy, batch, kv = w.timeline(bin_s)
-        if len(busy):
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "worker": w.wid,
-                        "t_s": np.arange(len(busy)) * bin_s,
-                        "busy_frac": busy / bin_s,
-                        "mean_batch": np.divide(
-                            batch, busy, out=np.zeros_like(busy), where=busy > 0
-                        ),
-                        "kv_occupancy": kv / bin_s / w.capacity_tokens,
-                    }
-                )
-            )
-    timeline = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["worker", "t_s", "busy_frac", "mean_batch", "kv_occupancy"])
-    )
-    bt = np.sum([w.batch_time for w in dws], axis=0)
-    kt = np.sum([w.kv_time() for w in dws], axis=0)
-    itl = np.sum([w.itl_hist() for w in dws], axis=0).astype(np.int64)
-    method = (
-        "measured"
-        if sim.prefill_latency.method == "measured" and sim.decode_latency.method == "measured"
-        else "analytic"
-    )
-    return SimResult(
-        cluster=cl,
-        records=sim.records.to_frame(served),
-        decode_workers=decode,
-        prefill_workers=prefill,
-        timeline=timeline,
-        batch_time=pd.DataFrame({"batch_size": np.arange(len(bt)), "seconds": bt}),
-        kv_time=pd.DataFrame({"kv_occupancy_pct": np.arange(len(kt)), "seconds": kt}),
-        itl_hist=itl,
-        kv_capacity_tokens=sim.capacity_blocks * cl.block_size,
-        prefill_latency=sim.prefill_latency.description,
-        decode_latency=sim.decode_latency.description,
-        method=method,
-        timeline_bin_s=bin_s,
-        sim_end_s=end,
-        wall_s=wall_s,
-        num_events=sim.num_events,
-    )
+    return build_result(sim, served, time.perf_counter() - t0)

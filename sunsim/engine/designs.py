@@ -20,7 +20,7 @@ from enum import Enum
 from sunsim.errors import ConfigError
 
 
-class PoolScope(str, Enum):
+class PoolScope(str, Enum):  # noqa: UP042 - str() and format() as Enum, as before
     """Which requests a pool's workers serve: their own task model's (``per_model``: one pool
     per served model) or every model's (``shared``: one pool for all)."""
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sunsim.engine.kv_link import KvLink
-from sunsim.engine.request import PREFILLING, QUEUED, Request
+from sunsim.engine.request import Request, RequestStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from sunsim.engine.cluster import ClusterSim
+
+_QUEUED = RequestStatus.QUEUED
+_PREFILLING = RequestStatus.PREFILLING
 
 
 class PrefillWorker:
@@ -19,7 +22,8 @@ class PrefillWorker:
     tokens stay within ``max_num_batched_tokens`` (a longer prompt runs alone). A batch costs
     ``latency.prefill_time(prompt_lens)``. A fresh request prefills its prompt and emits its
     first token; a request coming back after a decode preemption recomputes the KV of its
-    prompt and the tokens it had generated (``prompt + generated - 1`` tokens) and emits none.
+    prompt and the tokens it had generated (``prompt + num_generated_tokens - 1`` tokens) and
+    emits none.
     Preempted requests go to the front of the queue, as vLLM does.
 
     Router view: ``load`` = requests queued or in the running batch; ``load_tokens`` = their
@@ -42,17 +46,21 @@ class PrefillWorker:
         self.busy_s = 0.0
         self.num_batches = 0
         self.num_tokens = 0
+        self.num_events = 0  # timers scheduled (the cluster sums them)
 
     @staticmethod
     def tokens_to_prefill(r: Request) -> int:
-        return r.prompt_tokens + (r.generated - 1 if r.generated > 1 else 0)
+        """Tokens whose KV a prefill of ``r`` computes: its prompt, plus the tokens it had
+        generated before a preemption except the last (which the recompute emits again)."""
+        g = r.num_generated_tokens
+        return r.prompt_tokens + (g - 1 if g > 1 else 0)
 
     def submit(self, r: Request, front: bool = False, defer: bool = True) -> None:
         """Queue ``r`` (at the front for a preempted request). An idle worker starts a batch
         once the requests arriving at this same instant have been queued: through a zero-delay
         timer, or, with ``defer=False``, when the caller calls :meth:`start_if_idle` after
         queueing them all."""
-        r.state = QUEUED
+        r.status = _QUEUED
         if front:
             self.queue.appendleft(r)
         else:
@@ -61,7 +69,7 @@ class PrefillWorker:
         self.load_tokens += self.tokens_to_prefill(r)
         if defer and not self.busy and not self.start_scheduled:
             self.start_scheduled = True
-            self.sim.num_events += 1
+            self.num_events += 1
             self.env.timeout(0).callbacks.append(self._start)
 
     def start_if_idle(self) -> None:
@@ -69,7 +77,7 @@ class PrefillWorker:
         if not self.busy and not self.start_scheduled and self.queue:
             self._start()
 
-    def _start(self, _ev=None) -> None:
+    def _start(self, _ev: Any = None) -> None:
         """Form the next FCFS batch under the token budget and schedule its end."""
         self.start_scheduled = False
         q = self.queue
@@ -78,8 +86,8 @@ class PrefillWorker:
             return
         now = self.env.now
         budget = self.sim.cluster.max_num_batched_tokens
-        batch = []
-        lens = []
+        batch: list[Request] = []
+        lens: list[int] = []
         tokens = 0
         while q:
             r = q[0]
@@ -90,7 +98,7 @@ class PrefillWorker:
             batch.append(r)
             lens.append(n)
             tokens += n
-            r.state = PREFILLING
+            r.status = _PREFILLING
             if r.prefill_started_at < 0:
                 r.prefill_started_at = now
                 r.prefill_worker = self.wid
@@ -101,11 +109,12 @@ class PrefillWorker:
         self.busy_s += dt
         self.num_batches += 1
         self.num_tokens += tokens
-        self.sim.num_events += 1
+        self.num_events += 1
         self.env.timeout(dt).callbacks.append(self._done)
 
-    def _done(self, _ev) -> None:
+    def _done(self, _ev: Any) -> None:
         batch, lens = self.batch, self.batch_lens
+        assert batch is not None and lens is not None
         self.batch = self.batch_lens = None
         on_prefilled = self.sim.on_prefilled
         for r, n in zip(batch, lens):

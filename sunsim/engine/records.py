@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 
 from sunsim.engine.request import Request
+from sunsim.engine.scheduler import RejectReason
 
-#: Reasons a request can be rejected (codes stored as int8).
-REJECT_REASONS = ("", "exceeds_max_model_len", "exceeds_kv_capacity")
+#: Reasons a request can be rejected (codes stored as int8; 0: not rejected).
+REJECT_REASONS: tuple[str, ...] = ("", *(r.value for r in RejectReason))
+_REJECT_CODE = {r: i + 1 for i, r in enumerate(RejectReason)}
 
 
 class RecordTable:
@@ -20,9 +22,9 @@ class RecordTable:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.rows: list = [None] * n  # finished: (prefill_started_at, first_token_at,
-        # kv_ready_at, decode_started_at, finished_at, prefill_worker, decode_worker,
-        # num_preemptions)
+        # finished: (prefill_started_at, first_token_at, kv_ready_at, decode_started_at,
+        # finished_at, prefill_worker, decode_worker, num_preemptions)
+        self.rows: list[tuple[float, ...] | None] = [None] * n
         self.reason = np.zeros(n, dtype=np.int8)
         self.ended = np.zeros(n, dtype=np.int32)
         self.num_ended = 0
@@ -38,9 +40,11 @@ class RecordTable:
         )
 
     def finish(self, r: Request, at: float) -> None:
-        if self.rows[r.rid] is not None:  # pragma: no cover - engine invariant
-            raise RuntimeError(f"request {r.rid} finished twice")
-        self.rows[r.rid] = (
+        """Write the row of finished request ``r`` (it finished at ``at``, seconds)."""
+        rid = r.request_id
+        if self.rows[rid] is not None:  # pragma: no cover - engine invariant
+            raise RuntimeError(f"request {rid} finished twice")
+        self.rows[rid] = (
             r.prefill_started_at,
             r.first_token_at,
             r.kv_ready_at,
@@ -52,8 +56,9 @@ class RecordTable:
         )
         self.num_ended += 1
 
-    def reject(self, rid: int, at: float, reason: str) -> None:
-        self.reason[rid] = REJECT_REASONS.index(reason)
+    def reject(self, rid: int, at: float, reason: RejectReason) -> None:
+        """Request ``rid`` (trace row) is rejected at ``at`` (seconds) for ``reason``."""
+        self.reason[rid] = _REJECT_CODE[reason]
         self.ended[rid] += 1
         self.num_ended += 1
 

@@ -18,10 +18,11 @@ Policies:
   request goes to the least-loaded worker holding fewer than ``max_num_seqs`` requests; when
   every worker holds ``max_num_seqs``, it waits in the pool's queue (its KV stays on the
   prefill worker; the transfer starts when it is dispatched) and goes, in order, to the next
-  worker that frees a slot (a request finishing or being preempted). With ``max_num_seqs = 1``
-  the pool is the c-server FCFS queue of M/M/c. The other policies commit a request to one
-  worker's queue when its prefill ends, so a request can wait behind a long one while another
-  worker idles. For prefill, ``central`` is ``least_loaded``.
+  worker that frees a slot (a request finishing or being preempted). The queue has one owner,
+  the router: :meth:`Central.hold` and :meth:`Central.release` are its only writers. With
+  ``max_num_seqs = 1`` the pool is the c-server FCFS queue of M/M/c. The other policies commit
+  a request to one worker's queue when its prefill ends, so a request can wait behind a long
+  one while another worker idles. For prefill, ``central`` is ``least_loaded``.
 
 Cost is O(workers in the pool) per routing decision (pools hold tens of workers).
 """
@@ -31,43 +32,56 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import numpy as np
 
+if TYPE_CHECKING:  # pragma: no cover
+    from sunsim.engine.decode import DecodeWorker  # noqa: F401 - DecodeRouter's annotation
+    from sunsim.engine.prefill import PrefillWorker
+    from sunsim.engine.request import Request
+
 
 class Routable(Protocol):
+    """What a router reads of a worker."""
+
     load: int
     load_tokens: int
 
 
-class Router:
+W = TypeVar("W", bound=Routable)
+
+
+class Router(Generic[W]):
     """Picks one of ``workers``. ``prefill`` selects the prefill meaning of load."""
 
     def __init__(
-        self, workers: Sequence[Routable], rng: np.random.Generator, prefill: bool = False
+        self, workers: Sequence[W], rng: np.random.Generator, prefill: bool = False
     ) -> None:
         self.workers = list(workers)
         self.rng = rng
         self.prefill = prefill
 
-    def choose(self) -> Routable:  # pragma: no cover - interface
-        raise NotImplementedError
+    def choose(self) -> W | None:
+        """The worker for the next request; None only for :class:`Central` (hold it)."""
+        raise NotImplementedError  # pragma: no cover - interface
 
 
-class RoundRobin(Router):
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
+class RoundRobin(Router[W]):
+    def __init__(
+        self, workers: Sequence[W], rng: np.random.Generator, prefill: bool = False
+    ) -> None:
+        super().__init__(workers, rng, prefill)
         self._next = 0
 
-    def choose(self) -> Routable:
+    def choose(self) -> W:
         w = self.workers[self._next]
         self._next = (self._next + 1) % len(self.workers)
         return w
 
 
-class LeastLoaded(Router):
-    def choose(self) -> Routable:
+class LeastLoaded(Router[W]):
+    def choose(self) -> W:
         ws = self.workers
         if len(ws) == 1:
             return ws[0]
@@ -76,20 +90,22 @@ class LeastLoaded(Router):
         return min(ws, key=_load)
 
 
-class LeastKv(Router):
-    def choose(self) -> Routable:
+class LeastKv(Router[W]):
+    def choose(self) -> W:
         ws = self.workers
         if len(ws) == 1:
             return ws[0]
         return min(ws, key=_tokens)
 
 
-class PowerOfTwo(Router):
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
+class PowerOfTwo(Router[W]):
+    def __init__(
+        self, workers: Sequence[W], rng: np.random.Generator, prefill: bool = False
+    ) -> None:
+        super().__init__(workers, rng, prefill)
         self._buf: list[int] = []
 
-    def choose(self) -> Routable:
+    def choose(self) -> W:
         ws = self.workers
         n = len(ws)
         if n == 1:
@@ -111,25 +127,39 @@ class PowerOfTwo(Router):
 _load = attrgetter("load")
 _tokens = attrgetter("load_tokens")
 
+#: A request held by a :class:`Central` router: (request, its prefill worker, KV tokens).
+Held = tuple["Request", "PrefillWorker", int]
 
-class Central(Router):
+
+class Central(Router[W]):
     """``central``: see the module docstring. ``held`` is the pool's FCFS queue of
-    ``(request, prefill worker, KV tokens)``; :meth:`choose` returns ``None`` when every
-    worker holds ``max_num_seqs`` requests (the request must then be held)."""
+    :data:`Held` entries, written only through :meth:`hold` and :meth:`release`;
+    :meth:`choose` returns ``None`` when every worker holds ``max_num_seqs`` requests (the
+    request must then be held)."""
 
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
-        self.held: deque = deque()
+    def __init__(
+        self, workers: Sequence[W], rng: np.random.Generator, prefill: bool = False
+    ) -> None:
+        super().__init__(workers, rng, prefill)
+        self.held: deque[Held] = deque()
 
-    def choose(self):
+    def choose(self) -> W | None:
         if self.prefill:
             return min(self.workers, key=_tokens)
         w = min(self.workers, key=_load)
-        return w if w.load < w.max_num_seqs else None
+        return w if w.load < w.max_num_seqs else None  # type: ignore[attr-defined]
+
+    def hold(self, entry: Held) -> None:
+        """Queue ``entry`` until a worker of the pool frees a slot."""
+        self.held.append(entry)
+
+    def release(self) -> Held:
+        """The first held entry (a worker freed a slot); raises IndexError when none is held."""
+        return self.held.popleft()
 
 
 #: Router registry: policy name -> class.
-ROUTERS: dict[str, type[Router]] = {
+ROUTERS: dict[str, type[Router]] = {  # type: ignore[type-arg]
     "round_robin": RoundRobin,
     "least_loaded": LeastLoaded,
     "least_kv": LeastKv,
@@ -139,8 +169,13 @@ ROUTERS: dict[str, type[Router]] = {
 
 
 def make_router(
-    name: str, workers: Sequence[Routable], rng: np.random.Generator, prefill: bool = False
-) -> Router:
+    name: str, workers: Sequence[W], rng: np.random.Generator, prefill: bool = False
+) -> Router[W]:
     """Build the router ``name`` over ``workers`` (KeyError-free: names are validated in
-    :class:`sunsim.config.ClusterSpec`)."""
+    :class:`sunsim.engine.spec.ClusterSpec`)."""
     return ROUTERS[name](workers, rng, prefill=prefill)
+
+
+#: The routers of the two kinds of pools.
+PrefillRouter = Router["PrefillWorker"]
+DecodeRouter = Router["DecodeWorker"]
