@@ -20,7 +20,6 @@ from sunsim.cli.options import (
 from sunsim.cli.plan_tables import print_plan_table, print_sweep
 from sunsim.config import MAX_WORKERS
 from sunsim.errors import ConfigError
-from sunsim.runs import default_run_dir, prepare_run_dir
 
 _MAX_JOBS = 1024  # processes; more than any machine's cores, each holds a copy of the trace
 
@@ -140,6 +139,7 @@ def plan(
     """Find, for each mode, the fewest decode workers (partitioned: per model; sun/qsun: one
     pool) and prefill workers per model that meet the SLO; print and write the plan."""
     from sunsim.planner import parse_sweep, write_plan
+    from sunsim.runs import default_run_dir, prepare_run_dir
 
     out_dir = out or default_run_dir("plan")
     given = dict(

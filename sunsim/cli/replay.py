@@ -17,7 +17,6 @@ from sunsim.cli.options import (
     progress_option,
     scenario_options,
 )
-from sunsim.runs import default_run_dir, prepare_run_dir
 
 
 def _print_workload(wl: Any, trace: str | None) -> None:
@@ -65,7 +64,7 @@ def replay(
     from sunsim.errors import ConfigError
     from sunsim.metrics import sun_vs_partitioned
     from sunsim.replay import load_workload
-    from sunsim.runs import write_run
+    from sunsim.runs import default_run_dir, prepare_run_dir, write_run
 
     s = build_scenario(inputs)
     if records_format not in ("parquet", "csv"):

@@ -38,7 +38,7 @@ from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec, split_workers
 from sunsim.errors import ConfigError
 from sunsim.specs import GPU_ALIASES, GPUS, MODELS, GiB, LinkSpec, SloSpec
-from sunsim.traces import FORMATS
+from sunsim.traces.formats import FORMATS
 
 MODES = tuple(DESIGNS)
 

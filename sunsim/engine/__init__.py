@@ -20,9 +20,32 @@ It never imports the CLI, metrics, report or torch. Its rooms, one job each:
   :class:`SimResult` of a run.
 """
 
-from sunsim.engine.cluster import kv_capacity_blocks, simulate
-from sunsim.engine.designs import DESIGNS
-from sunsim.engine.result import SimResult, itl_bin_edges
-from sunsim.engine.spec import ClusterSpec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, imported on first use so that importing the designs
+    # registry or the cluster spec (as the configuration does) does not load pandas and SimPy
+    from sunsim.engine.cluster import kv_capacity_blocks, simulate
+    from sunsim.engine.designs import DESIGNS
+    from sunsim.engine.result import SimResult, itl_bin_edges
+    from sunsim.engine.spec import ClusterSpec
+
+_HOME = {
+    "DESIGNS": "sunsim.engine.designs",
+    "ClusterSpec": "sunsim.engine.spec",
+    "SimResult": "sunsim.engine.result",
+    "itl_bin_edges": "sunsim.engine.result",
+    "kv_capacity_blocks": "sunsim.engine.cluster",
+    "simulate": "sunsim.engine.cluster",
+}
 
 __all__ = ["DESIGNS", "ClusterSpec", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name from its room on first use (PEP 562)."""
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'sunsim.engine' has no attribute {name!r}")

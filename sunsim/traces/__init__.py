@@ -63,21 +63,51 @@ Bad input of any kind raises :class:`~sunsim.errors.TraceError` (the file) or
 
 from __future__ import annotations
 
-from sunsim.traces.formats import FORMATS, TRACE_FORMATS, TraceFormat, detect_format
-from sunsim.traces.info import trace_info
-from sunsim.traces.labels import label_models, model_counts, zipf_shares
-from sunsim.traces.read import REQUEST_COLUMNS, Trace, read_trace
-from sunsim.traces.rows import MAX_TIME_S, MAX_TOKENS, REORDER_TOLERANCE_S
-from sunsim.traces.synth import (
-    CANONICAL_COLUMNS,
-    DEFAULT_OUTPUT_LENGTHS,
-    DEFAULT_PROMPT_LENGTHS,
-    MAX_SYNTH_REQUESTS,
-    LognormalLengths,
-    synth_command,
-    synth_trace,
-    write_canonical,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported on first use, so that the configuration can name the formats
+    # without loading pandas
+    from sunsim.traces.formats import FORMATS, TRACE_FORMATS, TraceFormat, detect_format
+    from sunsim.traces.info import trace_info
+    from sunsim.traces.labels import label_models, model_counts, zipf_shares
+    from sunsim.traces.read import REQUEST_COLUMNS, Trace, read_trace
+    from sunsim.traces.rows import MAX_TIME_S, MAX_TOKENS, REORDER_TOLERANCE_S
+    from sunsim.traces.synth import (
+        CANONICAL_COLUMNS,
+        DEFAULT_OUTPUT_LENGTHS,
+        DEFAULT_PROMPT_LENGTHS,
+        MAX_SYNTH_REQUESTS,
+        LognormalLengths,
+        synth_command,
+        synth_trace,
+        write_canonical,
+    )
+
+_HOME = {
+    "FORMATS": "sunsim.traces.formats",
+    "TRACE_FORMATS": "sunsim.traces.formats",
+    "TraceFormat": "sunsim.traces.formats",
+    "detect_format": "sunsim.traces.formats",
+    "trace_info": "sunsim.traces.info",
+    "label_models": "sunsim.traces.labels",
+    "model_counts": "sunsim.traces.labels",
+    "zipf_shares": "sunsim.traces.labels",
+    "REQUEST_COLUMNS": "sunsim.traces.read",
+    "Trace": "sunsim.traces.read",
+    "read_trace": "sunsim.traces.read",
+    "MAX_TIME_S": "sunsim.traces.rows",
+    "MAX_TOKENS": "sunsim.traces.rows",
+    "REORDER_TOLERANCE_S": "sunsim.traces.rows",
+    "CANONICAL_COLUMNS": "sunsim.traces.synth",
+    "DEFAULT_OUTPUT_LENGTHS": "sunsim.traces.synth",
+    "DEFAULT_PROMPT_LENGTHS": "sunsim.traces.synth",
+    "MAX_SYNTH_REQUESTS": "sunsim.traces.synth",
+    "LognormalLengths": "sunsim.traces.synth",
+    "synth_command": "sunsim.traces.synth",
+    "synth_trace": "sunsim.traces.synth",
+    "write_canonical": "sunsim.traces.synth",
+}
 
 __all__ = [
     "FORMATS",
@@ -103,3 +133,10 @@ __all__ = [
     "synth_command",
     "write_canonical",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name from its module on first use (PEP 562)."""
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'sunsim.traces' has no attribute {name!r}")
