@@ -37,7 +37,9 @@ class PoolDesign:
         precision: weight precision of the module the pool runs (a key of
             :data:`sunsim.specs.PRECISIONS`).
         gpu: GPU type (a key of :data:`sunsim.specs.GPUS`); None: the scenario's GPU.
-        tensor_parallel: GPUs per worker (only 1 is simulated today).
+            Pools on a GPU other than the cluster's are refused by
+            :class:`~sunsim.engine.spec.ClusterSpec` until the engine simulates them.
+        tensor_parallel: GPUs per worker; only 1 is simulated today (others are refused).
     """
 
     scope: PoolScope

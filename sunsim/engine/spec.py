@@ -96,6 +96,18 @@ class ClusterSpec:
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
         get_precision(str(self.decode_precision))
         get_gpu(self.gpu)
+        for role, pool in (("prefill", self.design.prefill), ("decode", self.design.decode)):
+            # the record can say it; the engine does not simulate it yet, so refuse it
+            if pool.tensor_parallel != 1:
+                raise ConfigError(
+                    f"design {self.design.name}: {role} tensor_parallel {pool.tensor_parallel} "
+                    "is not simulated yet; every worker is one GPU (tensor_parallel 1)"
+                )
+            if pool.gpu is not None and get_gpu(pool.gpu) != get_gpu(self.gpu):
+                raise ConfigError(
+                    f"design {self.design.name}: its {role} pools run on {pool.gpu}, the "
+                    f"cluster on {self.gpu}; pools on different GPU types are not simulated yet"
+                )
 
     @property
     def decode_pool_names(self) -> list[str]:
