@@ -48,13 +48,12 @@ RATE_RUNS = ("azure_conv_rate",)
 
 
 def resolve_trace(s: Scenario) -> Scenario:
-    """Point real traces at ``$SUNSIM_TRACES`` (default ``<repo>/../shared/traces``)."""
+    """Point real traces at ``$SUNSIM_TRACES`` (default ``<repo>/../shared/traces``); the
+    scenario files name them relative to themselves, as if the traces lay beside the repo."""
     p = Path(s.trace)
-    if "shared/traces" in s.trace or not p.is_absolute() and not (REPO / p).exists():
+    if not p.is_file():
         base = Path(os.environ.get("SUNSIM_TRACES", REPO.parent / "shared" / "traces"))
         p = base / p.name
-    elif not p.is_absolute():
-        p = REPO / p
     if not p.is_file():
         sys.exit(f"trace {p} not found (set SUNSIM_TRACES to the folder holding it)")
     return dataclasses.replace(s, trace=str(p))
