@@ -150,7 +150,9 @@ class DecoderModule:
         ``[S, head_dim]`` (rotate-half layout, as HF Llama)."""
         return x * cos + self._rotate_half(x) * sin
 
-    def _attention(self, q: Any, k: Any, v: Any, causal: bool) -> Any:
+    def attention(self, q: Any, k: Any, v: Any, causal: bool) -> Any:
+        """Grouped-query SDPA on ``q[B, heads, S, head_dim]`` and ``k, v[B, kv_heads, T,
+        head_dim]``: ``enable_gqa`` on torch >= 2.5, the KV heads repeated before."""
         import torch.nn.functional as F
 
         if self._gqa:
@@ -188,11 +190,11 @@ class DecoderModule:
         if pos is None:
             k_cache.copy_(k)  # the prefill writes its KV cache (sent to the decode worker)
             v_cache.copy_(v)
-            attn = self._attention(q, k, v, causal=True)
+            attn = self.attention(q, k, v, causal=True)
         else:
             k_cache[:, :, pos] = k[:, :, 0]
             v_cache[:, :, pos] = v[:, :, 0]
-            attn = self._attention(
+            attn = self.attention(
                 q, k_cache[:, :, : pos + 1], v_cache[:, :, : pos + 1], causal=False
             )
         o = attn.transpose(1, 2).reshape(b * s, nh * hd)

@@ -33,13 +33,6 @@ def _qkv(mod: Any, layer: dict, x: Any, rows: int, cos: Any, sin: Any) -> tuple[
     return mod.rope(q, cos, sin), mod.rope(k, cos, sin), v
 
 
-def _attention(mod: Any, q: Any, k: Any, v: Any, causal: bool) -> Any:
-    """SDPA with grouped-query heads: the harness module's own attention
-    (``DecoderModule._attention``, private there: ``enable_gqa`` on torch >= 2.5, repeated KV
-    heads before)."""
-    return mod._attention(q, k, v, causal)
-
-
 def _finish_layer(mod: Any, layer: dict, x: Any, attn: Any) -> Any:
     """Output projection + residual, then MLP norm, SwiGLU MLP + residual (as
     ``DecoderModule``'s layer), on ``x[rows, H]`` and ``attn[rows, nh * hd]``."""
@@ -118,7 +111,7 @@ def decode_step(
             nb, c = nbs[i], ctxs[i]
             ki = kg[:, s : s + nb].reshape(nkv, nb * bt, hd)[:, :c].unsqueeze(0)
             vi = vg[:, s : s + nb].reshape(nkv, nb * bt, hd)[:, :c].unsqueeze(0)
-            oi = _attention(mod, q[i : i + 1].unsqueeze(2), ki, vi, causal=False)
+            oi = mod.attention(q[i : i + 1].unsqueeze(2), ki, vi, causal=False)
             outs.append(oi.view(1, nh * hd))
             s += nb
         x = _finish_layer(mod, layer, x, torch.cat(outs, 0))
@@ -183,7 +176,7 @@ def prefill_packed(
             qi = q[:, a:e].unsqueeze(0)
             ki = kv[li, 0, :, a:e].unsqueeze(0)
             vi = kv[li, 1, :, a:e].unsqueeze(0)
-            oi = _attention(mod, qi, ki, vi, causal=True)
+            oi = mod.attention(qi, ki, vi, causal=True)
             outs.append(oi[0].transpose(0, 1).reshape(n, nh * hd))
         if extra:
             outs.append(x.new_zeros(extra, nh * hd))
