@@ -37,7 +37,9 @@ class SimResult:
             ``ITL_MIN_S``); see :func:`itl_bin_edges`.
         kv_capacity_tokens: KV tokens per decode worker.
         prefill_latency, decode_latency: ``description`` of the latency models used.
-        method: ``measured`` if both latency models are measured, else ``analytic``.
+        method: ``measured`` (with its source for imported profiles, e.g. ``measured
+            (aiconfigurator-core 0.12.0, vllm 0.24.0, h100_sxm)``) if both latency models
+            are measured, else ``analytic``.
         sim_end_s: simulated time of the last event. wall_s: wall-clock seconds.
         num_events: SimPy events the model scheduled (timeouts and wake-ups).
     """
@@ -77,11 +79,11 @@ def build_result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult
     bt = np.sum([s.batch_time for s in stats], axis=0)
     kt = np.sum([s.kv_time() for s in stats], axis=0)
     itl = np.sum([s.itl_hist() for s in stats], axis=0).astype(np.int64)
-    method = (
-        "measured"
-        if sim.prefill_latency.method == "measured" and sim.decode_latency.method == "measured"
-        else "analytic"
-    )
+    pm, dm = sim.prefill_latency.method, sim.decode_latency.method
+    if pm.startswith("measured") and dm.startswith("measured"):
+        method = dm if pm == dm else f"{dm}; prefill {pm}"
+    else:
+        method = "analytic"
     return SimResult(
         cluster=cl,
         records=sim.records.to_frame(served),

@@ -99,6 +99,26 @@ class ProfileMeta(BaseModel):
     sunsim_version: str | None = None
     command: str | None = None
     wall_s: float | None = None
+    source: Json | None = Field(
+        None,
+        description="where imported times come from (sunsim profile import): package, "
+        "package_version, backend, backend_version, system, kernel_sources, measured, "
+        "estimated",
+    )
+
+    @property
+    def method_label(self) -> str:
+        """``method`` with its source when the profile was imported, e.g. ``measured
+        (aiconfigurator-core 0.12.0, vllm 0.24.0, h100_sxm)``; plain ``method`` otherwise."""
+        src = self.source
+        if not src:
+            return self.method
+        parts = [
+            f"{src.get('package', '?')} {src.get('package_version', '?')}",
+            f"{src.get('backend', '?')} {src.get('backend_version', '?')}",
+            str(src.get("system", "?")),
+        ]
+        return f"{self.method} ({', '.join(parts)})"
 
     @field_validator("precision")
     @classmethod

@@ -109,7 +109,9 @@ def _bf16_prefill(d: Path, meta: ProfileMeta) -> tuple[list[Point] | None, Path 
 class ProfiledLatency(LatencyModel):
     """Step times fitted to a measured profile (see the module docstring).
 
-    Build with :meth:`from_dir`. ``method`` is the profile's (``"measured"``);
+    Build with :meth:`from_dir`. ``method`` is the profile's (``"measured"``, with its
+    source for an imported profile: ``measured (aiconfigurator-core 0.12.0, vllm 0.24.0,
+    h100_sxm)``);
     ``description`` names device, model, precision and "measured"; ``weight_bytes`` and
     ``kv_bytes_per_token`` come from the model spec and precision
     (:func:`sunsim.config.weight_bytes`, BF16 KV cache). ``decode_fit`` / ``prefill_fit``
@@ -136,7 +138,9 @@ class ProfiledLatency(LatencyModel):
         self.spec = model_spec_of(m, self.path / "meta.json")
         self.model = self.spec.name
         self.precision = m.precision
-        self.method = m.method
+        #: ``measured``, or for an imported profile ``measured (aiconfigurator-core 0.12.0,
+        #: vllm 0.24.0, h100_sxm)`` (:attr:`ProfileMeta.method_label`).
+        self.method = m.method_label
         self.weight_bytes = weight_bytes(self.spec, self.precision)
         self.kv_bytes_per_token = self.spec.kv_bytes_per_token()
         self.max_model_len = self.spec.max_model_len
@@ -163,8 +167,9 @@ class ProfiledLatency(LatencyModel):
             else ""
         )
         stat = "" if self.time_column == "time_s_median" else "; fastest repeat"
+        verb = "imported" if m.source else "profiled"
         return (
-            f"profiled {self.model} {self.precision} on {self.device_name} "
+            f"{verb} {self.model} {self.precision} on {self.device_name} "
             f"({self.device_slug}; {mods}{src}{scale}{stat}; {self.method})"
         )
 

@@ -57,7 +57,7 @@ def html_table(df: pd.DataFrame, index: bool = True) -> str:
 def render_html(c: ReportContent) -> str:
     """The HTML page: header with the step-time badge, summary, notes, goodput, sweep, per
     model, figures, provenance, scenario and the report command."""
-    badge = "measured" if c.method == "measured" else ""
+    badge = "measured" if c.method.startswith("measured") else ""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(c.title)}: {_e(c.name)}</title>",

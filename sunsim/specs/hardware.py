@@ -4,10 +4,14 @@ Sources of the constants:
 
 * GPU datasheets: NVIDIA H100 SXM5 80 GB (3.35 TB/s HBM3, 989 TFLOP/s dense BF16),
   H200 SXM 141 GB (4.8 TB/s HBM3e, 989 TFLOP/s), A100 SXM 80 GB (2.04 TB/s, 312 TFLOP/s).
+  B200 (NVIDIA HGX B200 datasheet, per GPU: 180 GB HBM3e, 7.7 TB/s, 2.25 PFLOP/s dense
+  FP16/BF16 (4.5 with sparsity); the same figures as aiconfigurator-core 0.12.0's
+  ``systems/b200_sxm.yaml``).
   Achieved ceilings measured on real machines (``docs/architecture.md``):
   H100 about 3.0 TB/s device copy and 798 TFLOP/s on an 8192^3 BF16 matmul; H200 about
   4.3 TB/s and 788 TFLOP/s. For the A100 no measurement exists; the roofline then uses
-  the datasheet times the fractions measured on the H100 (0.90 of bandwidth, 0.81 of FLOP/s).
+  the datasheet times the fractions measured on the H100 (0.90 of bandwidth, 0.81 of FLOP/s);
+  the same for the B200 (no measurement either).
 * Link: NVIDIA ConnectX-7 NDR InfiniBand, 400 Gb/s = 50 GB/s per port.
 """
 
@@ -45,6 +49,9 @@ GPUS: dict[str, GpuSpec] = {
     "a100": GpuSpec(
         "A100-SXM-80GB", 80 * 10**9, 2.04 * TB, 312e12, 2.04 * TB * 0.90, 312e12 * 0.81, False
     ),
+    "b200": GpuSpec(
+        "B200-SXM-180GB", 180 * 10**9, 7.7 * TB, 2250e12, 7.7 * TB * 0.90, 2250e12 * 0.81, False
+    ),
 }
 GPU_ALIASES = {
     "h100-sxm": "h100",
@@ -53,6 +60,8 @@ GPU_ALIASES = {
     "h200-sxm-141gb": "h200",
     "a100-80gb": "a100",
     "a100-sxm-80gb": "a100",
+    "b200-sxm": "b200",
+    "b200-sxm-180gb": "b200",
 }
 
 
