@@ -78,9 +78,14 @@ def sun_vs_partitioned(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) 
             if qt <= st
             else f"{(qt / st - 1) * 100:.1f}% slower"
         )
+        caveat = (
+            ""
+            if q.method == s.method
+            else f" Not like for like: qsun's step times are {q.method}, sun's {s.method}."
+        )
         lines.append(
             f"qsun vs sun: TPOT p50 {qt * 1e3:.1f} ms vs {st * 1e3:.1f} ms "
-            f"(qsun decodes {speed}), SLO attainment {q.slo.attainment:.1%}."
+            f"(qsun decodes {speed}), SLO attainment {q.slo.attainment:.1%}.{caveat}"
         )
     return lines
 
