@@ -164,7 +164,7 @@ def test_help_shows_defaults_and_choices_from_the_scenario(command: str):
     r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "[h100|h200|a100]" in text and "[auto|profile|roofline]" in text
+    assert "[h100|h200|a100|b200]" in text and "[auto|profile|roofline]" in text
     row = text[text.index("--decode-workers") : text.index("--qsun-precision")]
     assert "[default: (3)]" in row, row  # the model's default, not a copy
 

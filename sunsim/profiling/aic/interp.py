@@ -143,6 +143,10 @@ class AttentionTable:
         tokens. Raises ProfileError outside the measured ranges."""
         i0, i1, wb = _bracket(self.bs, batch_size, f"{self.name}: batch size")
         j0, j1, wl = _bracket(self.ls, length, f"{self.name}: length")
-        lo = _lerp_log(self._at(i0, j0), self._at(i0, j1), wl)
-        hi = _lerp_log(self._at(i1, j0), self._at(i1, j1), wl)
+        lo = self._row(i0, j0, j1, wl)
+        hi = lo if i1 == i0 else self._row(i1, j0, j1, wl)
         return _lerp_log(lo, hi, wb)
+
+    def _row(self, i: int, j0: int, j1: int, wl: float) -> float:
+        v0 = self._at(i, j0)
+        return v0 if j1 == j0 else _lerp_log(v0, self._at(i, j1), wl)
