@@ -365,7 +365,13 @@ def _bundled() -> list[Path]:
 def test_bundled_profiles_check():
     for d in _bundled():
         lat = ProfiledLatency.from_dir(d)
-        assert lat.method == "measured"
+        src = lat.profile_meta.source  # imported profiles name their source
+        assert lat.method == (
+            "measured"
+            if src is None
+            else f"measured (aiconfigurator-core {src['package_version']}, "
+            f"{src['backend']} {src['backend_version']}, {src['system']})"
+        )
         df = check_profile(d)
         med = df.attrs["median_mape_pct"]
         assert math.isfinite(med) and med >= 0

@@ -73,7 +73,7 @@ def _composer(
     ts: tables.TableSet, model: str, precision: str, gpu: str
 ) -> tuple[StepComposer, dict[str, str], str, float]:
     """The composer, the kernel_source per operator, the device name and the best measured
-    BF16-or-precision GEMM rate (FLOP/s)."""
+    GEMM rate at ``precision`` (FLOP/s)."""
     spec = get_model(model)
     grows, gks, device = tables.gemm_rows(ts, precision)
     crows, cks = tables.attention_rows(
@@ -82,6 +82,10 @@ def _composer(
     arows, aks = tables.attention_rows(
         ts, "generation", spec.num_heads, spec.num_kv_heads, spec.head_dim
     )
+    head = None
+    if precision != "bf16":
+        hrows, hks, _ = tables.gemm_rows(ts, "bf16")
+        head = GemmTable(hrows, f"{ts.system} {ts.backend} {ts.version} BF16 GEMM (LM head)")
     floor_ms = float(grows["latency"].min())
     rate = float((2 * grows["m"] * grows["n"] * grows["k"] / (grows["latency"] / 1e3)).max())
     comp = StepComposer(
@@ -91,8 +95,11 @@ def _composer(
         AttentionTable(arows, "generation attention"),
         mem_bw=get_gpu(gpu).mem_bw,
         floor_ms=floor_ms,
+        head=head,
     )
     kernels = {"gemm": gks, "context_attention": cks, "generation_attention": aks}
+    if head is not None:
+        kernels["lm_head_gemm"] = hks
     return comp, kernels, device, rate
 
 
@@ -133,6 +140,8 @@ def import_profile(
     if precision == "bf16":
         pre = [(b, l, comp.prefill(b, l).total / 1e3) for b, l in g.prefill_points()]
     estimates = comp.gemm.estimates + comp.context.estimates + comp.generation.estimates
+    if comp.head is not comp.gemm:
+        estimates += comp.head.estimates
     gspec = get_gpu(gpu)
     source = _source(ts, pkg_version, kernels, comp, estimates, precision)
     meta = ProfileMeta.from_dict(

@@ -7,7 +7,8 @@ generation attention over each request's KV cache of context + 1 tokens), the O 
 and the down GEMM (n = hidden, k = intermediate); after the layers the LM head GEMM (n =
 vocab, k = hidden) for one token per request (vLLM computes logits only for the positions it
 samples: the last prompt token in prefill, the new token in decode). GEMM m is the tokens of
-the step: B x L in prefill, B in decode.
+the step: B x L in prefill, B in decode. The layers' GEMMs are at the weights' precision
+(weight-only int8/int4 for W8A16/W4A16); the LM head stays BF16, as in low-bit checkpoints.
 
 Not in the database, so estimated (:meth:`StepComposer.elementwise_ms`), each kernel as
 ``max(bytes moved / copy bandwidth, floor)`` with the GPU's copy bandwidth from
@@ -54,7 +55,8 @@ class StepParts:
 class StepComposer:
     """Composes prefill and decode step times of ``spec`` from measured kernel tables.
 
-    ``gemm``: the GEMM table at the weights' precision; ``context``/``generation``: the
+    ``gemm``: the GEMM table at the weights' precision (``head``: the BF16 one of the LM
+    head, default ``gemm``); ``context``/``generation``: the
     attention tables for the model's heads; ``mem_bw``: bytes/s of the elementwise
     estimate; ``floor_ms``: the shortest kernel time (ms) of the elementwise estimate.
     """
@@ -67,9 +69,13 @@ class StepComposer:
         generation: AttentionTable,
         mem_bw: float,
         floor_ms: float,
+        head: GemmTable | None = None,
     ) -> None:
         self.spec = spec
         self.gemm = gemm
+        #: the LM head's GEMM table: BF16 (low-bit checkpoints keep the LM head in BF16,
+        #: :class:`sunsim.specs.Precision`); ``gemm`` when the weights are BF16.
+        self.head = head if head is not None else gemm
         self.context = context
         self.generation = generation
         self.mem_bw = mem_bw
@@ -89,7 +95,7 @@ class StepComposer:
     def gemm_ms(self, tokens: int, sampled: int) -> float:
         """All GEMMs of a step: the layers' at m = ``tokens``, the LM head at m = ``sampled``."""
         per_layer = sum(self.gemm.ms(tokens, n, k) for _, n, k in self.layer_gemms())
-        head = self.gemm.ms(sampled, self.spec.vocab_size, self.spec.hidden_size)
+        head = self.head.ms(sampled, self.spec.vocab_size, self.spec.hidden_size)
         return self.spec.num_layers * per_layer + head
 
     def elementwise_kernels(self, tokens: int) -> list[tuple[str, int, float]]:
