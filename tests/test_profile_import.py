@@ -69,17 +69,31 @@ def write_db(root: Path) -> Path:
         for m in (1, 2, 4, 32, 64, 128, 256)
         for n, k in [*SHAPES.values(), HEAD]
     ]
-    df = pd.DataFrame(rows)
-    df["latency"] = [gemm_ms(r.m, r.n, r.k) for r in df.itertuples()]
+    low = [  # weight-only int4 GEMMs for the layers' shapes, at half the BF16 time
+        {**r, "kernel_source": "wo", "gemm_dtype": "int4_wo"}
+        for r in rows
+        if (r["n"], r["k"]) != HEAD
+    ]
+    df = pd.DataFrame(rows + low)
+    half = (df["gemm_dtype"] == "int4_wo").map({True: 0.5, False: 1.0})
+    df["latency"] = [gemm_ms(r.m, r.n, r.k) for r in df.itertuples()] * half
     df.to_parquet(g / "gemm_perf.parquet")
     common = dict(num_heads=8, num_key_value_heads=2, head_dim=64, kv_cache_dtype="bfloat16")
     ctx = pd.DataFrame(
-        [dict(kernel_source="fa", batch_size=b, isl=l, step=0, **common) for b in (1, 2) for l in (32, 128)]
+        [
+            dict(kernel_source="fa", batch_size=b, isl=l, step=0, **common)
+            for b in (1, 2)
+            for l in (32, 128)
+        ]
     )
     ctx["latency"] = [ctx_ms(r.batch_size, r.isl) for r in ctx.itertuples()]
     ctx.to_parquet(a / "context_attention_perf.parquet")
     gen = pd.DataFrame(
-        [dict(kernel_source="fa", batch_size=b, isl=1, step=c, **common) for b in (1, 4) for c in (64, 256)]
+        [
+            dict(kernel_source="fa", batch_size=b, isl=1, step=c, **common)
+            for b in (1, 4)
+            for c in (64, 256)
+        ]
     )  # length = isl + step = c + 1: the step of a request with c cached tokens
     gen["latency"] = [gen_ms(r.batch_size, r.isl + r.step) for r in gen.itertuples()]
     gen.to_parquet(a / "generation_attention_perf.parquet")
@@ -112,9 +126,31 @@ def test_composition_sums_the_rows_it_should_pick_plus_the_stated_estimate(tmp_p
     assert lat.method == LABEL and LABEL in lat.description
 
 
+def test_low_bit_layers_use_weight_only_gemms_and_the_lm_head_stays_bf16(tmp_path):
+    db = write_db(tmp_path)
+    prof = import_profile("h100", "vllm", "tiny-llama", "w4a16", data_root=db, grid=GRID)
+    spec = get_model("tiny-llama")
+    assert prof.prefill is None and prof.meta.modules == ["decode"]
+    ks = prof.meta.source["kernel_sources"]
+    assert ks["gemm"] == "wo" and ks["lm_head_gemm"] == "lin"
+    floor = gemm_ms(1, 512, 512) / 2  # the shortest int4 GEMM
+    b, c = 4, 256
+    layer = sum(gemm_ms(b, n, k) / 2 for n, k in SHAPES.values()) + gen_ms(b, c + 1)
+    want = spec.num_layers * layer + gemm_ms(b, *HEAD) + (5 * spec.num_layers + 2) * floor
+    row = prof.decode[(prof.decode.batch_size == b) & (prof.decode.context_tokens == c)]
+    assert float(row.time_s_median.iloc[0]) == pytest.approx(want / 1e3, rel=1e-9)
+    with pytest.raises(ProfileError, match="no int8_wo GEMMs"):
+        import_profile("h100", "vllm", "tiny-llama", "w8a16", data_root=db, grid=GRID)
+
+
 def test_interpolation_is_log_linear_inside_the_grid():
     rows = pd.DataFrame(
-        {"m": [1, 4, 1, 4], "n": [64, 64, 256, 256], "k": [64] * 4, "latency": [1.0, 4.0, 4.0, 16.0]}
+        {
+            "m": [1, 4, 1, 4],
+            "n": [64, 64, 256, 256],
+            "k": [64] * 4,
+            "latency": [1.0, 4.0, 4.0, 16.0],
+        }
     )
     t = GemmTable(rows)
     assert t.ms(1, 64, 64) == pytest.approx(1.0)
@@ -123,9 +159,7 @@ def test_interpolation_is_log_linear_inside_the_grid():
     assert t.ms(4, 512, 64) == pytest.approx(2 * 16.0)  # n beyond 256: two GEMMs of n=256
     assert sum(t.estimates.values()) == 1
     a = AttentionTable(
-        pd.DataFrame(
-            {"batch_size": [1, 1, 2], "length": [16, 64, 16], "latency": [1.0, 4.0, 2.0]}
-        )
+        pd.DataFrame({"batch_size": [1, 1, 2], "length": [16, 64, 16], "latency": [1.0, 4.0, 2.0]})
     )
     assert a.ms(1, 32) == pytest.approx(2.0)
     assert a.ms(2, 64) == pytest.approx(8.0)  # hole: batch 1 at length 64 x 2
@@ -143,7 +177,9 @@ def test_interpolation_is_log_linear_inside_the_grid():
 )
 def test_outside_the_grid_is_refused(call):
     t = GemmTable(pd.DataFrame({"m": [1, 4], "n": [64, 64], "k": [64, 64], "latency": [1.0, 2.0]}))
-    a = AttentionTable(pd.DataFrame({"batch_size": [1, 2], "length": [16, 64], "latency": [1.0, 2.0]}))
+    a = AttentionTable(
+        pd.DataFrame({"batch_size": [1, 2], "length": [16, 64], "latency": [1.0, 2.0]})
+    )
     with pytest.raises(ProfileError, match="outside the measured range"):
         call(t, a)
 
@@ -173,13 +209,24 @@ def test_latency_auto_takes_the_imported_profile_for_h100_and_says_so():
     assert low.method == "analytic" and "no measured profile" in note
 
 
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3-8b"])
+def test_a100_low_bit_comes_from_trtllm_weight_only_kernels(model):
+    for prec in ("w8a16", "w4a16"):
+        lat, note = resolve_latency(model, "a100", prec, "decode", "auto")
+        assert lat.method == "measured (aiconfigurator-core 0.12.0, trtllm 1.0.0, a100_sxm)"
+        assert lat.profile_meta.source["kernel_sources"]["lm_head_gemm"] == "torch_flow"
+        assert check_profile(lat.path).attrs["median_mape_pct"] < 5.0
+
+
 @needs_aic
 def test_reimport_reproduces_the_bundled_h100_profile():
     prof = import_profile("h100", "vllm", "llama-3.1-8b")
     bundled = pd.read_csv(profiles_root() / BUNDLED["h100"] / "llama-3.1-8b/bf16/decode.csv")
     got = prof.decode["time_s_median"].to_numpy()
     want = bundled["time_s_median"].to_numpy()
-    assert len(got) == len(want) and all(math.isclose(x, y, rel_tol=1e-5) for x, y in zip(got, want))
+    assert len(got) == len(want) and all(
+        math.isclose(x, y, rel_tol=1e-5) for x, y in zip(got, want)
+    )
 
 
 runner = CliRunner()

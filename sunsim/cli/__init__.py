@@ -3,8 +3,8 @@
 Owns: the typer app and its one-line, exit-code-2 error handling (:mod:`.app`), the
 scenario options shared by ``replay`` and ``plan``, generated once from the fields of
 :class:`~sunsim.config.Scenario` (:mod:`.options`), output helpers (:mod:`.format`) and
-one module per command: ``trace``, ``replay``, ``profile`` (+ ``profile_import``), ``plan`` (+ ``plan_tables``),
-``report``, ``validate``.
+one module per command: ``trace``, ``replay``, ``profile`` (+ ``profile_import``), ``plan``
+(+ ``plan_tables``), ``report``, ``validate``.
 ``sunsim.cli:main`` is the console-script entry point; ``python -m sunsim`` runs it too.
 """
 

@@ -203,7 +203,10 @@ def _source(
         "tensor_parallel_size": 1,
         "gemm_dtype": tables.GEMM_DTYPES[precision],
         "kernel_sources": kernels,
-        "tables": [str(Path(*p.parts[-5:])) for p in (ts.gemm, ts.context_attention, ts.generation_attention)],
+        "tables": [
+            str(Path(*p.parts[-5:]))
+            for p in (ts.gemm, ts.context_attention, ts.generation_attention)
+        ],
         "measured": (
             "per layer: GEMMs " + ", ".join(names) + "; context attention (prefill, batch x "
             "prompt tokens) or generation attention (decode, batch x (context + 1) KV "

@@ -133,4 +133,6 @@ class StepComposer:
         """One decode step of ``batch_size`` requests with ``context_tokens`` cached tokens
         each (attention over context + 1 tokens: the cache and the new token)."""
         attn = self.spec.num_layers * self.generation.ms(batch_size, context_tokens + 1)
-        return StepParts(self.gemm_ms(batch_size, batch_size), attn, self.elementwise_ms(batch_size))
+        return StepParts(
+            self.gemm_ms(batch_size, batch_size), attn, self.elementwise_ms(batch_size)
+        )

@@ -107,7 +107,9 @@ def locate(data_root: Path, gpu: str, backend: str, version: str | None) -> Tabl
     both = [v for v in _versions(gdir) if v in _versions(adir)]
     if version is None:
         if not both:
-            raise ProfileError(f"--backend {backend}: no version of it has both tables for {system}")
+            raise ProfileError(
+                f"--backend {backend}: no version of it has both tables for {system}"
+            )
         version = both[-1]
     elif version not in both:
         raise ProfileError(
