@@ -13,6 +13,8 @@
 * :mod:`sunsim.profiling.harness`: :func:`profile_model`, :func:`write_profile` (the files are
   written by :func:`sunsim.latency.profile_format.write_profile_dir`).
 * :mod:`sunsim.profiling.analysis`: :func:`roofline_ratios` (no torch needed).
+* :mod:`sunsim.profiling.aic`: ``sunsim profile import``, profiles composed from NVIDIA's
+  measured kernel database (aiconfigurator-core's tables; no torch, the package never imported).
 """
 
 from __future__ import annotations
