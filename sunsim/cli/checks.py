@@ -69,7 +69,7 @@ def check_number(
         return
     u = f" {unit}" if unit else ""
     if not math.isfinite(value):
-        raise _fail(option, f"expected a finite number{u}, got {value}")
+        raise _fail(option, f"expected a finite number{f' ({unit})' if unit else ''}, got {value}")
     if value < lo or (lo_open and value == lo):
         raise _fail(option, f"must be {'>' if lo_open else '>='} {lo:g}{u}, got {value:g}")
     if hi is not None and value > hi:
