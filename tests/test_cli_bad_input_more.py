@@ -47,7 +47,7 @@ CASES = [
      ["OUT", "not an existing directory"]),
     # trace info
     ("info-format", ["trace", "info", "{trace}", "--format", "xml"],
-     ["--format", "unknown value 'xml'", "canonical"]),
+     ["--format", "unknown trace format 'xml'", "canonical"]),
     # profile
     ("profile-model", [*PROFILE, "--model", "gpt"], ["--model", "'gpt'", "tiny-llama"]),
     ("profile-precision", [*PROFILE, "--precision", "fp8"], ["--precision", "'fp8'", "w4a16"]),

@@ -89,11 +89,12 @@ def check_ints(
         check_int(option, v, lo, hi, why)
 
 
-def check_choice(option: str, value: str, choices: Iterable[str]) -> str:
-    """``value`` is one of ``choices`` (case-insensitive); returns it lower-cased."""
+def check_choice(option: str, value: str, choices: Iterable[str], what: str = "value") -> str:
+    """``value`` is one of ``choices`` (case-insensitive); returns it lower-cased. ``what``
+    names the kind of value in the message (``unknown model 'x'``)."""
     known = list(choices)
     if value.lower() not in known:
-        raise _fail(option, f"unknown value '{value}'; use one of: {', '.join(known)}")
+        raise _fail(option, f"unknown {what} '{value}'; use one of: {', '.join(known)}")
     return value.lower()
 
 
@@ -101,14 +102,14 @@ def check_model(option: str, name: str) -> Any:
     """The built-in :class:`~sunsim.specs.ModelSpec` called ``name``."""
     from sunsim.specs import MODELS
 
-    return MODELS[check_choice(option, name, MODELS)]
+    return MODELS[check_choice(option, name, MODELS, "model")]
 
 
 def check_precision(option: str, name: str) -> str:
     """A weight precision name (``bf16``, ``w8a16``, ``w4a16``)."""
     from sunsim.specs import PRECISIONS
 
-    return check_choice(option, name, PRECISIONS)
+    return check_choice(option, name, PRECISIONS, "precision")
 
 
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")

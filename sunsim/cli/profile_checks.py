@@ -75,7 +75,7 @@ def checked_request(p: dict[str, Any]) -> ProfileRequest:
     """
     spec = check_model("--model", p["model"])
     precision = check_precision("--precision", p["precision"])
-    statistic = check_choice("--statistic", p["statistic"], STATISTICS)
+    statistic = check_choice("--statistic", p["statistic"], STATISTICS, "statistic")
     check_int("--layers", p["layers"], 1, spec.num_layers, f"{spec.name} has that many layers")
     check_threads("--threads", p["threads"])
     check_seed("--seed", p["seed"])

@@ -34,7 +34,7 @@ def trace_info_cmd(
     from sunsim.cli.checks import check_choice
     from sunsim.traces import FORMATS, read_trace, trace_info
 
-    fmt = check_choice("--format", fmt, ["auto", *FORMATS])
+    fmt = check_choice("--format", fmt, ["auto", *FORMATS], "trace format")
     info = trace_info(read_trace(trace, fmt, keep_failed=keep_failed, sort_arrivals=sort_arrivals))
     table = Table(title=f"{info['path']} ({info['format']})", show_header=False)
     table.add_column("what", style="bold")

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from sunsim.cli.checks import (
-    check_choice,
     check_device,
     check_int,
     check_model,
@@ -32,6 +31,7 @@ from sunsim.cli.checks import (
     memory_bytes,
 )
 from sunsim.errors import ConfigError
+from sunsim.validate.engine.options import STATISTICS
 
 MAX_REQUESTS = 10_000
 MAX_SPAN_S = 3 * 3600.0
@@ -53,7 +53,9 @@ def checked_options(p: dict[str, Any], trace: Path) -> Any:
     from sunsim.validate.engine import EngineCheckOptions
 
     spec = check_model("--model", p["model"])
-    statistic = check_choice("--statistic", p["statistic"], ("split", "mean", "median"))
+    statistic = p["statistic"].lower()
+    if statistic not in STATISTICS:
+        raise ConfigError(f"--statistic must be split, mean or median, got '{p['statistic']}'")
     _check_counts(p, spec)
     _check_times(p)
     if p["out"] is not None:
