@@ -100,7 +100,7 @@ def _print_check(d: Path) -> float:
     console.print(
         f"median held-out MAPE: [bold]{med:.2f}%[/] ({df.attrs['description']})", highlight=False
     )
-    return med
+    return float(med)
 
 
 ModelOpt = Annotated[
@@ -264,7 +264,7 @@ def _timing(
     )
 
 
-def _measure(model: str, device: str, precision: str, quick: bool, run: dict) -> Any:
+def _measure(model: str, device: str, precision: str, quick: bool, run: dict[str, Any]) -> Any:
     """Run the harness with a progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -292,7 +292,7 @@ def _measure(model: str, device: str, precision: str, quick: bool, run: dict) ->
         )
 
 
-def _print_profile(m: dict, d: Path) -> None:
+def _print_profile(m: dict[str, Any], d: Path) -> None:
     console.print(
         f"{m['device_name']} ({m['device_kind']}, {m['threads']} threads, torch "
         f"{m['torch_version']}): copy {m['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "

@@ -4,7 +4,7 @@ engine, profile its kernels, simulate the same slice, and print the errors."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -150,7 +150,7 @@ def validate_engine_cmd(
     _print_engine_notes(r.summary, out_dir)
 
 
-def _print_engine_settings(st: dict) -> None:
+def _print_engine_settings(st: dict[str, Any]) -> None:
     console.print(
         f"{st['num_requests']} requests of {Path(st['trace']).name} (rate x"
         f"{st['rate_scale']:g}, {st['arrival_span_s']:.0f} s; prompts x"
@@ -165,7 +165,7 @@ def _print_engine_settings(st: dict) -> None:
     )
 
 
-def _print_engine_table(s: dict) -> None:
+def _print_engine_table(s: dict[str, Any]) -> None:
     """Simulated vs measured errors: TTFT, TPOT, E2E, decode step, prefill batch."""
     from rich.table import Table
 
@@ -178,7 +178,7 @@ def _print_engine_table(s: dict) -> None:
     for c in ("", "n", "median |err|", "p90 |err|", "median err", "measured", "simulated"):
         t.add_column(c, justify="left" if not c else "right")
 
-    def row(name: str, st_: dict, meas: str = "", sim: str = "") -> None:
+    def row(name: str, st_: dict[str, Any], meas: str = "", sim: str = "") -> None:
         t.add_row(
             name,
             str(st_["n"]),
@@ -224,7 +224,7 @@ def _print_engine_table(s: dict) -> None:
     console.print(t)
 
 
-def _print_engine_notes(s: dict, out_dir: Path) -> None:
+def _print_engine_notes(s: dict[str, Any], out_dir: Path) -> None:
     """The goal verdict, other statistics, the level-matched diagnostic, decode, link, load."""
     from sunsim.validate.engine import GOAL_TPOT_MEDIAN, GOAL_TTFT_MEDIAN
 
