@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from sunsim.cli.app import app, make_typer
-from sunsim.cli.format import command_line, console, err_console, split_list
+from sunsim.cli.format import command_line, console, err_console
+from sunsim.cli.profile_checks import checked_request
 
 profile_app = make_typer(
     help="Measure prefill/decode latency profiles with torch (sunsim profile "
@@ -99,76 +100,105 @@ def _print_check(d: Path) -> float:
     console.print(
         f"median held-out MAPE: [bold]{med:.2f}%[/] ({df.attrs['description']})", highlight=False
     )
-    return med
+    return float(med)
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Option("--model", "-m", help="Built-in model spec (llama-3.1-8b, qwen3-8b, tiny-llama)."),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", "-d", help="cpu, cuda (cuda:N) or auto (cuda when available).")
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision", "-p", help="bf16 (prefill + decode), w8a16 or w4a16 (decode only)."
+    ),
+]
+QuickOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quick", help="Tiny grid and few repeats (tests); written under <device-slug>-quick/."
+    ),
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Root directory.")]
+LayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layers",
+        help="Layers to run (rest scaled); default all, or 2 (quick 1) on a CPU for models "
+        "over 2 GiB, or what fits the GPU.",
+    ),
+]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")]
+BatchSizesOpt = Annotated[
+    str | None, typer.Option("--batch-sizes", help="Decode batch sizes, e.g. 1,2,4,8.")
+]
+ContextsOpt = Annotated[
+    str | None,
+    typer.Option("--contexts", help="Decode context tokens per request, e.g. 128,512,2048."),
+]
+PrefillBatchSizesOpt = Annotated[
+    str | None, typer.Option("--prefill-batch-sizes", help="Prefill batch sizes, e.g. 1,2,4.")
+]
+PromptTokensOpt = Annotated[
+    str | None, typer.Option("--prompt-tokens", help="Prefill prompt tokens, e.g. 64,256,1024.")
+]
+MaxPrefillTokensOpt = Annotated[
+    int | None, typer.Option("--max-prefill-tokens", help="Largest prefill batch (tokens).")
+]
+WarmupOpt = Annotated[int | None, typer.Option("--warmup", help="Warm-up calls per point.")]
+RepeatsOpt = Annotated[int | None, typer.Option("--repeats", help="Minimum timed repeats.")]
+MaxRepeatsOpt = Annotated[int | None, typer.Option("--max-repeats", help="Maximum timed repeats.")]
+TimePerPointOpt = Annotated[
+    float | None, typer.Option("--time-per-point", help="Seconds of repeats per grid point.")
+]
+PassesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--passes", help="Sweeps over the grid, repeats pooled (default: cpu 20, cuda/quick 1)."
+    ),
+]
+CudaGraphsOpt = Annotated[
+    bool, typer.Option("--cuda-graphs", help="Replay decode steps as CUDA graphs.")
+]
+StatisticOpt = Annotated[
+    str,
+    typer.Option(
+        "--statistic",
+        help="What the latency model fits: median or min (the fastest repeat); auto = median "
+        "on cuda, min on a (shared) cpu.",
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing profile.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and inputs.")]
 
 
 @profile_app.callback()
 def profile_cmd(
     ctx: typer.Context,
-    model: str = typer.Option(
-        "llama-3.1-8b",
-        "--model",
-        "-m",
-        help="Built-in model spec (llama-3.1-8b, qwen3-8b, tiny-llama).",
-    ),
-    device: str = typer.Option(
-        "auto", "--device", "-d", help="cpu, cuda (cuda:N) or auto (cuda when available)."
-    ),
-    precision: str = typer.Option(
-        "bf16", "--precision", "-p", help="bf16 (prefill + decode), w8a16 or w4a16 (decode only)."
-    ),
-    quick: bool = typer.Option(
-        False,
-        "--quick",
-        help="Tiny grid and few repeats (tests); written under <device-slug>-quick/.",
-    ),
-    out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Root directory."),
-    layers: int | None = typer.Option(
-        None,
-        "--layers",
-        help="Layers to run (rest scaled); "
-        "default all, or 2 (quick 1) on a CPU for models over "
-        "2 GiB, or what fits the GPU.",
-    ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-    batch_sizes: str | None = typer.Option(
-        None, "--batch-sizes", help="Decode batch sizes, e.g. 1,2,4,8."
-    ),
-    contexts: str | None = typer.Option(
-        None, "--contexts", help="Decode context tokens per request, e.g. 128,512,2048."
-    ),
-    prefill_batch_sizes: str | None = typer.Option(
-        None, "--prefill-batch-sizes", help="Prefill batch sizes, e.g. 1,2,4."
-    ),
-    prompt_tokens: str | None = typer.Option(
-        None, "--prompt-tokens", help="Prefill prompt tokens, e.g. 64,256,1024."
-    ),
-    max_prefill_tokens: int | None = typer.Option(
-        None, "--max-prefill-tokens", help="Largest prefill batch (tokens)."
-    ),
-    warmup: int | None = typer.Option(None, "--warmup", help="Warm-up calls per point."),
-    repeats: int | None = typer.Option(None, "--repeats", help="Minimum timed repeats."),
-    max_repeats: int | None = typer.Option(None, "--max-repeats", help="Maximum timed repeats."),
-    time_per_point: float | None = typer.Option(
-        None, "--time-per-point", help="Seconds of repeats per grid point."
-    ),
-    passes: int | None = typer.Option(
-        None,
-        "--passes",
-        help="Sweeps over the grid, repeats pooled (default: cpu 20, cuda/quick 1).",
-    ),
-    cuda_graphs: bool = typer.Option(
-        False, "--cuda-graphs", help="Replay decode steps as CUDA graphs."
-    ),
-    statistic: str = typer.Option(
-        "auto",
-        "--statistic",
-        help="What the latency model fits: "
-        "median or min (the fastest repeat); auto = median on cuda, "
-        "min on a (shared) cpu.",
-    ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing profile."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random weights and inputs."),
+    model: ModelOpt = "llama-3.1-8b",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "bf16",
+    quick: QuickOpt = False,
+    out: OutOpt = Path("profiles"),
+    layers: LayersOpt = None,
+    threads: ThreadsOpt = None,
+    batch_sizes: BatchSizesOpt = None,
+    contexts: ContextsOpt = None,
+    prefill_batch_sizes: PrefillBatchSizesOpt = None,
+    prompt_tokens: PromptTokensOpt = None,
+    max_prefill_tokens: MaxPrefillTokensOpt = None,
+    warmup: WarmupOpt = None,
+    repeats: RepeatsOpt = None,
+    max_repeats: MaxRepeatsOpt = None,
+    time_per_point: TimePerPointOpt = None,
+    passes: PassesOpt = None,
+    cuda_graphs: CudaGraphsOpt = False,
+    statistic: StatisticOpt = "auto",
+    force: ForceOpt = False,
+    seed: SeedOpt = 0,
 ) -> None:
     """Measure a latency profile: prefill over prompt lengths x batch sizes, decode over
     batch size x context, on random weights with real kernels; write
@@ -176,26 +206,14 @@ def profile_cmd(
     if ctx.invoked_subcommand is not None:
         return
     from sunsim.profiling import write_profile
-    from sunsim.profiling._torch import require_torch
 
-    torch = require_torch()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    ints = {
-        k: split_list(v, "--" + k.replace("_", "-"), int)
-        for k, v in dict(
-            batch_sizes=batch_sizes,
-            contexts=contexts,
-            prefill_batch_sizes=prefill_batch_sizes,
-            prompt_tokens=prompt_tokens,
-        ).items()
-    }
-    g = _grid(kind, quick, ints, max_prefill_tokens)
+    req = checked_request(ctx.params)  # every option checked before torch starts work
+    kind = "cuda" if req.device.startswith("cuda") else "cpu"
+    g = _grid(kind, quick, req.grid, max_prefill_tokens)
     tm = _timing(kind, quick, warmup, repeats, max_repeats, time_per_point, passes)
-    tm = _replace(tm, cuda_graphs=cuda_graphs, fit_statistic=statistic)
+    tm = _replace(tm, cuda_graphs=cuda_graphs, fit_statistic=req.statistic)
     run = dict(grid=g, timing=tm, layers=layers, threads=threads, seed=seed)
-    prof = _measure(model, device, precision, quick, run)
+    prof = _measure(req.model, req.device, req.precision, quick, run)
     d = write_profile(prof, out, force=force)
     _print_profile(prof.meta, d)
     _print_roofline(d)
@@ -246,7 +264,7 @@ def _timing(
     )
 
 
-def _measure(model: str, device: str, precision: str, quick: bool, run: dict) -> Any:
+def _measure(model: str, device: str, precision: str, quick: bool, run: dict[str, Any]) -> Any:
     """Run the harness with a progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -274,7 +292,7 @@ def _measure(model: str, device: str, precision: str, quick: bool, run: dict) ->
         )
 
 
-def _print_profile(m: dict, d: Path) -> None:
+def _print_profile(m: dict[str, Any], d: Path) -> None:
     console.print(
         f"{m['device_name']} ({m['device_kind']}, {m['threads']} threads, torch "
         f"{m['torch_version']}): copy {m['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "
@@ -314,6 +332,7 @@ def profile_check_cmd(
     from sunsim.errors import ProfileError
     from sunsim.latency.profiled import ProfiledLatency, resolve_profile
 
+    _check_profile_path(path, model, precision)
     if model or precision or (path / "meta.json").exists():
         dirs = [resolve_profile(path, model, precision)]
         ProfiledLatency.from_dir(dirs[0], model=model, precision=precision)  # checks the match
@@ -335,3 +354,18 @@ def profile_check_cmd(
             + ", ".join(f"{d.relative_to(path)} {m:.2f}%" for d, m in zip(dirs, meds)),
             highlight=False,
         )
+
+
+def _check_profile_path(path: Path, model: str | None, precision: str | None) -> None:
+    """PATH exists and is a directory; --model and --precision are known names."""
+    from sunsim.cli.checks import check_model, check_precision
+    from sunsim.errors import ProfileError
+
+    if model is not None:
+        check_model("--model", model)
+    if precision is not None:
+        check_precision("--precision", precision)
+    if not path.exists():
+        raise ProfileError(f"PATH {path}: does not exist; give a profile directory")
+    if not path.is_dir():
+        raise ProfileError(f"PATH {path}: is a file; give the profile directory that holds it")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from sunsim.cli.app import app, make_typer
@@ -29,8 +31,10 @@ def trace_info_cmd(
     """Read and validate a trace; print its size, rate, burstiness and token percentiles."""
     from rich.table import Table
 
-    from sunsim.traces import read_trace, trace_info
+    from sunsim.cli.checks import check_choice
+    from sunsim.traces import FORMATS, read_trace, trace_info
 
+    fmt = check_choice("--format", fmt, ["auto", *FORMATS], "trace format")
     info = trace_info(read_trace(trace, fmt, keep_failed=keep_failed, sort_arrivals=sort_arrivals))
     table = Table(title=f"{info['path']} ({info['format']})", show_header=False)
     table.add_column("what", style="bold")
@@ -92,7 +96,7 @@ def trace_synth_cmd(
 
     if requests is None and duration is None:
         duration = 600.0
-    served = [m.strip() for m in models.split(",")]
+    served = _check_synth(out, requests, duration, rate, burstiness, models, zipf, seed)
     df = synth_trace(
         num_requests=requests,
         duration_s=duration,
@@ -123,3 +127,43 @@ def trace_synth_cmd(
     console.print(
         f"regenerate with (seed {seed}): {cmd}", highlight=False, soft_wrap=True, markup=False
     )
+
+
+def _check_synth(
+    out: str,
+    requests: int | None,
+    duration: float | None,
+    rate: float,
+    burstiness: float,
+    models: str,
+    zipf: float,
+    seed: int,
+) -> list[str]:
+    """Check ``trace synth``'s options (one line naming the option) before drawing anything;
+    returns the served model names. Bounds: at most ``MAX_SYNTH_REQUESTS`` requests, also as
+    ``--rate`` x ``--duration`` (the frame alone takes about 1.6 GB at the bound)."""
+    from sunsim.cli.checks import check_int, check_number, check_out_file, check_seed
+    from sunsim.errors import ConfigError
+    from sunsim.traces import MAX_SYNTH_REQUESTS
+
+    if requests is not None and duration is not None:
+        raise ConfigError("--requests, --duration: give exactly one of them")
+    why = "about 1.6 GB of requests in memory"
+    check_int("--requests", requests, 1, MAX_SYNTH_REQUESTS, why)
+    check_number("--duration", duration, 0.0, lo_open=True, unit="s")
+    check_number("--rate", rate, 0.0, lo_open=True, unit="requests/s")
+    check_number("--burstiness", burstiness, 0.0)
+    check_number("--zipf (Zipf exponent)", zipf, 0.0)
+    check_seed("--seed", seed)
+    if duration is not None and rate * duration > MAX_SYNTH_REQUESTS:
+        raise ConfigError(
+            f"--rate x --duration: asks for about {rate * duration:,.0f} requests, more than "
+            f"{MAX_SYNTH_REQUESTS:,} ({why}); lower --rate or --duration"
+        )
+    served = [m.strip() for m in models.split(",")]
+    if not all(served) or len(set(served)) != len(served):
+        raise ConfigError(
+            f"--models: expected distinct non-empty names separated by commas, got '{models}'"
+        )
+    check_out_file("OUT", Path(out))
+    return served

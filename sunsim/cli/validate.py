@@ -38,6 +38,7 @@ def validate_queueing_cmd(
 
     from sunsim.validate.queueing import run_queueing_checks
 
+    server_counts, loads = _check_queueing(requests, seed, servers, rhos)
     with Progress(
         TextColumn("{task.description:>28}"),
         BarColumn(),
@@ -50,13 +51,56 @@ def validate_queueing_cmd(
         df = run_queueing_checks(
             num_requests=requests,
             seed=seed,
-            servers=split_list(servers, "--servers", int) or (),
-            rhos=split_list(rhos, "--rhos", float) or (),
+            servers=server_counts,
+            rhos=loads,
             on_progress=lambda done, total, label: bar.update(
                 task, completed=done, total=total, description=label
             ),
         )
     _print_queueing(df, requests, seed)
+
+
+#: Most requests per run: each run holds about ten float arrays of that length and simulates
+#: every request (200,000 take about 2.5 s per run on a 2-vCPU machine; 10,000,000 about
+#: 2 minutes and 1 GB of arrays, so 16 loads x 17 runs would take 9 hours).
+MAX_QUEUEING_REQUESTS = 10_000_000
+#: Most decode workers of one M/M/c run: the scenario's bound of decode workers.
+MAX_SERVERS = 4096
+#: Most values of --servers or --rhos: each value is one more simulation run per load.
+MAX_RUN_VALUES = 16
+
+
+def _check_queueing(
+    requests: int, seed: int, servers: str, rhos: str
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Check ``validate queueing``'s options (one line naming the option); returns the
+    server counts and loads."""
+    from sunsim.cli.checks import check_int, check_seed
+    from sunsim.errors import ConfigError
+
+    why = "each run simulates every request: 10,000,000 take minutes per run; 200,000 give 3%"
+    if requests < 1000:
+        raise ConfigError(
+            f"--requests: queueing checks need at least 1000 requests per run, got {requests}"
+        )
+    check_int("--requests", requests, 1000, MAX_QUEUEING_REQUESTS, why)
+    check_seed("--seed", seed)
+    counts = split_list(servers, "--servers", int) or ()
+    loads = split_list(rhos, "--rhos", float) or ()
+    for option, values in (("--servers", counts), ("--rhos", loads)):
+        if len(values) > MAX_RUN_VALUES:
+            raise ConfigError(
+                f"{option}: at most {MAX_RUN_VALUES} values (each is one more run), "
+                f"got {len(values)}"
+            )
+    for c in counts:
+        check_int("--servers", c, 1, MAX_SERVERS, "the scenario's bound of decode workers")
+    for rho in loads:
+        if not 0 < rho < 1:  # also NaN
+            raise ConfigError(
+                f"--rhos: each load per server must be in (0, 1) for a stable queue, got {rho}"
+            )
+    return counts, loads
 
 
 def _print_queueing(df: Any, requests: int, seed: int) -> None:

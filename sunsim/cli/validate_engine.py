@@ -4,6 +4,7 @@ engine, profile its kernels, simulate the same slice, and print the errors."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -19,104 +20,123 @@ def _default_engine_trace() -> Path:
     return base / "azure_llm_2023_conv.csv"
 
 
-@validate_app.command("engine")
-def validate_engine_cmd(
-    device: str = typer.Option("cpu", "--device", "-d", help="cpu or cuda."),
-    trace: Path | None = typer.Option(
-        None,
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="cpu or cuda.")]
+TraceOpt = Annotated[
+    Path | None,
+    typer.Option(
         "--trace",
-        help="Trace to replay a slice of "
-        "[$SUNSIM_TRACES/azure_llm_2023_conv.csv, else "
+        help="Trace to replay a slice of [$SUNSIM_TRACES/azure_llm_2023_conv.csv, else "
         "../shared/traces/azure_llm_2023_conv.csv]",
     ),
-    requests: int = typer.Option(200, "--requests", "-n", help="The first N requests."),
-    model: str = typer.Option("tiny-llama", "--model", "-m", help="Built-in model spec."),
-    threads: int = typer.Option(1, "--threads", help="torch threads of each worker process."),
-    rate_scale: float = typer.Option(
-        0.5,
+]
+RequestsOpt = Annotated[int, typer.Option("--requests", "-n", help="The first N requests.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Built-in model spec.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch threads of each worker process.")]
+RateScaleOpt = Annotated[
+    float,
+    typer.Option(
         "--rate-scale",
         help="Multiply the trace's request rate (0.5: arrivals twice as far apart).",
     ),
-    prompt_scale: float = typer.Option(0.125, "--prompt-scale", help="Scale prompt lengths."),
-    output_scale: float = typer.Option(0.25, "--output-scale", help="Scale output lengths."),
-    max_prompt: int = typer.Option(512, "--max-prompt", help="Clip scaled prompts (tokens)."),
-    max_output: int = typer.Option(128, "--max-output", help="Clip scaled outputs (tokens)."),
-    max_num_seqs: int = typer.Option(16, "--max-num-seqs", help="Decode batch cap."),
-    kv_blocks: int | None = typer.Option(
-        None,
+]
+PromptScaleOpt = Annotated[float, typer.Option("--prompt-scale", help="Scale prompt lengths.")]
+OutputScaleOpt = Annotated[float, typer.Option("--output-scale", help="Scale output lengths.")]
+MaxPromptOpt = Annotated[int, typer.Option("--max-prompt", help="Clip scaled prompts (tokens).")]
+MaxOutputOpt = Annotated[int, typer.Option("--max-output", help="Clip scaled outputs (tokens).")]
+MaxNumSeqsOpt = Annotated[int, typer.Option("--max-num-seqs", help="Decode batch cap.")]
+KvBlocksOpt = Annotated[
+    int | None,
+    typer.Option(
         "--kv-blocks",
-        help="Decode KV capacity in "
-        "16-token blocks [half of what max-num-seqs "
-        "requests of the slice's mean context need]",
+        help="Decode KV capacity in 16-token blocks [half of what max-num-seqs requests of "
+        "the slice's mean context need]",
     ),
-    max_num_batched_tokens: int = typer.Option(
-        1024, "--max-num-batched-tokens", help="Prefill batch token budget (tokens)."
-    ),
-    statistic: str = typer.Option(
-        "split",
+]
+MaxNumBatchedTokensOpt = Annotated[
+    int,
+    typer.Option("--max-num-batched-tokens", help="Prefill batch token budget (tokens)."),
+]
+StatisticOpt = Annotated[
+    str,
+    typer.Option(
         "--statistic",
-        help="Profile statistic the "
-        "simulation uses: split (prefill medians, decode means), "
+        help="Profile statistic the simulation uses: split (prefill medians, decode means), "
         "mean or median (all are reported).",
     ),
-    passes: int = typer.Option(
-        2, "--passes", help="Profile passes: 1 (before the replay) or 2 (before and after, pooled)."
+]
+PassesOpt = Annotated[
+    int,
+    typer.Option(
+        "--passes",
+        help="Profile passes: 1 (before the replay) or 2 (before and after, pooled).",
     ),
-    time_per_point: float = typer.Option(
-        0.25, "--time-per-point", help="Seconds of repeats per profile grid point and pass."
-    ),
-    pin: bool = typer.Option(
-        False, "--pin/--no-pin", help="Pin the prefill and decode processes to CPUs 0 and 1."
-    ),
-    concurrent: bool = typer.Option(
-        True,
+]
+TimePerPointOpt = Annotated[
+    float,
+    typer.Option("--time-per-point", help="Seconds of repeats per profile grid point and pass."),
+]
+PinOpt = Annotated[
+    bool,
+    typer.Option("--pin/--no-pin", help="Pin the prefill and decode processes to CPUs 0 and 1."),
+]
+ConcurrentOpt = Annotated[
+    bool,
+    typer.Option(
         "--concurrent/--isolated",
-        help="Profile each kernel while the other process works "
-        "as during the replay (decoding; prefilling now and "
-        "then), or with it idle.",
+        help="Profile each kernel while the other process works as during the replay "
+        "(decoding; prefilling now and then), or with it idle.",
     ),
-    prefill_idle: float | None = typer.Option(
-        None,
+]
+PrefillIdleOpt = Annotated[
+    float | None,
+    typer.Option(
         "--prefill-idle",
-        help="Seconds of "
-        "sleep before every timed prefill of the "
-        "profile [the slice's mean time between "
-        "arrivals, at most 0.5]",
+        help="Seconds of sleep before every timed prefill of the profile [the slice's mean "
+        "time between arrivals, at most 0.5]",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the weights, prompts and routers."),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output directory [runs/validate-engine-<time>]"
-    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the weights, prompts and routers.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Output directory [runs/validate-engine-<time>]"),
+]
+
+
+@validate_app.command("engine")
+def validate_engine_cmd(
+    ctx: typer.Context,
+    device: DeviceOpt = "cpu",
+    trace: TraceOpt = None,
+    requests: RequestsOpt = 200,
+    model: ModelOpt = "tiny-llama",
+    threads: ThreadsOpt = 1,
+    rate_scale: RateScaleOpt = 0.5,
+    prompt_scale: PromptScaleOpt = 0.125,
+    output_scale: OutputScaleOpt = 0.25,
+    max_prompt: MaxPromptOpt = 512,
+    max_output: MaxOutputOpt = 128,
+    max_num_seqs: MaxNumSeqsOpt = 16,
+    kv_blocks: KvBlocksOpt = None,
+    max_num_batched_tokens: MaxNumBatchedTokensOpt = 1024,
+    statistic: StatisticOpt = "split",
+    passes: PassesOpt = 2,
+    time_per_point: TimePerPointOpt = 0.25,
+    pin: PinOpt = False,
+    concurrent: ConcurrentOpt = True,
+    prefill_idle: PrefillIdleOpt = None,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
 ) -> None:
     """Replay a trace slice through a small real prefill/decode engine (two torch processes,
     continuous batching over a paged KV cache, KV handed over through shared memory), profile
     the engine's own kernels, simulate the same slice with that profile, and print the TTFT,
     TPOT and decode-step errors (goal: median TPOT error <= 5%, median TTFT error <= 10%)."""
+    from sunsim.cli.validate_engine_checks import checked_options
     from sunsim.runs import default_run_dir
-    from sunsim.validate.engine import EngineCheckOptions, run_engine_check
+    from sunsim.validate.engine import run_engine_check
 
-    opts = EngineCheckOptions(
-        trace=str(trace or _default_engine_trace()),
-        num_requests=requests,
-        rate_scale=rate_scale,
-        prompt_scale=prompt_scale,
-        output_scale=output_scale,
-        max_prompt=max_prompt,
-        max_output=max_output,
-        device=device,
-        model=model,
-        threads=threads,
-        max_num_seqs=max_num_seqs,
-        kv_blocks=kv_blocks,
-        max_num_batched_tokens=max_num_batched_tokens,
-        pin=pin,
-        concurrent=concurrent,
-        prefill_idle_s=prefill_idle,
-        seed=seed,
-        statistic=statistic,
-        profile_passes=passes,
-        time_per_point_s=time_per_point,
-    )
+    # every option, the trace and --out checked before the engine starts
+    opts = checked_options(ctx.params, trace or _default_engine_trace())
     out_dir = out or default_run_dir("validate-engine")
     with err_console.status("real engine") as status:
         r = run_engine_check(
@@ -130,7 +150,7 @@ def validate_engine_cmd(
     _print_engine_notes(r.summary, out_dir)
 
 
-def _print_engine_settings(st: dict) -> None:
+def _print_engine_settings(st: dict[str, Any]) -> None:
     console.print(
         f"{st['num_requests']} requests of {Path(st['trace']).name} (rate x"
         f"{st['rate_scale']:g}, {st['arrival_span_s']:.0f} s; prompts x"
@@ -145,7 +165,7 @@ def _print_engine_settings(st: dict) -> None:
     )
 
 
-def _print_engine_table(s: dict) -> None:
+def _print_engine_table(s: dict[str, Any]) -> None:
     """Simulated vs measured errors: TTFT, TPOT, E2E, decode step, prefill batch."""
     from rich.table import Table
 
@@ -158,7 +178,7 @@ def _print_engine_table(s: dict) -> None:
     for c in ("", "n", "median |err|", "p90 |err|", "median err", "measured", "simulated"):
         t.add_column(c, justify="left" if not c else "right")
 
-    def row(name: str, st_: dict, meas: str = "", sim: str = "") -> None:
+    def row(name: str, st_: dict[str, Any], meas: str = "", sim: str = "") -> None:
         t.add_row(
             name,
             str(st_["n"]),
@@ -204,7 +224,7 @@ def _print_engine_table(s: dict) -> None:
     console.print(t)
 
 
-def _print_engine_notes(s: dict, out_dir: Path) -> None:
+def _print_engine_notes(s: dict[str, Any], out_dir: Path) -> None:
     """The goal verdict, other statistics, the level-matched diagnostic, decode, link, load."""
     from sunsim.validate.engine import GOAL_TPOT_MEDIAN, GOAL_TTFT_MEDIAN
 
