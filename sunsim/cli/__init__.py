@@ -2,9 +2,10 @@
 
 Owns: the typer app and its one-line, exit-code-2 error handling (:mod:`.app`), the
 scenario options shared by ``replay`` and ``plan``, generated once from the fields of
-:class:`~sunsim.config.Scenario` (:mod:`.options`), output helpers (:mod:`.format`) and
-one module per command: ``trace``, ``replay``, ``profile`` (+ ``profile_import``), ``plan``
-(+ ``plan_tables``), ``report``, ``validate``.
+:class:`~sunsim.config.Scenario` (:mod:`.options`), output helpers (:mod:`.format`), the
+checks of the other commands' options (:mod:`.checks`, :mod:`.profile_checks`,
+:mod:`.validate_engine_checks`) and one module per command: ``trace``, ``replay``,
+``profile`` (+ ``profile_import``), ``plan`` (+ ``plan_tables``), ``report``, ``validate``.
 ``sunsim.cli:main`` is the console-script entry point; ``python -m sunsim`` runs it too.
 """
 

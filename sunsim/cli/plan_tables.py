@@ -11,7 +11,7 @@ def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
     """The plan of the reference point: workers, GPUs, attainment, latency per design."""
     import pandas as pd
 
-    method = ",".join(sorted(set(df["method"])))
+    method = ", ".join(sorted(set(df["method"])))
     t = pd.DataFrame(
         {
             "decode workers (per pool)": df["decode_workers"].tolist(),

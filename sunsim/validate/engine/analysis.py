@@ -65,8 +65,8 @@ def run_engine_check(
         )
     say = progress or (lambda msg: None)
     out = Path(out)
+    req = load_slice(opts)  # a bad trace fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    req = load_slice(opts)
     cfg = engine_config(opts, req)
     t_start = time.perf_counter()
     raw = run_engine(cfg, say, passes=opts.profile_passes, concurrent=opts.concurrent)
