@@ -3,9 +3,8 @@
 ``run_replay(scenario)`` loads and labels the trace (:func:`load_workload`), resolves a
 latency model per module and precision (:func:`resolve_latency`), simulates every mode of the
 scenario on the same labelled requests and summarizes each run
-(:func:`sunsim.metrics.summarize`). Writing the run directory is :mod:`sunsim.runs`'s job
-(``write_run`` and ``default_run_dir`` are re-exported here for existing callers). The CLI's
-``sunsim replay`` is a thin layer over ``run_replay`` and ``write_run``.
+(:func:`sunsim.metrics.summarize`). Writing the run directory is :mod:`sunsim.runs`'s job.
+The CLI's ``sunsim replay`` is a thin layer over ``run_replay`` and ``sunsim.runs.write_run``.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.resolve import resolve_latency as resolve
 from sunsim.metrics import RunSummary, comparison_table, summarize
-from sunsim.runs.layout import default_run_dir
-from sunsim.runs.write import write_run
 
 #: The bundled default trace (package data).
 DEFAULT_TRACE = default_trace()
@@ -173,9 +170,7 @@ __all__ = [
     "DEFAULT_TRACE",
     "ReplayResult",
     "Workload",
-    "default_run_dir",
     "load_workload",
     "resolve_latency",
     "run_replay",
-    "write_run",
 ]

@@ -216,7 +216,8 @@ def _write_replays(
 ) -> list[Path]:
     """``replay_<mode>/`` per mode whose final simulation was kept (reference point)."""
     from sunsim.planner.options import scenario_with
-    from sunsim.replay import ReplayResult, Workload, write_run
+    from sunsim.replay import ReplayResult, Workload
+    from sunsim.runs.write import write_run
 
     files: list[Path] = []
     pp = r.points[r.reference]
