@@ -418,3 +418,15 @@ def test_import_without_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.startswith("OK") and "pip install 'sunsim[profile]'" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "profile", ["cpu-intel-xeon-1t/tiny-llama/bf16", "h100-sxm-aic-vllm-0.24.0/llama-3.1-8b/bf16"]
+)
+def test_inlined_decode_step_equals_the_surface(profile):
+    """decode_step_time inlines Surface.correction for speed; both must give the same seconds,
+    inside the grid, on its edges and outside it."""
+    lat = ProfiledLatency.from_dir(profiles_root() / profile)
+    for b, c in [(1, 100), (3, 5000), (17, 40000), (64, 262144), (300, 1_000_000)]:
+        want = lat._decode.apply(lat.fitted_decode_time(b, c), b, c / b)
+        assert lat.decode_step_time(b, c) == pytest.approx(want, rel=1e-12)

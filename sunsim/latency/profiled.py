@@ -216,6 +216,7 @@ class ProfiledLatency(LatencyModel):
         c = total_context_tokens
         a0, a1, a2, a3 = self._dc
         s = self._decode
+        # Surface.correction inlined (the simulator's hottest call; a test checks they agree)
         # batch-size axis: precomputed cell and weight for integer batch sizes
         if b < s.cells_len:
             i, fx = s.cells[b]

@@ -15,29 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sunsim.latency.profile_tables import DECODE_COLUMNS, ENGINE_EXTRA_COLUMNS, PREFILL_COLUMNS
 from sunsim.serialize import as_dict
 from sunsim.validate.engine.options import EngineCheckOptions
 
-#: Columns of the two tables (the profile format's, then the check's extra ones).
-_EXTRA = ("repeats", "time_s_mean", "cpu_s_median", "passes")
-DECODE_TABLE_COLUMNS = (
-    "batch_size",
-    "context_tokens",
-    "total_context_tokens",
-    "time_s_median",
-    "time_s_p10",
-    "time_s_p90",
-    *_EXTRA,
-)
-PREFILL_TABLE_COLUMNS = (
-    "batch_size",
-    "prompt_tokens",
-    "total_tokens",
-    "time_s_median",
-    "time_s_p10",
-    "time_s_p90",
-    *_EXTRA,
-)
+#: Columns of the two tables: the profile format's, then the check's extra ones.
+DECODE_TABLE_COLUMNS = (*DECODE_COLUMNS, *ENGINE_EXTRA_COLUMNS)
+PREFILL_TABLE_COLUMNS = (*PREFILL_COLUMNS, *ENGINE_EXTRA_COLUMNS)
 
 _KERNELS = {
     "decode": "sunsim.validate.real_engine.decode_step: batched linear layers, each "
