@@ -91,8 +91,9 @@ def get_gpu(name: str) -> GpuSpec:
 
 #: NVLink bandwidth per GPU, per direction, bytes/s: half the bidirectional total of NVIDIA's
 #: datasheets: A100 SXM 600 GB/s (NVLink 3), H100 SXM and H200 SXM 900 GB/s (NVLink 4), HGX
-#: B200 1.8 TB/s per GPU (NVLink 5). Tensor-parallel all-reduces of the roofline run at it
-#: (:mod:`sunsim.specs.parallel`).
+#: B200 1.8 TB/s per GPU (NVLink 5); the same figures as aiconfigurator-core 0.12.0's
+#: ``systems/<gpu>.yaml`` ``intra_node_bw``. Tensor-parallel all-reduces of the roofline run at
+#: it (:mod:`sunsim.specs.parallel`).
 NVLINK_BW: dict[str, float] = {
     "a100": 300 * GB,
     "h100": 450 * GB,

@@ -78,7 +78,13 @@ def allreduce_seconds_per_token(model: ModelSpec, gpu: GpuSpec, tp: int) -> floa
     over N GPUs moves 2(N-1)/N x S bytes through each GPU's link (the bus-bandwidth rule of
     NVIDIA's nccl-tests, ``doc/PERFORMANCE.md``), at :func:`~sunsim.specs.hardware.
     nvlink_bandwidth` bytes/s per direction. No per-call latency and no overlap with compute:
-    a bandwidth lower bound, like the rest of the roofline.
+    a bandwidth lower bound, like the rest of the roofline. How low: vLLM's custom all-reduce
+    measured under CUDA graphs on H100 and H200 (aiconfigurator-core 0.12.0's tables, vLLM
+    0.14-0.24) takes 4.4-5.1 us for one token of 4096 BF16 values (over 150x this bound),
+    4.5-6.6 us for 8 tokens and 1.3-2.2x this bound at 2048 tokens
+    (``experiments/tp_allreduce/run.py`` prints the table); so at N > 1 the roofline leaves
+    out about 2 x layers x 5 us per decode step. Profiles imported at N
+    (``sunsim profile import --tensor-parallel-size N``) carry the measured all-reduces.
     """
     if tp == 1:
         return 0.0
