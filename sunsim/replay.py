@@ -104,12 +104,16 @@ def load_workload(s: Scenario) -> Workload:
 def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyModel, str]:
     """The latency model of ``role`` (``prefill``/``decode``) at ``precision`` for scenario
     ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
-    with the scenario's model, GPU, latency source and profile path).
+    with the scenario's model, GPU, latency source, profile path and the ``role`` pool's
+    tensor parallel size).
 
     Raises:
         ProfileError: the scenario's profile has no model/precision/role asked for.
     """
-    return resolve(s.base_model, s.gpu, precision, role, s.latency, s.profile)
+    tp = s.pool_tensor_parallel_size(role)
+    return resolve(
+        s.base_model, s.gpu, precision, role, s.latency, s.profile, tensor_parallel_size=tp
+    )
 
 
 @dataclass

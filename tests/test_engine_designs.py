@@ -35,7 +35,7 @@ def test_unknown_design_and_wrong_pool_counts_are_one_line():
 @pytest.mark.parametrize(
     ("pool", "message"),
     [
-        (PoolDesign(PoolScope.SHARED, tensor_parallel=2), "tensor_parallel 2 is not simulated"),
+        (PoolDesign(PoolScope.SHARED, tensor_parallel=3), "must be a power of two"),
         (PoolDesign(PoolScope.SHARED, gpu="h200"), "different GPU types are not simulated"),
     ],
 )

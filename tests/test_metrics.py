@@ -193,6 +193,8 @@ def test_summarize_counts_add_up():
         "total": 4,
         "decode_per_pool": [2],
         "prefill_per_model": [1, 1],
+        "prefill_tensor_parallel_size": 1,
+        "decode_tensor_parallel_size": 1,
     }
     assert s["latency_s"]["ttft_s_p50"] == pytest.approx(np.percentile(fin["ttft_s"], 50))
     assert s["decode"]["kv_capacity_tokens"] == 64 * 16
@@ -303,6 +305,9 @@ def test_summary_json_equals_v0_1_0(tmp_path: Path):
     for mode, want in golden["modes"].items():
         new, old = copy.deepcopy(got[mode]), copy.deepcopy(want)
         assert set(new.pop("sim")) == set(old.pop("sim"))
+        # keys added after 0.1.0 (tensor parallelism), at the end of "gpus": 1 GPU per worker
+        for key in ("prefill_tensor_parallel_size", "decode_tensor_parallel_size"):
+            assert new["gpus"].pop(key) == 1, (mode, key)
         # 0.1.0's CLI always ran its progress loop, which advanced the clock past the last
         # event and so lengthened the span that utilisation divides by (issue 9, item 7).
         # Progress now observes only: the span ends at the last event, so these fractions

@@ -37,12 +37,16 @@ def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
                 df["throughput_per_gpu_vs_partitioned"],
             )
         ]
+    tp = sorted(set(zip(df["prefill_tensor_parallel_size"], df["decode_tensor_parallel_size"])))
+    tp_note = "".join(f", {p} GPUs per prefill worker, {d} per decode worker" for p, d in tp)
+    if tp == [(1, 1)]:
+        tp_note = ""
     sweep = ""
     if popts.sweep is not None:
         sweep = f" at {popts.sweep[0]} = {r.points[r.reference].sweep_value:g}"
     print_table(
         t.T,
-        f"sunsim plan on {s.gpu} ({method} step times){sweep}: SLO TTFT <= "
+        f"sunsim plan on {s.gpu}{tp_note} ({method} step times){sweep}: SLO TTFT <= "
         f"{s.slo_ttft_s} s, TPOT <= {s.slo_tpot_s} s, {popts.slo_kind} "
         f"{s.slo_attainment:.0%} per model",
     )

@@ -37,7 +37,8 @@ from sunsim.engine.designs import DESIGNS, get_design
 from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec, split_workers
 from sunsim.errors import ConfigError
-from sunsim.specs import GPU_ALIASES, GPUS, MODELS, GiB, LinkSpec, SloSpec
+from sunsim.specs import GPU_ALIASES, GPUS, MODELS, GiB, LinkSpec, SloSpec, get_model
+from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE, check_heads_divisible
 from sunsim.traces.formats import FORMATS
 
 MODES = tuple(DESIGNS)
@@ -62,6 +63,7 @@ QsunPrecision = Literal["w4a16", "w8a16"]
 MAX_WORKERS = 4096
 _WORKERS_WHY = f"at most {MAX_WORKERS} workers per pool: each is a simulated process"
 WorkerCount = Annotated[Int, Field(ge=1, le=MAX_WORKERS)]
+_TP_WHY = "the largest power of two in one NVLink domain (GB200 NVL72)"
 Share = Annotated[Float, Field(ge=0)]
 
 
@@ -76,7 +78,8 @@ class Scenario:
     for every model, or one per model), ``decode_workers`` (one count = the total: the shared
     pool of sun/qsun, split over partitioned's per-model pools in proportion to each model's
     output tokens in the trace, at least 1 each; or one per model, summed for the shared
-    pool), ``qsun_precision``, engine limits, routers, link. Latency: ``latency`` = ``auto``
+    pool), ``tensor_parallel_size`` (GPUs per worker; ``prefill_``/``decode_`` overrides),
+    ``qsun_precision``, engine limits, routers, link. Latency: ``latency`` = ``auto``
     (a bundled profile for gpu+model+precision if there is one, else the roofline),
     ``profile`` (``profile`` path required) or ``roofline``. See each field's help.
     """
@@ -143,6 +146,19 @@ class Scenario:
     qsun_precision: QsunPrecision = setting(
         "w4a16", section="cluster", what="qsun precision", help="Weights of qsun's decode pool."
     )
+    tensor_parallel_size: Int = setting(
+        1, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs", reason=_TP_WHY,
+        help="GPUs per worker (tensor parallelism), every pool: a power of two dividing the "
+        "model's attention and KV heads. Every GPU count is workers x this.",
+    )  # fmt: skip
+    prefill_tensor_parallel_size: Int | None = setting(
+        None, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs",
+        reason=_TP_WHY, help="GPUs per prefill worker; default: tensor_parallel_size.",
+    )  # fmt: skip
+    decode_tensor_parallel_size: Int | None = setting(
+        None, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs",
+        reason=_TP_WHY, help="GPUs per decode worker; default: tensor_parallel_size.",
+    )  # fmt: skip
     max_num_seqs: Int = setting(
         256, section="cluster", ge=1, le=65536, unit="sequences",
         reason="vLLM's own limit is far lower; more would exhaust memory",
@@ -276,7 +292,16 @@ class Scenario:
         if "partitioned" in self.modes and len(self.decode_workers) == 1:
             if self.decode_workers[0] < n:
                 split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer than pools
+        self._check_tensor_parallel()
         return self
+
+    def _check_tensor_parallel(self) -> None:
+        """Each pool's tensor parallel size is a power of two dividing the model's heads."""
+        model = get_model(self.base_model)
+        for role in ("prefill", "decode"):
+            own = getattr(self, f"{role}_tensor_parallel_size")
+            name = "tensor_parallel_size" if own is None else f"{role}_tensor_parallel_size"
+            check_heads_divisible(model, self.pool_tensor_parallel_size(role), name)
 
     # --- derived views --------------------------------------------------------------------
 
@@ -301,6 +326,12 @@ class Scenario:
         """The decode precision of design ``mode`` under this scenario."""
         d = get_design(mode)
         return self.qsun_precision if d.low_bit_decode else d.decode.precision
+
+    def pool_tensor_parallel_size(self, role: str) -> int:
+        """GPUs per worker of the ``role`` (``prefill``/``decode``) pools: its own key, else
+        ``tensor_parallel_size``."""
+        own = getattr(self, f"{role}_tensor_parallel_size")
+        return int(self.tensor_parallel_size if own is None else own)
 
     def cluster(
         self, mode: str, output_tokens_per_model: Sequence[float] | None = None
@@ -331,6 +362,8 @@ class Scenario:
             prefill_router=self.prefill_router,
             decode_router=self.decode_router,
             link=self.link,
+            prefill_tensor_parallel_size=self.pool_tensor_parallel_size("prefill"),
+            decode_tensor_parallel_size=self.pool_tensor_parallel_size("decode"),
         )
 
 

@@ -39,7 +39,9 @@ class PoolDesign:
         gpu: GPU type (a key of :data:`sunsim.specs.GPUS`); None: the scenario's GPU.
             Pools on a GPU other than the cluster's are refused by
             :class:`~sunsim.engine.spec.ClusterSpec` until the engine simulates them.
-        tensor_parallel: GPUs per worker; only 1 is simulated today (others are refused).
+        tensor_parallel: GPUs per worker (vLLM's ``tensor_parallel_size``); a
+            :class:`~sunsim.engine.spec.ClusterSpec` takes it when it is given no size of its
+            own, and refuses another size when it is above 1.
     """
 
     scope: PoolScope

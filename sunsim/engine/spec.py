@@ -13,6 +13,7 @@ from sunsim.engine.designs import Design, get_design
 from sunsim.engine.router import ROUTERS
 from sunsim.errors import ConfigError
 from sunsim.specs import GiB, LinkSpec, get_gpu, get_precision
+from sunsim.specs.parallel import check_tensor_parallel_size
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,9 @@ class ClusterSpec:
 
     ``prefill_workers[i]`` belongs to ``served_models[i]``; ``decode_workers`` has one count per
     decode pool: one per served model when the design's decode scope is per model
-    (``partitioned``), else one, the shared pool (``sun``/``qsun``). One worker is one GPU
-    (tensor parallel 1).
+    (``partitioned``), else one, the shared pool (``sun``/``qsun``). One worker is
+    ``prefill_tensor_parallel_size`` (prefill) or ``decode_tensor_parallel_size`` (decode)
+    GPUs; every GPU count is workers x that size.
 
     Attributes:
         design: the serving design (a :class:`~sunsim.engine.designs.Design`, or its registry
@@ -36,13 +38,22 @@ class ClusterSpec:
         reserve_bytes: memory kept back for activations and the runtime, bytes.
         prefill_router, decode_router: keys of :data:`sunsim.engine.router.ROUTERS`.
         link: the KV-cache link out of each prefill worker.
+        prefill_tensor_parallel_size, decode_tensor_parallel_size: GPUs per prefill / decode
+            worker (vLLM's ``tensor_parallel_size``); None: the design's pool record
+            (``PoolDesign.tensor_parallel``, 1 for every built-in design). A design whose
+            record says N > 1 runs only at N. Powers of two from 1 to 64
+            (:func:`sunsim.specs.parallel.check_tensor_parallel_size` says why); whether they
+            divide the model's heads is checked where the model is known (the scenario and
+            the latency models).
 
-    KV capacity per decode worker = (memory x ``gpu_memory_utilization`` - decode weight bytes
-    - ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks.
+    KV capacity per decode worker = (TP x memory x ``gpu_memory_utilization`` - decode weight
+    bytes - TP x ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks
+    (:func:`sunsim.engine.cluster.kv_capacity_blocks`).
 
     Raises:
-        ConfigError: an unknown design, router, precision or GPU, or counts that do not match
-            the design's pools.
+        ConfigError: an unknown design, router, precision or GPU, counts that do not match
+            the design's pools, or a tensor parallel size out of bounds or unlike the
+            design's.
     """
 
     design: Design
@@ -59,6 +70,8 @@ class ClusterSpec:
     prefill_router: str = "least_loaded"
     decode_router: str = "least_loaded"
     link: LinkSpec = field(default_factory=LinkSpec)
+    prefill_tensor_parallel_size: int | None = None
+    decode_tensor_parallel_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -97,17 +110,26 @@ class ClusterSpec:
         get_precision(str(self.decode_precision))
         get_gpu(self.gpu)
         for role, pool in (("prefill", self.design.prefill), ("decode", self.design.decode)):
-            # the record can say it; the engine does not simulate it yet, so refuse it
-            if pool.tensor_parallel != 1:
-                raise ConfigError(
-                    f"design {self.design.name}: {role} tensor_parallel {pool.tensor_parallel} "
-                    "is not simulated yet; every worker is one GPU (tensor_parallel 1)"
-                )
+            self._set_tensor_parallel(role, pool.tensor_parallel)
             if pool.gpu is not None and get_gpu(pool.gpu) != get_gpu(self.gpu):
                 raise ConfigError(
                     f"design {self.design.name}: its {role} pools run on {pool.gpu}, the "
                     f"cluster on {self.gpu}; pools on different GPU types are not simulated yet"
                 )
+
+    def _set_tensor_parallel(self, role: str, design_tp: int) -> None:
+        """Fill ``<role>_tensor_parallel_size`` from the design when None; check it."""
+        name = f"{role}_tensor_parallel_size"
+        tp = getattr(self, name)
+        if tp is None:
+            tp = design_tp
+            object.__setattr__(self, name, tp)
+        check_tensor_parallel_size(tp, name)
+        if design_tp != 1 and tp != design_tp:
+            raise ConfigError(
+                f"design {self.design.name} runs its {role} workers at tensor parallel size "
+                f"{design_tp}; set {name} = {design_tp}, got {tp}"
+            )
 
     @property
     def decode_pool_names(self) -> list[str]:
@@ -116,14 +138,17 @@ class ClusterSpec:
 
     @property
     def num_prefill_gpus(self) -> int:
-        return sum(self.prefill_workers)
+        """Prefill workers x ``prefill_tensor_parallel_size``."""
+        return sum(self.prefill_workers) * int(self.prefill_tensor_parallel_size or 1)
 
     @property
     def num_decode_gpus(self) -> int:
-        return sum(self.decode_workers)
+        """Decode workers x ``decode_tensor_parallel_size``."""
+        return sum(self.decode_workers) * int(self.decode_tensor_parallel_size or 1)
 
     @property
     def num_gpus(self) -> int:
+        """Prefill plus decode GPUs."""
         return self.num_prefill_gpus + self.num_decode_gpus
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from sunsim.errors import ProfileError
+from sunsim.latency.profile_meta import tensor_parallel_size_of
 from sunsim.specs import get_precision
 
 
@@ -52,9 +53,17 @@ def resolve_profile(
     )
 
 
-def find_profile(root: str | Path, gpu_key: str | None, model: str, precision: str) -> Path | None:
+def find_profile(
+    root: str | Path,
+    gpu_key: str | None,
+    model: str,
+    precision: str,
+    tensor_parallel_size: int = 1,
+) -> Path | None:
     """A profile under ``root`` (``profiles/``) for ``model`` at ``precision`` whose meta
-    ``gpu_key`` equals ``gpu_key`` (``h100``/``h200``/``a100``; None for CPU profiles).
+    ``gpu_key`` equals ``gpu_key`` (``h100``/``h200``/``a100``; None for CPU profiles),
+    measured at ``tensor_parallel_size`` GPUs per worker (meta ``source.tensor_parallel_size``,
+    missing = 1; :func:`~sunsim.latency.profile_meta.tensor_parallel_size_of`).
 
     Quick (test-grid) profiles are never returned. The first match in sorted device order,
     or None when there is none.
@@ -74,6 +83,7 @@ def find_profile(root: str | Path, gpu_key: str | None, model: str, precision: s
             meta.get("gpu_key") == gpu_key
             and meta.get("model") == model
             and meta.get("precision") == prec
+            and tensor_parallel_size_of(meta, meta_path) == tensor_parallel_size
         ):
             return meta_path.parent
     return None

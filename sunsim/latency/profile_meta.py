@@ -181,6 +181,22 @@ class ProfileMeta(BaseModel):
         return self.to_dict().get(key, default)
 
 
+def tensor_parallel_size_of(meta: ProfileMeta | Json, source: str | Path = "meta.json") -> int:
+    """GPUs per worker a profile was measured at: meta ``source.tensor_parallel_size``
+    (written by ``sunsim profile import``); missing = 1 (``sunsim profile`` times one GPU).
+
+    Raises ProfileError: a value that is not a positive integer (``source`` names the file).
+    """
+    src = meta.source if isinstance(meta, ProfileMeta) else meta.get("source")
+    tp = src.get("tensor_parallel_size", 1) if isinstance(src, dict) else 1
+    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+        raise ProfileError(
+            f"{source}: source.tensor_parallel_size must be a positive integer, got {tp!r}; "
+            "fix it or re-import the profile"
+        )
+    return tp
+
+
 def time_column(meta: ProfileMeta | Json) -> str:
     """The CSV column a profile's model is fitted to (``meta.json`` ``fit_statistic``)."""
     stat = meta.fit_statistic if isinstance(meta, ProfileMeta) else meta.get("fit_statistic")

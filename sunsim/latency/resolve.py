@@ -30,42 +30,56 @@ def resolve_latency(
     profile: str | Path | None = None,
     *,
     profiles: str | Path | None = None,
+    tensor_parallel_size: int = 1,
 ) -> tuple[LatencyModel, str]:
     """The latency model for ``role`` (``prefill``/``decode``) of ``base_model`` at
-    ``precision`` on ``gpu``, and a one-line note saying where it came from.
+    ``precision`` on ``gpu`` for a worker of ``tensor_parallel_size`` GPUs, and a one-line
+    note saying where it came from.
 
-    ``source``: ``roofline`` always uses :class:`RooflineLatency`; otherwise ``profile`` (a
-    device, model or precision directory), when given, is loaded, and it is an error if it has
-    no matching model/precision or (for ``prefill``) no prefill measurements; without it, a
+    ``source``: ``roofline`` always uses :class:`RooflineLatency` (at that tensor parallel
+    size); otherwise ``profile`` (a device, model or precision directory), when given, is
+    loaded, and it is an error if it has no matching model/precision, (for ``prefill``) no
+    prefill measurements, or was measured at another tensor parallel size; without it, a
     bundled profile (under ``profiles``, default :func:`sunsim.data.profiles_root`) measured
-    on ``gpu`` for this model and precision is used, else the roofline, and the note says so.
+    on ``gpu`` for this model, precision and tensor parallel size (meta
+    ``source.tensor_parallel_size``, missing = 1: :func:`profile_tensor_parallel_size`) is
+    used, else the roofline, and the note says so.
 
     Raises:
         ProfileError: a bad or mismatched ``profile``.
-        ConfigError: unknown model, GPU or precision.
+        ConfigError: unknown model, GPU or precision; a tensor parallel size that is not a
+            power of two in 1..64 or does not divide the model's heads and KV heads.
     """
     from sunsim.latency import profiled
 
     model = get_model(base_model)
-    roof = RooflineLatency(get_gpu(gpu), model, precision)
+    tp = tensor_parallel_size
+    roof = RooflineLatency(get_gpu(gpu), model, precision, tensor_parallel_size=tp)
     if source == "roofline":
         return roof, f"{role}: {roof.description} (asked for)"
     if profile:
         d = profiled.resolve_profile(Path(profile), model.name, precision)
         lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
         check_profile_role(lat, role, d)
+        check_profile_tensor_parallel(lat, tp, role, d)
         return lat, f"{role}: {lat.description} from {d}"
     root = Path(profiles) if profiles is not None else profiles_root()
     if root.exists():
         found = profiled.find_profile(
-            root, gpu_key=gpu_key(gpu), model=model.name, precision=precision
+            root,
+            gpu_key=gpu_key(gpu),
+            model=model.name,
+            precision=precision,
+            tensor_parallel_size=tp,
         )
         if found is not None:
             lat = profiled.ProfiledLatency.from_dir(found, model=model.name, precision=precision)
             if has_role(lat, role):
                 return lat, f"{role}: {lat.description} from {found}"
+    at_tp = f" at tensor_parallel_size {tp}" if tp > 1 else ""
     return roof, (
-        f"{role}: no measured profile for {gpu} {model.name} {precision}; using {roof.description}"
+        f"{role}: no measured profile for {gpu} {model.name} {precision}{at_tp}; "
+        f"using {roof.description}"
     )
 
 
@@ -80,6 +94,30 @@ def has_role(lat: LatencyModel, role: str) -> bool:
     profile (``has_prefill`` False)."""
     has = getattr(lat, "has_prefill", True) if role == "prefill" else True
     return bool(has)
+
+
+def profile_tensor_parallel_size(lat: LatencyModel) -> int:
+    """The tensor parallel size a profiled model was measured at: its meta
+    ``source.tensor_parallel_size`` (:func:`sunsim.latency.profile_meta.tensor_parallel_size_of`;
+    missing = 1, as every ``sunsim profile`` harness run is one GPU); 1 for a model without a
+    profile meta."""
+    from sunsim.latency.profile_meta import tensor_parallel_size_of
+
+    meta = getattr(lat, "profile_meta", None)
+    where = Path(getattr(lat, "path", ".")) / "meta.json"
+    return 1 if meta is None else tensor_parallel_size_of(meta, where)
+
+
+def check_profile_tensor_parallel(lat: LatencyModel, tp: int, role: str, d: Path) -> None:
+    """Raise ProfileError when profile ``lat`` (from ``d``) was measured at another tensor
+    parallel size than ``tp``, the size of the ``role`` pool's workers."""
+    got = profile_tensor_parallel_size(lat)
+    if got != tp:
+        raise ProfileError(
+            f"{d}: this profile was measured at tensor_parallel_size {got}, the {role} "
+            f"workers run at {tp}; pass a profile made at {tp} (`sunsim profile import "
+            f"--tensor-parallel-size {tp}`) or set {role}_tensor_parallel_size = {got}"
+        )
 
 
 def check_profile_role(lat: LatencyModel, role: str, d: Path) -> None:

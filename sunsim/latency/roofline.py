@@ -13,6 +13,14 @@ Counting (per step, dense BF16 arithmetic; weight-only quantised layers still mu
 * bytes: every weight read once per step (linear layers at the module's precision,
   LM head and norms BF16; the embedding is a row gather), plus KV read (decode: the whole
   context) and KV written (one token per request in decode, every prompt token in prefill).
+
+Tensor parallel size N (vLLM's ``tensor_parallel_size``; Megatron-LM's split, arXiv
+1909.08053): each GPU of the worker holds 1/N of the weights (heads, KV heads, MLP columns and
+vocabulary split; the few replicated norm weights are counted split too), so FLOPs, weight
+bytes and KV bytes per GPU are the totals / N, and the GPUs run in lockstep; each step then adds
+2 x layers ring all-reduces of tokens x hidden BF16 values over NVLink
+(:func:`sunsim.specs.parallel.allreduce_seconds_per_token`), not overlapped with compute.
+At N = 1 nothing changes.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from collections.abc import Sequence
 
 from sunsim.latency.base import LatencyModel
 from sunsim.specs import GpuSpec, ModelSpec, get_precision, weight_bytes
+from sunsim.specs.parallel import allreduce_seconds_per_token, check_heads_divisible
 
 
 class RooflineLatency(LatencyModel):
@@ -31,20 +40,35 @@ class RooflineLatency(LatencyModel):
         model: the architecture.
         precision: ``bf16``, ``w8a16`` or ``w4a16`` linear weights.
         step_overhead_s: a fixed cost added to every step (seconds), 0 by default.
+        tensor_parallel_size: GPUs per worker (N above); ``weight_bytes`` and
+            ``kv_bytes_per_token`` stay the whole model's (what the worker's N GPUs hold).
+
+    Raises:
+        ConfigError: an unknown precision; a tensor parallel size that is not a power of two
+            in 1..64 or does not divide the model's heads and KV heads; a GPU without an
+            NVLink figure at N > 1.
     """
 
     method = "analytic"
 
     def __init__(
-        self, gpu: GpuSpec, model: ModelSpec, precision: str = "bf16", step_overhead_s: float = 0.0
+        self,
+        gpu: GpuSpec,
+        model: ModelSpec,
+        precision: str = "bf16",
+        step_overhead_s: float = 0.0,
+        tensor_parallel_size: int = 1,
     ) -> None:
         p = get_precision(precision)
+        tp = check_heads_divisible(model, tensor_parallel_size)
         self.gpu, self.model, self.precision = gpu, model, p.name
+        self.tensor_parallel_size = tp
         self.step_overhead_s = step_overhead_s
         self.weight_bytes = weight_bytes(model, p.name)
         self.kv_bytes_per_token = model.kv_bytes_per_token()
         self.max_model_len = model.max_model_len
-        self.description = f"roofline {gpu.name} {model.name} {p.name} (analytic)"
+        at_tp = f" TP{tp}" if tp > 1 else ""
+        self.description = f"roofline {gpu.name} {model.name} {p.name}{at_tp} (analytic)"
         m = model
         # Bytes read per step: linear weights at precision + LM head and norms in BF16.
         self._weight_read_bytes = (
@@ -58,6 +82,17 @@ class RooflineLatency(LatencyModel):
         self._attn_prefill_flops_per_l2 = 2.0 * m.num_heads * m.head_dim * m.num_layers
         self._inv_bw = 1.0 / gpu.mem_bw
         self._inv_flops = 1.0 / gpu.bf16_flops
+        #: KV bytes per token each GPU reads or writes (the whole token's at N = 1).
+        self._kv_io_bytes_per_token: float = self.kv_bytes_per_token
+        #: all-reduce seconds per token of a step (0 at N = 1).
+        self._allreduce_s_per_token = allreduce_seconds_per_token(model, gpu, tp)
+        if tp > 1:  # per GPU: 1/N of everything (left untouched at 1: bit-identical)
+            self._weight_read_bytes /= tp
+            self._linear_flops_per_token /= tp
+            self._head_flops_per_request /= tp
+            self._attn_decode_flops_per_ctx /= tp
+            self._attn_prefill_flops_per_l2 /= tp
+            self._kv_io_bytes_per_token = self.kv_bytes_per_token / tp
 
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         tokens = 0
@@ -70,21 +105,23 @@ class RooflineLatency(LatencyModel):
             + self._head_flops_per_request * len(prompt_lens)
             + self._attn_prefill_flops_per_l2 * sq
         )
-        nbytes = self._weight_read_bytes + self.kv_bytes_per_token * tokens
+        nbytes = self._weight_read_bytes + self._kv_io_bytes_per_token * tokens
         t_c = flops * self._inv_flops
         t_m = nbytes * self._inv_bw
-        return (t_c if t_c > t_m else t_m) + self.step_overhead_s
+        over = self.step_overhead_s + self._allreduce_s_per_token * tokens
+        return (t_c if t_c > t_m else t_m) + over
 
     def decode_step_time(self, batch_size: int, total_context_tokens: int) -> float:
         flops = (
             self._linear_flops_per_token + self._head_flops_per_request
         ) * batch_size + self._attn_decode_flops_per_ctx * total_context_tokens
-        nbytes = self._weight_read_bytes + self.kv_bytes_per_token * (
+        nbytes = self._weight_read_bytes + self._kv_io_bytes_per_token * (
             total_context_tokens + batch_size
         )
         t_c = flops * self._inv_flops
         t_m = nbytes * self._inv_bw
-        return (t_c if t_c > t_m else t_m) + self.step_overhead_s
+        over = self.step_overhead_s + self._allreduce_s_per_token * batch_size
+        return (t_c if t_c > t_m else t_m) + over
 
     def decode_run(
         self,
@@ -97,9 +134,9 @@ class RooflineLatency(LatencyModel):
         fixed_c = (self._linear_flops_per_token + self._head_flops_per_request) * batch_size
         per_ctx_c = self._attn_decode_flops_per_ctx
         inv_f, inv_bw = self._inv_flops, self._inv_bw
-        kvb = self.kv_bytes_per_token
+        kvb = self._kv_io_bytes_per_token
         fixed_m = self._weight_read_bytes + kvb * batch_size
-        over = self.step_overhead_s
+        over = self.step_overhead_s + self._allreduce_s_per_token * batch_size
         out: list[float] = []
         append = out.append
         t = 0.0

@@ -40,7 +40,8 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
     Definitions (docs and :mod:`sunsim.metrics`): the measured window runs from the first
     arrival to the last finish; throughput counts output tokens of finished requests; SLO
     attainment counts rejected requests as misses; the decode batch size is weighted by busy
-    time.
+    time; GPU counts are workers x their pool's tensor parallel size, and throughput per GPU
+    divides by all of them.
     """
     rec = result.records
     cl = result.cluster
@@ -64,6 +65,8 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             total=int(cl.num_gpus),
             decode_per_pool=tuple(int(x) for x in cl.decode_workers),
             prefill_per_model=tuple(int(x) for x in cl.prefill_workers),
+            prefill_tensor_parallel_size=int(cl.prefill_tensor_parallel_size or 1),
+            decode_tensor_parallel_size=int(cl.decode_tensor_parallel_size or 1),
         ),
         requests=RequestCounts(
             total=int(len(rec)),

@@ -20,13 +20,19 @@ def as_summary(s: RunSummary | Mapping[str, Any]) -> RunSummary:
 
 def comparison_table(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) -> pd.DataFrame:
     """Modes side by side: one column per mode, one row per headline metric (strings and
-    rounded numbers, as ``sunsim replay`` prints them)."""
+    rounded numbers, as ``sunsim replay`` prints them).
+
+    ``GPUs (prefill+decode)`` counts GPUs (workers x tensor parallel size); ``decode workers
+    per pool`` counts workers; when any mode runs a tensor parallel size above 1, a row
+    ``GPUs per worker (prefill / decode)`` says it."""
     rows: dict[str, dict[str, Any]] = {}
-    for mode, raw in summaries.items():
-        s = as_summary(raw)
+    parsed = {mode: as_summary(raw) for mode, raw in summaries.items()}
+    any_tp = any(_tp(s) != (1, 1) for s in parsed.values())
+    for mode, s in parsed.items():
         lat = s.latency_s
         rows[mode] = {
             "GPUs (prefill+decode)": f"{s.gpus.prefill}+{s.gpus.decode}",
+            **({"GPUs per worker (prefill / decode)": "{} / {}".format(*_tp(s))} if any_tp else {}),
             "decode workers per pool": ",".join(str(x) for x in s.gpus.decode_per_pool),
             "finished / rejected": f"{s.requests.finished} / {s.requests.rejected}",
             "preemptions": s.requests.preemptions,
@@ -47,6 +53,17 @@ def comparison_table(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) ->
     return pd.DataFrame(rows)
 
 
+def _tp(s: RunSummary) -> tuple[int, int]:
+    """(prefill, decode) GPUs per worker of ``s``."""
+    return s.gpus.prefill_tensor_parallel_size, s.gpus.decode_tensor_parallel_size
+
+
+def _decode_workers(s: RunSummary) -> str:
+    """``N decode workers``, with their GPUs when a worker is more than one."""
+    n = sum(s.gpus.decode_per_pool)
+    return f"{n} decode workers" + (f" ({s.gpus.decode} GPUs)" if s.gpus.decode != n else "")
+
+
 def _trio(lat: LatencyPercentiles, key: str, scale: float = 1.0) -> str:
     vals = [getattr(lat, f"{key}_p{p}") * scale for p in PERCENTILES]
     fmt = "{:.1f}" if scale != 1.0 else "{:.2f}"
@@ -55,7 +72,8 @@ def _trio(lat: LatencyPercentiles, key: str, scale: float = 1.0) -> str:
 
 def sun_vs_partitioned(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) -> list[str]:
     """Sentences comparing ``sun`` (and ``qsun``) with ``partitioned`` at the same decode
-    workers: SLO attainment, throughput per GPU, TPOT; and, when the shared pool attains less,
+    workers (and their GPUs at a tensor parallel size above 1): SLO attainment, throughput
+    per GPU, TPOT; and, when the shared pool attains less,
     what the figures say about why. Empty when partitioned or sun was not run."""
     if "partitioned" not in summaries or "sun" not in summaries:
         return []
@@ -64,7 +82,7 @@ def sun_vs_partitioned(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) 
     pt, st = p.latency_s.tpot_s_p50, s.latency_s.tpot_s_p50
     tput = s.throughput.output_tokens_per_s_per_gpu / p.throughput.output_tokens_per_s_per_gpu
     lines = [
-        f"sun vs partitioned, {s.gpus.decode} decode workers each: SLO attainment "
+        f"sun vs partitioned, {_decode_workers(s)} each: SLO attainment "
         f"{sa:.1%} vs {pa:.1%}; throughput per GPU x{tput:.2f}; TPOT p50 "
         f"{(st / pt - 1) * 100:+.1f}%."
     ]

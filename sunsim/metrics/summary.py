@@ -40,15 +40,19 @@ class LatencyModels:
 
 @dataclass(frozen=True)
 class GpuCounts:
-    """GPUs of the simulated cluster (one worker = one GPU): ``prefill`` and ``decode`` totals,
-    ``total``, ``decode_per_pool`` (decode workers per decode pool; partitioned: one pool per
-    model), ``prefill_per_model`` (prefill workers per served model)."""
+    """GPUs of the simulated cluster: ``prefill`` and ``decode`` GPU totals (workers x their
+    tensor parallel size), ``total``, ``decode_per_pool`` (decode *workers* per decode pool;
+    partitioned: one pool per model), ``prefill_per_model`` (prefill *workers* per served
+    model), ``prefill_tensor_parallel_size`` / ``decode_tensor_parallel_size`` (GPUs per
+    worker; 1 in summaries written before tensor parallelism)."""
 
     prefill: int
     decode: int
     total: int
     decode_per_pool: tuple[int, ...]
     prefill_per_model: tuple[int, ...]
+    prefill_tensor_parallel_size: int = 1
+    decode_tensor_parallel_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,8 @@ class RunSummary(Mapping[str, Any]):
         """Read a summary dict (``to_dict()`` or its JSON round trip, where NaN is ``null``).
 
         Every key of :meth:`to_dict` must be present with the right type (counts are integers,
-        not booleans; numbers may be ``null``); extra keys are ignored. Raises
+        not booleans; numbers may be ``null``), except keys with a default (added after 0.1,
+        e.g. ``gpus.decode_tensor_parallel_size``); extra keys are ignored. Raises
         :class:`SummaryFormatError` naming the first bad key.
         """
         return _build(cls, data, "")
@@ -256,6 +261,8 @@ def _build(cls: type[T], data: Any, path: str) -> T:
     kwargs = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         key = f"{path}.{f.name}" if path else f.name
+        if f.name not in data and f.default is not dataclasses.MISSING:
+            continue  # a key added later: older summaries leave it out
         if f.name not in data:
             raise SummaryFormatError(f"{key}: missing")
         kwargs[f.name] = _value(hints[f.name], data[f.name], key)

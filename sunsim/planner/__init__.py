@@ -3,8 +3,9 @@
 What it answers: for a trace (at a rate scale), served models and skew, a GPU (and a profile
 or the roofline) and an SLO, how many decode workers each mode needs -- ``partitioned``: one
 count per model, since its pools are independent; ``sun``/``qsun``: one shared pool -- and how
-many prefill workers each model needs; then the GPUs in total, the throughput per GPU at that
-size, and the saving against ``partitioned``.
+many prefill workers each model needs; then the GPUs in total (workers x each pool's
+``tensor_parallel_size``), the throughput per GPU at that size, and the saving against
+``partitioned``.
 
 When the SLO is met (``slo_kind``; ``t`` = ``Scenario.slo_attainment``, default 0.9):
 

@@ -20,7 +20,8 @@ class ModePlan:
     """One mode's plan at one sweep point.
 
     ``prefill_workers``: per served model; ``decode_workers``: per pool (partitioned: per
-    model; sun/qsun: one); ``summary``: :func:`sunsim.metrics.summarize` of the full simulation
+    model; sun/qsun: one), in workers of the summary's tensor parallel size (GPU counts:
+    :attr:`num_gpus`); ``summary``: :func:`sunsim.metrics.summarize` of the full simulation
     at these counts; ``evaluations``: rows ``phase`` (prefill/decode/final), ``pool``,
     ``workers``, ``met``, ``attainment``, ``ttft_q_s``, ``tpot_q_s``, ``wall_s``, ``cached``;
     ``result``: the final :class:`~sunsim.engine.cluster.SimResult` (kept for the reference
@@ -35,9 +36,29 @@ class ModePlan:
     result: SimResult | None = None
 
     @property
+    def prefill_tensor_parallel_size(self) -> int:
+        """GPUs per prefill worker (from the summary's cluster)."""
+        return self.summary.gpus.prefill_tensor_parallel_size
+
+    @property
+    def decode_tensor_parallel_size(self) -> int:
+        """GPUs per decode worker (from the summary's cluster)."""
+        return self.summary.gpus.decode_tensor_parallel_size
+
+    @property
+    def num_prefill_gpus(self) -> int:
+        """Prefill workers x their tensor parallel size."""
+        return sum(self.prefill_workers) * self.prefill_tensor_parallel_size
+
+    @property
+    def num_decode_gpus(self) -> int:
+        """Decode workers x their tensor parallel size."""
+        return sum(self.decode_workers) * self.decode_tensor_parallel_size
+
+    @property
     def num_gpus(self) -> int:
-        """Prefill plus decode workers (one GPU each)."""
-        return sum(self.prefill_workers) + sum(self.decode_workers)
+        """Prefill plus decode GPUs (workers x tensor parallel size)."""
+        return self.num_prefill_gpus + self.num_decode_gpus
 
 
 @dataclass
@@ -94,7 +115,9 @@ class PlanResult:
 
         Columns: ``sweep_key``/``sweep_value`` (sweeps only), ``mode``, ``decode_workers``
         (per pool, comma-joined), ``num_decode_gpus``, ``prefill_workers`` (per model),
-        ``num_prefill_gpus``, ``num_gpus``, ``slo_attainment``, ``ttft_s_p90``, ``tpot_s_p50``,
+        ``num_prefill_gpus``, ``num_gpus`` (GPU counts are workers x tensor parallel size),
+        ``prefill_tensor_parallel_size``, ``decode_tensor_parallel_size`` (GPUs per worker),
+        ``slo_attainment``, ``ttft_s_p90``, ``tpot_s_p50``,
         ``tpot_s_p90`` (seconds), ``throughput_tok_s``, ``throughput_per_gpu``,
         ``throughput_per_decode_gpu`` (output tokens/s over the measured window, first arrival
         to last finish, as :func:`sunsim.metrics.summarize`), ``load_tok_s_per_gpu`` (the
@@ -126,17 +149,19 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
     row: dict[str, Any] = {
         "mode": mp.mode,
         "decode_workers": ",".join(map(str, mp.decode_workers)),
-        "num_decode_gpus": sum(mp.decode_workers),
+        "num_decode_gpus": mp.num_decode_gpus,
         "prefill_workers": ",".join(map(str, mp.prefill_workers)),
-        "num_prefill_gpus": sum(mp.prefill_workers),
+        "num_prefill_gpus": mp.num_prefill_gpus,
         "num_gpus": mp.num_gpus,
+        "prefill_tensor_parallel_size": mp.prefill_tensor_parallel_size,
+        "decode_tensor_parallel_size": mp.decode_tensor_parallel_size,
         "slo_attainment": s.slo.attainment,
         "ttft_s_p90": s.latency_s.ttft_s_p90,
         "tpot_s_p50": s.latency_s.tpot_s_p50,
         "tpot_s_p90": s.latency_s.tpot_s_p90,
         "throughput_tok_s": tput,
         "throughput_per_gpu": tput / mp.num_gpus,
-        "throughput_per_decode_gpu": tput / sum(mp.decode_workers),
+        "throughput_per_decode_gpu": tput / mp.num_decode_gpus,
         "load_tok_s_per_gpu": pp.load_tok_s() / mp.num_gpus,
     }
     if base is not None:

@@ -41,7 +41,8 @@ class SimTask:
 
 #: The labelled requests of this process, by workload key (set by :func:`init_worker`).
 _WORKLOADS: dict[str, pd.DataFrame] = {}
-#: Latency models resolved in this process, by (model, GPU, source, profile, precision, role).
+#: Latency models resolved in this process, by (model, GPU, source, profile, precision, role,
+#: tensor parallel size).
 _LATENCY: dict[tuple[Any, ...], Any] = {}
 
 
@@ -56,7 +57,8 @@ def _latency_models(s: Scenario, decode_precision: str) -> list[Any]:
 
     out = []
     for precision, role in (("bf16", "prefill"), (decode_precision, "decode")):
-        key = (s.base_model, s.gpu, s.latency, s.profile, precision, role)
+        tp = s.pool_tensor_parallel_size(role)
+        key = (s.base_model, s.gpu, s.latency, s.profile, precision, role, tp)
         if key not in _LATENCY:
             _LATENCY[key] = resolve_latency(s, precision, role)
         out.append(_LATENCY[key])

@@ -87,3 +87,29 @@ def get_gpu(name: str) -> GpuSpec:
     if key not in GPUS:
         raise ConfigError(f"unknown GPU '{name}'; known GPUs: {', '.join(GPUS)}")
     return GPUS[key]
+
+
+#: NVLink bandwidth per GPU, per direction, bytes/s: half the bidirectional total of NVIDIA's
+#: datasheets: A100 SXM 600 GB/s (NVLink 3), H100 SXM and H200 SXM 900 GB/s (NVLink 4), HGX
+#: B200 1.8 TB/s per GPU (NVLink 5); the same figures as aiconfigurator-core 0.12.0's
+#: ``systems/<gpu>.yaml`` ``intra_node_bw``. Tensor-parallel all-reduces of the roofline run at
+#: it (:mod:`sunsim.specs.parallel`).
+NVLINK_BW: dict[str, float] = {
+    "a100": 300 * GB,
+    "h100": 450 * GB,
+    "h200": 450 * GB,
+    "b200": 900 * GB,
+}
+
+
+def nvlink_bandwidth(gpu: GpuSpec | str) -> float:
+    """NVLink bytes/s per direction of ``gpu`` (a spec or a GPU name) from :data:`NVLINK_BW`;
+    raises :class:`ConfigError` for a GPU without a figure."""
+    spec = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    for key, g in GPUS.items():
+        if g.name == spec.name and key in NVLINK_BW:
+            return NVLINK_BW[key]
+    raise ConfigError(
+        f"no NVLink bandwidth is known for {spec.name}, so tensor parallelism cannot be "
+        f"timed on it; known: {', '.join(NVLINK_BW)}"
+    )
