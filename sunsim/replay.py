@@ -19,6 +19,7 @@ import pandas as pd
 
 from sunsim.config import Scenario
 from sunsim.data import default_trace
+from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
 from sunsim.engine.cluster import SimResult, simulate
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
@@ -32,12 +33,45 @@ DEFAULT_TRACE = default_trace()
 @dataclass
 class Workload:
     """A labelled trace: ``requests`` has ``arrival_s``, ``model``, ``prompt_tokens``,
-    ``output_tokens`` (plus the reader's columns); ``info`` describes the trace."""
+    ``output_tokens`` (plus the reader's columns); ``info`` describes the trace.
+
+    A closed-loop workload (``closed_loop`` set) has the same columns with ``arrival_s`` NaN:
+    each run's arrival times come out of the simulation."""
 
     requests: pd.DataFrame
     info: dict[str, Any]
     model_counts: dict[str, int]
     labelling: str
+    closed_loop: ClosedLoopWorkload | None = None
+
+
+def closed_loop_workload(s: Scenario) -> Workload:
+    """The closed-loop workload of ``s`` (``max_concurrency`` set): its requests drawn with
+    the scenario's seed, and ``info`` saying what it is (no trace)."""
+    assert s.max_concurrency is not None
+    cl = ClosedLoopWorkload(
+        s.max_concurrency,
+        s.num_prompts,
+        s.input_len,
+        s.output_len,
+        s.range_ratio,
+        tuple(s.served_models),
+        s.shares,
+        s.seed,
+    )
+    df = cl.requests()
+    info = {
+        "path": "closed loop (no trace)",
+        "format": "closed-loop",
+        "num_requests": s.num_prompts,
+        "max_concurrency": s.max_concurrency,
+        "input_len": s.input_len,
+        "output_len": s.output_len,
+        "range_ratio": s.range_ratio,
+        "description": cl.describe(),
+    }
+    counts = {m: int((df["model"] == m).sum()) for m in s.served_models}
+    return Workload(df, info, counts, cl.labelling(), cl)
 
 
 def load_workload(s: Scenario) -> Workload:
@@ -48,6 +82,8 @@ def load_workload(s: Scenario) -> Workload:
     """
     from sunsim import traces  # the readers
 
+    if s.closed_loop:
+        return closed_loop_workload(s)
     path = Path(s.trace) if s.trace else DEFAULT_TRACE
     if s.trace is None and not path.exists():
         raise ConfigError(
@@ -160,7 +196,12 @@ def run_replay(
         pl = lat("bf16", "prefill")
         dl = lat(str(cl.decode_precision), "decode")  # the design's when not set
         cb = (lambda f, _m=mode: on_progress(_m, f)) if on_progress else None
-        res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
+        if wl.closed_loop is not None:
+            res = simulate_closed_loop(
+                wl.closed_loop, cl, pl, dl, requests=req, seed=s.seed, on_progress=cb
+            )
+        else:
+            res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
         results[mode] = res
         summaries[mode] = summarize(res, s.slo)
     return ReplayResult(s, wl, results, summaries, notes)
@@ -170,6 +211,7 @@ __all__ = [
     "DEFAULT_TRACE",
     "ReplayResult",
     "Workload",
+    "closed_loop_workload",
     "load_workload",
     "resolve_latency",
     "run_replay",
