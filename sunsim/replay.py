@@ -23,6 +23,7 @@ from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
 from sunsim.engine.cluster import SimResult, simulate
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
+from sunsim.latency.overhead import with_overhead
 from sunsim.latency.resolve import resolve_latency as resolve
 from sunsim.metrics import RunSummary, comparison_table, summarize
 
@@ -140,12 +141,19 @@ def load_workload(s: Scenario) -> Workload:
 def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyModel, str]:
     """The latency model of ``role`` (``prefill``/``decode``) at ``precision`` for scenario
     ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
-    with the scenario's model, GPU, latency source and profile path).
+    with the scenario's model, GPU, latency source and profile path), plus the backend's
+    fitted per-step overhead when ``s.engine_overhead`` names one
+    (:class:`sunsim.latency.overhead.OverheadLatency`).
 
     Raises:
         ProfileError: the scenario's profile has no model/precision/role asked for.
+        ConfigError: no fitted overhead for ``s.engine_overhead``.
     """
-    return resolve(s.base_model, s.gpu, precision, role, s.latency, s.profile)
+    lat, note = resolve(s.base_model, s.gpu, precision, role, s.latency, s.profile)
+    if s.engine_overhead != "none":
+        lat = with_overhead(lat, s.engine_overhead)
+        note = f"{note}; {lat.description.rsplit(' + ', 1)[-1]}"
+    return lat, note
 
 
 @dataclass

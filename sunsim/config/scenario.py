@@ -57,6 +57,7 @@ else:
     TraceFormat = Literal[("auto", *FORMATS)]
 LatencySource = Literal["auto", "profile", "roofline"]
 QsunPrecision = Literal["w4a16", "w8a16"]
+EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 
 #: Largest worker count of one pool: each worker is a simulated process with its own state.
 MAX_WORKERS = 4096
@@ -228,6 +229,12 @@ class Scenario:
     profile: PathStr | None = setting(
         None, section="latency",
         help="Profile directory (sunsim profile output) to take step times from.",
+    )  # fmt: skip
+    engine_overhead: EngineOverheadName = setting(
+        "none", section="latency", what="engine overhead",
+        help="Add a serving backend's per-step CPU overhead (scheduling, sampling, input "
+        "preparation) to every step: none, or vllm/sglang/trtllm with coefficients fitted on "
+        "measured end-to-end runs (sunsim/latency/overhead.py).",
     )  # fmt: skip
     seed: Int = setting(
         0, section="run", ge=0, le=2**32 - 1, reason="a 32-bit seed",
