@@ -199,9 +199,9 @@ def classify(row: dict[str, Any], *, for_fit: bool = False) -> Case | Skip:
         return Skip(rid, *found)
     model, gpu, precision = found
     agg = row["mode"] == "agg"
-    tp = int(_num(row["tp_size"], 1)) if agg else 1
-    ptp = int(_num(row["prefill_tp_size"], 1))
-    dtp = int(_num(row["decode_tp_size"], 1))
+    tp = int(_num(row.get("tp_size"), 1)) if agg else 1
+    ptp = int(_num(row.get("prefill_tp_size"), 1))
+    dtp = int(_num(row.get("decode_tp_size"), 1))
     tps = {tp} if agg else {ptp, dtp}
     if max(tps) > 1 and not for_fit and not tensor_parallel_supported():
         return Skip(rid, "tensor parallelism not simulated", f"TP {max(tps)}")
@@ -218,11 +218,11 @@ def classify(row: dict[str, Any], *, for_fit: bool = False) -> Case | Skip:
         osl=int(row["osl"]),
         concurrency=int(row["concurrency"]),
         tensor_parallel_size=tp,
-        prefill_workers=1 if agg else int(_num(row["prefill_num_workers"], 1)),
+        prefill_workers=1 if agg else int(_num(row.get("prefill_num_workers"), 1)),
         prefill_tensor_parallel_size=tp if agg else ptp,
-        decode_workers=1 if agg else int(_num(row["decode_num_workers"], 1)),
+        decode_workers=1 if agg else int(_num(row.get("decode_num_workers"), 1)),
         decode_tensor_parallel_size=tp if agg else dtp,
-        max_num_seqs=max(1, int(_num(row["batch_size" if agg else "decode_batch_size"], 1))),
+        max_num_seqs=max(1, int(_num(row.get("batch_size" if agg else "decode_batch_size"), 1))),
         prefill_batch_size=max(1, int(_num(row.get("prefill_batch_size"), 1))),
         ttft_s=float(row["silicon_ttft_ms"]) / 1e3,
         tpot_s=float(row["silicon_tpot_ms"]) / 1e3,
