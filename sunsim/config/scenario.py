@@ -59,14 +59,14 @@ LatencySource = Literal["auto", "profile", "roofline"]
 QsunPrecision = Literal["w4a16", "w8a16"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 
+#: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
+MAX_CONCURRENCY = 1_000_000
+MAX_PROMPTS = 10_000_000
 #: Largest worker count of one pool: each worker is a simulated process with its own state.
 MAX_WORKERS = 4096
 _WORKERS_WHY = f"at most {MAX_WORKERS} workers per pool: each is a simulated process"
 WorkerCount = Annotated[Int, Field(ge=1, le=MAX_WORKERS)]
 Share = Annotated[Float, Field(ge=0)]
-#: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
-MAX_CONCURRENCY = 1_000_000
-MAX_PROMPTS = 10_000_000
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -315,6 +315,15 @@ class Scenario:
                 split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer than pools
         return self
 
+    # --- derived views --------------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A validated copy with ``changes`` (field name -> value); the same as
+        ``dataclasses.replace(self, **changes)``. Raises :class:`ConfigError`."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
     def _closed_loop_consistent(self) -> None:
         """A closed-loop workload (``max_concurrency`` set) replaces the trace: the trace's
         options and trace-based labelling are errors with it."""
@@ -335,15 +344,6 @@ class Scenario:
     def closed_loop(self) -> bool:
         """Whether the workload is closed-loop clients (``max_concurrency`` set), not a trace."""
         return self.max_concurrency is not None
-
-    # --- derived views --------------------------------------------------------------------
-
-    def replace(self, **changes: Any) -> Scenario:
-        """A validated copy with ``changes`` (field name -> value); the same as
-        ``dataclasses.replace(self, **changes)``. Raises :class:`ConfigError`."""
-        import dataclasses
-
-        return dataclasses.replace(self, **changes)
 
     @property
     def slo(self) -> SloSpec:
