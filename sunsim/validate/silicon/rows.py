@@ -18,6 +18,7 @@ deterministic, independent of row order, and about 30% of every backend's rows.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import math
@@ -282,6 +283,7 @@ def _registries(row: dict[str, Any], for_fit: bool) -> tuple[str, str, str] | tu
     return model, gpu, prec
 
 
+@functools.lru_cache(maxsize=256)
 def sunsim_model(model_path: str) -> str:
     """sunsim's name for a Hugging Face model name: :func:`sunsim.specs.get_model` of the
     name itself, else of its last part lowercased without ``-Instruct``/``-FP8``/``-NVFP4``

@@ -47,10 +47,11 @@ def _plan(df: pd.DataFrame, max_rows: int | None, cache: Path, overhead: bool) -
 ]:  # fmt: skip
     """Result rows for every CSV row (skips filled in) and the cases to run:
     (result index, case, prefill profile, decode profile, engine_overhead)."""
-    from sunsim.validate.silicon.profiles import NoProfile, backend_profile
+    from sunsim.validate.silicon.profiles import NoProfile
 
     out: list[dict[str, Any]] = []
     todo: list[tuple[int, Case, Path, Path, str]] = []
+    found: dict[tuple[Any, ...], Path | NoProfile] = {}
     for row in df.to_dict("records"):
         res = _base(row) | {"status": "skipped", "reason": "", "detail": ""}
         out.append(res)
@@ -66,7 +67,7 @@ def _plan(df: pd.DataFrame, max_rows: int | None, cache: Path, overhead: bool) -
             continue
         try:
             dirs = [
-                backend_profile(cache, case.gpu, case.backend, case.model, case.precision, tp)
+                _profile(found, cache, case, tp)
                 for tp in (case.prefill_tensor_parallel_size, case.decode_tensor_parallel_size)
             ]
         except NoProfile as e:
@@ -79,6 +80,22 @@ def _plan(df: pd.DataFrame, max_rows: int | None, cache: Path, overhead: bool) -
         )  # fmt: skip
         todo.append((len(out) - 1, case, dirs[0], dirs[1], oh))
     return out, todo
+
+
+def _profile(found: dict[tuple[Any, ...], Any], cache: Path, case: Case, tp: int) -> Path:
+    """:func:`~.profiles.backend_profile`, looked up (or imported) once per key."""
+    from sunsim.validate.silicon.profiles import NoProfile, backend_profile
+
+    key = (case.gpu, case.backend, case.model, case.precision, tp)
+    if key not in found:
+        try:
+            found[key] = backend_profile(cache, *key)
+        except NoProfile as e:
+            found[key] = e
+    got = found[key]
+    if isinstance(got, NoProfile):
+        raise got
+    return Path(got)
 
 
 def _run_one(case: Case, pre: Path, dec: Path, oh: str, per_client: int) -> dict[str, Any]:
