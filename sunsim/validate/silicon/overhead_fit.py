@@ -141,6 +141,7 @@ def _fit_one(backend: str, samples: list[tuple[list[float], float, float, str, s
         "num_rows": len(rows),
         "num_samples": len(samples),
         "fitted_on": f"{len(rows)} {backend} rows of {SOURCE}, hashed {FIT_PERCENT}% fit set",
+        "median_measured_over_kernel": float(np.median(measured / kernel)),
         "median_rel_error_kernel_only": float(np.median(np.abs(kernel / measured - 1))),
         "median_rel_error_with_overhead": float(np.median(np.abs(pred / measured - 1))),
         "profiles": sorted({s[4] for s in samples}),
