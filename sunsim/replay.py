@@ -19,9 +19,11 @@ import pandas as pd
 
 from sunsim.config import Scenario
 from sunsim.data import default_trace
+from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
 from sunsim.engine.cluster import SimResult, simulate
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
+from sunsim.latency.overhead import with_overhead
 from sunsim.latency.resolve import resolve_latency as resolve
 from sunsim.metrics import RunSummary, comparison_table, summarize
 
@@ -32,12 +34,45 @@ DEFAULT_TRACE = default_trace()
 @dataclass
 class Workload:
     """A labelled trace: ``requests`` has ``arrival_s``, ``model``, ``prompt_tokens``,
-    ``output_tokens`` (plus the reader's columns); ``info`` describes the trace."""
+    ``output_tokens`` (plus the reader's columns); ``info`` describes the trace.
+
+    A closed-loop workload (``closed_loop`` set) has the same columns with ``arrival_s`` NaN:
+    each run's arrival times come out of the simulation."""
 
     requests: pd.DataFrame
     info: dict[str, Any]
     model_counts: dict[str, int]
     labelling: str
+    closed_loop: ClosedLoopWorkload | None = None
+
+
+def closed_loop_workload(s: Scenario) -> Workload:
+    """The closed-loop workload of ``s`` (``max_concurrency`` set): its requests drawn with
+    the scenario's seed, and ``info`` saying what it is (no trace)."""
+    assert s.max_concurrency is not None
+    cl = ClosedLoopWorkload(
+        s.max_concurrency,
+        s.num_prompts,
+        s.input_len,
+        s.output_len,
+        s.range_ratio,
+        tuple(s.served_models),
+        s.shares,
+        s.seed,
+    )
+    df = cl.requests()
+    info = {
+        "path": "closed loop (no trace)",
+        "format": "closed-loop",
+        "num_requests": s.num_prompts,
+        "max_concurrency": s.max_concurrency,
+        "input_len": s.input_len,
+        "output_len": s.output_len,
+        "range_ratio": s.range_ratio,
+        "description": cl.describe(),
+    }
+    counts = {m: int((df["model"] == m).sum()) for m in s.served_models}
+    return Workload(df, info, counts, cl.labelling(), cl)
 
 
 def load_workload(s: Scenario) -> Workload:
@@ -48,6 +83,8 @@ def load_workload(s: Scenario) -> Workload:
     """
     from sunsim import traces  # the readers
 
+    if s.closed_loop:
+        return closed_loop_workload(s)
     path = Path(s.trace) if s.trace else DEFAULT_TRACE
     if s.trace is None and not path.exists():
         raise ConfigError(
@@ -105,15 +142,21 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
     """The latency model of ``role`` (``prefill``/``decode``) at ``precision`` for scenario
     ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
     with the scenario's model, GPU, latency source, profile path and the ``role`` pool's
-    tensor parallel size).
+    tensor parallel size), plus the backend's fitted per-step overhead when
+    ``s.engine_overhead`` names one (:class:`sunsim.latency.overhead.OverheadLatency`).
 
     Raises:
         ProfileError: the scenario's profile has no model/precision/role asked for.
+        ConfigError: no fitted overhead for ``s.engine_overhead``.
     """
     tp = s.pool_tensor_parallel_size(role)
-    return resolve(
+    lat, note = resolve(
         s.base_model, s.gpu, precision, role, s.latency, s.profile, tensor_parallel_size=tp
     )
+    if s.engine_overhead != "none":
+        lat = with_overhead(lat, s.engine_overhead)
+        note = f"{note}; {lat.description.rsplit(' + ', 1)[-1]}"
+    return lat, note
 
 
 @dataclass
@@ -164,7 +207,12 @@ def run_replay(
         pl = lat("bf16", "prefill")
         dl = lat(str(cl.decode_precision), "decode")  # the design's when not set
         cb = (lambda f, _m=mode: on_progress(_m, f)) if on_progress else None
-        res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
+        if wl.closed_loop is not None:
+            res = simulate_closed_loop(
+                wl.closed_loop, cl, pl, dl, requests=req, seed=s.seed, on_progress=cb
+            )
+        else:
+            res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
         results[mode] = res
         summaries[mode] = summarize(res, s.slo)
     return ReplayResult(s, wl, results, summaries, notes)
@@ -174,6 +222,7 @@ __all__ = [
     "DEFAULT_TRACE",
     "ReplayResult",
     "Workload",
+    "closed_loop_workload",
     "load_workload",
     "resolve_latency",
     "run_replay",

@@ -21,6 +21,11 @@ from sunsim.cli.options import (
 
 def _print_workload(wl: Any, trace: str | None) -> None:
     info = wl.info
+    if wl.closed_loop is not None:
+        say(wl.closed_loop.describe(), markup=False)
+        counts = ", ".join(f"{m} {c}" for m, c in wl.model_counts.items())
+        say(f"models ({wl.labelling}): {counts}", markup=False)
+        return
     say(
         f"trace [bold]{info.get('path', trace)}[/] ({info.get('format')}): "
         f"{len(wl.requests)} requests over {info.get('span_s', 0):.0f} s, "
@@ -60,7 +65,8 @@ def replay(
     ),
     progress: bool = progress_option(),
 ) -> None:
-    """Replay a trace through partitioned, SUN and QSUN decode and compare them side by side."""
+    """Replay a trace (or closed-loop clients: --max-concurrency, no trace) through
+    partitioned, SUN and QSUN decode and compare them side by side."""
     from sunsim.errors import ConfigError
     from sunsim.metrics import sun_vs_partitioned
     from sunsim.replay import load_workload

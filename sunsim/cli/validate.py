@@ -11,7 +11,8 @@ from sunsim.cli.app import app, make_typer
 from sunsim.cli.format import console, err_console, split_list
 
 validate_app = make_typer(
-    help="Check the simulator: against queueing theory (sunsim validate queueing)."
+    help="Check the simulator: against queueing theory (sunsim validate queueing), a real "
+    "engine (sunsim validate engine) and measured serving runs (sunsim validate silicon)."
 )
 app.add_typer(validate_app, name="validate")
 
@@ -185,3 +186,6 @@ def _report_failures(failed: Any, tol: float) -> None:
             soft_wrap=True,
         )
     raise typer.Exit(code=1)
+
+
+from sunsim.cli import validate_silicon  # noqa: E402, F401  (registers `validate silicon`)

@@ -58,7 +58,11 @@ else:
     TraceFormat = Literal[("auto", *FORMATS)]
 LatencySource = Literal["auto", "profile", "roofline"]
 QsunPrecision = Literal["w4a16", "w8a16"]
+EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 
+#: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
+MAX_CONCURRENCY = 1_000_000
+MAX_PROMPTS = 10_000_000
 #: Largest worker count of one pool: each worker is a simulated process with its own state.
 MAX_WORKERS = 4096
 _WORKERS_WHY = f"at most {MAX_WORKERS} workers per pool: each is a simulated process"
@@ -111,6 +115,32 @@ class Scenario:
     max_requests: Int | None = setting(
         None, section="trace", ge=1, unit="requests", help="Keep the first N requests."
     )
+    max_concurrency: Int | None = setting(
+        None, section="workload", ge=1, le=MAX_CONCURRENCY, unit="clients",
+        reason="each client is a request in flight",
+        help="Closed loop instead of a trace: this many clients, each sending its next "
+        "request when its last one ends (vLLM bench's --max-concurrency).",
+    )  # fmt: skip
+    num_prompts: Int = setting(
+        1000, section="workload", ge=1, le=MAX_PROMPTS, unit="requests",
+        reason="every request is simulated and recorded",
+        help="Closed loop: requests sent in all (vLLM bench's --num-prompts).",
+    )  # fmt: skip
+    input_len: Int = setting(
+        1024, section="workload", ge=1, le=2**24, unit="tokens",
+        reason="longer than any model's context",
+        help="Closed loop: prompt tokens per request (vLLM's --random-input-len).",
+    )  # fmt: skip
+    output_len: Int = setting(
+        128, section="workload", ge=1, le=2**24, unit="tokens",
+        reason="longer than any model's context",
+        help="Closed loop: output tokens per request (vLLM's --random-output-len).",
+    )  # fmt: skip
+    range_ratio: Float = setting(
+        0.0, section="workload", ge=0, lt=1, unit="fraction",
+        help="Closed loop: draw lengths uniformly in [L(1-r), L(1+r)] (vLLM's "
+        "--random-range-ratio); 0 keeps them fixed.",
+    )  # fmt: skip
     modes: tuple[DesignName, ...] = setting(
         MODES, section="cluster", option="--mode", what="mode", min_length=1,
         help="Serving designs to run: one, a comma list, or all.",
@@ -216,6 +246,12 @@ class Scenario:
         None, section="latency",
         help="Profile directory (sunsim profile output) to take step times from.",
     )  # fmt: skip
+    engine_overhead: EngineOverheadName = setting(
+        "none", section="latency", what="engine overhead",
+        help="Add a serving backend's per-step CPU overhead (scheduling, sampling, input "
+        "preparation) to every step: none, or vllm/sglang/trtllm with coefficients fitted on "
+        "measured end-to-end runs (sunsim/latency/overhead.py).",
+    )  # fmt: skip
     seed: Int = setting(
         0, section="run", ge=0, le=2**32 - 1, reason="a 32-bit seed",
         help="Seed for labelling and routing.",
@@ -289,6 +325,7 @@ class Scenario:
             raise ConfigError(
                 f"window must be START,END with 0 <= START < END, got {self.window_s}"
             )
+        self._closed_loop_consistent()
         if "partitioned" in self.modes and len(self.decode_workers) == 1:
             if self.decode_workers[0] < n:
                 split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer than pools
@@ -311,6 +348,27 @@ class Scenario:
         import dataclasses
 
         return dataclasses.replace(self, **changes)
+
+    def _closed_loop_consistent(self) -> None:
+        """A closed-loop workload (``max_concurrency`` set) replaces the trace: the trace's
+        options and trace-based labelling are errors with it."""
+        if self.max_concurrency is None:
+            return
+        if self.trace is not None:
+            raise ConfigError(
+                "max_concurrency makes a closed-loop workload that replaces the trace; "
+                "drop the trace or --max-concurrency"
+            )
+        if self.model_map is not None or self.zipf is not None:
+            raise ConfigError(
+                "closed-loop requests go to the served models round-robin or by --shares; "
+                "drop --zipf / --model-map"
+            )
+
+    @property
+    def closed_loop(self) -> bool:
+        """Whether the workload is closed-loop clients (``max_concurrency`` set), not a trace."""
+        return self.max_concurrency is not None
 
     @property
     def slo(self) -> SloSpec:

@@ -4,6 +4,7 @@ The layout (``[section]`` -> key -> field) is derived from the fields' metadata
 (:func:`~sunsim.config.scenario.scenario_fields`), never written by hand:
 
 * ``[trace]`` path, format, keep_failed, window_s, rate_scale, max_requests
+* ``[workload]`` max_concurrency, num_prompts, input_len, output_len, range_ratio (closed loop)
 * ``[models]`` base, served, zipf, shares, map
 * ``[cluster]`` modes, gpu, workers, engine limits, routers, link
 * ``[slo]`` ttft_s, tpot_s, attainment; ``[latency]`` source, profile; ``[run]`` seed
@@ -29,7 +30,7 @@ from sunsim.config.scenario import Scenario, scenario_fields
 from sunsim.errors import ConfigError
 
 #: Section order of a written scenario file.
-SECTIONS = ("trace", "models", "cluster", "slo", "latency", "run")
+SECTIONS = ("trace", "workload", "models", "cluster", "slo", "latency", "run")
 _PATH_FIELDS = ("trace", "profile")
 
 

@@ -128,6 +128,10 @@ class ClusterSim:
         self.next_admission_id: Callable[[], int] = itertools.count(1).__next__
         self._on_progress: Callable[[float], None] | None = None
         self._progress_at = _INF  # num_done at which to report progress next
+        #: called with the simulated time each time a request ends (finished or rejected);
+        #: closed-loop workloads (:mod:`sunsim.engine.closed_loop`) issue their next request
+        #: from it. None (trace replays): nothing is called.
+        self.on_request_end: Callable[[float], None] | None = None
         self._build_pools(rng)
 
     def _build_pools(self, rng: np.random.Generator) -> None:
@@ -245,12 +249,19 @@ class ClusterSim:
         self.num_done += 1
         if self.num_done >= self._progress_at:
             self._progress()
+        if self.on_request_end is not None:
+            self.on_request_end(at)
 
     # -- arrivals ------------------------------------------------------------------------
     def start_arrivals(
         self, arrival_s: list[float], model_idx: list[int], prompt: list[int], output: list[int]
     ) -> None:
-        """Schedule the trace's arrivals: one timer per distinct arrival instant."""
+        """Schedule the trace's arrivals: one timer per distinct arrival instant.
+
+        ``arrival_s`` is kept (not copied) and may grow during the run: a closed-loop workload
+        appends the arrival time of its next request, at or after the current time, and
+        schedules :meth:`_arrive` itself (:mod:`sunsim.engine.closed_loop`).
+        """
         self._arrival = (arrival_s, model_idx, prompt, output)
         self._next = 0
         if arrival_s:
@@ -279,6 +290,8 @@ class ClusterSim:
                 self.num_done += 1
                 if self.num_done >= self._progress_at:
                     self._progress()
+                if self.on_request_end is not None:
+                    self.on_request_end(now)
             else:
                 m = model_idx[i]
                 w = routers[m].choose()

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sunsim.config import Scenario
+from sunsim.errors import ConfigError
 from sunsim.planner.bounds import check_feasible
 from sunsim.planner.driver import Chain, Driver, OnEvent
 from sunsim.planner.goodput import goodput_chain, goodput_frame
@@ -118,6 +119,11 @@ def plan(
             limits), or the errors of :func:`sunsim.replay.load_workload`.
         TraceError: an unreadable trace.
     """
+    if s.closed_loop:
+        raise ConfigError(
+            "sunsim plan sizes pools for a trace's arrival rate; closed-loop clients "
+            "(--max-concurrency) set their own rate: use sunsim replay for them"
+        )
     t0 = time.perf_counter()
     jobs = options.jobs or os.cpu_count() or 1
     goal = options.prefill_goal(s.slo)

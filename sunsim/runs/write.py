@@ -38,8 +38,9 @@ def scenario_toml_text(r: ReplayResult, path: Path) -> str:
     file reproduces the run from any directory."""
     s = r.scenario
     toml = scenario_to_toml_dict(s)
-    trace = Path(s.trace) if s.trace is not None else default_trace()
-    toml["trace"]["path"] = str(trace.resolve())
+    if not s.closed_loop:  # a closed-loop workload (max_concurrency) has no trace
+        trace = Path(s.trace) if s.trace is not None else default_trace()
+        toml["trace"]["path"] = str(trace.resolve())
     return (
         "# sunsim replay scenario; repeat with: sunsim replay --scenario "
         f"{path.resolve()}\n" + tomli_w.dumps(toml)

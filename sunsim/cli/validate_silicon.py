@@ -1,0 +1,144 @@
+"""``sunsim validate silicon``: sunsim against measured end-to-end serving runs
+(aiconfigurator-core's ``systems/silicon_sample.csv``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sunsim.cli.format import console, err_console
+from sunsim.cli.validate import validate_app
+
+#: Most processes of --jobs (each runs whole simulations).
+MAX_JOBS = 256
+#: Width the tables are printed at, at least (they hold long row ids and model names).
+WIDTH = 140
+
+
+def _pct(x: Any) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.1%}"
+
+
+def _abs_pct(x: Any) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def _ms(x: Any) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f}"
+
+
+@validate_app.command("silicon")
+def validate_silicon_cmd(
+    csv: Path | None = typer.Option(
+        None, "--csv", help="A silicon_sample.csv [the installed aiconfigurator-core's]"
+    ),
+    max_rows: int | None = typer.Option(
+        None, "--max-rows", help="Simulate at most N expressible rows (file order) [all]."
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Processes that simulate rows."),
+    overhead: bool = typer.Option(
+        True,
+        "--engine-overhead/--no-engine-overhead",
+        help="Add each backend's fitted per-step engine overhead where there is one.",
+    ),
+    prompts_per_client: int = typer.Option(
+        10, "--prompts-per-client", help="Requests each simulated client sends."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="CSV of every row [silicon_validation.csv]"
+    ),
+    worst: int = typer.Option(10, "--worst", help="Worst rows to print."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+) -> None:
+    """Reproduce every row of silicon_sample.csv that sunsim can express (dense model, GPU,
+    backend profile, precision, aggregated -> colocated or disaggregated -> partitioned, TP),
+    as a closed loop at the row's concurrency, and compare the mean TTFT and TPOT with the
+    measured ones: median and p90 error per GPU, backend and model, the worst rows, and the
+    rows skipped by reason. The engine overhead's fit rows are never reported."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sunsim.cli.checks import check_int
+    from sunsim.validate.silicon.rows import default_csv
+    from sunsim.validate.silicon.run import validate_silicon
+
+    if max_rows is not None:
+        check_int("--max-rows", max_rows, 1, 10**6, "more than the file holds")
+    check_int("--jobs", jobs, 1, MAX_JOBS, "each process runs whole simulations")
+    check_int("--prompts-per-client", prompts_per_client, 1, 1000, "each is a request")
+    check_int("--worst", worst, 0, 1000, "a table, not a dump: see the CSV")
+    path = csv if csv is not None else default_csv()
+    dest = out or Path("silicon_validation.csv")
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} rows"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("silicon", total=None)
+        res = validate_silicon(
+            path,
+            max_rows=max_rows,
+            jobs=jobs,
+            overhead=overhead,
+            prompts_per_client=prompts_per_client,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    res.to_csv(dest, index=False)
+    _print(res, path, worst)
+    console.print(f"wrote {dest} (one row per CSV row)", highlight=False)
+
+
+def _print(res: Any, path: Path, worst: int) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from sunsim.validate.silicon.summary import error_table, skip_counts, worst_rows
+
+    wide = Console(width=max(console.width, WIDTH))  # long row ids and model names
+    used = int((res["status"] == "ok").sum())
+    console.print(
+        f"{path}: {len(res)} rows; simulated {used}, not simulated {len(res) - used}. "
+        "Errors: (sim - measured) / measured of the mean TTFT and mean TPOT.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    et = error_table(res)
+    if len(et):
+        t = Table(title="error by GPU, backend and model", title_justify="left", box=box.SIMPLE)
+        for c in ("GPU", "backend", "model", "rows", "TTFT |err| p50", "p90", "bias"):
+            t.add_column(c, justify="right" if c not in ("GPU", "backend", "model") else "left")
+        for c in ("TPOT |err| p50", "p90", "bias"):
+            t.add_column(c, justify="right")
+        for r in et.itertuples(index=False):
+            t.add_row(
+                r.system, r.backend, str(r.model_path).rsplit("/", 1)[-1], f"{int(r.rows)}",
+                _abs_pct(r.ttft_median_abs), _abs_pct(r.ttft_p90_abs), _pct(r.ttft_median_signed),
+                _abs_pct(r.tpot_median_abs), _abs_pct(r.tpot_p90_abs), _pct(r.tpot_median_signed),
+            )  # fmt: skip
+        wide.print(t)
+        wr = worst_rows(res, worst)
+        if worst and len(wr):
+            w = Table(title="worst rows", title_justify="left", box=box.SIMPLE)
+            for c in ("id", "TTFT ms", "sim", "err", "TPOT ms", "sim", "err"):
+                w.add_column(c, justify="left" if c == "id" else "right")
+            for r in wr.itertuples(index=False):
+                w.add_row(
+                    str(r.id), _ms(r.silicon_ttft_ms), _ms(r.sim_ttft_ms), _pct(r.ttft_rel_error),
+                    _ms(r.silicon_tpot_ms), _ms(r.sim_tpot_ms), _pct(r.tpot_rel_error),
+                )  # fmt: skip
+            wide.print(w)
+    sk = skip_counts(res)
+    s = Table(title="rows not simulated, by reason", title_justify="left", box=box.SIMPLE)
+    for c in ("reason", "rows", "example"):
+        s.add_column(c, justify="right" if c == "rows" else "left", overflow="fold")
+    for r in sk.itertuples(index=False):
+        s.add_row(str(r.reason), str(r.rows), str(r.example)[:100])
+    wide.print(s)

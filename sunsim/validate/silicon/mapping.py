@@ -1,0 +1,128 @@
+"""One silicon row as a sunsim scenario, and its run.
+
+:func:`row_scenario` is the whole mapping (for whoever extends it):
+
+* aggregated (``agg``) -> design ``colocated``, one worker of ``tp_size`` GPUs
+  (``colocated_workers = 1``, ``tensor_parallel_size = tp_size``), ``max_num_seqs =
+  batch_size`` (the engine's batch cap the run was configured with), ``max_num_batched_tokens
+  = max(8192, batch_size)`` (vLLM's and TensorRT-LLM's default token budget);
+* disaggregated (``disagg``) -> design ``partitioned`` with ``prefill_num_workers`` prefill
+  workers of ``prefill_tp_size`` GPUs and ``decode_num_workers`` decode workers of
+  ``decode_tp_size`` GPUs, ``max_num_seqs = decode_batch_size`` (per decode worker),
+  ``max_num_batched_tokens = ISL x prefill_batch_size`` (the prefill batch the run used);
+* workload: closed loop at the client's concurrency (``silicon_concurrency``), fixed ISL and
+  OSL, ``num_prompts = prompts_per_client x concurrency`` (the file does not say how many the
+  benchmark sent; 10 per client by default), seed 0; one served model;
+* step times: the serving backend's profile on that GPU for the model, precision and each
+  pool's TP (:mod:`.profiles`), plus the backend's fitted engine overhead when there is one
+  (``engine_overhead``); the scenario records the decode profile's directory, and
+  :func:`run_case` loads each pool's profile at its own TP.
+
+Scenario keys that this build lacks (``colocated_workers``, the TP keys) are left out only
+where their value would be the default (1); :func:`~.rows.classify` skips rows that need them.
+The simulated TTFT and TPOT are means over every request, as the benchmark client reports
+(aiconfigurator's ``silicon_*_ms`` are its ``mean_ttft`` and ``mean_tpot``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from sunsim.config import Scenario, scenario_fields
+from sunsim.errors import ConfigError
+from sunsim.validate.silicon.rows import Case
+
+#: Requests the simulated benchmark sends per client, by default.
+PROMPTS_PER_CLIENT = 10
+#: Token budget of an aggregated engine step (vLLM's and TensorRT-LLM's default, tokens).
+DEFAULT_TOKEN_BUDGET = 8192
+
+
+def row_scenario(
+    case: Case, profile_dir: Path, engine_overhead: str, prompts_per_client: int = 10
+) -> Scenario:
+    """The scenario reproducing ``case`` (module docstring).
+
+    Raises:
+        ConfigError: the scenario is invalid in this build (e.g. a key it needs is missing).
+    """
+    c = case.concurrency
+    kw: dict[str, Any] = {
+        "base_model": case.model,
+        "served_models": ("model",),
+        "gpu": case.gpu,
+        "max_concurrency": c,
+        "num_prompts": max(prompts_per_client * c, 2),
+        "input_len": case.isl,
+        "output_len": case.osl,
+        "latency": "profile",
+        "profile": str(profile_dir),
+        "engine_overhead": engine_overhead,
+        "seed": 0,
+        "max_num_seqs": case.max_num_seqs,
+    }
+    if case.mode == "agg":
+        kw["modes"] = ("colocated",)
+        kw["colocated_workers"] = (1,)
+        kw["max_num_batched_tokens"] = max(DEFAULT_TOKEN_BUDGET, case.max_num_seqs)
+        kw["tensor_parallel_size"] = case.tensor_parallel_size
+    else:
+        kw["modes"] = ("partitioned",)
+        kw["prefill_workers"] = (case.prefill_workers,)
+        kw["decode_workers"] = (case.decode_workers,)
+        kw["max_num_batched_tokens"] = case.isl * case.prefill_batch_size
+        kw["prefill_tensor_parallel_size"] = case.prefill_tensor_parallel_size
+        kw["decode_tensor_parallel_size"] = case.decode_tensor_parallel_size
+    fields = scenario_fields()
+    for key in [k for k in kw if k not in fields]:
+        if kw[key] not in (1, (1,)):
+            raise ConfigError(f"scenario key '{key}' = {kw[key]} is not in this build")
+        del kw[key]
+    return Scenario(**kw)
+
+
+def run_case(
+    case: Case,
+    prefill_dir: Path,
+    decode_dir: Path,
+    engine_overhead: str,
+    prompts_per_client: int = PROMPTS_PER_CLIENT,
+) -> dict[str, Any]:
+    """Simulate ``case``; returns ``sim_ttft_ms``, ``sim_tpot_ms`` (means over the finished
+    requests), ``num_requests``, ``num_rejected``, ``num_preemptions``, ``wall_s``.
+
+    Raises:
+        ConfigError, ProfileError: the scenario or a profile is unusable in this build.
+    """
+    from sunsim.engine.closed_loop import simulate_closed_loop
+    from sunsim.latency.overhead import with_overhead
+    from sunsim.latency.profiled import ProfiledLatency
+    from sunsim.replay import closed_loop_workload
+
+    t0 = time.perf_counter()
+    s = row_scenario(case, decode_dir, engine_overhead, prompts_per_client)
+    wl = closed_loop_workload(s)
+    assert wl.closed_loop is not None
+    oh = None if engine_overhead == "none" else engine_overhead
+    pl = with_overhead(
+        ProfiledLatency.from_dir(prefill_dir, model=case.model, precision=case.precision), oh
+    )
+    dl = with_overhead(
+        ProfiledLatency.from_dir(decode_dir, model=case.model, precision=case.precision), oh
+    )
+    res = simulate_closed_loop(wl.closed_loop, s.cluster(s.modes[0]), pl, dl, requests=wl.requests)
+    rec = res.records
+    done = rec[rec["status"] == "finished"]
+    nan = math.nan
+    return {
+        "sim_ttft_ms": float(done["ttft_s"].mean()) * 1e3 if len(done) else nan,
+        "sim_tpot_ms": float(done["tpot_s"].mean()) * 1e3 if len(done) else nan,
+        "num_requests": len(rec),
+        "num_rejected": int((rec["status"] == "rejected").sum()),
+        "num_preemptions": int(rec["num_preemptions"].sum()),
+        "method": res.method,
+        "wall_s": time.perf_counter() - t0,
+    }

@@ -1,0 +1,200 @@
+"""``sunsim validate silicon``: the split, the classification of rows (registries looked up
+at run time), the row -> scenario mapping, a run on a small hand-made CSV, and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sunsim.cli import app
+from sunsim.engine.designs import DESIGNS
+from sunsim.validate.silicon.mapping import row_scenario
+from sunsim.validate.silicon.rows import (
+    FIT_PERCENT,
+    REQUIRED_COLUMNS,
+    Case,
+    Skip,
+    classify,
+    concurrency_of,
+    in_fit_set,
+    read_silicon,
+    sunsim_model,
+    tensor_parallel_supported,
+)
+from sunsim.validate.silicon.run import FIT_SET, validate_silicon
+
+IDS = [f"row{i}" for i in range(200)]
+REPORTED = [i for i in IDS if not in_fit_set(i)]
+FITTED = [i for i in IDS if in_fit_set(i)]
+
+BASE = {
+    "backend": "vllm", "backend_version": "0.12.0", "system": "h100_sxm",
+    "model_path": "meta-llama/Llama-3.1-8B-Instruct", "precision": "", "gemm_quant_mode": "",
+    "isl": 1024, "osl": 128, "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0,
+}  # fmt: skip
+DISAGG = BASE | {
+    "mode": "disagg", "prefill_num_workers": 1, "prefill_tp_size": 1, "decode_num_workers": 1,
+    "decode_tp_size": 1, "decode_batch_size": 8, "prefill_batch_size": 1,
+    "silicon_data_source": "x; silicon_concurrency=8; y",
+}  # fmt: skip
+AGG = BASE | {"mode": "agg", "batch_size": 8, "tp_size": 1, "pp_size": 1, "attention_dp_size": 1}
+
+
+def _row(**kw: object) -> dict[str, object]:
+    r = dict(kw)
+    r.setdefault("id", REPORTED[0])
+    r["concurrency"] = concurrency_of(r)
+    return r
+
+
+def _write(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
+    cols = [*REQUIRED_COLUMNS, "silicon_data_source", "backend_version", "prefill_batch_size"]
+    p = tmp_path / "silicon.csv"
+    pd.DataFrame(rows).reindex(columns=cols).to_csv(p, index=False)
+    return p
+
+
+def test_split_is_deterministic_and_about_30_percent() -> None:
+    ids = [f"id-{i}" for i in range(4000)]
+    share = sum(map(in_fit_set, ids)) / len(ids)
+    assert abs(share - FIT_PERCENT / 100) < 0.03
+    assert [in_fit_set(i) for i in ids[:50]] == [in_fit_set(i) for i in ids[:50]]
+
+
+def test_concurrency_from_source_or_batch() -> None:
+    assert concurrency_of(DISAGG) == 8
+    assert concurrency_of(AGG | {"attention_dp_size": 2}) == 16  # per-rank batch x DP
+    d = DISAGG | {"silicon_data_source": "", "decode_batch_size": 6, "decode_num_workers": 3}
+    assert concurrency_of(d) == 18
+
+
+def test_model_names() -> None:
+    assert sunsim_model("meta-llama/Llama-3.1-8B-Instruct") == "llama-3.1-8b"
+    assert sunsim_model("nvidia/Llama-3.1-8B-Instruct-FP8") == "llama-3.1-8b"
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        (AGG | {"pp_size": 2}, "pipeline parallelism"),
+        (AGG | {"attention_dp_size": 4}, "attention data parallelism"),
+        (AGG | {"model_path": "deepseek-ai/DeepSeek-R1"}, "model not in sunsim"),
+        (AGG | {"system": "l4"}, "GPU not in sunsim"),
+        (AGG | {"gemm_quant_mode": "int2_wo"}, "precision not in sunsim"),
+        (AGG | {"silicon_tpot_ms": float("nan")}, "missing measurement"),
+        (DISAGG | {"prefill_num_workers": float("nan")}, "without worker counts"),
+    ],
+)
+def test_classify_skips_with_a_reason(row: dict[str, object], reason: str) -> None:
+    got = classify(_row(**row))
+    assert isinstance(got, Skip) and reason in got.reason
+
+
+def test_classify_follows_the_registries() -> None:
+    agg = classify(_row(**AGG))
+    if "colocated" in DESIGNS:
+        assert isinstance(agg, Case) and agg.mode == "agg" and agg.max_num_seqs == 8
+    else:
+        assert isinstance(agg, Skip) and agg.reason == "co-located design not in this build"
+    tp2 = classify(_row(**DISAGG | {"decode_tp_size": 2}))
+    if tensor_parallel_supported():
+        assert isinstance(tp2, Case) and tp2.decode_tensor_parallel_size == 2
+    else:
+        assert isinstance(tp2, Skip) and tp2.reason == "tensor parallelism not simulated"
+    fit = classify(_row(**AGG), for_fit=True)  # the fit needs no design
+    assert isinstance(fit, Case) and fit.precision == "bf16"
+
+
+def test_row_scenario_disaggregated() -> None:
+    case = classify(_row(**DISAGG | {"prefill_num_workers": 2, "decode_num_workers": 3}))
+    assert isinstance(case, Case)
+    s = row_scenario(case, Path("/p"), "none")
+    assert s.modes == ("partitioned",) and s.closed_loop
+    assert (s.max_concurrency, s.num_prompts, s.input_len, s.output_len) == (8, 80, 1024, 128)
+    assert s.prefill_workers == (2,) and s.decode_workers == (3,)
+    assert s.max_num_seqs == 8 and s.max_num_batched_tokens == 1024
+    assert s.latency == "profile" and s.profile == "/p" and s.gpu == "h100"
+
+
+def test_run_on_a_small_csv(tmp_path: Path) -> None:
+    rows = [
+        DISAGG | {"id": REPORTED[0]},
+        AGG | {"id": REPORTED[1]},
+        AGG | {"id": REPORTED[2], "model_path": "zhipuai/GLM-5"},
+        DISAGG | {"id": FITTED[0]},
+    ]
+    res = validate_silicon(_write(tmp_path, rows), overhead=False).set_index("id")
+    ok = res.loc[REPORTED[0]]
+    assert ok["status"] == "ok" and ok["profile"].startswith("h100-sxm-aic-vllm")
+    assert ok["num_rejected"] == 0 and ok["num_requests"] == 80
+    assert ok["ttft_rel_error"] == pytest.approx(ok["sim_ttft_ms"] / 100.0 - 1)
+    assert ok["tpot_rel_error"] == pytest.approx(ok["sim_tpot_ms"] / 10.0 - 1)
+    assert 0 < ok["sim_tpot_ms"] < 100 and 0 < ok["sim_ttft_ms"] < 10_000
+    assert res.loc[FITTED[0], "reason"] == FIT_SET  # fit rows never run, never reported
+    assert res.loc[REPORTED[2], "status"] == "skipped"
+    assert len(res) == 4
+
+
+def test_process_pool_gives_the_same_results(tmp_path: Path) -> None:
+    rows = [DISAGG | {"id": i, "isl": 256 * (k + 1)} for k, i in enumerate(REPORTED[:3])]
+    csv = _write(tmp_path, rows)
+    one = validate_silicon(csv, overhead=False)
+    two = validate_silicon(csv, overhead=False, jobs=2)
+    cols = ["id", "status", "sim_ttft_ms", "sim_tpot_ms"]
+    pd.testing.assert_frame_equal(one[cols], two[cols])
+    assert (validate_silicon(csv, overhead=False, max_rows=1)["status"] == "ok").sum() == 1
+
+
+def test_cli_prints_tables_and_writes_every_row(tmp_path: Path) -> None:
+    csv = _write(tmp_path, [DISAGG | {"id": REPORTED[0]}, AGG | {"id": FITTED[0]}])
+    out = tmp_path / "v.csv"
+    r = CliRunner().invoke(
+        app, ["validate", "silicon", "--csv", str(csv), "--out", str(out), "--no-progress"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "error by GPU, backend and model" in r.output and "Llama-3.1-8B-Instruct" in r.output
+    assert "rows not simulated, by reason" in r.output and "fit set" in r.output
+    assert len(pd.read_csv(out)) == 2
+
+
+@pytest.mark.parametrize(
+    "content, msg",
+    [
+        (None, "no such silicon CSV"),
+        ("a,b\n1,2\n", "missing column(s)"),
+        ("BAD_ISL", "row 2, column isl: expected a number"),
+    ],
+)
+def test_cli_bad_csv_is_one_line(tmp_path: Path, content: str | None, msg: str) -> None:
+    p = tmp_path / "bad.csv"
+    if content == "BAD_ISL":
+        _write(tmp_path, [DISAGG | {"id": "x", "isl": "many"}]).rename(p)
+    elif content is not None:
+        p.write_text(content)
+    r = CliRunner().invoke(app, ["validate", "silicon", "--csv", str(p), "--no-progress"])
+    assert r.exit_code == 2, r.output
+    assert msg in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_bad_jobs() -> None:
+    r = CliRunner().invoke(app, ["validate", "silicon", "--jobs", "0"])
+    assert r.exit_code == 2 and "--jobs" in r.output
+
+
+def test_installed_csv_every_row_accounted(tmp_path: Path) -> None:
+    from sunsim.validate.silicon.rows import default_csv
+
+    try:
+        csv = default_csv()
+    except Exception:
+        pytest.skip("aiconfigurator-core not installed")
+    df = read_silicon(csv)
+    res = validate_silicon(csv, max_rows=1)
+    assert len(res) == len(df) and set(res["status"]) <= {"ok", "skipped", "error"}
+    assert (res["reason"] == FIT_SET).sum() == sum(map(in_fit_set, df["id"]))
+    assert dataclasses.is_dataclass(Case)
