@@ -33,7 +33,7 @@ from sunsim.config.fields import (
     field_meta,
     setting,
 )
-from sunsim.engine.designs import DESIGNS, get_design
+from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, PoolScope, get_design
 from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec, split_workers
 from sunsim.errors import ConfigError
@@ -41,6 +41,8 @@ from sunsim.specs import GPU_ALIASES, GPUS, MODELS, GiB, LinkSpec, SloSpec
 from sunsim.traces.formats import FORMATS
 
 MODES = tuple(DESIGNS)
+#: The modes a scenario runs unless told (``--mode all`` is :data:`MODES`).
+DEFAULT_MODES = DEFAULT_DESIGNS
 
 # Choices (shown by --help, checked on every scenario), built from their registries.
 if TYPE_CHECKING:  # a type checker sees plain strings
@@ -76,7 +78,10 @@ class Scenario:
     for every model, or one per model), ``decode_workers`` (one count = the total: the shared
     pool of sun/qsun, split over partitioned's per-model pools in proportion to each model's
     output tokens in the trace, at least 1 each; or one per model, summed for the shared
-    pool), ``qsun_precision``, engine limits, routers, link. Latency: ``latency`` = ``auto``
+    pool), ``colocated_workers`` (the ``colocated`` mode's workers, which run prefill and
+    decode: one count for every model, or one per model), ``qsun_precision``, engine limits,
+    routers, link. ``modes`` defaults to the disaggregated designs; ``all`` adds
+    ``colocated``. Latency: ``latency`` = ``auto``
     (a bundled profile for gpu+model+precision if there is one, else the roofline),
     ``profile`` (``profile`` path required) or ``roofline``. See each field's help.
     """
@@ -109,8 +114,9 @@ class Scenario:
         None, section="trace", ge=1, unit="requests", help="Keep the first N requests."
     )
     modes: tuple[DesignName, ...] = setting(
-        MODES, section="cluster", option="--mode", what="mode", min_length=1,
-        help="Serving designs to run: one, a comma list, or all.",
+        DEFAULT_MODES, section="cluster", option="--mode", what="mode", min_length=1,
+        help="Serving designs to run: one, a comma list, or all (every design, colocated "
+        "too).",
     )  # fmt: skip
     base_model: ModelName = setting(
         "llama-3.1-8b", section="models", key="base", option="--model", what="model",
@@ -139,6 +145,11 @@ class Scenario:
         (3,), section="cluster", unit="workers", reason=_WORKERS_WHY,
         help="Decode workers: the total (split over partitioned's pools by output-token "
         "share), or one per model.",
+    )  # fmt: skip
+    colocated_workers: tuple[WorkerCount, ...] = setting(
+        (2,), section="cluster", unit="workers", reason=_WORKERS_WHY,
+        help="Co-located workers (colocated mode: each runs prefill and decode of its model): "
+        "one count for every model, or one per model.",
     )  # fmt: skip
     qsun_precision: QsunPrecision = setting(
         "w4a16", section="cluster", what="qsun precision", help="Weights of qsun's decode pool."
@@ -216,7 +227,13 @@ class Scenario:
         return v
 
     @field_validator(
-        "modes", "served_models", "prefill_workers", "decode_workers", "shares", mode="before"
+        "modes",
+        "served_models",
+        "prefill_workers",
+        "decode_workers",
+        "colocated_workers",
+        "shares",
+        mode="before",
     )
     @classmethod
     def _as_tuple(cls, v: Any) -> Any:
@@ -257,7 +274,11 @@ class Scenario:
         n = len(self.served_models)
         if len(set(self.served_models)) != n:
             raise ConfigError(f"served model names must differ: {', '.join(self.served_models)}")
-        for what, counts in (("prefill", self.prefill_workers), ("decode", self.decode_workers)):
+        for what, counts in (
+            ("prefill", self.prefill_workers),
+            ("decode", self.decode_workers),
+            ("co-located", self.colocated_workers),
+        ):
             if len(counts) not in (1, n):
                 total = " (the total)" if what == "decode" else ""
                 raise ConfigError(
@@ -311,7 +332,10 @@ class Scenario:
         pw = self.prefill_workers * n if len(self.prefill_workers) == 1 else self.prefill_workers
         dw = self.decode_workers
         design = get_design(mode)
-        if not design.shares_decode:
+        cw: tuple[int, ...] = ()
+        if design.colocated:
+            pw, dw, cw = (), (), self._colocated_counts(mode)
+        elif not design.shares_decode:
             if len(dw) == 1:
                 dw = split_workers(dw[0], output_tokens_per_model or [1.0] * n)
         else:
@@ -331,7 +355,18 @@ class Scenario:
             prefill_router=self.prefill_router,
             decode_router=self.decode_router,
             link=self.link,
+            colocated_workers=cw,
         )
+
+    def _colocated_counts(self, mode: str) -> tuple[int, ...]:
+        """Co-located workers per pool of design ``mode``: ``colocated_workers`` per model
+        (one count: every model's), summed for a shared pool."""
+        n = len(self.served_models)
+        cw = self.colocated_workers
+        cw = cw * n if len(cw) == 1 else cw
+        if get_design(mode).decode.scope is PoolScope.SHARED:
+            cw = (sum(cw),)
+        return tuple(cw)
 
 
 def scenario_fields() -> dict[str, Any]:

@@ -22,7 +22,10 @@ class ClusterSpec:
     ``prefill_workers[i]`` belongs to ``served_models[i]``; ``decode_workers`` has one count per
     decode pool: one per served model when the design's decode scope is per model
     (``partitioned``), else one, the shared pool (``sun``/``qsun``). One worker is one GPU
-    (tensor parallel 1).
+    (tensor parallel 1). A co-located design (``design.colocated``) has neither: its
+    ``colocated_workers`` has one count per pool of workers that run prefill and decode
+    (one per served model for ``colocated``), and ``prefill_workers``/``decode_workers`` are
+    empty.
 
     Attributes:
         design: the serving design (a :class:`~sunsim.engine.designs.Design`, or its registry
@@ -36,6 +39,7 @@ class ClusterSpec:
         reserve_bytes: memory kept back for activations and the runtime, bytes.
         prefill_router, decode_router: keys of :data:`sunsim.engine.router.ROUTERS`.
         link: the KV-cache link out of each prefill worker.
+        colocated_workers: co-located workers per pool (co-located designs only).
 
     KV capacity per decode worker = (memory x ``gpu_memory_utilization`` - decode weight bytes
     - ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks.
@@ -59,6 +63,7 @@ class ClusterSpec:
     prefill_router: str = "least_loaded"
     decode_router: str = "least_loaded"
     link: LinkSpec = field(default_factory=LinkSpec)
+    colocated_workers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -70,13 +75,21 @@ class ClusterSpec:
             raise ConfigError("no served models; pass e.g. --models math,code,tool")
         if len(set(self.served_models)) != n:
             raise ConfigError(f"served model names repeat: {', '.join(self.served_models)}")
-        if len(self.prefill_workers) != n:
+        colocated = self.design.colocated
+        if colocated:
+            self._check_colocated(n)
+        elif self.colocated_workers:
+            raise ConfigError(
+                f"design {self.design.name} has no co-located workers; "
+                "colocated_workers is for co-located designs"
+            )
+        elif len(self.prefill_workers) != n:
             raise ConfigError(
                 f"{len(self.prefill_workers)} prefill worker counts for {n} models; "
                 "give one number or one per model"
             )
         want = self.design.num_decode_pools(n)
-        if len(self.decode_workers) != want:
+        if not colocated and len(self.decode_workers) != want:
             raise ConfigError(
                 f"design {self.design.name} needs {want} decode worker count(s), "
                 f"got {len(self.decode_workers)}"
@@ -109,6 +122,29 @@ class ClusterSpec:
                     f"cluster on {self.gpu}; pools on different GPU types are not simulated yet"
                 )
 
+    def _check_colocated(self, n: int) -> None:
+        """A co-located design: one count per pool, no prefill or decode pools, and vLLM's
+        own rule ``max_num_batched_tokens >= max_num_seqs`` (every running decode gets its
+        token each step)."""
+        want = self.design.num_decode_pools(n)
+        if len(self.colocated_workers) != want:
+            raise ConfigError(
+                f"design {self.design.name} needs {want} co-located worker count(s), "
+                f"got {len(self.colocated_workers)}"
+            )
+        if any(w < 1 for w in self.colocated_workers):
+            raise ConfigError("every co-located pool needs at least 1 worker")
+        if self.prefill_workers or self.decode_workers:
+            raise ConfigError(
+                f"design {self.design.name} has no prefill or decode pools; give its workers "
+                "as colocated_workers"
+            )
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ConfigError(
+                f"co-located workers need max_num_batched_tokens ({self.max_num_batched_tokens})"
+                f" >= max_num_seqs ({self.max_num_seqs}), as vLLM requires"
+            )
+
     @property
     def decode_pool_names(self) -> list[str]:
         """Names of the decode pools, in ``decode_workers`` order."""
@@ -123,8 +159,13 @@ class ClusterSpec:
         return sum(self.decode_workers)
 
     @property
+    def num_colocated_gpus(self) -> int:
+        """GPUs of co-located workers (0 for disaggregated designs)."""
+        return sum(self.colocated_workers)
+
+    @property
     def num_gpus(self) -> int:
-        return self.num_prefill_gpus + self.num_decode_gpus
+        return self.num_prefill_gpus + self.num_decode_gpus + self.num_colocated_gpus
 
 
 def split_workers(total: int, weights: Sequence[float]) -> tuple[int, ...]:

@@ -64,6 +64,8 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             total=int(cl.num_gpus),
             decode_per_pool=tuple(int(x) for x in cl.decode_workers),
             prefill_per_model=tuple(int(x) for x in cl.prefill_workers),
+            colocated=int(cl.num_colocated_gpus),
+            colocated_per_pool=tuple(int(x) for x in cl.colocated_workers),
         ),
         requests=RequestCounts(
             total=int(len(rec)),

@@ -26,8 +26,10 @@ def comparison_table(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) ->
         s = as_summary(raw)
         lat = s.latency_s
         rows[mode] = {
-            "GPUs (prefill+decode)": f"{s.gpus.prefill}+{s.gpus.decode}",
-            "decode workers per pool": ",".join(str(x) for x in s.gpus.decode_per_pool),
+            "GPUs (prefill+decode)": _gpus(s),
+            "decode workers per pool": ",".join(
+                str(x) for x in (s.gpus.decode_per_pool or s.gpus.colocated_per_pool)
+            ),
             "finished / rejected": f"{s.requests.finished} / {s.requests.rejected}",
             "preemptions": s.requests.preemptions,
             "TTFT p50 / p90 / p99 (s)": _trio(lat, "ttft_s"),
@@ -45,6 +47,13 @@ def comparison_table(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) ->
             "latency model": s.method,
         }
     return pd.DataFrame(rows)
+
+
+def _gpus(s: RunSummary) -> str:
+    """``prefill+decode`` GPUs, or ``N co-located`` for a co-located design."""
+    if s.gpus.colocated:
+        return f"{s.gpus.colocated} co-located"
+    return f"{s.gpus.prefill}+{s.gpus.decode}"
 
 
 def _trio(lat: LatencyPercentiles, key: str, scale: float = 1.0) -> str:

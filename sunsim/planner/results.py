@@ -24,7 +24,8 @@ class ModePlan:
     at these counts; ``evaluations``: rows ``phase`` (prefill/decode/final), ``pool``,
     ``workers``, ``met``, ``attainment``, ``ttft_q_s``, ``tpot_q_s``, ``wall_s``, ``cached``;
     ``result``: the final :class:`~sunsim.engine.cluster.SimResult` (kept for the reference
-    point only).
+    point only); ``colocated_workers``: per pool, for a co-located mode (whose prefill and
+    decode counts are empty).
     """
 
     mode: str
@@ -33,11 +34,12 @@ class ModePlan:
     summary: RunSummary
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     result: SimResult | None = None
+    colocated_workers: tuple[int, ...] = ()
 
     @property
     def num_gpus(self) -> int:
-        """Prefill plus decode workers (one GPU each)."""
-        return sum(self.prefill_workers) + sum(self.decode_workers)
+        """Prefill, decode and co-located workers (one GPU each)."""
+        return sum(self.prefill_workers) + sum(self.decode_workers) + sum(self.colocated_workers)
 
 
 @dataclass
@@ -94,10 +96,12 @@ class PlanResult:
 
         Columns: ``sweep_key``/``sweep_value`` (sweeps only), ``mode``, ``decode_workers``
         (per pool, comma-joined), ``num_decode_gpus``, ``prefill_workers`` (per model),
-        ``num_prefill_gpus``, ``num_gpus``, ``slo_attainment``, ``ttft_s_p90``, ``tpot_s_p50``,
+        ``num_prefill_gpus``, ``colocated_workers`` (per pool), ``num_colocated_gpus``,
+        ``num_gpus``, ``slo_attainment``, ``ttft_s_p90``, ``tpot_s_p50``,
         ``tpot_s_p90`` (seconds), ``throughput_tok_s``, ``throughput_per_gpu``,
-        ``throughput_per_decode_gpu`` (output tokens/s over the measured window, first arrival
-        to last finish, as :func:`sunsim.metrics.summarize`), ``load_tok_s_per_gpu`` (the
+        ``throughput_per_decode_gpu`` (NaN without decode workers) (output tokens/s over the
+        measured window, first arrival to last finish, as :func:`sunsim.metrics.summarize`),
+        ``load_tok_s_per_gpu`` (the
         trace's output tokens over its arrival span, per GPU: the load each GPU carries at the
         planned size; identical offered load in every mode, so its ratio between modes is the
         inverse ratio of their GPUs), ``gpus_saved_vs_partitioned``,
@@ -129,6 +133,8 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
         "num_decode_gpus": sum(mp.decode_workers),
         "prefill_workers": ",".join(map(str, mp.prefill_workers)),
         "num_prefill_gpus": sum(mp.prefill_workers),
+        "colocated_workers": ",".join(map(str, mp.colocated_workers)),
+        "num_colocated_gpus": sum(mp.colocated_workers),
         "num_gpus": mp.num_gpus,
         "slo_attainment": s.slo.attainment,
         "ttft_s_p90": s.latency_s.ttft_s_p90,
@@ -136,7 +142,9 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
         "tpot_s_p90": s.latency_s.tpot_s_p90,
         "throughput_tok_s": tput,
         "throughput_per_gpu": tput / mp.num_gpus,
-        "throughput_per_decode_gpu": tput / sum(mp.decode_workers),
+        "throughput_per_decode_gpu": tput / sum(mp.decode_workers)
+        if mp.decode_workers
+        else float("nan"),
         "load_tok_s_per_gpu": pp.load_tok_s() / mp.num_gpus,
     }
     if base is not None:
