@@ -27,6 +27,10 @@ Sarathi-Serve, Agrawal et al., OSDI'24), with a token budget of ``max_num_batche
    end (its first token: ``first_token_at``; after a recompute, the next one) and decodes
    from the next step; a decoding request emits one token per step.
 
+Not modelled (as elsewhere in sunsim): prefix caching (V1 enables it by default, so a real
+preempted request may find part of its dropped KV still cached and recompute less; here it
+recomputes all of it), speculative decoding, and the per-step CPU overhead.
+
 Records: ``prefill_started_at`` is when its first chunk starts, ``first_token_at`` when its
 last prompt chunk's step ends; ``kv_ready_at`` and ``decode_started_at`` equal
 ``first_token_at`` (its KV is where it decodes); ``prefill_worker`` and ``decode_worker`` are

@@ -75,6 +75,7 @@ def per_model_frame(
 _PLAN_LABELS = {
     "decode_workers": "decode workers (per pool)",
     "prefill_workers": "prefill workers (per model)",
+    "colocated_workers": "co-located workers (per model)",
     "num_gpus": "GPUs (all)",
     "slo_attainment": "SLO attainment",
     "ttft_s_p90": "TTFT p90 (s)",
@@ -93,6 +94,7 @@ _SWEEP_LABELS = {
     "mode": "mode",
     "decode_workers": "decode workers",
     "prefill_workers": "prefill workers",
+    "colocated_workers": "co-located workers",
     "num_gpus": "GPUs",
     "slo_attainment": "attainment",
     "tpot_s_p90": "TPOT p90 (s)",
