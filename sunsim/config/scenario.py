@@ -162,7 +162,8 @@ class Scenario:
     max_num_batched_tokens: Int = setting(
         8192, section="cluster", ge=1, le=2**20, unit="tokens", aliases=("max_batch_tokens",),
         reason="a larger prefill batch than any engine runs",
-        help="Prefill batch budget: prompt tokens per prefill batch.",
+        help="Token budget: prompt tokens per prefill batch (co-located workers: decode and "
+        "prompt-chunk tokens per step).",
     )  # fmt: skip
     block_size: Int = setting(
         16, section="cluster", ge=1, le=4096, unit="tokens", aliases=("kv_block_tokens",),
