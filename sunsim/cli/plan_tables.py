@@ -70,8 +70,9 @@ def print_sweep(r: Any) -> None:
         gp = r.goodput.attrs.get("goodput", {})
         w = r.goodput.attrs.get("workers", {})
         for m, v in gp.items():
-            console.print(
-                f"goodput {m} (prefill {w[m]['prefill']}, decode {w[m]['decode']}): "
-                f"rate scale {v:.3g}",
-                highlight=False,
+            at = (
+                f"co-located {w[m]['colocated']}"
+                if w[m].get("colocated")
+                else f"prefill {w[m]['prefill']}, decode {w[m]['decode']}"
             )
+            console.print(f"goodput {m} ({at}): rate scale {v:.3g}", highlight=False)

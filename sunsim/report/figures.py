@@ -90,14 +90,16 @@ def capacity_curve(
     """Decode workers needed against load, per mode (a rate sweep).
 
     ``df``: columns ``sweep_value`` (rate scale), ``mode``, ``num_decode_gpus`` and, optional,
-    ``num_gpus`` (drawn dashed: prefill + decode).
+    ``num_gpus`` (drawn dashed: prefill + decode; a co-located mode, which has no decode
+    workers, is drawn by this line alone).
     """
     fig = _fig()
     ax = fig.add_subplot()
     for i, (mode, g) in enumerate(df.groupby("mode", sort=False)):
         g = g.sort_values("sweep_value")
         c = mode_color(mode, i)
-        ax.plot(g["sweep_value"], g["num_decode_gpus"], "o-", color=c, label=f"{mode} decode")
+        if g["num_decode_gpus"].any() or "num_gpus" not in g:
+            ax.plot(g["sweep_value"], g["num_decode_gpus"], "o-", color=c, label=f"{mode} decode")
         if "num_gpus" in g:
             ax.plot(
                 g["sweep_value"], g["num_gpus"], "s--", color=c, alpha=0.5, label=f"{mode} all GPUs"

@@ -135,7 +135,9 @@ def goodput_text(run: RunData) -> tuple[str, str] | None:
         return None
     line = ", ".join(f"{m}: x{float(v):.3g}" for m, v in rates.items())
     workers = "; ".join(
-        f"{m} prefill {','.join(map(str, x.get('prefill', [])))} + decode "
+        f"{m} co-located {','.join(map(str, x['colocated']))}"
+        if x.get("colocated")
+        else f"{m} prefill {','.join(map(str, x.get('prefill', [])))} + decode "
         f"{','.join(map(str, x.get('decode', [])))}"
         for m, x in _obj(gp.get("workers")).items()
         if isinstance(x, dict)
