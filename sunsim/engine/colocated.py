@@ -31,13 +31,9 @@ Not modelled (as elsewhere in sunsim): prefix caching (V1 enables it by default,
 preempted request may find part of its dropped KV still cached and recompute less; here it
 recomputes all of it), speculative decoding, and the per-step CPU overhead.
 
-Records: ``prefill_started_at`` is when its first chunk starts, ``first_token_at`` when its
-last prompt chunk's step ends; ``kv_ready_at`` and ``decode_started_at`` equal
-``first_token_at`` (its KV is where it decodes); ``prefill_worker`` and ``decode_worker`` are
-the worker's index. Steps that only decode, with nothing to admit, are planned as runs of
-iterations (``latency.decode_run``, one timer) exactly as
-:class:`~sunsim.engine.decode.DecodeWorker` does; an arrival cuts the run at the first
-boundary at or after it.
+Records: ``kv_ready_at`` = ``decode_started_at`` = ``first_token_at`` (``docs/metrics.md``).
+Decode-only steps with nothing to admit run as planned runs of iterations, as
+:class:`~sunsim.engine.decode.DecodeWorker` does; an arrival cuts a run at its next boundary.
 """
 
 from __future__ import annotations
