@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 import sunsim.engine.cluster as simulation
 import sunsim.engine.decode
-from sunsim.config import MODES
+from sunsim.config import (
+    DEFAULT_MODES as MODES,
+)  # the disaggregated designs (colocated: test_colocated.py)
 from sunsim.engine.cluster import simulate
 from sunsim.engine.router import ROUTERS as _ROUTER_REGISTRY
 from sunsim.engine.spec import ClusterSpec

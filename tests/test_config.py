@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sunsim.config import (
+    DEFAULT_MODES,
     MODES,
     SCENARIO_TOML,
     Scenario,
@@ -94,7 +95,7 @@ def test_replace_validates_and_keeps_dataclass_tools():
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.seed = 3  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(s)) == s and hash(s) == hash(Scenario())
-    assert dataclasses.asdict(s)["modes"] == MODES
+    assert dataclasses.asdict(s)["modes"] == DEFAULT_MODES
     # NumPy scalars (the planner's) are plain numbers
     t = s.replace(decode_workers=(np.int64(4),), zipf=np.float64(1.2))
     assert t.decode_workers == (4,) and type(t.decode_workers[0]) is int and t.zipf == 1.2

@@ -26,8 +26,8 @@ def test_registry_entries_give_the_pools(name, decode_pools, precision):
 
 
 def test_unknown_design_and_wrong_pool_counts_are_one_line():
-    with pytest.raises(ConfigError, match="unknown design 'colocated'; choose one of partitioned"):
-        get_design("colocated")
+    with pytest.raises(ConfigError, match="unknown design 'aggregated'; choose one of partitioned"):
+        get_design("aggregated")
     with pytest.raises(ConfigError, match="design partitioned needs 2 decode worker count"):
         ClusterSpec("partitioned", ("a", "b"), (1, 1), (2,))
 

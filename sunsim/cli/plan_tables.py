@@ -14,10 +14,14 @@ def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
     method = ", ".join(sorted(set(df["method"])))
     t = pd.DataFrame(
         {
-            "decode workers (per pool)": df["decode_workers"].tolist(),
+            "decode workers (per pool)": [
+                d or f"co-located {c}"
+                for d, c in zip(df["decode_workers"], df["colocated_workers"])
+            ],
             "prefill workers (per model)": df["prefill_workers"].tolist(),
             "GPUs (prefill+decode)": [
-                f"{a}+{b} = {a + b}" for a, b in zip(df["num_prefill_gpus"], df["num_decode_gpus"])
+                f"{a}+{b} = {a + b}" if a + b == n else f"{n} co-located"
+                for a, b, n in zip(df["num_prefill_gpus"], df["num_decode_gpus"], df["num_gpus"])
             ],
             "SLO attainment": [f"{x:.1%}" for x in df["slo_attainment"]],
             "TTFT p90 (s)": [f"{x:.3f}" for x in df["ttft_s_p90"]],
@@ -70,8 +74,9 @@ def print_sweep(r: Any) -> None:
         gp = r.goodput.attrs.get("goodput", {})
         w = r.goodput.attrs.get("workers", {})
         for m, v in gp.items():
-            console.print(
-                f"goodput {m} (prefill {w[m]['prefill']}, decode {w[m]['decode']}): "
-                f"rate scale {v:.3g}",
-                highlight=False,
+            at = (
+                f"co-located {w[m]['colocated']}"
+                if w[m].get("colocated")
+                else f"prefill {w[m]['prefill']}, decode {w[m]['decode']}"
             )
+            console.print(f"goodput {m} ({at}): rate scale {v:.3g}", highlight=False)

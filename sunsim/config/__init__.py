@@ -21,7 +21,7 @@ It does not own model/GPU/link/SLO specs (:mod:`sunsim.specs`), the cluster spec
 """
 
 from sunsim.config.fields import FieldMeta, ScenarioFieldError
-from sunsim.config.scenario import MAX_WORKERS, MODES, Scenario, scenario_fields
+from sunsim.config.scenario import DEFAULT_MODES, MAX_WORKERS, MODES, Scenario, scenario_fields
 from sunsim.config.toml import (
     SCENARIO_TOML,
     SECTIONS,
@@ -34,6 +34,7 @@ from sunsim.config.toml import (
 )
 
 __all__ = [
+    "DEFAULT_MODES",
     "MAX_WORKERS",
     "MODES",
     "SCENARIO_TOML",

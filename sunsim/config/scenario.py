@@ -33,7 +33,7 @@ from sunsim.config.fields import (
     field_meta,
     setting,
 )
-from sunsim.engine.designs import DESIGNS, get_design
+from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, PoolScope, get_design
 from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec, split_workers
 from sunsim.errors import ConfigError
@@ -42,6 +42,8 @@ from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE, check_heads_divisibl
 from sunsim.traces.formats import FORMATS
 
 MODES = tuple(DESIGNS)
+#: The modes a scenario runs unless told (``--mode all`` is :data:`MODES`).
+DEFAULT_MODES = DEFAULT_DESIGNS
 
 # Choices (shown by --help, checked on every scenario), built from their registries.
 if TYPE_CHECKING:  # a type checker sees plain strings
@@ -82,8 +84,11 @@ class Scenario:
     for every model, or one per model), ``decode_workers`` (one count = the total: the shared
     pool of sun/qsun, split over partitioned's per-model pools in proportion to each model's
     output tokens in the trace, at least 1 each; or one per model, summed for the shared
-    pool), ``tensor_parallel_size`` (GPUs per worker; ``prefill_``/``decode_`` overrides),
-    ``qsun_precision``, engine limits, routers, link. Latency: ``latency`` = ``auto``
+    pool), ``colocated_workers`` (the ``colocated`` mode's workers, which run prefill and
+    decode: one count for every model, or one per model), ``tensor_parallel_size`` (GPUs per
+    worker; ``prefill_``/``decode_`` overrides; co-located workers use the decode size),
+    ``qsun_precision``, engine limits, routers, link. ``modes`` defaults to the disaggregated
+    designs; ``all`` adds ``colocated``. Latency: ``latency`` = ``auto``
     (a bundled profile for gpu+model+precision if there is one, else the roofline),
     ``profile`` (``profile`` path required) or ``roofline``. See each field's help.
     """
@@ -142,8 +147,9 @@ class Scenario:
         "--random-range-ratio); 0 keeps them fixed.",
     )  # fmt: skip
     modes: tuple[DesignName, ...] = setting(
-        MODES, section="cluster", option="--mode", what="mode", min_length=1,
-        help="Serving designs to run: one, a comma list, or all.",
+        DEFAULT_MODES, section="cluster", option="--mode", what="mode", min_length=1,
+        help="Serving designs to run: one, a comma list, or all (every design, colocated "
+        "too).",
     )  # fmt: skip
     base_model: ModelName = setting(
         "llama-3.1-8b", section="models", key="base", option="--model", what="model",
@@ -173,6 +179,11 @@ class Scenario:
         help="Decode workers: the total (split over partitioned's pools by output-token "
         "share), or one per model.",
     )  # fmt: skip
+    colocated_workers: tuple[WorkerCount, ...] = setting(
+        (2,), section="cluster", unit="workers", reason=_WORKERS_WHY,
+        help="Co-located workers (colocated mode: each runs prefill and decode of its model): "
+        "one count for every model, or one per model.",
+    )  # fmt: skip
     qsun_precision: QsunPrecision = setting(
         "w4a16", section="cluster", what="qsun precision", help="Weights of qsun's decode pool."
     )
@@ -197,7 +208,8 @@ class Scenario:
     max_num_batched_tokens: Int = setting(
         8192, section="cluster", ge=1, le=2**20, unit="tokens", aliases=("max_batch_tokens",),
         reason="a larger prefill batch than any engine runs",
-        help="Prefill batch budget: prompt tokens per prefill batch.",
+        help="Token budget: prompt tokens per prefill batch (co-located workers: decode and "
+        "prompt-chunk tokens per step).",
     )  # fmt: skip
     block_size: Int = setting(
         16, section="cluster", ge=1, le=4096, unit="tokens", aliases=("kv_block_tokens",),
@@ -268,7 +280,13 @@ class Scenario:
         return v
 
     @field_validator(
-        "modes", "served_models", "prefill_workers", "decode_workers", "shares", mode="before"
+        "modes",
+        "served_models",
+        "prefill_workers",
+        "decode_workers",
+        "colocated_workers",
+        "shares",
+        mode="before",
     )
     @classmethod
     def _as_tuple(cls, v: Any) -> Any:
@@ -309,7 +327,11 @@ class Scenario:
         n = len(self.served_models)
         if len(set(self.served_models)) != n:
             raise ConfigError(f"served model names must differ: {', '.join(self.served_models)}")
-        for what, counts in (("prefill", self.prefill_workers), ("decode", self.decode_workers)):
+        for what, counts in (
+            ("prefill", self.prefill_workers),
+            ("decode", self.decode_workers),
+            ("co-located", self.colocated_workers),
+        ):
             if len(counts) not in (1, n):
                 total = " (the total)" if what == "decode" else ""
                 raise ConfigError(
@@ -400,7 +422,10 @@ class Scenario:
         pw = self.prefill_workers * n if len(self.prefill_workers) == 1 else self.prefill_workers
         dw = self.decode_workers
         design = get_design(mode)
-        if not design.shares_decode:
+        cw: tuple[int, ...] = ()
+        if design.colocated:
+            pw, dw, cw = (), (), self._colocated_counts(mode)
+        elif not design.shares_decode:
             if len(dw) == 1:
                 dw = split_workers(dw[0], output_tokens_per_model or [1.0] * n)
         else:
@@ -422,7 +447,18 @@ class Scenario:
             link=self.link,
             prefill_tensor_parallel_size=self.pool_tensor_parallel_size("prefill"),
             decode_tensor_parallel_size=self.pool_tensor_parallel_size("decode"),
+            colocated_workers=cw,
         )
+
+    def _colocated_counts(self, mode: str) -> tuple[int, ...]:
+        """Co-located workers per pool of design ``mode``: ``colocated_workers`` per model
+        (one count: every model's), summed for a shared pool."""
+        n = len(self.served_models)
+        cw = self.colocated_workers
+        cw = cw * n if len(cw) == 1 else cw
+        if get_design(mode).decode.scope is PoolScope.SHARED:
+            cw = (sum(cw),)
+        return tuple(cw)
 
 
 def scenario_fields() -> dict[str, Any]:

@@ -10,7 +10,8 @@ batch) -> one token per iteration -> ``finished_at``.
 Designs differ only in the decode pools: ``partitioned`` has one pool per model (a request is
 decoded by its own model's workers); ``sun`` and ``qsun`` have one shared pool (any worker
 decodes any model's request; qsun's decode latency model is a low-bit one, with smaller
-weights and so more KV cache).
+weights and so more KV cache). A co-located design (``colocated``) has neither pool: its
+workers run both phases in one batch (:mod:`sunsim.engine.colocated`), built here too.
 
 Every request ends exactly once, ``finished`` or ``rejected`` with a reason
 (:class:`~sunsim.engine.scheduler.RejectReason`): ``exceeds_max_model_len`` (prompt + output
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sunsim.engine.colocated import build_colocated_pools
 from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
@@ -135,8 +137,12 @@ class ClusterSim:
         self._build_pools(rng)
 
     def _build_pools(self, rng: np.random.Generator) -> None:
-        """Prefill workers per model (each with its own link) and the decode pools."""
+        """Prefill workers per model (each with its own link) and the decode pools; or, for
+        a co-located design, its co-located workers (:mod:`sunsim.engine.colocated`)."""
         cluster = self.cluster
+        if cluster.design.colocated:
+            build_colocated_pools(self, rng)
+            return
         self.prefill_workers: list[PrefillWorker] = []
         self.prefill_routers: list[PrefillRouter] = []
         for m, count in enumerate(cluster.prefill_workers):

@@ -9,7 +9,10 @@ Sources: ``partitioned`` is conventional prefill/decode disaggregation (DistServ
 Splitwise, ISCA'24) with one set of workers per task model; ``sun`` and ``qsun`` are SUN
 (Shared Use of Next-token Prediction, arXiv 2603.02599): task-specific prefill modules and one
 frozen decode module shared by every task model, in BF16 (``sun``) or weight-only low bits
-(``qsun``, AWQ-style W4A16 by default).
+(``qsun``, AWQ-style W4A16 by default). ``colocated`` is aggregated serving, what nearly every
+public benchmark measures: each task model's workers run prefill and decode in one continuous
+batch with chunked prefill under a token budget (vLLM V1's default scheduler; Sarathi-Serve,
+Agrawal et al., OSDI'24), so there is no prefill pool and no KV transfer.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ class Design:
         decode: the decode pools.
         low_bit_decode: the scenario's low-bit decode precision (``qsun_precision``) replaces
             ``decode.precision``.
+        colocated: one kind of worker runs both prefill and decode (aggregated serving,
+            :mod:`sunsim.engine.colocated`): ``decode`` then describes those workers' pools
+            (scope, precision of the one module they hold) and ``prefill`` is not built; the
+            cluster counts them in ``colocated_workers``. A shared-base co-located design is
+            one more entry with ``decode=PoolDesign(PoolScope.SHARED)``.
     """
 
     name: str
@@ -68,6 +76,7 @@ class Design:
     prefill: PoolDesign
     decode: PoolDesign
     low_bit_decode: bool = False
+    colocated: bool = False
 
     @property
     def shares_decode(self) -> bool:
@@ -108,7 +117,19 @@ DESIGNS: dict[str, Design] = {
         decode=PoolDesign(PoolScope.SHARED, precision="w4a16"),
         low_bit_decode=True,
     ),
+    "colocated": Design(
+        "colocated",
+        "co-located (aggregated): each task model's workers run prefill and decode in one "
+        "continuous batch with chunked prefill (vLLM's default scheduler)",
+        prefill=PoolDesign(PoolScope.PER_MODEL),
+        decode=PoolDesign(PoolScope.PER_MODEL),
+        colocated=True,
+    ),
 }
+
+#: The designs a scenario runs by default (``--mode all`` runs every design): the
+#: disaggregated ones, which the SUN comparison is about.
+DEFAULT_DESIGNS: tuple[str, ...] = tuple(n for n, d in DESIGNS.items() if not d.colocated)
 
 #: Low-bit precisions a ``low_bit_decode`` design may run.
 LOW_BIT_PRECISIONS = ("w4a16", "w8a16")

@@ -25,6 +25,10 @@ class ClusterSpec:
     (``partitioned``), else one, the shared pool (``sun``/``qsun``). One worker is
     ``prefill_tensor_parallel_size`` (prefill) or ``decode_tensor_parallel_size`` (decode)
     GPUs; every GPU count is workers x that size.
+    A co-located design (``design.colocated``) has neither: its ``colocated_workers`` has one
+    count per pool of workers that run prefill and decode (one per served model for
+    ``colocated``), each ``decode_tensor_parallel_size`` GPUs, and
+    ``prefill_workers``/``decode_workers`` are empty.
 
     Attributes:
         design: the serving design (a :class:`~sunsim.engine.designs.Design`, or its registry
@@ -45,6 +49,7 @@ class ClusterSpec:
             (:func:`sunsim.specs.parallel.check_tensor_parallel_size` says why); whether they
             divide the model's heads is checked where the model is known (the scenario and
             the latency models).
+        colocated_workers: co-located workers per pool (co-located designs only).
 
     KV capacity per decode worker = (TP x memory x ``gpu_memory_utilization`` - decode weight
     bytes - TP x ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks
@@ -72,6 +77,7 @@ class ClusterSpec:
     link: LinkSpec = field(default_factory=LinkSpec)
     prefill_tensor_parallel_size: int | None = None
     decode_tensor_parallel_size: int | None = None
+    colocated_workers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -83,13 +89,21 @@ class ClusterSpec:
             raise ConfigError("no served models; pass e.g. --models math,code,tool")
         if len(set(self.served_models)) != n:
             raise ConfigError(f"served model names repeat: {', '.join(self.served_models)}")
-        if len(self.prefill_workers) != n:
+        colocated = self.design.colocated
+        if colocated:
+            self._check_colocated(n)
+        elif self.colocated_workers:
+            raise ConfigError(
+                f"design {self.design.name} has no co-located workers; "
+                "colocated_workers is for co-located designs"
+            )
+        elif len(self.prefill_workers) != n:
             raise ConfigError(
                 f"{len(self.prefill_workers)} prefill worker counts for {n} models; "
                 "give one number or one per model"
             )
         want = self.design.num_decode_pools(n)
-        if len(self.decode_workers) != want:
+        if not colocated and len(self.decode_workers) != want:
             raise ConfigError(
                 f"design {self.design.name} needs {want} decode worker count(s), "
                 f"got {len(self.decode_workers)}"
@@ -131,6 +145,29 @@ class ClusterSpec:
                 f"{design_tp}; set {name} = {design_tp}, got {tp}"
             )
 
+    def _check_colocated(self, n: int) -> None:
+        """A co-located design: one count per pool, no prefill or decode pools, and vLLM's
+        own rule ``max_num_batched_tokens >= max_num_seqs`` (every running decode gets its
+        token each step)."""
+        want = self.design.num_decode_pools(n)
+        if len(self.colocated_workers) != want:
+            raise ConfigError(
+                f"design {self.design.name} needs {want} co-located worker count(s), "
+                f"got {len(self.colocated_workers)}"
+            )
+        if any(w < 1 for w in self.colocated_workers):
+            raise ConfigError("every co-located pool needs at least 1 worker")
+        if self.prefill_workers or self.decode_workers:
+            raise ConfigError(
+                f"design {self.design.name} has no prefill or decode pools; give its workers "
+                "as colocated_workers"
+            )
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ConfigError(
+                f"co-located workers need max_num_batched_tokens ({self.max_num_batched_tokens})"
+                f" >= max_num_seqs ({self.max_num_seqs}), as vLLM requires"
+            )
+
     @property
     def decode_pool_names(self) -> list[str]:
         """Names of the decode pools, in ``decode_workers`` order."""
@@ -147,9 +184,15 @@ class ClusterSpec:
         return sum(self.decode_workers) * int(self.decode_tensor_parallel_size or 1)
 
     @property
+    def num_colocated_gpus(self) -> int:
+        """Co-located workers x ``decode_tensor_parallel_size`` (0 for disaggregated designs):
+        a co-located worker runs the decode module's latency model and KV cache."""
+        return sum(self.colocated_workers) * int(self.decode_tensor_parallel_size or 1)
+
+    @property
     def num_gpus(self) -> int:
-        """Prefill plus decode GPUs."""
-        return self.num_prefill_gpus + self.num_decode_gpus
+        """Prefill plus decode plus co-located GPUs."""
+        return self.num_prefill_gpus + self.num_decode_gpus + self.num_colocated_gpus
 
 
 def split_workers(total: int, weights: Sequence[float]) -> tuple[int, ...]:

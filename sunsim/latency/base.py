@@ -1,7 +1,9 @@
 """The latency-model interface: the only place that knows about hardware.
 
-The cluster asks a :class:`LatencyModel` for the time of a prefill batch and of one decode
-iteration; nothing else in the simulator knows about GPUs. Implementations:
+The cluster asks a :class:`LatencyModel` for the time of a prefill batch, of one decode
+iteration and of one co-located step mixing decodes with prefill chunks
+(:meth:`LatencyModel.mixed_step_time`); nothing else in the simulator knows about GPUs.
+Implementations:
 
 * :mod:`sunsim.latency.roofline`: analytic, from a GPU spec and a model spec
   (``method == "analytic"``; every output made with it says so).
@@ -79,6 +81,53 @@ class LatencyModel(ABC):
                 break
             ctx += batch_size
         return out
+
+    def context_attention_time(self, batch_size: int, context_tokens: int) -> float:
+        """Seconds a decode iteration of ``batch_size`` requests spends on their
+        ``context_tokens`` cached tokens (reading the KV cache in attention), beyond what the
+        same batch costs with no context: ``max(0, decode_step_time(B, C) -
+        decode_step_time(B, 0))``. Implementations with a fitted context term may override."""
+        if batch_size <= 0 or context_tokens <= 0:
+            return 0.0
+        t = self.decode_step_time(batch_size, context_tokens) - self.decode_step_time(batch_size, 0)
+        return t if t > 0.0 else 0.0
+
+    def mixed_step_time(
+        self,
+        decode_batch: int,
+        decode_context_tokens: int,
+        prefill_chunks: Sequence[tuple[int, int]],
+    ) -> float:
+        """Seconds for one step of a co-located worker that decodes ``decode_batch`` requests
+        (``decode_context_tokens`` KV tokens in all, as :meth:`decode_step_time`) and, in the
+        same forward pass, computes prefill chunks: ``prefill_chunks`` holds ``(chunk_tokens,
+        context_before)`` per request, the tokens computed now and those whose KV it already
+        holds (tokens).
+
+        Without chunks this is :meth:`decode_step_time`. The default composes the two measured
+        curves the way a hybrid batch runs (Sarathi-Serve, Agrawal et al., OSDI'24, section 4:
+        the linear layers process the decode tokens and the chunk tokens together in one pass,
+        reading the weights once; attention is per request): the prefill curve for a batch
+        of the chunks plus one 1-token "prompt" per decode (:meth:`prefill_time` of
+        ``[c_1, ..., c_k] + [1] * decode_batch``: weights read once, every token through
+        the linear layers and the LM head, causal attention inside each chunk), plus the
+        decode curve's context term (:meth:`context_attention_time`) for the KV already
+        cached: the decodes' ``decode_context_tokens`` and each chunk's ``context_before``,
+        as ``decode_batch + k`` requests. The second term is the memory-bound cost of
+        reading cached KV; a long chunk over a long cached context is also compute-bound
+        there, which :class:`~sunsim.latency.roofline.RooflineLatency` counts exactly.
+        """
+        if not prefill_chunks:
+            return self.decode_step_time(decode_batch, decode_context_tokens)
+        lens = [c for c, _ in prefill_chunks]
+        cached = sum(b for _, b in prefill_chunks)
+        if decode_batch > 0:
+            lens.extend([1] * decode_batch)
+        t = self.prefill_time(lens)
+        ctx = decode_context_tokens + cached
+        if ctx > 0:
+            t += self.context_attention_time(decode_batch + len(prefill_chunks), ctx)
+        return t
 
 
 class ConstantLatency(LatencyModel):

@@ -272,6 +272,19 @@ class ProfiledLatency(LatencyModel):
         fit = a0 + a1 * tot + a2 * sq + a3 * n
         return p.apply(fit, n, tot / n)
 
+    def context_attention_time(self, batch_size: int, context_tokens: int) -> float:
+        """The context share of a decode iteration (seconds; used by
+        :meth:`~sunsim.latency.base.LatencyModel.mixed_step_time`): the fitted form's
+        context terms ``(c + d B) C`` over the whole fitted form, times the measured
+        (interpolated) step time at (B, C)."""
+        b, c = batch_size, context_tokens
+        if b <= 0 or c <= 0:
+            return 0.0
+        a0, a1, a2, a3 = self._dc
+        ctx = (a2 + a3 * b) * c
+        fit = a0 + a1 * b + ctx
+        return ctx * self.decode_step_time(b, c) / fit if fit > 0.0 else 0.0
+
     # -- introspection --------------------------------------------------------------------------
     @property
     def has_prefill(self) -> bool:

@@ -150,3 +150,41 @@ class RooflineLatency(LatencyModel):
                 break
             ctx += batch_size
         return out
+
+    def mixed_step_time(
+        self,
+        decode_batch: int,
+        decode_context_tokens: int,
+        prefill_chunks: Sequence[tuple[int, int]],
+    ) -> float:
+        """One co-located step (see :meth:`LatencyModel.mixed_step_time`), counted directly:
+        every new token (``decode_batch`` + the chunks' tokens) through the linear layers
+        with the weights read once; the LM head once per request (vLLM computes the logits of
+        each scheduled request's last token); attention: decodes ``4 h d layers`` FLOPs per
+        context token, a chunk of ``c`` tokens after ``b`` cached ones ``4 h d layers c b``
+        (over the cache) + ``2 h d layers c^2`` (causal, inside the chunk); bytes: the
+        weights, the decodes' KV read and written as in :meth:`decode_step_time`, each
+        chunk's cached KV read and its new KV written."""
+        if not prefill_chunks:
+            return self.decode_step_time(decode_batch, decode_context_tokens)
+        tokens = decode_batch
+        cross = 0
+        sq = 0
+        cached = 0
+        for c, b in prefill_chunks:
+            tokens += c
+            cross += c * b
+            sq += c * c
+            cached += b
+        flops = (
+            self._linear_flops_per_token * tokens
+            + self._head_flops_per_request * (decode_batch + len(prefill_chunks))
+            + self._attn_decode_flops_per_ctx * (decode_context_tokens + cross)
+            + self._attn_prefill_flops_per_l2 * sq
+        )
+        nbytes = self._weight_read_bytes + self.kv_bytes_per_token * (
+            decode_context_tokens + tokens + cached
+        )
+        t_c = flops * self._inv_flops
+        t_m = nbytes * self._inv_bw
+        return (t_c if t_c > t_m else t_m) + self.step_overhead_s

@@ -67,6 +67,8 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             prefill_per_model=tuple(int(x) for x in cl.prefill_workers),
             prefill_tensor_parallel_size=int(cl.prefill_tensor_parallel_size or 1),
             decode_tensor_parallel_size=int(cl.decode_tensor_parallel_size or 1),
+            colocated=int(cl.num_colocated_gpus),
+            colocated_per_pool=tuple(int(x) for x in cl.colocated_workers),
         ),
         requests=RequestCounts(
             total=int(len(rec)),

@@ -31,9 +31,11 @@ def comparison_table(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) ->
     for mode, s in parsed.items():
         lat = s.latency_s
         rows[mode] = {
-            "GPUs (prefill+decode)": f"{s.gpus.prefill}+{s.gpus.decode}",
+            "GPUs (prefill+decode)": _gpus(s),
             **({"GPUs per worker (prefill / decode)": "{} / {}".format(*_tp(s))} if any_tp else {}),
-            "decode workers per pool": ",".join(str(x) for x in s.gpus.decode_per_pool),
+            "decode workers per pool": ",".join(
+                str(x) for x in (s.gpus.decode_per_pool or s.gpus.colocated_per_pool)
+            ),
             "finished / rejected": f"{s.requests.finished} / {s.requests.rejected}",
             "preemptions": s.requests.preemptions,
             "TTFT p50 / p90 / p99 (s)": _trio(lat, "ttft_s"),
@@ -62,6 +64,13 @@ def _decode_workers(s: RunSummary) -> str:
     """``N decode workers``, with their GPUs when a worker is more than one."""
     n = sum(s.gpus.decode_per_pool)
     return f"{n} decode workers" + (f" ({s.gpus.decode} GPUs)" if s.gpus.decode != n else "")
+
+
+def _gpus(s: RunSummary) -> str:
+    """``prefill+decode`` GPUs, or ``N co-located`` for a co-located design."""
+    if s.gpus.colocated:
+        return f"{s.gpus.colocated} co-located"
+    return f"{s.gpus.prefill}+{s.gpus.decode}"
 
 
 def _trio(lat: LatencyPercentiles, key: str, scale: float = 1.0) -> str:

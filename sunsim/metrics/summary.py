@@ -24,6 +24,10 @@ from typing import Any, TypeVar, get_type_hints
 
 T = TypeVar("T")
 
+#: Field metadata: a key added after sunsim 0.1, left out of ``to_dict()`` at its default so
+#: that the summaries of the designs that existed then stay key for key the same.
+_OMIT_IF_DEFAULT = {"omit_if_default": True}
+
 
 class SummaryFormatError(ValueError):
     """A summary dict that does not have the shape of :class:`RunSummary`. The message is one
@@ -44,7 +48,10 @@ class GpuCounts:
     tensor parallel size), ``total``, ``decode_per_pool`` (decode *workers* per decode pool;
     partitioned: one pool per model), ``prefill_per_model`` (prefill *workers* per served
     model), ``prefill_tensor_parallel_size`` / ``decode_tensor_parallel_size`` (GPUs per
-    worker; 1 in summaries written before tensor parallelism)."""
+    worker; 1 in summaries written before tensor parallelism).;
+    ``colocated`` and ``colocated_per_pool``: GPUs and workers per pool running both phases
+    (co-located designs, where ``prefill`` and ``decode`` are 0; absent from summaries written
+    before they existed)."""
 
     prefill: int
     decode: int
@@ -53,6 +60,8 @@ class GpuCounts:
     prefill_per_model: tuple[int, ...]
     prefill_tensor_parallel_size: int = 1
     decode_tensor_parallel_size: int = 1
+    colocated: int = dataclasses.field(default=0, metadata=_OMIT_IF_DEFAULT)
+    colocated_per_pool: tuple[int, ...] = dataclasses.field(default=(), metadata=_OMIT_IF_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,11 @@ _TOP_KEYS = tuple(f.name for f in dataclasses.fields(RunSummary))
 
 def _plain(v: Any) -> Any:
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {
+            f.name: _plain(getattr(v, f.name))
+            for f in dataclasses.fields(v)
+            if not (f.metadata.get("omit_if_default") and getattr(v, f.name) == f.default)
+        }
     if isinstance(v, tuple):
         return [_plain(x) for x in v]
     if isinstance(v, dict):
@@ -264,6 +277,8 @@ def _build(cls: type[T], data: Any, path: str) -> T:
         if f.name not in data and f.default is not dataclasses.MISSING:
             continue  # a key added later: older summaries leave it out
         if f.name not in data:
+            if f.default is not dataclasses.MISSING:  # a key added later, with a default
+                continue
             raise SummaryFormatError(f"{key}: missing")
         kwargs[f.name] = _value(hints[f.name], data[f.name], key)
     return cls(**kwargs)

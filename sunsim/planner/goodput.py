@@ -44,7 +44,7 @@ def goodput_chain(
     Returns a frame ``mode``, ``rate_scale``, ``attainment`` (all requests),
     ``min_model_attainment`` (the worst served model's), ``met``, sorted by rate, with attrs
     ``mode``, ``goodput`` (rate scale; 0 when even the lowest rate fails) and ``workers``
-    (``{"prefill": [...], "decode": [...]}``).
+    (``{"prefill": [...], "decode": [...]}``, plus ``"colocated"`` for a co-located mode).
     """
     assert options.sweep is not None
     rates = sorted(set(float(v) for v in options.sweep[1]))
@@ -70,6 +70,8 @@ def goodput_chain(
     df.attrs["mode"] = mode
     df.attrs["goodput"] = best
     df.attrs["workers"] = {"prefill": list(cl.prefill_workers), "decode": list(cl.decode_workers)}
+    if cl.colocated_workers:
+        df.attrs["workers"]["colocated"] = list(cl.colocated_workers)
     return df
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sunsim.config import Scenario
+from sunsim.engine.designs import get_design
 from sunsim.engine.spec import ClusterSpec
 from sunsim.metrics import summarize
 from sunsim.planner.bounds import decode_start
@@ -50,6 +51,8 @@ def cluster_of(
     ``models`` (None: all of ``ps.served_models``)."""
     base = ps.cluster(mode, [1.0] * len(ps.served_models))
     ms = tuple(models) if models is not None else ps.served_models
+    if base.design.colocated:  # ``decode``: its co-located workers per pool
+        return cluster_with(base, served_models=ms, colocated_workers=decode)
     return cluster_with(base, served_models=ms, prefill_workers=prefill, decode_workers=decode)
 
 
@@ -91,7 +94,10 @@ class PointPlanner:
     def chain(self) -> Chain:
         """Prefill pools per model (shared by the modes), then each mode's plan."""
         served = self.ctx.served
-        pres = yield Spawn([self._prefill_pool(m) for m in served])
+        if all(get_design(m).colocated for m in self.ps.modes):
+            pres = []  # no mode has prefill pools
+        else:
+            pres = yield Spawn([self._prefill_pool(m) for m in served])
         self.prefill = tuple(r[0] for r in pres)
         mps = yield Spawn([self._mode(m) for m in self.ps.modes])
         return PointPlan(
@@ -191,6 +197,8 @@ class PointPlanner:
         """``mode``'s decode pools, then its final full simulation at the chosen counts (the
         shared pool's last passing run when it was simulated, not cached)."""
         final = None
+        if get_design(mode).colocated:
+            return (yield from self._colocated(mode))
         if mode == "partitioned":
             pools = [self._partitioned_pool(j, m) for j, m in enumerate(self.ctx.served)]
             res = yield Spawn(pools)
@@ -204,3 +212,46 @@ class PointPlanner:
         evaluations = self.prefill_log + self.logs[mode]
         kept = final if self.index == self.ctx.reference else None
         return ModePlan(mode, self.prefill, decode, summary, evaluations, kept)
+
+    # --- co-located --------------------------------------------------------------------------
+
+    def _colocated_pool(self, mode: str, m: str | None) -> Chain:
+        """Co-located pool of model ``m`` (its requests alone: a model's requests touch only
+        its pool), or, for ``m`` None, the one shared pool on all requests; the search
+        starts from the decode bound (:func:`decode_start`: a co-located worker also
+        prefills, so it stays a lower bound)."""
+        if m is not None and self.counts[m] == 0:
+            return _NO_REQUESTS
+        ms = [m] if m is not None else self.ctx.served
+        sub = self.req if m is None else self.req[self.req["model"].astype(str) == m]
+        cl1 = cluster_of(self.ps, mode, (), (1,), None if m is None else [m])
+        start = decode_start(sub, cl1, self.ctx.latency[mode][1])
+        crit = partial(meets_slo, slo=self.ps.slo, kind=self.ctx.options.slo_kind, models=ms)
+        search = PoolSearch(
+            f"{mode} pool {m or 'shared'}",
+            "colocated",
+            m or "shared",
+            start,
+            lambda n: self._task(mode, (), (n,), m),
+            crit,
+            self.logs[mode],
+            keep_passing=m is None,
+        )
+        return (yield from self._search(search))
+
+    def _colocated(self, mode: str) -> Chain:
+        """A co-located mode: one count per pool (per model, searched in parallel, or the
+        shared pool), then its final full simulation at those counts."""
+        if get_design(mode).shares_decode:
+            n, final, _ = yield from self._colocated_pool(mode, None)
+            counts: tuple[int, ...] = (n,)
+        else:
+            res = yield Spawn([self._colocated_pool(mode, m) for m in self.ctx.served])
+            counts, final = tuple(r[0] for r in res), None
+        if final is None:
+            _, final, _ = yield self._task(mode, (), counts, final=True)
+        summary = summarize(final, self.ps.slo)
+        kept = final if self.index == self.ctx.reference else None
+        return ModePlan(
+            mode, (), (), summary, list(self.logs[mode]), kept, colocated_workers=counts
+        )

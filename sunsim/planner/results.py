@@ -25,7 +25,8 @@ class ModePlan:
     at these counts; ``evaluations``: rows ``phase`` (prefill/decode/final), ``pool``,
     ``workers``, ``met``, ``attainment``, ``ttft_q_s``, ``tpot_q_s``, ``wall_s``, ``cached``;
     ``result``: the final :class:`~sunsim.engine.cluster.SimResult` (kept for the reference
-    point only).
+    point only); ``colocated_workers``: per pool, for a co-located mode (whose prefill and
+    decode counts are empty).
     """
 
     mode: str
@@ -34,6 +35,7 @@ class ModePlan:
     summary: RunSummary
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     result: SimResult | None = None
+    colocated_workers: tuple[int, ...] = ()
 
     @property
     def prefill_tensor_parallel_size(self) -> int:
@@ -57,8 +59,14 @@ class ModePlan:
 
     @property
     def num_gpus(self) -> int:
-        """Prefill plus decode GPUs (workers x tensor parallel size)."""
-        return self.num_prefill_gpus + self.num_decode_gpus
+        """Prefill, decode and co-located GPUs (workers x tensor parallel size; co-located
+        workers run at the decode size)."""
+        return self.num_prefill_gpus + self.num_decode_gpus + self.num_colocated_gpus
+
+    @property
+    def num_colocated_gpus(self) -> int:
+        """Co-located workers x the decode tensor parallel size."""
+        return sum(self.colocated_workers) * self.decode_tensor_parallel_size
 
 
 @dataclass
@@ -115,12 +123,14 @@ class PlanResult:
 
         Columns: ``sweep_key``/``sweep_value`` (sweeps only), ``mode``, ``decode_workers``
         (per pool, comma-joined), ``num_decode_gpus``, ``prefill_workers`` (per model),
-        ``num_prefill_gpus``, ``num_gpus`` (GPU counts are workers x tensor parallel size),
+        ``num_prefill_gpus``, ``colocated_workers`` (per pool), ``num_colocated_gpus``,
+        ``num_gpus`` (GPU counts are workers x tensor parallel size),
         ``prefill_tensor_parallel_size``, ``decode_tensor_parallel_size`` (GPUs per worker),
         ``slo_attainment``, ``ttft_s_p90``, ``tpot_s_p50``,
         ``tpot_s_p90`` (seconds), ``throughput_tok_s``, ``throughput_per_gpu``,
-        ``throughput_per_decode_gpu`` (output tokens/s over the measured window, first arrival
-        to last finish, as :func:`sunsim.metrics.summarize`), ``load_tok_s_per_gpu`` (the
+        ``throughput_per_decode_gpu`` (NaN without decode workers) (output tokens/s over the
+        measured window, first arrival to last finish, as :func:`sunsim.metrics.summarize`),
+        ``load_tok_s_per_gpu`` (the
         trace's output tokens over its arrival span, per GPU: the load each GPU carries at the
         planned size; identical offered load in every mode, so its ratio between modes is the
         inverse ratio of their GPUs), ``gpus_saved_vs_partitioned``,
@@ -152,6 +162,8 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
         "num_decode_gpus": mp.num_decode_gpus,
         "prefill_workers": ",".join(map(str, mp.prefill_workers)),
         "num_prefill_gpus": mp.num_prefill_gpus,
+        "colocated_workers": ",".join(map(str, mp.colocated_workers)),
+        "num_colocated_gpus": mp.num_colocated_gpus,
         "num_gpus": mp.num_gpus,
         "prefill_tensor_parallel_size": mp.prefill_tensor_parallel_size,
         "decode_tensor_parallel_size": mp.decode_tensor_parallel_size,
@@ -161,7 +173,9 @@ def _mode_row(pp: PointPlan, mp: ModePlan, base: ModePlan | None) -> dict[str, A
         "tpot_s_p90": s.latency_s.tpot_s_p90,
         "throughput_tok_s": tput,
         "throughput_per_gpu": tput / mp.num_gpus,
-        "throughput_per_decode_gpu": tput / mp.num_decode_gpus,
+        "throughput_per_decode_gpu": tput / mp.num_decode_gpus
+        if mp.decode_workers
+        else float("nan"),
         "load_tok_s_per_gpu": pp.load_tok_s() / mp.num_gpus,
     }
     if base is not None:

@@ -93,9 +93,10 @@ SearchResult = tuple[int, SimResult | None, dict[str, Any] | None]
 class PoolSearch:
     """One pool's search: ``make_task(n)`` is the simulation at ``n`` workers,
     ``criterion(evaluation)`` whether it meets the goal; ``what`` names the pool in errors and
-    progress; ``phase`` (``prefill`` or ``decode``) and ``pool`` (model or ``shared``) label the
-    evaluation rows appended to ``log``; ``keep_passing``: keep the SimResult of passing counts
-    (the shared decode pools, whose last passing run is their final simulation)."""
+    progress; ``phase`` (``prefill``, ``decode`` or ``colocated``) and ``pool`` (model or
+    ``shared``) label the evaluation rows appended to ``log``; ``keep_passing``: keep the
+    SimResult of passing counts (the shared pools, whose last passing run is their final
+    simulation)."""
 
     what: str
     phase: str
@@ -118,7 +119,7 @@ class PoolSearch:
                 task = dataclasses.replace(task, keep=True)
             ev, res, cached = yield task
             met = self.criterion(ev)
-            progress = ev["attainment"] if self.phase == "decode" else ev["ttft_attainment"]
+            progress = ev["ttft_attainment"] if self.phase == "prefill" else ev["attainment"]
             srch.update(n, met, progress)
             self.log.append(self._row(n, met, ev, cached))
             if met and (best is None or n <= best[0]):

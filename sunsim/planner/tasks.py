@@ -102,6 +102,7 @@ def describe(task: SimTask) -> str:
     return (
         f"{what}{pool} x{task.time_factor:g}: prefill {','.join(map(str, cl.prefill_workers))}"
         f" decode {','.join(map(str, cl.decode_workers))}"
+        + (f" co-located {','.join(map(str, cl.colocated_workers))}" * bool(cl.colocated_workers))
     )
 
 
@@ -122,7 +123,7 @@ def task_key(task: SimTask) -> str:
     model filter, prefill-only flag, the cluster and the sunsim version)."""
     s = task.scenario
     d = scenario_to_toml_dict(s)
-    for k in ("prefill_workers", "decode_workers", "modes"):
+    for k in ("prefill_workers", "decode_workers", "colocated_workers", "modes"):
         d["cluster"].pop(k, None)
     payload = json.dumps(
         {

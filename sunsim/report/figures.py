@@ -90,14 +90,16 @@ def capacity_curve(
     """Decode workers needed against load, per mode (a rate sweep).
 
     ``df``: columns ``sweep_value`` (rate scale), ``mode``, ``num_decode_gpus`` and, optional,
-    ``num_gpus`` (drawn dashed: prefill + decode).
+    ``num_gpus`` (drawn dashed: prefill + decode; a co-located mode, which has no decode
+    workers, is drawn by this line alone).
     """
     fig = _fig()
     ax = fig.add_subplot()
     for i, (mode, g) in enumerate(df.groupby("mode", sort=False)):
         g = g.sort_values("sweep_value")
         c = mode_color(mode, i)
-        ax.plot(g["sweep_value"], g["num_decode_gpus"], "o-", color=c, label=f"{mode} decode")
+        if g["num_decode_gpus"].any() or "num_gpus" not in g:
+            ax.plot(g["sweep_value"], g["num_decode_gpus"], "o-", color=c, label=f"{mode} decode")
         if "num_gpus" in g:
             ax.plot(
                 g["sweep_value"], g["num_gpus"], "s--", color=c, alpha=0.5, label=f"{mode} all GPUs"
@@ -326,11 +328,11 @@ def per_model_breakdown(df: pd.DataFrame, method: str) -> Figure:
 
 
 def plan_gpus(df: pd.DataFrame, method: str) -> Figure:
-    """GPUs per mode at the planned size: prefill and decode stacked, throughput per GPU
-    written above each bar.
+    """GPUs per mode at the planned size: prefill and decode stacked (co-located workers,
+    which run both, hatched), throughput per GPU written above each bar.
 
     ``df``: columns ``mode``, ``num_prefill_gpus``, ``num_decode_gpus``,
-    ``throughput_per_gpu``.
+    ``throughput_per_gpu``; optional ``num_colocated_gpus``.
     """
     fig = _fig(6.5, 4.0)
     ax = fig.add_subplot()
@@ -340,6 +342,10 @@ def plan_gpus(df: pd.DataFrame, method: str) -> Figure:
     colors = [mode_color(m, i) for i, m in enumerate(df["mode"])]
     ax.bar(x, pre, color="lightgrey", edgecolor="grey", label="prefill")
     ax.bar(x, dec, bottom=pre, color=colors, label="decode")
+    if "num_colocated_gpus" in df:
+        col = df["num_colocated_gpus"].fillna(0).to_numpy(dtype=float)
+        ax.bar(x, col, bottom=pre + dec, color=colors, hatch="//", label="co-located")
+        dec = dec + col
     for xi, (p, d, t) in enumerate(zip(pre, dec, df["throughput_per_gpu"])):
         ax.text(
             xi, p + d, f"{int(p + d)} GPUs\n{t:.0f} tok/s/GPU", ha="center", va="bottom", fontsize=8

@@ -75,6 +75,7 @@ def per_model_frame(
 _PLAN_LABELS = {
     "decode_workers": "decode workers (per pool)",
     "prefill_workers": "prefill workers (per model)",
+    "colocated_workers": "co-located workers (per model)",
     "num_gpus": "GPUs (all)",
     "slo_attainment": "SLO attainment",
     "ttft_s_p90": "TTFT p90 (s)",
@@ -93,6 +94,7 @@ _SWEEP_LABELS = {
     "mode": "mode",
     "decode_workers": "decode workers",
     "prefill_workers": "prefill workers",
+    "colocated_workers": "co-located workers",
     "num_gpus": "GPUs",
     "slo_attainment": "attainment",
     "tpot_s_p90": "TPOT p90 (s)",
@@ -133,7 +135,9 @@ def goodput_text(run: RunData) -> tuple[str, str] | None:
         return None
     line = ", ".join(f"{m}: x{float(v):.3g}" for m, v in rates.items())
     workers = "; ".join(
-        f"{m} prefill {','.join(map(str, x.get('prefill', [])))} + decode "
+        f"{m} co-located {','.join(map(str, x['colocated']))}"
+        if x.get("colocated")
+        else f"{m} prefill {','.join(map(str, x.get('prefill', [])))} + decode "
         f"{','.join(map(str, x.get('decode', [])))}"
         for m, x in _obj(gp.get("workers")).items()
         if isinstance(x, dict)

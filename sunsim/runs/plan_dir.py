@@ -96,6 +96,7 @@ def _point_dict(pp: PointPlan) -> dict[str, Any]:
         mode: {
             "prefill_workers": list(mp.prefill_workers),
             "decode_workers": list(mp.decode_workers),
+            **({"colocated_workers": list(mp.colocated_workers)} if mp.colocated_workers else {}),
             "num_gpus": mp.num_gpus,
             "summary": mp.summary.to_dict(),
             "evaluations": mp.evaluations,
@@ -224,12 +225,12 @@ def _write_replays(
     for mode, mp in pp.modes.items():
         if mp.result is None:
             continue
-        ms = scenario_with(
-            pp.scenario,
-            modes=(mode,),
-            prefill_workers=mp.prefill_workers,
-            decode_workers=mp.decode_workers,
+        counts: dict[str, Any] = (
+            {"colocated_workers": mp.colocated_workers}
+            if mp.colocated_workers
+            else {"prefill_workers": mp.prefill_workers, "decode_workers": mp.decode_workers}
         )
+        ms = scenario_with(pp.scenario, modes=(mode,), **counts)
         wl = Workload(pd.DataFrame(), pp.workload_info, pp.model_counts, pp.labelling)
         rr = ReplayResult(ms, wl, {mode: mp.result}, {mode: mp.summary}, r.latency_notes)
         files += write_run(
