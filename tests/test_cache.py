@@ -100,8 +100,8 @@ def test_result_cache_round_trip_and_damaged_entries(tmp_path: Path):
 def _write_many(root: str, key: str, n: int) -> int:
     c = ResultCache(root, "race")
     bad = 0
-    for i in range(n):
-        c.put(key, {"payload": list(range(2000)), "i": 0})
+    for _ in range(n):
+        c.put(key, {"payload": list(range(2000))})
         if ResultCache(root, "race").get(key) is None:
             bad += 1
     return bad
