@@ -138,7 +138,9 @@ def _point_tables(path: Path, raw: Any) -> list[dict[str, Any]]:
     return raw
 
 
-def _columns(path: Path, axes: list[Axis], tables: list[dict[str, Any]]) -> dict:
+def _columns(
+    path: Path, axes: list[Axis], tables: list[dict[str, Any]]
+) -> dict[str, tuple[str, str]]:
     columns = {a.name: (a.section, a.key) for a in axes}
     by_key = {(a.section, a.key): a.name for a in axes}
     if len(by_key) < len(axes):
@@ -158,7 +160,11 @@ def _columns(path: Path, axes: list[Axis], tables: list[dict[str, Any]]) -> dict
 
 
 def _scenario(
-    path: Path, base: dict[str, Any], settings: dict[str, Any], cols: dict, what: str
+    path: Path,
+    base: dict[str, Any],
+    settings: dict[str, Any],
+    cols: dict[str, tuple[str, str]],
+    what: str,
 ) -> Scenario:
     d = copy.deepcopy(base)
     for name, v in settings.items():

@@ -128,7 +128,8 @@ def run_sweep(
         for key, pts in todo.items()
         if executor is not None
     }
-    ran, failed = [], []
+    ran: list[int] = []
+    failed: list[int] = []
     try:
         for f in cf.as_completed(futures):
             key = futures[f]
