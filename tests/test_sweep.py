@@ -163,3 +163,38 @@ max_workers = 64
     res = CliRunner().invoke(app, ["sweep", str(p), "--no-progress", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and "2 points: 2 cached, 0 run" in res.output, res.output
     assert "nothing to run" in (tmp_path / "o" / "sweep.md").read_text()
+
+
+def test_a_failing_point_is_reported_not_cached_and_does_not_stop_the_sweep(tmp_path: Path):
+    sweep = """
+[slo]
+tpot_s = 0.012
+[sweep]
+kind = "plan"
+[sweep.axes]
+"slo.ttft_s" = [0.5, 0.0001]
+"""
+    g = read_grid(_grid(tmp_path, sweep))
+    cache = ResultCache(tmp_path / "cache", "sweep")
+    with cf.ThreadPoolExecutor(1) as ex:
+        r = run_sweep(g, ex, cache)
+    assert r.failed == [1] and r.ran == [0]
+    err = r.table.loc[r.table["point"] == 1, "error"]
+    assert len(err) == 1 and "TTFT" in err.iloc[0]
+    assert r.table.loc[r.table["point"] == 0, "error"].isna().all()
+    assert len(cache.disk_keys()) == 1  # only the point that succeeded
+    with cf.ThreadPoolExecutor(1) as ex:
+        again = run_sweep(g, ex, ResultCache(tmp_path / "cache", "sweep"))
+    assert again.cached == [0] and again.failed == [1]
+
+
+def test_only_the_sweep_imports_dask():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sunsim.cli, sunsim.replay, sunsim.planner, sunsim.sweep, sunsim.cache;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
