@@ -203,3 +203,26 @@ def test_killed_sweep_reruns_only_the_missing_points(tmp_path: Path):
     t = pd.read_parquet(tmp_path / "o" / "results.parquet")
     assert sorted(t["point"].unique()) == list(range(len(rates)))
     assert len(entries()) == len(rates)
+
+
+def test_plan_on_a_dask_clients_executor(dask_cluster: str):
+    from distributed import Client
+
+    from sunsim.config import Scenario
+    from sunsim.planner import PlanOptions, plan
+    from sunsim.replay import DEFAULT_TRACE
+
+    s = Scenario(
+        trace=str(DEFAULT_TRACE),
+        max_requests=120,
+        rate_scale=40.0,
+        latency="roofline",
+        slo_ttft_s=0.5,
+        slo_tpot_s=0.012,
+        modes=("partitioned", "sun"),
+    )
+    serial = plan(s, PlanOptions(jobs=1))
+    with Client(dask_cluster, timeout=60) as client:
+        on_dask = plan(s, PlanOptions(), executor=client.get_executor())
+    assert on_dask.jobs == 0 and on_dask.num_simulations == serial.num_simulations
+    pd.testing.assert_frame_equal(serial.table(), on_dask.table())
