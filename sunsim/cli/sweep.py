@@ -56,7 +56,7 @@ def _run(grid: Any, executor: Any, cache: Any, found: Any, progress: bool) -> An
 @app.command()
 def sweep(
     grid_file: Path = typer.Argument(
-        ..., metavar="GRID.toml", help="Grid file: a scenario plus a [sweep] table."
+        ..., metavar="GRID.toml", help="Grid file: a scenario plus a \\[sweep] table."
     ),
     workers: int | None = typer.Option(
         None, "--workers", "-w", help="Local Dask worker processes (default: the number of CPUs)"
