@@ -30,3 +30,10 @@ def require_trace(name: str) -> Path:
             f"(set SUNSIM_TRACES to the directory holding it)"
         )
     return p
+
+
+@pytest.fixture(autouse=True)
+def _private_result_cache(tmp_path_factory, monkeypatch) -> None:
+    """Each test gets its own result cache directory (``SUNSIM_CACHE_DIR``), so that no test
+    reads results another test or an earlier run left in ``~/.cache/sunsim``."""
+    monkeypatch.setenv("SUNSIM_CACHE_DIR", str(tmp_path_factory.mktemp("sunsim-cache")))

@@ -452,7 +452,15 @@ def test_summary_counts_colocated_gpus_and_reads_back():
     lat2 = ConstantLatency(prefill_s=0.05, decode_s=0.01, weight_bytes=kv_weights(1000, 16))
     cl = ClusterSpec("sun", ("a",), (1,), (1,), gpu_memory_utilization=1.0, reserve_bytes=0)
     d = summarize(simulate(frame([0.0], [10], [3]), cl, lat2, lat2), SLO).to_dict()
-    assert set(d["gpus"]) == {"prefill", "decode", "total", "decode_per_pool", "prefill_per_model"}
+    assert set(d["gpus"]) == {
+        "prefill",
+        "decode",
+        "total",
+        "decode_per_pool",
+        "prefill_per_model",
+        "prefill_tensor_parallel_size",
+        "decode_tensor_parallel_size",
+    }
     assert RunSummary.from_dict(d).gpus.colocated == 0
 
 

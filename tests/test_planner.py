@@ -22,7 +22,6 @@ from sunsim.planner import (
     PlanOptions,
     SimTask,
     cluster_with,
-    init_worker,
     load_plan_toml,
     meets_prefill_goal,
     meets_slo,
@@ -32,6 +31,7 @@ from sunsim.planner import (
     read_plan_dir,
     run_task,
     scenario_with,
+    task_requests,
     write_plan,
 )
 from sunsim.replay import DEFAULT_TRACE, load_workload
@@ -71,13 +71,13 @@ def small_plan():
 
 def _eval(s: Scenario, mode: str, prefill, decode, model=None, prefill_only=False):
     wl = load_workload(s)
-    init_worker({"w": wl.requests})
     cl = s.cluster(mode, [1.0] * len(s.served_models))
     models = (model,) if model else s.served_models
     cl = cluster_with(
         cl, served_models=models, prefill_workers=tuple(prefill), decode_workers=tuple(decode)
     )
-    ev, _ = run_task(SimTask("w", 1.0, model, prefill_only, cl, s))
+    task = SimTask("w", 1.0, model, prefill_only, cl, s)
+    ev, _ = run_task(task, task_requests(task, {"w": wl.requests}))
     return ev
 
 

@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
+from sunsim.cache import default_cache_dir  # noqa: E402
 from sunsim.config import Scenario  # noqa: E402
 from sunsim.planner import load_plan_toml, plan, write_plan  # noqa: E402
 from sunsim.replay import load_workload, resolve_latency, run_replay  # noqa: E402
@@ -117,7 +118,8 @@ def main() -> None:
         s, opts = load_plan_toml(HERE / "scenarios" / f"{name}.toml")
         s = resolve_trace(s)
         d = a.out / name
-        opts = dataclasses.replace(opts, jobs=a.jobs, cache_file=str(d / "cache.json"))
+        # the content-addressed result cache shared with `sunsim plan` and `sunsim sweep`
+        opts = dataclasses.replace(opts, jobs=a.jobs, cache_dir=str(default_cache_dir()))
         t0 = time.perf_counter()
         r = plan(s, opts)
         cmd = (

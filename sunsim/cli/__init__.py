@@ -5,7 +5,8 @@ scenario options shared by ``replay`` and ``plan``, generated once from the fiel
 :class:`~sunsim.config.Scenario` (:mod:`.options`), output helpers (:mod:`.format`), the
 checks of the other commands' options (:mod:`.checks`, :mod:`.profile_checks`,
 :mod:`.validate_engine_checks`) and one module per command: ``trace``, ``replay``,
-``profile`` (+ ``profile_import``), ``plan`` (+ ``plan_tables``), ``report``, ``validate``.
+``profile`` (+ ``profile_import``), ``plan`` (+ ``plan_tables``), ``report``, ``validate``,
+``sweep`` (+ ``cache_options``, shared with ``plan``).
 ``sunsim.cli:main`` is the console-script entry point; ``python -m sunsim`` runs it too.
 """
 
@@ -15,6 +16,7 @@ from sunsim.cli import (  # noqa: F401  (each module registers its commands)
     profile_import,
     replay,
     report,
+    sweep,
     trace,
     validate,
     validate_engine,

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from sunsim.cli.app import app
+from sunsim.cli.cache_options import cache_dir_option, resolve_cache_dir
 from sunsim.cli.format import command_line, err_console, say
 from sunsim.cli.options import (
     ScenarioInputs,
@@ -126,9 +127,10 @@ def plan(
     cache: bool = typer.Option(
         True,
         "--cache/--no-cache",
-        help="Reuse and extend DIR/cache.json (planning again from DIR/scenario.toml "
-        "into DIR needs no --force).",
+        help="Reuse and extend the content-addressed result cache (see --cache-dir); "
+        "planning again from DIR/scenario.toml into DIR needs no --force.",
     ),
+    cache_dir: Path | None = cache_dir_option(),
     replays: bool = typer.Option(
         True,
         "--replays/--no-replays",
@@ -153,7 +155,7 @@ def plan(
     prepare_run_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
     import dataclasses
 
-    popts = dataclasses.replace(popts, cache_file=str(out_dir / "cache.json") if cache else None)
+    popts = dataclasses.replace(popts, cache_dir=resolve_cache_dir(cache, cache_dir))
     r = _run(s, popts, progress)
     _print_header(r, s)
     print_plan_table(r.table(r.reference), s, popts, r)

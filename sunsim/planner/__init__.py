@@ -55,11 +55,15 @@ or up front when the SLO is below what one GPU can do for a request alone: the T
 the standalone prefill time, or the TPOT bound below the single-request decode step time, of
 more requests than the miss budget allows.
 
-Simulations run in a :class:`concurrent.futures.ProcessPoolExecutor` (``jobs`` processes; the
-labelled requests are handed to each process once, by its initializer); independent searches
-(per-model prefill, per-model partitioned decode, sun, qsun, sweep points) advance in parallel.
-Results are cached per (scenario, workload, cluster, seed) key, in memory and optionally in a
-JSON file, so re-planning in the same directory reuses them.
+Simulations run on a :class:`concurrent.futures.Executor`: one handed to :func:`plan` (a
+process pool, Dask's ``Client.get_executor()``), else a process pool of ``jobs`` processes, or
+serially in this process for ``jobs`` = 1 or inside a daemon (pool or Dask worker) process;
+each task carries its requests and latency models, no module state is set up in workers.
+Independent searches (per-model prefill, per-model partitioned decode, sun, qsun, sweep
+points) advance in parallel. Evaluations are cached in the content-addressed
+:class:`~sunsim.cache.ResultCache` (keys hash the trace's bytes, the scenario, the profile
+files and the sunsim version), in memory and, with ``cache_dir``, on disk, shared with other
+plans and with ``sunsim sweep``.
 
 Sweeps (:func:`plan` with ``sweep``): ``rate_scale`` or ``zipf`` over a list of values give one
 plan per value (capacity curves: decode workers against load, throughput per GPU against skew);
@@ -78,8 +82,8 @@ What the package owns, room by room:
 * :mod:`~sunsim.planner.bounds`: the search's analytic start and the up-front feasibility check;
 * :mod:`~sunsim.planner.search`: :class:`CountSearch` (galloping + bisection) and
   :class:`PoolSearch` (one pool's search as a chain of simulations);
-* :mod:`~sunsim.planner.tasks`: :class:`SimTask`, :func:`run_task`, :func:`task_key`, the cache
-  file; :mod:`~sunsim.planner.driver`: the process pool running the chains;
+* :mod:`~sunsim.planner.tasks`: :class:`SimTask`, :func:`run_task`, :func:`task_key`;
+  :mod:`~sunsim.planner.driver`: the executor running the chains;
 * :mod:`~sunsim.planner.points`: one sweep point's chains of searches
   (:class:`~sunsim.planner.points.PointPlanner`); :mod:`~sunsim.planner.goodput`: a rate
   sweep's goodput; :mod:`~sunsim.planner.planning`: :func:`plan`;
@@ -94,7 +98,7 @@ from __future__ import annotations
 
 from sunsim.planner.bounds import check_feasible, decode_start
 from sunsim.planner.criteria import evaluate, goodput_row, meets_prefill_goal, meets_slo
-from sunsim.planner.driver import Driver, Spawn
+from sunsim.planner.driver import Driver, Spawn, in_daemon_process, pick_executor
 from sunsim.planner.options import (
     MAX_WORKERS,
     SLO_KINDS,
@@ -108,7 +112,7 @@ from sunsim.planner.options import (
 from sunsim.planner.planning import plan
 from sunsim.planner.results import ModePlan, PlanResult, PointPlan
 from sunsim.planner.search import CountSearch, PoolSearch
-from sunsim.planner.tasks import SimTask, init_worker, run_task, task_key, task_requests
+from sunsim.planner.tasks import SimTask, run_task, task_key, task_latency, task_requests
 from sunsim.runs.plan_dir import (
     PlanDir,
     load_plan_toml,
@@ -119,7 +123,6 @@ from sunsim.runs.plan_dir import (
 )
 
 # The names of the single-module planner (v0.1), kept for callers and tests.
-_init_worker = init_worker
 _meets = meets_slo
 _prefill_meets = meets_prefill_goal
 
@@ -142,7 +145,7 @@ __all__ = [
     "decode_start",
     "evaluate",
     "goodput_row",
-    "init_worker",
+    "in_daemon_process",
     "load_plan_toml",
     "meets_prefill_goal",
     "meets_slo",
@@ -150,11 +153,13 @@ __all__ = [
     "plan",
     "plan_options_from_dict",
     "plan_summary",
+    "pick_executor",
     "plan_to_toml_dict",
     "read_plan_dir",
     "run_task",
     "scenario_with",
     "task_key",
+    "task_latency",
     "task_requests",
     "write_plan",
 ]

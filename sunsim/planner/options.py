@@ -43,10 +43,12 @@ class PlanOptions:
 
     ``slo_kind``: ``attainment`` or ``percentile`` (:mod:`sunsim.planner`). ``prefill_target``:
     TTFT-only attainment the prefill pools must reach (None: ``(1 + t) / 2``).
-    ``max_workers``: search cap per pool. ``jobs``: worker processes (None: ``os.cpu_count()``;
-    1: simulate in this process). ``sweep``: ``("rate_scale" | "zipf", values)``.
-    ``goodput_steps``: bisection steps refining each mode's goodput between grid rates.
-    ``cache_file``: JSON file of cached evaluations to read and extend (None: memory only).
+    ``max_workers``: search cap per pool. ``jobs``: worker processes when no executor is
+    handed to :func:`~sunsim.planner.plan` (None: ``os.cpu_count()``; 1: simulate in this
+    process). ``sweep``: ``("rate_scale" | "zipf", values)``. ``goodput_steps``: bisection
+    steps refining each mode's goodput between grid rates. ``cache_dir``: directory of the
+    content-addressed result cache (:mod:`sunsim.cache`) to read and extend (None: memory
+    only).
 
     Raises :class:`~sunsim.errors.ConfigError` (one line, naming the option) for bad values.
     """
@@ -57,7 +59,7 @@ class PlanOptions:
     jobs: int | None = None
     sweep: tuple[str, tuple[float, ...]] | None = None
     goodput_steps: int = 3
-    cache_file: str | None = None
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.slo_kind not in SLO_KINDS:

@@ -3,21 +3,22 @@ point's searches (and a rate sweep's goodput) through one driver, and gather the
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import time
 from typing import Any
 
 import pandas as pd
 
+from sunsim.cache import Fingerprints, ResultCache
 from sunsim.config import Scenario
 from sunsim.errors import ConfigError
 from sunsim.planner.bounds import check_feasible
-from sunsim.planner.driver import Chain, Driver, OnEvent
+from sunsim.planner.driver import Chain, Driver, OnEvent, pick_executor
 from sunsim.planner.goodput import goodput_chain, goodput_frame
 from sunsim.planner.options import PlanOptions, scenario_with
 from sunsim.planner.points import PlanContext, PointPlanner
 from sunsim.planner.results import PlanResult, PointPlan
-from sunsim.planner.tasks import load_cache, save_cache
 
 #: Per sweep point: (workload key, time factor on its arrival times, its Workload).
 _WorkloadMeta = tuple[str, float, Any]
@@ -86,6 +87,14 @@ def _resolve_latencies(s: Scenario) -> tuple[dict[str, tuple[Any, Any]], list[st
     return lat, notes
 
 
+def _latency_by_precision(s: Scenario, lat: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """(prefill, decode) latency models by decode precision, from the per-mode ones."""
+    return {
+        str(s.cluster(mode, [1.0] * len(s.served_models)).decode_precision): lat[mode]
+        for mode in s.modes
+    }
+
+
 def _goodput_chains(
     s: Scenario, options: PlanOptions, base_req: pd.DataFrame, served: list[str]
 ) -> list[Chain]:
@@ -101,6 +110,8 @@ def plan(
     options: PlanOptions = PlanOptions(),
     *,
     on_event: OnEvent | None = None,
+    executor: cf.Executor | None = None,
+    cache: ResultCache | None = None,
 ) -> PlanResult:
     """Find, for each mode of ``s`` (and each sweep value), the fewest workers meeting the SLO.
 
@@ -110,9 +121,18 @@ def plan(
         options: see :class:`~sunsim.planner.options.PlanOptions`.
         on_event: called with ``("submit" | "done", info)`` per simulation, ``("phase",
             {...})`` as searches finish.
+        executor: where simulations run: any :class:`concurrent.futures.Executor` (a process
+            pool, Dask's ``Client.get_executor()``); it is used, never shut down, and
+            ``options.jobs`` is ignored. None: a process pool of ``options.jobs`` processes
+            (default: the CPUs), or serially in this process when ``jobs`` is 1 or this is a
+            daemon process (a pool or Dask worker) -- so ``plan`` is safe inside a worker.
+        cache: where evaluations are looked up and stored (None: a
+            :class:`~sunsim.cache.ResultCache` on ``options.cache_dir``, memory only when
+            that is None).
 
     Returns:
-        a :class:`~sunsim.planner.results.PlanResult`.
+        a :class:`~sunsim.planner.results.PlanResult`; its ``jobs`` is the processes the plan
+        ran on (1: serially; 0: an executor handed in, whose size it does not know).
 
     Raises:
         ConfigError: bad options, an SLO no number of workers can meet (message says what
@@ -125,7 +145,6 @@ def plan(
             "(--max-concurrency) set their own rate: use sunsim replay for them"
         )
     t0 = time.perf_counter()
-    jobs = options.jobs or os.cpu_count() or 1
     goal = options.prefill_goal(s.slo)
     points = _point_scenarios(s, options)
     ref = _reference_index(s, options, len(points))
@@ -135,8 +154,8 @@ def plan(
         for mode in s.modes:
             check_feasible(w.requests, ps, mode, options.slo_kind, goal, *lat[mode])
 
-    cache = load_cache(options.cache_file)
-    driver = Driver(workloads, jobs, cache, on_event)
+    if cache is None:
+        cache = ResultCache(options.cache_dir, "plan")
     served = list(s.served_models)
     ctx = PlanContext(options, served, goal, lat, workloads, on_event, ref)
     roots = [
@@ -146,10 +165,17 @@ def plan(
     gp_chains = []
     if options.sweep_key == "rate_scale":
         gp_chains = _goodput_chains(s, options, workloads["base"], served)
-    out = driver.run(roots + gp_chains)
+    jobs = options.jobs or os.cpu_count() or 1
+    pool, owned = pick_executor(executor, jobs)
+    by_precision = _latency_by_precision(s, lat)
+    driver = Driver(workloads, by_precision, pool, cache, Fingerprints(), on_event)
+    try:
+        out = driver.run(roots + gp_chains)
+    finally:
+        if owned and pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     pps: list[PointPlan] = out[: len(roots)]
     gp = goodput_frame(list(out[len(roots) :])) if gp_chains else None
-    save_cache(options.cache_file, cache)
     return PlanResult(
         s,
         options,
@@ -161,5 +187,12 @@ def plan(
         driver.num_sims,
         driver.num_cached,
         driver.sim_wall_s,
-        jobs,
+        _processes(executor, pool, jobs),
     )
+
+
+def _processes(given: cf.Executor | None, pool: cf.Executor | None, jobs: int) -> int:
+    """Processes the plan ran on: 0 for an executor handed in, 1 serially, else ``jobs``."""
+    if given is not None:
+        return 0
+    return 1 if pool is None else jobs
