@@ -52,9 +52,17 @@ def resolve_profile(
     )
 
 
-def find_profile(root: str | Path, gpu_key: str | None, model: str, precision: str) -> Path | None:
+def find_profile(
+    root: str | Path,
+    gpu_key: str | None,
+    model: str,
+    precision: str,
+    tensor_parallel_size: int = 1,
+) -> Path | None:
     """A profile under ``root`` (``profiles/``) for ``model`` at ``precision`` whose meta
-    ``gpu_key`` equals ``gpu_key`` (``h100``/``h200``/``a100``; None for CPU profiles).
+    ``gpu_key`` equals ``gpu_key`` (``h100``/``h200``/``a100``; None for CPU profiles),
+    measured on one GPU of ``tensor_parallel_size`` (meta ``source.tensor_parallel_size``;
+    profiles without it are tensor parallel 1).
 
     Quick (test-grid) profiles are never returned. The first match in sorted device order,
     or None when there is none.
@@ -69,6 +77,9 @@ def find_profile(root: str | Path, gpu_key: str | None, model: str, precision: s
         except (OSError, json.JSONDecodeError):
             continue
         if meta.get("quick"):
+            continue
+        src = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+        if int(src.get("tensor_parallel_size") or 1) != tensor_parallel_size:
             continue
         if (
             meta.get("gpu_key") == gpu_key
