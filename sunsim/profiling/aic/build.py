@@ -135,16 +135,16 @@ def _composer(
             f"{spec.num_kv_heads} KV heads do not split over {tp} GPUs"
         )
     gemm, bf16, kernels, device, derived = _layer_gemms(root, ts, precision)
-    heads, kv = spec.num_heads // tp, max(1, spec.num_kv_heads // tp)
-    crows, cks = tables.attention_rows(ts, "context", heads, kv, spec.head_dim)
-    arows, aks = tables.attention_rows(ts, "generation", heads, kv, spec.head_dim)
-    kernels.update({"context_attention": cks, "generation_attention": aks})
     ar = ga = None
     comm_src: dict[str, str] = {}
     if tp > 1:
         ar, ga = comm.allreduce_table(root, ts, tp), comm.gather_table(root, ts, tp)
         comm_src = {"all_reduce": ar.source, "all_gather": ga.source}
         kernels.update({"all_reduce": ar.source.split(" ", 1)[1], "all_gather": "NCCL"})
+    heads, kv = spec.num_heads // tp, max(1, spec.num_kv_heads // tp)
+    crows, cks = tables.attention_rows(ts, "context", heads, kv, spec.head_dim)
+    arows, aks = tables.attention_rows(ts, "generation", heads, kv, spec.head_dim)
+    kernels.update({"context_attention": cks, "generation_attention": aks})
     floor_ms = min(min(lat) for _, lat in bf16.cols.values())
     measured = gemm if isinstance(gemm, GemmTable) else bf16
     rate = max(
