@@ -181,7 +181,7 @@ class StepComposer:
         h, i, layers = s.hidden_size, s.intermediate_size // tp, s.num_layers
         qk = (self.heads + self.kv_heads) * s.head_dim
         b = BF16_BYTES
-        kernels = [
+        kernels: list[tuple[str, int, float]] = [
             ("add_rmsnorm", 2 * layers, 4 * t * h * b),
             ("rope", layers, 2 * qk * t * b),
             ("kv_cache_write", layers, 2 * 2 * self.kv_heads * s.head_dim * t * b),
