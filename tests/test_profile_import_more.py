@@ -292,3 +292,12 @@ def test_tp_composition_agrees_with_the_packages_own_estimator():
     assert comp.prefill(4, 2048).total / h.predict_prefill_latency(4, 2048) == pytest.approx(
         1, abs=0.15
     )
+
+
+def test_a_gpu_the_database_lacks_is_one_line(tmp_path):
+    db = write_db(tmp_path)  # has h100_sxm only
+    with pytest.raises(ProfileError) as e:
+        import_profile("b200", "vllm", "tiny-llama", data_root=db, grid=GRID)
+    assert str(e.value) == f"--gpu 'b200': {db} has no 'b200_sxm' data"
+    with pytest.raises(ProfileError, match="--gpu 'l40s': no imported GPU of that name"):
+        import_profile("l40s", "vllm", "tiny-llama", data_root=db, grid=GRID)
