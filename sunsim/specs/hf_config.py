@@ -14,6 +14,7 @@ Bundled configs (``sunsim/data/model_configs/``, see its README.md): Meta's
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -66,9 +67,10 @@ def _aic_dir() -> Path | None:
     return d if d.is_dir() else None
 
 
+@functools.lru_cache(maxsize=1)
 def _candidates() -> dict[str, Path]:
     """Model name -> config file: aiconfigurator-core's (when installed), then the bundled
-    ones (which win for the same name)."""
+    ones (which win for the same name). Listed once per process (package data)."""
     out: dict[str, Path] = {}
     aic = _aic_dir()
     if aic is not None:
