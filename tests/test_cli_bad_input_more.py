@@ -86,7 +86,7 @@ CASES = [
     ("check-missing", ["profile", "check", "{out}"], ["PATH", "does not exist"]),
     ("check-file", ["profile", "check", "{file}"], ["PATH", "is a file"]),
     ("check-model", ["profile", "check", "{dir}", "--model", "gpt"], ["--model", "'gpt'"]),
-    ("check-precision", ["profile", "check", "{dir}", "-p", "fp8"], ["--precision", "'fp8'"]),
+    ("check-precision", ["profile", "check", "{dir}", "-p", "fp4"], ["--precision", "'fp4'"]),
     # validate queueing
     ("queueing-requests-few", [*QUEUEING, "--requests", "10"], ["--requests", "at least 1000"]),
     ("queueing-requests-huge", [*QUEUEING, "-n", "100000000"],

@@ -133,14 +133,17 @@ def test_low_bit_layers_use_weight_only_gemms_and_the_lm_head_stays_bf16(tmp_pat
     assert prof.prefill is None and prof.meta.modules == ["decode"]
     ks = prof.meta.source["kernel_sources"]
     assert ks["gemm"] == "wo" and ks["lm_head_gemm"] == "lin"
-    floor = gemm_ms(1, 512, 512) / 2  # the shortest int4 GEMM
+    floor = gemm_ms(1, 512, 512)  # the shortest BF16 GEMM (elementwise kernels are BF16)
     b, c = 4, 256
     layer = sum(gemm_ms(b, n, k) / 2 for n, k in SHAPES.values()) + gen_ms(b, c + 1)
     want = spec.num_layers * layer + gemm_ms(b, *HEAD) + (5 * spec.num_layers + 2) * floor
     row = prof.decode[(prof.decode.batch_size == b) & (prof.decode.context_tokens == c)]
     assert float(row.time_s_median.iloc[0]) == pytest.approx(want / 1e3, rel=1e-9)
-    with pytest.raises(ProfileError, match="no int8_wo GEMMs"):
+    # no int8 weight-only GEMMs here and no donor GPU in this database to derive them from
+    with pytest.raises(ProfileError, match="no measured weight-only GEMMs to derive it from"):
         import_profile("h100", "vllm", "tiny-llama", "w8a16", data_root=db, grid=GRID)
+    with pytest.raises(ProfileError, match="--precision fp8: .* has no fp8 GEMMs"):
+        import_profile("h100", "vllm", "tiny-llama", "fp8", data_root=db, grid=GRID)
 
 
 def test_interpolation_is_log_linear_inside_the_grid():
@@ -204,9 +207,13 @@ def test_latency_auto_takes_the_imported_profile_for_h100_and_says_so():
     roof, _ = resolve_latency("llama-3.1-8b", "h100", "bf16", "decode", "roofline")
     t, r = lat.decode_step_time(64, 64 * 1024), roof.decode_step_time(64, 64 * 1024)
     assert 1.0 < t / r < 2.0  # measured kernels: slower than the roofline, not absurdly so
-    # low-bit: no measured weight-only kernels for vllm, so the roofline, and it says so
+    # low-bit: no measured weight-only kernels for vllm on the H100, so derived, and it says so
     low, note = resolve_latency("llama-3.1-8b", "h100", "w4a16", "decode", "auto")
-    assert low.method == "analytic" and "no measured profile" in note
+    want = (
+        "derived (aiconfigurator-core 0.12.0: h100_sxm vllm 0.24.0 BF16 x a100_sxm trtllm "
+        "1.0.0 W4A16/BF16 ratio)"
+    )
+    assert low.method == want and want in note and "measured" not in low.method
 
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3-8b"])
@@ -239,7 +246,13 @@ runner = CliRunner()
         (["--gpu", "l40s"], ["--gpu 'l40s'", "h100, h200, a100, b200"]),
         (["--gpu", "h100", "--backend", "tgi"], ["--backend 'tgi'", "vllm"]),
         (["--gpu", "h100", "--backend-version", "9.9"], ["--backend-version '9.9'", "0.24.0"]),
-        (["--gpu", "h100", "--precision", "w4a16"], ["--precision w4a16", "int4_wo", "roofline"]),
+        (["--gpu", "a100", "--precision", "fp8"], ["--precision fp8", "no fp8 GEMMs", "bfloat16"]),
+        (
+            ["--gpu", "h100", "--model", "mistralai/Mixtral-8x7B-v0.1"],
+            ["Mixtral-8x7B-v0.1_config.json", "not a dense", "num_local_experts"],
+        ),
+        (["--gpu", "h100", "--tensor-parallel-size", "3"], ["--tensor-parallel-size 3"]),
+        (["--gpu", "h100", "--tp", "16"], ["--tensor-parallel-size 16", "2, 4, 8"]),
         (["--gpu", "h100", "--precision", "fp4"], ["unknown precision 'fp4'"]),
         (["--gpu", "h100", "--model", "gpt-9"], ["unknown model 'gpt-9'"]),
     ],

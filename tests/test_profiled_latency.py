@@ -366,12 +366,17 @@ def test_bundled_profiles_check():
     for d in _bundled():
         lat = ProfiledLatency.from_dir(d)
         src = lat.profile_meta.source  # imported profiles name their source
-        assert lat.method == (
-            "measured"
-            if src is None
-            else f"measured (aiconfigurator-core {src['package_version']}, "
-            f"{src['backend']} {src['backend_version']}, {src['system']})"
-        )
+        if src is None:
+            assert lat.method == "measured"
+        else:  # measured or derived, with package, backend and system (and tp N when > 1)
+            m = lat.profile_meta.method
+            assert m in ("measured", "derived") and lat.method.startswith(
+                f"{m} (aiconfigurator-core {src['package_version']}"
+            )
+            assert f"{src['backend']} {src['backend_version']}" in lat.method
+            assert src["system"] in lat.method
+            tp = src["tensor_parallel_size"]
+            assert (f"tp {tp})" in lat.method) == (tp > 1)
         df = check_profile(d)
         med = df.attrs["median_mape_pct"]
         assert math.isfinite(med) and med >= 0

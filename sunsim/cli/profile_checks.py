@@ -34,6 +34,7 @@ from sunsim.cli.checks import (
 )
 from sunsim.cli.format import split_list
 from sunsim.errors import ConfigError
+from sunsim.profiling.quant import KERNELS
 
 MAX_GRID_VALUES = 32
 MAX_BATCH_SIZE = 65_536
@@ -75,6 +76,8 @@ def checked_request(p: dict[str, Any]) -> ProfileRequest:
     """
     spec = check_model("--model", p["model"])
     precision = check_precision("--precision", p["precision"])
+    measurable = dict.fromkeys(prec for prec, _ in KERNELS)  # fp8 only by `profile import`
+    check_choice("--precision", precision, measurable, "precision `sunsim profile` measures")
     statistic = check_choice("--statistic", p["statistic"], STATISTICS, "statistic")
     check_int("--layers", p["layers"], 1, spec.num_layers, f"{spec.name} has that many layers")
     check_threads("--threads", p["threads"])

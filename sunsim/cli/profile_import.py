@@ -20,15 +20,32 @@ def profile_import_cmd(
         "--backend-version",
         help="Backend version (default: the newest with GEMM and attention tables, e.g. 0.24.0).",
     ),
-    model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="llama-3.1-8b or qwen3-8b."),
+    model: str = typer.Option(
+        "llama-3.1-8b",
+        "--model",
+        "-m",
+        help="A built-in or bundled model (llama-3.1-8b, qwen3-8b, llama-3.1-70b, qwen3-32b, "
+        "meta-llama/Llama-3.1-70B, ...) or the path of a dense model's config.json.",
+    ),
     precision: str = typer.Option(
-        "bf16", "--precision", "-p", help="bf16; w8a16/w4a16 where the backend measured them."
+        "bf16",
+        "--precision",
+        "-p",
+        help="bf16, fp8 (W8A8, where FP8 GEMMs were measured), w8a16/w4a16 (decode only; "
+        "measured weight-only GEMMs, else derived from a donor GPU's low-bit/BF16 ratio).",
+    ),
+    tensor_parallel_size: int = typer.Option(
+        1,
+        "--tensor-parallel-size",
+        "--tp",
+        help="GPUs per model (Megatron sharding; all-reduce and logits gather from the "
+        "measured comm tables); writes <gpu>-aic-<backend>-<version>-tp<N>/.",
     ),
     out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Root directory."),
 ) -> None:
-    """Compose prefill and decode step times per grid point from measured GEMM and attention
-    kernels (plus stated estimates for elementwise ops) and write
-    <out>/<gpu>-aic-<backend>-<version>/<model>/<precision>/."""
+    """Compose prefill and decode step times per grid point from measured GEMM, attention
+    and (under tensor parallelism) communication kernels, plus stated estimates for
+    elementwise ops, and write <out>/<gpu>-aic-<backend>-<version>[-tp<N>]/<model>/<precision>/."""
     from sunsim.profiling.aic import import_profile, write_imported
 
     prof = import_profile(
@@ -38,6 +55,7 @@ def profile_import_cmd(
         precision,
         backend_version=backend_version,
         command=command_line(),
+        tensor_parallel_size=tensor_parallel_size,
     )
     d = write_imported(prof, out)
     m = prof.meta

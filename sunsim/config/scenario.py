@@ -37,7 +37,7 @@ from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, PoolScope, get_desig
 from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec, split_workers
 from sunsim.errors import ConfigError
-from sunsim.specs import GPU_ALIASES, GPUS, MODELS, GiB, LinkSpec, SloSpec, get_model
+from sunsim.specs import GPU_ALIASES, GPUS, GiB, LinkSpec, SloSpec, get_model
 from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE, check_heads_divisible
 from sunsim.traces.formats import FORMATS
 
@@ -50,13 +50,11 @@ if TYPE_CHECKING:  # a type checker sees plain strings
     DesignName: TypeAlias = str
     RouterName: TypeAlias = str
     GpuName: TypeAlias = str
-    ModelName: TypeAlias = str
     TraceFormat: TypeAlias = str
 else:
     DesignName = Literal[MODES]
     RouterName = Literal[tuple(ROUTERS)]
     GpuName = Literal[tuple(GPUS)]
-    ModelName = Literal[tuple(MODELS)]
     TraceFormat = Literal[("auto", *FORMATS)]
 LatencySource = Literal["auto", "profile", "roofline"]
 QsunPrecision = Literal["w4a16", "w8a16"]
@@ -151,9 +149,11 @@ class Scenario:
         help="Serving designs to run: one, a comma list, or all (every design, colocated "
         "too).",
     )  # fmt: skip
-    base_model: ModelName = setting(
+    base_model: Str = setting(
         "llama-3.1-8b", section="models", key="base", option="--model", what="model",
-        help="Base architecture of the served models.",
+        help="Base architecture of the served models: a built-in or bundled name "
+        "(llama-3.1-8b, qwen3-8b, llama-3.1-70b, qwen3-32b, meta-llama/Llama-3.1-70B, ...) "
+        "or the path of a dense model's Hugging Face config.json.",
     )  # fmt: skip
     served_models: tuple[Str, ...] = setting(
         ("math", "code", "tool"), section="models", key="served", option="--models",
@@ -271,7 +271,23 @@ class Scenario:
 
     # --- validation ---------------------------------------------------------------------
 
-    @field_validator("gpu", "base_model", mode="before")
+    @field_validator("base_model", mode="before")
+    @classmethod
+    def _model_key(cls, v: Any) -> Any:
+        """A built-in or bundled name becomes its sunsim name; a config.json path stays."""
+        if not isinstance(v, str):
+            return v
+        from pathlib import Path
+
+        from sunsim.specs import get_model
+
+        try:
+            spec = get_model(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return v if Path(v).expanduser().exists() else spec.name
+
+    @field_validator("gpu", mode="before")
     @classmethod
     def _lower_key(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -80,7 +80,7 @@ def build_result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult
     kt = np.sum([s.kv_time() for s in stats], axis=0)
     itl = np.sum([s.itl_hist() for s in stats], axis=0).astype(np.int64)
     pm, dm = sim.prefill_latency.method, sim.decode_latency.method
-    if pm.startswith("measured") and dm.startswith("measured"):
+    if pm.startswith(("measured", "derived")) and dm.startswith(("measured", "derived")):
         method = dm if pm == dm else f"{dm}; prefill {pm}"
     else:
         method = "analytic"

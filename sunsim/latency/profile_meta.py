@@ -109,16 +109,25 @@ class ProfileMeta(BaseModel):
     @property
     def method_label(self) -> str:
         """``method`` with its source when the profile was imported, e.g. ``measured
-        (aiconfigurator-core 0.12.0, vllm 0.24.0, h100_sxm)``; plain ``method`` otherwise."""
+        (aiconfigurator-core 0.12.0, vllm 0.24.0, h100_sxm)``, ``..., h100_sxm, tp 2)`` under
+        tensor parallelism, and for a derived one ``derived (aiconfigurator-core 0.12.0:
+        h100_sxm vllm 0.24.0 BF16 x a100_sxm trtllm 1.0.0 W4A16/BF16 ratio)``; plain
+        ``method`` otherwise."""
         src = self.source
         if not src:
             return self.method
-        parts = [
-            f"{src.get('package', '?')} {src.get('package_version', '?')}",
-            f"{src.get('backend', '?')} {src.get('backend_version', '?')}",
-            str(src.get("system", "?")),
-        ]
-        return f"{self.method} ({', '.join(parts)})"
+        pkg = f"{src.get('package', '?')} {src.get('package_version', '?')}"
+        be = f"{src.get('backend', '?')} {src.get('backend_version', '?')}"
+        system = str(src.get("system", "?"))
+        tp = int(src.get("tensor_parallel_size") or 1)
+        tps = f", tp {tp}" if tp > 1 else ""
+        donor = src.get("derived_from")
+        if isinstance(donor, dict):
+            prec = str(donor.get("precision", self.precision)).upper()
+            d = f"{donor.get('system', '?')} {donor.get('backend', '?')} "
+            d += str(donor.get("backend_version", "?"))
+            return f"{self.method} ({pkg}: {system} {be} BF16 x {d} {prec}/BF16 ratio{tps})"
+        return f"{self.method} ({pkg}, {be}, {system}{tps})"
 
     @field_validator("precision")
     @classmethod

@@ -105,16 +105,31 @@ def sun_vs_partitioned(summaries: Mapping[str, RunSummary | Mapping[str, Any]]) 
             if qt <= st
             else f"{(qt / st - 1) * 100:.1f}% slower"
         )
-        caveat = (
-            ""
-            if q.method == s.method
-            else f" Not like for like: qsun's step times are {q.method}, sun's {s.method}."
-        )
+        caveat = _qsun_caveat(q.method, s.method)
         lines.append(
             f"qsun vs sun: TPOT p50 {qt * 1e3:.1f} ms vs {st * 1e3:.1f} ms "
             f"(qsun decodes {speed}), SLO attainment {q.slo.attainment:.1%}.{caveat}"
         )
     return lines
+
+
+def _qsun_caveat(qm: str, sm: str) -> str:
+    """What the qsun vs sun TPOT comparison is worth, given both runs' step-time labels."""
+    if qm == sm:
+        return ""
+    if "derived" in qm and "derived" not in sm:
+        return (
+            f" Not like for like: qsun's low-bit decode step times are {qm}: an estimate (a "
+            "measured BF16 GEMM scaled by a weight-only/BF16 kernel ratio measured on another "
+            f"GPU or backend, the rule in the profile's meta), sun's are {sm}; the speed-up is "
+            "estimated, not measured."
+        )
+    if "analytic" in qm and "analytic" not in sm:
+        return (
+            f" Not like for like: qsun's step times are {qm} (the roofline's ideal bandwidth "
+            f"ratio), sun's {sm}."
+        )
+    return f" Not like for like: qsun's step times are {qm}, sun's {sm}."
 
 
 def _why(p: RunSummary, s: RunSummary) -> list[str]:

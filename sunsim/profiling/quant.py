@@ -105,6 +105,11 @@ class Linear:
         if dev not in ("cpu", "cuda"):
             raise ProfileError(f"unsupported device type '{dev}' for profiling; use cpu or cuda")
         self.device_type = dev
+        if (p, dev) not in KERNELS:
+            raise ProfileError(
+                f"--precision {p}: `sunsim profile` has no {dev} kernel for it; use bf16, "
+                "w8a16 or w4a16 (fp8 profiles come from `sunsim profile import`)"
+            )
         self.kernel = KERNELS[(p, dev)]
         self._w = self._q = self._s = None
         if p == "bf16":

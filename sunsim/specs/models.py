@@ -1,14 +1,18 @@
 """Model specs: decoder-only Transformers as in their Hugging Face ``config.json``, and the bytes
 their weights take at a precision.
 
-Sources: the ``config.json`` of meta-llama/Llama-3.1-8B and Qwen/Qwen3-8B-Base.
+Sources: the ``config.json`` of meta-llama/Llama-3.1-8B and Qwen/Qwen3-8B-Base (built in);
+any other dense decoder-only model from its Hugging Face ``config.json``
+(:mod:`sunsim.specs.hf_config`: a path, a bundled config or an aiconfigurator-core one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sunsim.errors import ConfigError
+from sunsim.specs import hf_config
 from sunsim.specs.precisions import get_precision
 
 
@@ -134,8 +138,51 @@ def weight_bytes(model: ModelSpec, precision: str = "bf16") -> int:
 
 
 def get_model(name: str) -> ModelSpec:
-    """Look up a built-in model spec; raises :class:`ConfigError` naming the known ones."""
+    """The model spec called ``name``: a built-in one (:data:`MODELS`), a path to a Hugging
+    Face ``config.json`` (or a directory holding one), or a model name with a bundled config
+    (``meta-llama/Llama-3.1-70B``, ``llama-3.1-70b``, ``Qwen/Qwen3-32B``, ...) or, when
+    aiconfigurator-core is installed, one of its ``model_configs``. Names whose config
+    matches a built-in model (``meta-llama/Llama-3.1-8B``) give the built-in spec.
+
+    Raises :class:`ConfigError` (one line): an unknown name (listing the known ones), an
+    unreadable config, or a config that is not a dense decoder-only model (naming the key).
+    """
     key = name.lower()
-    if key not in MODELS:
-        raise ConfigError(f"unknown model '{name}'; known models: {', '.join(MODELS)}")
-    return MODELS[key]
+    if key in MODELS:
+        return MODELS[key]
+    path = hf_config.find_config(name)
+    if path is None and name.endswith(".json"):
+        raise ConfigError(f"{name}: no such config.json file")
+    if path is None:
+        known = sorted(set(MODELS) | set(hf_config.known_configs(bundled_only=True)))
+        raise ConfigError(
+            f"unknown model '{name}'; use a built-in or bundled name ({', '.join(known)}), "
+            "a model of aiconfigurator-core's model_configs, or the path of a Hugging Face "
+            "config.json"
+        )
+    return model_from_config(path)
+
+
+def model_from_config(path: str | Path) -> ModelSpec:
+    """The :class:`ModelSpec` of the dense decoder-only model in ``config.json`` at ``path``;
+    named by :func:`hf_config.slug` of the file (or of its directory for ``config.json``).
+    A name that is built in returns the built-in spec when the shapes agree. ConfigError
+    (one line naming the file and key) otherwise (see :func:`hf_config.check_dense`)."""
+    p = Path(path)
+    fields = hf_config.spec_fields(hf_config.read_config(p), p)
+    label = p.parent.name if p.name == "config.json" else p.name
+    spec = ModelSpec(name=hf_config.slug(label), **fields)
+    known = MODELS.get(spec.name)
+    if known is not None:
+        same = all(
+            getattr(known, f) == getattr(spec, f)
+            for f in ("hidden_size", "intermediate_size", "num_layers", "num_heads")
+            + ("num_kv_heads", "head_dim", "vocab_size", "tie_embeddings", "qk_norm")
+        )
+        if not same:
+            raise ConfigError(
+                f"{p}: its shapes differ from sunsim's built-in '{spec.name}'; rename the "
+                "file or its directory"
+            )
+        return known
+    return spec

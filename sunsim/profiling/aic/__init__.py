@@ -17,7 +17,10 @@ scaling factors in ``systems/<gpu>.yaml`` described as "nonofficial"); sunsim ke
 and estimated parts apart instead. The package is located with :mod:`importlib` and never
 imported: the simulator and this importer never load its compiled module.
 
-The tables are measured at tensor parallel 1 here (all-reduce is a later part of issue 10).
+Beyond the BF16 composition: FP8 (W8A8) where FP8 GEMMs were measured, W8A16/W4A16 derived
+from another GPU's weight-only/BF16 ratio where the backend measured none (:mod:`.derive`,
+``method: "derived"``), and tensor parallelism with all-reduce and logits gather from the
+measured comm tables (:mod:`.comm`).
 """
 
 from __future__ import annotations

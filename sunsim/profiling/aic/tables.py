@@ -37,9 +37,9 @@ PACKAGE = "aiconfigurator-core"
 PACKAGE_VERSION = "0.12.0"
 #: sunsim GPU key -> aiconfigurator-core system name.
 SYSTEMS = {"h100": "h100_sxm", "h200": "h200_sxm", "a100": "a100_sxm", "b200": "b200_sxm"}
-#: sunsim precision -> GEMM ``gemm_dtype`` of the weights (weight-only int8/int4 for the
-#: low-bit precisions, where a backend measured them).
-GEMM_DTYPES = {"bf16": "bfloat16", "w8a16": "int8_wo", "w4a16": "int4_wo"}
+#: sunsim precision -> GEMM ``gemm_dtype`` of the weights (FP8 W8A8 per-tensor ``fp8``;
+#: weight-only int8/int4 for the low-bit precisions, where a backend measured them).
+GEMM_DTYPES = {"bf16": "bfloat16", "fp8": "fp8", "w8a16": "int8_wo", "w4a16": "int4_wo"}
 
 
 def package_info() -> tuple[Path, str]:
@@ -151,21 +151,32 @@ def pick_kernel(df: pd.DataFrame, what: str, path: Path) -> tuple[pd.DataFrame, 
     return df[df["kernel_source"] == ks], ks
 
 
+def gemm_dtypes(path: Path) -> list[str]:
+    """The ``gemm_dtype`` values a GEMM table measured ([] when the file is missing)."""
+    if not path.is_file():
+        return []
+    return sorted(str(x) for x in read_table(path)["gemm_dtype"].unique())
+
+
 def gemm_rows(ts: TableSet, precision: str) -> tuple[pd.DataFrame, str, str]:
     """``(rows m, n, k, latency_ms; kernel_source; device name)`` of the GEMMs at
     ``precision``. Raises ProfileError when the backend measured none at that precision."""
-    df = read_table(ts.gemm)
+    return gemm_rows_at(ts.gemm, precision, f"{ts.backend} {ts.version} on {ts.system}")
+
+
+def gemm_rows_at(path: Path, precision: str, where: str) -> tuple[pd.DataFrame, str, str]:
+    """:func:`gemm_rows` of the table at ``path`` (``where`` names it in errors)."""
+    df = read_table(path)
     dtype = GEMM_DTYPES.get(precision)
     have = sorted(str(x) for x in df["gemm_dtype"].unique())
     sel = df[df["gemm_dtype"] == dtype] if dtype else df.iloc[0:0]
     if sel.empty:
         raise ProfileError(
-            f"--precision {precision}: {ts.backend} {ts.version} on {ts.system} has no "
-            f"{dtype or precision} GEMMs (it has {', '.join(have)}); low-bit precisions "
-            "without measured kernels stay on the roofline"
+            f"--precision {precision}: {where} has no {dtype or precision} GEMMs (it has "
+            f"{', '.join(have)}); import a precision it measured or another backend"
         )
-    rows, ks = pick_kernel(sel, f"{dtype} GEMMs", ts.gemm)
-    device = str(rows["device"].iloc[0]) if "device" in rows.columns else ts.system
+    rows, ks = pick_kernel(sel, f"{dtype} GEMMs", path)
+    device = str(rows["device"].iloc[0]) if "device" in rows.columns else where
     out = rows[["m", "n", "k", "latency"]].groupby(["m", "n", "k"], as_index=False).median()
     return out, ks, device
 
