@@ -55,7 +55,7 @@ else:
     GpuName = Literal[tuple(GPUS)]
     ModelName = Literal[tuple(MODELS)]
     TraceFormat = Literal[("auto", *FORMATS)]
-LatencySource = Literal["auto", "profile", "roofline"]
+LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 QsunPrecision = Literal["w4a16", "w8a16"]
 
 #: Largest worker count of one pool: each worker is a simulated process with its own state.
@@ -193,8 +193,8 @@ class Scenario:
     )  # fmt: skip
     latency: LatencySource = setting(
         "auto", section="latency", key="source", what="latency source",
-        help="Step times: auto (a bundled profile if one matches, else roofline), profile, "
-        "roofline.",
+        help="Step times: auto (a bundled profile if one matches, else calibrated), profile, "
+        "roofline, calibrated (the roofline at efficiencies fitted to measured GPUs).",
     )  # fmt: skip
     profile: PathStr | None = setting(
         None, section="latency",

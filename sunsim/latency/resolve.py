@@ -13,11 +13,12 @@ from sunsim.data import profiles_root
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.roofline import RooflineLatency
-from sunsim.specs import GPU_ALIASES, get_gpu, get_model
+from sunsim.specs import GPU_ALIASES, ModelSpec, get_gpu, get_model
 
-#: ``latency`` setting: ``auto`` (a profile if there is one, else the roofline), ``profile``
-#: (a profile is required), ``roofline`` (always the roofline).
-LatencySource = Literal["auto", "profile", "roofline"]
+#: ``latency`` setting: ``auto`` (a measured profile if there is one, else the calibrated
+#: roofline), ``profile`` (a profile is required), ``roofline`` (always the plain roofline),
+#: ``calibrated`` (always the calibrated roofline, :mod:`sunsim.latency.calibrated`).
+LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 Role = Literal["prefill", "decode"]
 
 
@@ -34,11 +35,13 @@ def resolve_latency(
     """The latency model for ``role`` (``prefill``/``decode``) of ``base_model`` at
     ``precision`` on ``gpu``, and a one-line note saying where it came from.
 
-    ``source``: ``roofline`` always uses :class:`RooflineLatency`; otherwise ``profile`` (a
+    ``source``: ``roofline`` always uses :class:`RooflineLatency`, ``calibrated`` always
+    :func:`calibrated_latency`; otherwise ``profile`` (a
     device, model or precision directory), when given, is loaded, and it is an error if it has
     no matching model/precision or (for ``prefill``) no prefill measurements; without it, a
     bundled profile (under ``profiles``, default :func:`sunsim.data.profiles_root`) measured
-    on ``gpu`` for this model and precision is used, else the roofline, and the note says so.
+    on ``gpu`` for this model and precision is used, else the calibrated roofline, and the
+    note says so.
 
     Raises:
         ProfileError: a bad or mismatched ``profile``.
@@ -50,6 +53,9 @@ def resolve_latency(
     roof = RooflineLatency(get_gpu(gpu), model, precision)
     if source == "roofline":
         return roof, f"{role}: {roof.description} (asked for)"
+    if source == "calibrated":
+        cal = calibrated_latency(gpu, model, precision)
+        return cal, f"{role}: {cal.description} (asked for)"
     if profile:
         d = profiled.resolve_profile(Path(profile), model.name, precision)
         lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
@@ -64,9 +70,24 @@ def resolve_latency(
             lat = profiled.ProfiledLatency.from_dir(found, model=model.name, precision=precision)
             if has_role(lat, role):
                 return lat, f"{role}: {lat.description} from {found}"
-    return roof, (
-        f"{role}: no measured profile for {gpu} {model.name} {precision}; using {roof.description}"
+    cal = calibrated_latency(gpu, model, precision)
+    return cal, (
+        f"{role}: no measured profile for {gpu} {model.name} {precision}; using {cal.description}"
     )
+
+
+def calibrated_latency(gpu: str, model: ModelSpec, precision: str) -> LatencyModel:
+    """The calibrated roofline (:class:`~sunsim.latency.calibrated.CalibratedLatency`) of
+    ``model`` at ``precision`` on ``gpu``, with the bundled coefficients.
+
+    ``auto`` takes it, not the plain roofline, where nothing was measured: both are analytic
+    and labelled so, and on every GPU held out of its fit it is the closer of the two
+    (README, "Calibrated roofline").
+    Raises ProfileError: unreadable bundled coefficients.
+    """
+    from sunsim.latency.calibrated import CalibratedLatency
+
+    return CalibratedLatency(get_gpu(gpu), model, precision)
 
 
 def gpu_key(name: str) -> str:
