@@ -235,3 +235,20 @@ def test_refit_with_no_profiles_exits_2_in_one_line(tmp_path):
     assert r.returncode == 2 and not out.exists()
     assert r.stderr.count("\n") == 1 and "no measured BF16 GPU profile" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_replay_with_a_corrupted_coefficient_file_exits_2_in_one_line(tmp_path, monkeypatch):
+    import sunsim.latency.calibrated as calibrated
+
+    bad = tmp_path / "roofline_calibration.json"
+    bad.write_text('{"label": "analytic (calibrated on x)", "coefficients": {"eta_kv": 0}}')
+    monkeypatch.setattr(calibrated, "coefficients_path", lambda: bad)
+    r = CliRunner().invoke(
+        app,
+        ["replay", "--no-progress", "--max-requests", "20", "--gpu", "l40s"]
+        + ["--out", str(tmp_path / "run")],
+    )
+    assert r.exit_code == 2, r.output
+    errs = [ln for ln in r.output.splitlines() if str(bad) in ln]  # after the trace's summary
+    assert len(errs) == 1 and "must be a positive number" in errs[0]
+    assert "Traceback" not in r.output
