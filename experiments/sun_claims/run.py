@@ -187,7 +187,8 @@ def main() -> None:
         tab["prefill_step_times"] = [src[m][0] for m in tab["mode"]]
         tab["decode_step_times"] = [src[m][1] for m in tab["mode"]]
         rows.append(tab)
-        for mode, x in (r.goodput or {}).get("rate_scale", {}).items():
+        met = r.goodput.attrs.get("goodput", {}) if r.goodput is not None else {}
+        for mode, x in met.items():
             goodput.append({"trace": name, "mode": mode, "goodput_rate_scale": x})
         if name in ZIPF_RUNS:
             for pp in r.points:
