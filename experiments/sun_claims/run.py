@@ -101,14 +101,31 @@ def rel(note: str) -> str:
 
 
 def step_speedups(s: Scenario) -> pd.DataFrame:
-    """Decode step time BF16 / W4A16 at a few batch sizes and contexts (latency models)."""
+    """Decode step time BF16 / W4A16 at a few batch sizes and contexts (latency models).
+
+    Columns ``bf16_ms``, ``w4a16_ms``, ``speedup_pct``: the scenario's own latency models
+    (their labels in ``bf16_source``/``w4a16_source``; they may differ, e.g. measured BF16
+    and an analytic W4A16); ``same_source_speedup_pct``: both from one source, the calibrated
+    roofline on the scenario's GPU (like for like, an estimate); ``a100_measured_speedup_pct``:
+    both measured on an A100 (TensorRT-LLM 1.0.0 W4A16 kernels over vLLM's BF16 ones, the
+    only measured weight-only kernels bundled), whatever the scenario's latency setting.
+    """
     bf, note_bf = resolve_latency(s, "bf16", "decode")
     q4, note_q4 = resolve_latency(s, "w4a16", "decode")
+    cal = dataclasses.replace(s, latency="calibrated")
+    cbf, cq4 = resolve_latency(cal, "bf16", "decode")[0], resolve_latency(cal, "w4a16", "decode")[0]
+    a100 = dataclasses.replace(s, gpu="a100", latency="auto", profile=None)
+    abf, aq4 = (
+        resolve_latency(a100, "bf16", "decode")[0],
+        resolve_latency(a100, "w4a16", "decode")[0],
+    )
+    a100_measured = abf.method.startswith("measured") and aq4.method.startswith("measured")
     rows = []
     for ctx in (512, 1300, 4096):
         for b in (1, 8, 32, 64, 128, 256):
-            t1 = bf.decode_step_time(b, b * ctx)
-            t2 = q4.decode_step_time(b, b * ctx)
+            c = b * ctx
+            t1 = bf.decode_step_time(b, c)
+            t2 = q4.decode_step_time(b, c)
             rows.append(
                 {
                     "context_tokens": ctx,
@@ -116,6 +133,15 @@ def step_speedups(s: Scenario) -> pd.DataFrame:
                     "bf16_ms": t1 * 1e3,
                     "w4a16_ms": t2 * 1e3,
                     "speedup_pct": (t1 / t2 - 1) * 100,
+                    "same_source_speedup_pct": (
+                        cbf.decode_step_time(b, c) / cq4.decode_step_time(b, c) - 1
+                    )
+                    * 100,
+                    "a100_measured_speedup_pct": (
+                        (abf.decode_step_time(b, c) / aq4.decode_step_time(b, c) - 1) * 100
+                        if a100_measured
+                        else float("nan")
+                    ),
                     "bf16_source": bf.method,
                     "w4a16_source": q4.method,
                 }
@@ -123,6 +149,8 @@ def step_speedups(s: Scenario) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df.attrs["notes"] = [rel(note_bf), rel(note_q4)]
     df.attrs["method"] = bf.method
+    df.attrs["same_source"] = cbf.method
+    df.attrs["a100"] = f"bf16 {abf.method}; w4a16 {aq4.method}"
     return df
 
 
@@ -379,7 +407,8 @@ def results_markdown(
     lines += [
         "## QSUN decode step speedup (W4A16 over BF16, latency model)",
         "",
-        f"Sources: {'; '.join(sp.attrs['notes'])}.",
+        f"Sources: {'; '.join(sp.attrs['notes'])}. `same_source_speedup_pct`: both steps from "
+        f"{sp.attrs['same_source']}; `a100_measured_speedup_pct`: {sp.attrs['a100']}.",
         "",
         _md(s.drop(columns=["bf16_source", "w4a16_source"])),
         "",
