@@ -1,4 +1,5 @@
-"""Microseconds per ``decode_step_time`` / ``prefill_time`` call: roofline vs profiled.
+"""Microseconds per ``decode_step_time`` / ``prefill_time`` call: roofline, calibrated
+roofline and profiled.
 
 The event loop calls ``decode_step_time`` once per simulated decode iteration (millions of
 times), so it must stay plain-Python arithmetic (about 1-2 microseconds).
@@ -16,6 +17,7 @@ import timeit
 from pathlib import Path
 
 from sunsim.data import profiles_root
+from sunsim.latency.calibrated import CalibratedLatency
 from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.roofline import RooflineLatency
 from sunsim.specs import get_gpu, get_model
@@ -42,6 +44,7 @@ def main() -> None:
         d = found[0]
     prof = ProfiledLatency.from_dir(d)
     roof = RooflineLatency(get_gpu("h100"), get_model(prof.model), prof.precision)
+    cal = CalibratedLatency(get_gpu("h100"), get_model(prof.model), prof.precision)
     rng = random.Random(0)
     dec_args = []
     for _ in range(200_000):
@@ -51,7 +54,7 @@ def main() -> None:
     print(f"profile: {prof.description}")
     print(f"decode fit: t = {prof.decode_fit} s")
     print(f"{'model':>10} {'decode_step_time':>18} {'prefill_time':>14}  (microseconds per call)")
-    for name, lat in (("roofline", roof), ("profiled", prof)):
+    for name, lat in (("roofline", roof), ("calibrated", cal), ("profiled", prof)):
         dec = _per_call_us(lat.decode_step_time, dec_args)
         pre = (
             _per_call_us(lat.prefill_time, pre_args)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from typer.testing import CliRunner
 
 from sunsim import __version__
 from sunsim.cli import app
+from sunsim.config.scenario import LatencySource
+from sunsim.specs import GPUS
 
 runner = CliRunner()
 COMMANDS = ("replay", "plan")
@@ -164,7 +167,8 @@ def test_help_shows_defaults_and_choices_from_the_scenario(command: str):
     r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "[h100|h200|a100|b200]" in text and "[auto|profile|roofline]" in text
+    gpus, sources = "|".join(GPUS), "|".join(get_args(LatencySource))
+    assert f"[{gpus}]" in text and f"[{sources}]" in text  # every choice, from its registry
     row = text[text.index("--decode-workers") : text.index("--qsun-precision")]
     assert "[default: (3)]" in row, row  # the model's default, not a copy
 

@@ -7,6 +7,7 @@ from test_profile_format import meta, tables
 
 from sunsim.data import profiles_root
 from sunsim.errors import ProfileError
+from sunsim.latency.calibrated import CalibratedLatency
 from sunsim.latency.profile_format import write_profile_dir
 from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.resolve import gpu_key, has_role, resolve_latency
@@ -23,7 +24,7 @@ def test_roofline_when_asked():
 
 def test_auto_falls_back_to_roofline_and_says_so(tmp_path):
     lat, note = resolve_latency("tiny-llama", "h100", "w4a16", "prefill", profiles=tmp_path)
-    assert isinstance(lat, RooflineLatency)
+    assert isinstance(lat, CalibratedLatency)  # the calibrated roofline (test_calibrated.py)
     assert (
         note == f"prefill: no measured profile for h100 tiny-llama w4a16; using {lat.description}"
     )
@@ -38,7 +39,7 @@ def test_auto_finds_a_profile_for_the_gpu(tmp_path):
     assert isinstance(lat, ProfiledLatency) and lat.path == d
     assert note == f"prefill: {lat.description} from {d}"
     lat, _ = resolve_latency("tiny-llama", "h100", "bf16", "prefill", profiles=tmp_path)
-    assert isinstance(lat, RooflineLatency)  # measured on another GPU
+    assert isinstance(lat, CalibratedLatency)  # measured on another GPU
 
 
 def test_given_profile_and_its_role(tmp_path):

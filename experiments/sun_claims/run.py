@@ -6,6 +6,7 @@ disaggregation with TPOT within 5%", and "45% faster decoding with QSUN" (W4A16 
 What this script does (from the repository root):
 
     .venv/bin/python experiments/sun_claims/run.py [--jobs N] [--out DIR] [--only NAME,...]
+        [--latency auto|roofline|calibrated] [--compare DIR]
 
 1. For each scenario in ``scenarios/`` (Azure conv, Azure code, the bundled synthetic trace:
    3 Llama-3.1-8B task models math/code/tool, Zipf alpha 0..2, H100, all three modes; and a
@@ -15,9 +16,16 @@ What this script does (from the repository root):
 2. At every Zipf point it replays ``sun`` and ``qsun`` with **exactly partitioned's GPUs**
    (same prefill workers, same decode total) to compare TPOT at equal hardware.
 3. It tabulates the decode step-time speedup of the W4A16 decoder over BF16 from the latency
-   models (the roofline unless a measured H100 profile exists under ``profiles/``).
-4. It writes ``results/results.csv`` (one row per trace x Zipf x mode) and
-   ``results/results.md`` (the tables the README quotes).
+   models.
+4. It writes ``results/results.csv`` (one row per trace x Zipf x mode, with the source of
+   its prefill and decode step times), ``results/goodput.csv`` and ``results/results.md``
+   (the tables the README quotes), and, when ``--compare DIR`` holds another run's
+   ``results.csv`` (default ``results_roofline/`` for the default ``--out``),
+   ``comparison.md``: the two runs side by side (``compare.py``).
+
+Step times come from whatever :func:`sunsim.replay.resolve_latency` gives for the scenario's
+``latency`` setting (``auto``: a measured profile where one is bundled or given, else the
+calibrated roofline), or for ``--latency``; every figure's source is printed and written.
 
 Real traces are read from ``$SUNSIM_TRACES`` (default ``../shared/traces``), never copied.
 """
@@ -45,6 +53,7 @@ from sunsim.replay import load_workload, resolve_latency, run_replay  # noqa: E4
 from sunsim.report import write_report  # noqa: E402
 
 ZIPF_RUNS = ("azure_conv", "azure_code", "synth")
+ROLES = {"partitioned": "bf16", "sun": "bf16"}
 RATE_RUNS = ("azure_conv_rate",)
 
 
@@ -76,15 +85,48 @@ def equal_gpu_replay(args: tuple[str, dict]) -> dict:
     return out
 
 
+def step_sources(s: Scenario) -> dict[str, tuple[str, str]]:
+    """Per mode, the method labels of its prefill and decode step times (the latency models
+    resolve_latency gives this scenario; qsun decodes at ``s.qsun_precision``)."""
+    pre = resolve_latency(s, "bf16", "prefill")[0].method
+    out = {}
+    for mode in s.modes:
+        prec = ROLES.get(mode, s.qsun_precision)
+        out[mode] = (pre, resolve_latency(s, prec, "decode")[0].method)
+    return out
+
+
+def rel(note: str) -> str:
+    """``note`` with this checkout's path removed (committed files name repository paths)."""
+    return note.replace(str(REPO) + "/", "")
+
+
 def step_speedups(s: Scenario) -> pd.DataFrame:
-    """Decode step time BF16 / W4A16 at a few batch sizes and contexts (latency models)."""
+    """Decode step time BF16 / W4A16 at a few batch sizes and contexts (latency models).
+
+    Columns ``bf16_ms``, ``w4a16_ms``, ``speedup_pct``: the scenario's own latency models
+    (their labels in ``bf16_source``/``w4a16_source``; they may differ, e.g. measured BF16
+    and an analytic W4A16); ``same_source_speedup_pct``: both from one source, the calibrated
+    roofline on the scenario's GPU (like for like, an estimate); ``a100_measured_speedup_pct``:
+    both measured on an A100 (TensorRT-LLM 1.0.0 W4A16 kernels over vLLM's BF16 ones, the
+    only measured weight-only kernels bundled), whatever the scenario's latency setting.
+    """
     bf, note_bf = resolve_latency(s, "bf16", "decode")
     q4, note_q4 = resolve_latency(s, "w4a16", "decode")
+    cal = dataclasses.replace(s, latency="calibrated")
+    cbf, cq4 = resolve_latency(cal, "bf16", "decode")[0], resolve_latency(cal, "w4a16", "decode")[0]
+    a100 = dataclasses.replace(s, gpu="a100", latency="auto", profile=None)
+    abf, aq4 = (
+        resolve_latency(a100, "bf16", "decode")[0],
+        resolve_latency(a100, "w4a16", "decode")[0],
+    )
+    a100_measured = abf.method.startswith("measured") and aq4.method.startswith("measured")
     rows = []
     for ctx in (512, 1300, 4096):
         for b in (1, 8, 32, 64, 128, 256):
-            t1 = bf.decode_step_time(b, b * ctx)
-            t2 = q4.decode_step_time(b, b * ctx)
+            c = b * ctx
+            t1 = bf.decode_step_time(b, c)
+            t2 = q4.decode_step_time(b, c)
             rows.append(
                 {
                     "context_tokens": ctx,
@@ -92,11 +134,24 @@ def step_speedups(s: Scenario) -> pd.DataFrame:
                     "bf16_ms": t1 * 1e3,
                     "w4a16_ms": t2 * 1e3,
                     "speedup_pct": (t1 / t2 - 1) * 100,
+                    "same_source_speedup_pct": (
+                        cbf.decode_step_time(b, c) / cq4.decode_step_time(b, c) - 1
+                    )
+                    * 100,
+                    "a100_measured_speedup_pct": (
+                        (abf.decode_step_time(b, c) / aq4.decode_step_time(b, c) - 1) * 100
+                        if a100_measured
+                        else float("nan")
+                    ),
+                    "bf16_source": bf.method,
+                    "w4a16_source": q4.method,
                 }
             )
     df = pd.DataFrame(rows)
-    df.attrs["notes"] = [note_bf, note_q4]
+    df.attrs["notes"] = [rel(note_bf), rel(note_q4)]
     df.attrs["method"] = bf.method
+    df.attrs["same_source"] = cbf.method
+    df.attrs["a100"] = f"bf16 {abf.method}; w4a16 {aq4.method}"
     return df
 
 
@@ -105,10 +160,25 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=None, help="simulation processes [CPUs]")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--only", default=None, help="comma list of scenario names")
+    ap.add_argument(
+        "--latency",
+        choices=("auto", "roofline", "calibrated"),
+        default=None,
+        help="step-time source for every scenario [the scenario's: auto]",
+    )
+    ap.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="another run's results dir to put side by side [results_roofline for the default "
+        "--out]",
+    )
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
     a.out.mkdir(parents=True, exist_ok=True)
     rows = []
+    goodput = []
+    notes: dict[str, list[str]] = {}
     eq_tasks = []
     t_all = time.perf_counter()
     log = []
@@ -117,6 +187,8 @@ def main() -> None:
             continue
         s, opts = load_plan_toml(HERE / "scenarios" / f"{name}.toml")
         s = resolve_trace(s)
+        if a.latency:
+            s = dataclasses.replace(s, latency=a.latency)
         d = a.out / name
         # the content-addressed result cache shared with `sunsim plan` and `sunsim sweep`
         opts = dataclasses.replace(opts, jobs=a.jobs, cache_dir=str(default_cache_dir()))
@@ -136,9 +208,18 @@ def main() -> None:
             f"{time.perf_counter() - t0:.0f} s"
         )
         print(log[-1], flush=True)
+        notes[name] = [rel(n) for n in r.latency_notes]
+        for n in notes[name]:
+            print(f"  step times: {n}", flush=True)
         tab = r.table()
         tab.insert(0, "trace", name)
+        src = step_sources(s)
+        tab["prefill_step_times"] = [src[m][0] for m in tab["mode"]]
+        tab["decode_step_times"] = [src[m][1] for m in tab["mode"]]
         rows.append(tab)
+        met = r.goodput.attrs.get("goodput", {}) if r.goodput is not None else {}
+        for mode, x in met.items():
+            goodput.append({"trace": name, "mode": mode, "goodput_rate_scale": x})
         if name in ZIPF_RUNS:
             for pp in r.points:
                 part = pp.modes["partitioned"]
@@ -193,11 +274,20 @@ def main() -> None:
                     e["tpot_s_p50"] / part["tpot_s_p50"] - 1
                 )
     df.to_csv(a.out / "results.csv", index=False)
+    pd.DataFrame(goodput).to_csv(a.out / "goodput.csv", index=False)
     base = load_plan_toml(HERE / "scenarios" / "azure_conv.toml")[0]
+    if a.latency:
+        base = dataclasses.replace(base, latency=a.latency)
     sp = step_speedups(resolve_trace(base))
     sp.to_csv(a.out / "qsun_step_speedup.csv", index=False)
-    (a.out / "results.md").write_text(results_markdown(df, sp, log, time.perf_counter() - t_all))
+    md = results_markdown(df, sp, log, time.perf_counter() - t_all, notes, goodput)
+    (a.out / "results.md").write_text(md)
     print(f"wrote {a.out}/results.csv, results.md ({time.perf_counter() - t_all:.0f} s)")
+    other = a.compare or (HERE / "results_roofline" if a.out == HERE / "results" else None)
+    if other is not None and (other / "results.csv").is_file():
+        from compare import write_comparison  # experiments/sun_claims/compare.py
+
+        print(f"wrote {write_comparison(other, a.out)}")
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -216,11 +306,25 @@ def _f(v) -> str:
     return str(v)
 
 
-def results_markdown(df: pd.DataFrame, sp: pd.DataFrame, log: list[str], wall: float) -> str:
+def results_markdown(
+    df: pd.DataFrame,
+    sp: pd.DataFrame,
+    log: list[str],
+    wall: float,
+    notes: dict[str, list[str]],
+    goodput: list[dict],
+) -> str:
+    srcs = sorted(set(df["prefill_step_times"]) | set(df["decode_step_times"]))
     lines = [
         "# SUN claims: results",
         "",
-        f"Step times: **{sp.attrs['method']}** ({'; '.join(sp.attrs['notes'])}).",
+        "Step times (every row of `results.csv` names its prefill and decode source in "
+        "`prefill_step_times` / `decode_step_times`): " + "; ".join(f"**{x}**" for x in srcs),
+        "",
+    ]
+    for name, ns in notes.items():
+        lines += [f"- {name}: " + "; ".join(ns)]
+    lines += [
         "",
         "SLO: TTFT <= 1 s and TPOT <= 25 ms, attainment >= 90% for every model; "
         "H100 80 GB; 3 Llama-3.1-8B task models (math, code, tool).",
@@ -294,8 +398,23 @@ def results_markdown(df: pd.DataFrame, sp: pd.DataFrame, log: list[str], wall: f
             ]
         ].rename(columns={"sweep_value": "rate scale"})
         lines += ["## Capacity against load (Azure conv, Zipf 1.0)", "", _md(t), ""]
+    if goodput:
+        lines += [
+            "## Goodput at fixed hardware (highest rate scale meeting the SLO)",
+            "",
+            _md(pd.DataFrame(goodput)),
+            "",
+        ]
     s = sp[sp.batch.isin([1, 32, 256])]
-    lines += ["## QSUN decode step speedup (W4A16 over BF16, latency model)", "", _md(s), ""]
+    lines += [
+        "## QSUN decode step speedup (W4A16 over BF16, latency model)",
+        "",
+        f"Sources: {'; '.join(sp.attrs['notes'])}. `same_source_speedup_pct`: both steps from "
+        f"{sp.attrs['same_source']}; `a100_measured_speedup_pct`: {sp.attrs['a100']}.",
+        "",
+        _md(s.drop(columns=["bf16_source", "w4a16_source"])),
+        "",
+    ]
     lines += ["## Runs", ""] + [f"- {x}" for x in log] + [f"- total {wall:.0f} s", ""]
     return "\n".join(lines)
 

@@ -56,7 +56,7 @@ else:
     RouterName = Literal[tuple(ROUTERS)]
     GpuName = Literal[tuple(GPUS)]
     TraceFormat = Literal[("auto", *FORMATS)]
-LatencySource = Literal["auto", "profile", "roofline"]
+LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 QsunPrecision = Literal["w4a16", "w8a16"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 
@@ -251,8 +251,8 @@ class Scenario:
     )  # fmt: skip
     latency: LatencySource = setting(
         "auto", section="latency", key="source", what="latency source",
-        help="Step times: auto (a bundled profile if one matches, else roofline), profile, "
-        "roofline.",
+        help="Step times: auto (a bundled profile if one matches, else calibrated), profile, "
+        "roofline, calibrated (the roofline at efficiencies fitted to measured GPUs).",
     )  # fmt: skip
     profile: PathStr | None = setting(
         None, section="latency",

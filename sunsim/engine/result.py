@@ -82,8 +82,8 @@ def build_result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult
     pm, dm = sim.prefill_latency.method, sim.decode_latency.method
     if pm.startswith(("measured", "derived")) and dm.startswith(("measured", "derived")):
         method = dm if pm == dm else f"{dm}; prefill {pm}"
-    else:
-        method = "analytic"
+    else:  # the analytic one's label: "analytic" or "analytic (calibrated on ...)"
+        method = dm if not dm.startswith("measured") else pm
     return SimResult(
         cluster=cl,
         records=sim.records.to_frame(served),

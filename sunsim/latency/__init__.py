@@ -4,6 +4,9 @@ Owns:
 
 * :mod:`~sunsim.latency.base`: the :class:`LatencyModel` interface, :class:`ConstantLatency`;
 * :mod:`~sunsim.latency.roofline`: :class:`~sunsim.latency.roofline.RooflineLatency`;
+* :mod:`~sunsim.latency.calibrated`: the roofline at efficiencies fitted to measured profiles
+  (:class:`~sunsim.latency.calibrated.CalibratedLatency`), fitted by
+  :mod:`~sunsim.latency.calibrate` (``python -m sunsim.latency.calibrate``);
 * the measured-profile model, in rooms: :mod:`~sunsim.latency.fitting` (the fitted forms,
   NNLS, form selection), :mod:`~sunsim.latency.surface` (the interpolated correction),
   :mod:`~sunsim.latency.profile_format` (the profile directory format: the ONE writer and

@@ -9,6 +9,8 @@ Implementations:
   (``method == "analytic"``; every output made with it says so).
 * :mod:`sunsim.latency.profiled`: fitted to files written by ``sunsim profile``
   (``method == "measured"``).
+* :mod:`sunsim.latency.calibrated`: the roofline at efficiencies fitted to measured GPUs
+  (``method == "analytic (calibrated on ...)"``).
 
 Performance contract: the event loop calls :meth:`LatencyModel.decode_step_time` once per
 decode iteration of every worker, so implementations do plain-Python arithmetic there

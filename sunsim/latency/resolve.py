@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Literal
 
 from sunsim.data import profiles_root
-from sunsim.errors import ProfileError
+from sunsim.errors import ConfigError, ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.roofline import RooflineLatency
-from sunsim.specs import GPU_ALIASES, get_gpu, get_model
+from sunsim.specs import GPU_ALIASES, ModelSpec, get_gpu, get_model
 
-#: ``latency`` setting: ``auto`` (a profile if there is one, else the roofline), ``profile``
-#: (a profile is required), ``roofline`` (always the roofline).
-LatencySource = Literal["auto", "profile", "roofline"]
+#: ``latency`` setting: ``auto`` (a measured profile if there is one, else the calibrated
+#: roofline), ``profile`` (a profile is required), ``roofline`` (always the plain roofline),
+#: ``calibrated`` (always the calibrated roofline, :mod:`sunsim.latency.calibrated`).
+LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 Role = Literal["prefill", "decode"]
 
 
@@ -37,13 +38,15 @@ def resolve_latency(
     note saying where it came from.
 
     ``source``: ``roofline`` always uses :class:`RooflineLatency` (at that tensor parallel
-    size); otherwise ``profile`` (a device, model or precision directory), when given, is
+    size), ``calibrated`` always :func:`calibrated_latency` (fitted at tensor parallel 1 only);
+    otherwise ``profile`` (a device, model or precision directory), when given, is
     loaded, and it is an error if it has no matching model/precision, (for ``prefill``) no
     prefill measurements, or was measured at another tensor parallel size; without it, a
     bundled profile (under ``profiles``, default :func:`sunsim.data.profiles_root`) measured
     on ``gpu`` for this model, precision and tensor parallel size (meta
     ``source.tensor_parallel_size``, missing = 1: :func:`profile_tensor_parallel_size`) is
-    used, else the roofline, and the note says so.
+    used, else the calibrated roofline (the plain roofline at tensor parallel sizes above 1,
+    where nothing was calibrated), and the note says so.
 
     Raises:
         ProfileError: a bad or mismatched ``profile``.
@@ -57,6 +60,14 @@ def resolve_latency(
     roof = RooflineLatency(get_gpu(gpu), model, precision, tensor_parallel_size=tp)
     if source == "roofline":
         return roof, f"{role}: {roof.description} (asked for)"
+    if source == "calibrated":
+        if tp > 1:
+            raise ConfigError(
+                f"latency = calibrated is fitted at tensor_parallel_size 1, not {tp}; use "
+                "latency = roofline, or a profile measured at that size"
+            )
+        cal = calibrated_latency(gpu, model, precision)
+        return cal, f"{role}: {cal.description} (asked for)"
     if profile:
         d = profiled.resolve_profile(Path(profile), model.name, precision)
         lat = profiled.ProfiledLatency.from_dir(d, model=model.name, precision=precision)
@@ -77,10 +88,25 @@ def resolve_latency(
             if has_role(lat, role):
                 return lat, f"{role}: {lat.description} from {found}"
     at_tp = f" at tensor_parallel_size {tp}" if tp > 1 else ""
-    return roof, (
+    fallback = roof if tp > 1 else calibrated_latency(gpu, model, precision)
+    return fallback, (
         f"{role}: no measured profile for {gpu} {model.name} {precision}{at_tp}; "
-        f"using {roof.description}"
+        f"using {fallback.description}"
     )
+
+
+def calibrated_latency(gpu: str, model: ModelSpec, precision: str) -> LatencyModel:
+    """The calibrated roofline (:class:`~sunsim.latency.calibrated.CalibratedLatency`) of
+    ``model`` at ``precision`` on ``gpu``, with the bundled coefficients.
+
+    ``auto`` takes it, not the plain roofline, where nothing was measured: both are analytic
+    and labelled so, and on every GPU held out of its fit it is the closer of the two
+    (README, "Calibrated roofline").
+    Raises ProfileError: unreadable bundled coefficients.
+    """
+    from sunsim.latency.calibrated import CalibratedLatency
+
+    return CalibratedLatency(get_gpu(gpu), model, precision)
 
 
 def gpu_key(name: str) -> str:

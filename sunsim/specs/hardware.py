@@ -12,6 +12,10 @@ Sources of the constants:
   4.3 TB/s and 788 TFLOP/s. For the A100 no measurement exists; the roofline then uses
   the datasheet times the fractions measured on the H100 (0.90 of bandwidth, 0.81 of FLOP/s);
   the same for the B200 (no measurement either).
+* L40S (NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, 362.05 TFLOP/s dense BF16 (733 with
+  sparsity)); nobody measured it for sunsim: its achieved ceilings are the datasheet times the
+  H100 fractions, as for the A100, and ``latency = "auto"`` times it with the calibrated
+  roofline (:mod:`sunsim.latency.calibrated`).
 * Link: NVIDIA ConnectX-7 NDR InfiniBand, 400 Gb/s = 50 GB/s per port.
 """
 
@@ -51,6 +55,9 @@ GPUS: dict[str, GpuSpec] = {
     ),
     "b200": GpuSpec(
         "B200-SXM-180GB", 180 * 10**9, 7.7 * TB, 2250e12, 7.7 * TB * 0.90, 2250e12 * 0.81, False
+    ),
+    "l40s": GpuSpec(
+        "L40S-48GB", 48 * 10**9, 0.864 * TB, 362.05e12, 0.864 * TB * 0.90, 362.05e12 * 0.81, False
     ),
 }
 GPU_ALIASES = {
