@@ -8,42 +8,22 @@ from sunsim.cli.format import console, print_table
 
 
 def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
-    """The plan of the reference point: workers, GPUs, attainment, latency per design."""
-    import pandas as pd
+    """The plan of the reference point: GPUs, cost, attainment, latency per design (compact:
+    three designs fit 80 columns)."""
+    from sunsim.cli.result_tables import as_costs, plan_frame, print_compact
 
-    method = ", ".join(sorted(set(df["method"])))
-    t = pd.DataFrame(
-        {
-            "decode workers (per pool)": df["decode_workers"].tolist(),
-            "prefill workers (per model)": df["prefill_workers"].tolist(),
-            "GPUs (prefill+decode)": [
-                f"{a}+{b} = {a + b}" for a, b in zip(df["num_prefill_gpus"], df["num_decode_gpus"])
-            ],
-            "SLO attainment": [f"{x:.1%}" for x in df["slo_attainment"]],
-            "TTFT p90 (s)": [f"{x:.3f}" for x in df["ttft_s_p90"]],
-            "TPOT p50 / p90 (ms)": [
-                f"{a * 1e3:.1f} / {b * 1e3:.1f}" for a, b in zip(df["tpot_s_p50"], df["tpot_s_p90"])
-            ],
-            "throughput per GPU (tok/s)": [f"{x:.1f}" for x in df["throughput_per_gpu"]],
-        },
-        index=df["mode"].tolist(),
-    )
-    if "gpus_saved_vs_partitioned" in df:
-        t["saving vs partitioned"] = [
-            f"{g} GPUs ({p:.0f}%), x{x:.2f} tok/s/GPU"
-            for g, p, x in zip(
-                df["gpus_saved_vs_partitioned"],
-                df["saving_pct_vs_partitioned"],
-                df["throughput_per_gpu_vs_partitioned"],
-            )
-        ]
+    ref = r.points[r.reference]
+    costs = as_costs({m: mp.summary for m, mp in ref.modes.items()}, ref.scenario)
+    method = ", ".join(sorted({str(m).split(" (")[0] for m in df["method"]}))
+    price = next(iter(costs.values()))
     sweep = ""
     if popts.sweep is not None:
-        sweep = f" at {popts.sweep[0]} = {r.points[r.reference].sweep_value:g}"
-    print_table(
-        t.T,
-        f"sunsim plan on {s.gpu} ({method} step times){sweep}: SLO TTFT <= "
-        f"{s.slo_ttft_s} s, TPOT <= {s.slo_tpot_s} s, {popts.slo_kind} "
+        sweep = f" at {popts.sweep[0]} = {ref.sweep_value:g}"
+    print_compact(
+        plan_frame(df, costs),
+        f"sunsim plan on {s.gpu} ({method} step times; "
+        f"${price.gpu_hour_usd[s.gpu]:g}/GPU-hour){sweep}: SLO TTFT <= "
+        f"{s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms, {popts.slo_kind} "
         f"{s.slo_attainment:.0%} per model",
     )
 

@@ -58,7 +58,7 @@ def scenario_to_toml_dict(s: Scenario) -> dict[str, dict[str, Any]]:
             v = getattr(s, meta.name)
             if v is None:
                 continue
-            if meta.name == "model_map":
+            if meta.name in ("model_map", "gpu_hour_usd"):
                 v = dict(v)
             elif isinstance(v, tuple):
                 v = list(v)
