@@ -162,8 +162,8 @@ def _plan(
 ) -> dict[str, Any]:
     """The plan command (every human line on the console); returns the machine summary."""
     from sunsim.planner import parse_sweep, write_plan
-    from sunsim.runs.results_json import plan_results
     from sunsim.runs import default_run_dir, prepare_run_dir
+    from sunsim.runs.results_json import plan_results
 
     out_dir = out or default_run_dir("plan")
     given = dict(

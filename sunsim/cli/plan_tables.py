@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sunsim.cli.format import console, print_table
+from sunsim.cli.format import console
 
 
 def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
@@ -30,24 +30,21 @@ def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
 
 def print_sweep(r: Any) -> None:
     """GPUs and throughput per GPU per design over the sweep, and goodput per design."""
-    df = r.table()
-    key = r.options.sweep[0]
-    piv = df.pivot(index="sweep_value", columns="mode", values="num_gpus")
-    dec = df.pivot(index="sweep_value", columns="mode", values="num_decode_gpus")
-    tpg = df.pivot(index="sweep_value", columns="mode", values="throughput_per_gpu")
-    cols = {}
-    for m in piv.columns:
-        cols[f"{m} decode / all GPUs"] = [f"{d} / {a}" for d, a in zip(dec[m], piv[m])]
-        cols[f"{m} tok/s/GPU"] = [f"{x:.0f}" for x in tpg[m]]
-    import pandas as pd
+    from sunsim.cli.result_tables import print_compact, sweep_frame
 
-    print_table(pd.DataFrame(cols, index=[f"{key} {v:g}" for v in piv.index]), f"sweep over {key}")
+    print_compact(
+        sweep_frame(r),
+        f"sweep over {r.options.sweep[0]}: all GPUs (decode GPUs) and output tok/s per GPU "
+        "at the planned size",
+    )
     if r.goodput is not None:
+        ref = r.points[r.reference]
+        base = float(ref.workload_info.get("mean_rate") or 0) / ref.scenario.rate_scale
         gp = r.goodput.attrs.get("goodput", {})
         w = r.goodput.attrs.get("workers", {})
         for m, v in gp.items():
             console.print(
                 f"goodput {m} (prefill {w[m]['prefill']}, decode {w[m]['decode']}): "
-                f"rate scale {v:.3g}",
+                f"{v * base:.3g} req/s (rate scale {v:.3g})",
                 highlight=False,
             )

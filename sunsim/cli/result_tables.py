@@ -1,6 +1,6 @@
 """Compact tables of designs side by side for ``sunsim replay`` and ``sunsim plan``: short
-labels, latencies in ms, dollars, and a light border, so that three designs fit an
-80-column terminal or a CI log."""
+labels, latencies in ms, dollars, so that three designs fit an 80-column terminal or a CI
+log."""
 
 from __future__ import annotations
 
@@ -96,18 +96,36 @@ def plan_frame(table: pd.DataFrame, costs: Mapping[str, DesignCost]) -> pd.DataF
 
 
 def print_compact(df: pd.DataFrame, title: str) -> None:
-    """Print ``df`` (rows x designs, strings) with a light border, the title above it."""
-    from rich import box
+    """Print ``df`` (rows x designs, strings), the title on its own line(s) above it."""
     from rich.table import Table
 
     console.print(title, highlight=False, soft_wrap=True, markup=False)
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    t = Table()
     t.add_column("")
     for c in df.columns:
         t.add_column(str(c), justify="right")
     for idx, row in df.iterrows():
         t.add_row(str(idx), *[str(v) for v in row.tolist()])
     console.print(t)
+
+
+def sweep_frame(r: Any) -> pd.DataFrame:
+    """Rows of the sweep table: per sweep point (value and load in req/s), per design
+    ``GPUs (decode) tok/s/GPU``."""
+    df = r.table()
+    key = r.options.sweep[0]
+    rates = {pp.sweep_value: pp.workload_info.get("mean_rate") for pp in r.points}
+    rows = {}
+    for v, g in df.groupby("sweep_value", sort=True):
+        rate = rates.get(v)
+        label = f"{key} {v:g}" + (f" ({rate:.3g} req/s)" if key == "rate_scale" and rate else "")
+        rows[label] = {
+            str(
+                x["mode"]
+            ): f"{x['num_gpus']} ({x['num_decode_gpus']}) {x['throughput_per_gpu']:.0f}"
+            for _, x in g.iterrows()
+        }
+    return pd.DataFrame(rows).T
 
 
 def as_costs(summaries: Mapping[str, Any], scenario: Any) -> dict[str, DesignCost]:
