@@ -6,7 +6,8 @@ The layout (``[section]`` -> key -> field) is derived from the fields' metadata
 * ``[trace]`` path, format, keep_failed, window_s, rate_scale, max_requests
 * ``[models]`` base, served, zipf, shares, map
 * ``[cluster]`` modes, gpu, workers, engine limits, routers, link
-* ``[slo]`` ttft_s, tpot_s, attainment; ``[latency]`` source, profile; ``[run]`` seed
+* ``[slo]`` ttft_s, tpot_s, attainment; ``[cost]`` gpu_hour_usd; ``[latency]`` source,
+  profile; ``[run]`` seed
 
 Old keys stay readable: ``kv_block_tokens`` (now ``block_size``) and ``max_batch_tokens``
 (now ``max_num_batched_tokens``). Relative paths in a file resolve against the file's
@@ -29,7 +30,7 @@ from sunsim.config.scenario import Scenario, scenario_fields
 from sunsim.errors import ConfigError
 
 #: Section order of a written scenario file.
-SECTIONS = ("trace", "models", "cluster", "slo", "latency", "run")
+SECTIONS = ("trace", "models", "cluster", "slo", "cost", "latency", "run")
 _PATH_FIELDS = ("trace", "profile")
 
 

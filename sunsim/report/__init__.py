@@ -14,7 +14,7 @@ code) and summaries as :class:`sunsim.metrics.RunSummary`. Rooms:
 Every figure's caption says whether the step times were ``measured`` or ``analytic``.
 """
 
-from sunsim.report.figure_set import PLAN_FIGURES, REPLAY_FIGURES
+from sunsim.report.figure_set import FIGURES, PLAN_FIGURES, REPLAY_FIGURES
 from sunsim.report.writer import write_report
 
-__all__ = ["PLAN_FIGURES", "REPLAY_FIGURES", "write_report"]
+__all__ = ["FIGURES", "PLAN_FIGURES", "REPLAY_FIGURES", "write_report"]
