@@ -133,7 +133,7 @@ def plan_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_replay_report(replay_report: Path):
     html = _check_report(replay_report, REPLAY_FIGURES)
     assert "sunsim replay report" in html
-    assert "at the replay&#x27;s worker counts, not sized" in html
+    assert "GPUs per design" in html and "`sunsim plan` sizes each one" in html
 
 
 def test_plan_report_with_rate_sweep(plan_report: Path):

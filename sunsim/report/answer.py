@@ -128,6 +128,9 @@ def _sentence(run: RunData, summaries: dict[str, RunSummary], costs: dict[str, D
         )
     best = ranked[0]
     c, s = costs[best], summaries[best]
+    sizes = {x.gpus.total for x in summaries.values()}
+    if run.kind == "replay" and len(sizes) == 1:
+        return _same_size(summaries, costs, ranked, missed, gpu, at)
     head = (
         f"Cheapest design meeting the SLO{at}: {best}, with {s.gpus.total} {gpu.upper()} "
         f"GPUs at ${c.usd_per_hour:,.2f}/h (${c.usd_per_million_output_tokens:,.2f} per "
@@ -145,8 +148,52 @@ def _sentence(run: RunData, summaries: dict[str, RunSummary], costs: dict[str, D
             word = "less" if c.saving_pct > 0 else "more"
             head += f", {abs(c.saving_pct):.0f}% {word} per hour than {part}"
     if run.kind == "replay":
-        head += " (every design at the replay's worker counts, not sized)"
+        head += " (each design at the replay's worker counts, not sized)"
+    base_s = summaries.get("partitioned")
+    if base_s is not None and best != "partitioned" and s.method != base_s.method:
+        head += (
+            f" (not like for like: {best}'s step times are {s.method.split(' (')[0]}, "
+            f"partitioned's {base_s.method.split(' (')[0]})"
+        )
     return head + miss + "."
+
+
+def _same_size(
+    summaries: dict[str, RunSummary],
+    costs: dict[str, DesignCost],
+    ranked: list[str],
+    missed: list[str],
+    gpu: str,
+    at: str,
+) -> str:
+    """The answer of a replay whose designs all have the same GPUs: who meets the SLO, and
+    the cheapest per million output tokens among them."""
+    n = next(iter(summaries.values())).gpus.total
+    per_h = next(iter(costs.values())).usd_per_hour
+    who = ", ".join(ranked[:-1]) + (" and " if len(ranked) > 1 else "") + ranked[-1]
+    verb = "meets" if len(ranked) == 1 else "meet"
+    out = f"With {n} {gpu.upper()} GPUs per design (${per_h:,.2f}/h){at}, {who} {verb} the SLO"
+    if missed:
+        out += " and " + ", ".join(
+            f"{m} does not ({summaries[m].slo.attainment:.1%} within it)" for m in missed
+        )
+    by_token = sorted(ranked, key=lambda m: costs[m].usd_per_million_output_tokens)
+    best = by_token[0]
+    out += (
+        f"; the lowest cost per million output tokens is {best}'s, "
+        f"${costs[best].usd_per_million_output_tokens:,.2f}"
+    )
+    if "partitioned" in costs and best != "partitioned":
+        out += f" (partitioned ${costs['partitioned'].usd_per_million_output_tokens:,.2f})"
+    return out + ". Same GPUs for every design: `sunsim plan` sizes each one."
+
+
+def _provenance(summaries: dict[str, RunSummary]) -> str:
+    """Step-time methods by design: ``partitioned, sun: measured (...); qsun: analytic``."""
+    by: dict[str, list[str]] = {}
+    for mode, s in summaries.items():
+        by.setdefault(s.method, []).append(mode)
+    return "; ".join(f"{', '.join(ms)}: {method}" for method, ms in by.items())
 
 
 def build_answer(run: RunData) -> Answer:
@@ -170,7 +217,7 @@ def build_answer(run: RunData) -> Answer:
             f"{float(trace.get('span_s') or math.nan):,.0f} s)",
         ),
         ("load", f"{rate:.3g} req/s" if rate == rate else "?"),
-        ("step times", run.method),
+        ("step times", _provenance(run.summaries) or run.method),
         (
             "price",
             f"${price.gpu_hour_usd[gpu]:g} per {gpu.upper()}-hour ({price.price_source})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from typing import Any
 
 import pandas as pd
@@ -93,13 +94,15 @@ def render_html(c: ReportContent) -> str:
     details (notes, goodput, sweep, every metric, per model), the provenance, the scenario
     and the report command."""
     badge = "measured" if c.method.startswith("measured") else ""
+    bare = re.sub(r"\([^)]*\)", "", c.method)  # the methods without their sources
+    short = " + ".join(sorted({m.strip() for m in bare.split(",") if m.strip()})) or c.method
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{_e(c.title)}: {_e(c.name)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(c.title)}: {_e(c.name)}</h1>",
-        f"<p><span class='badge {badge}'>{_e(c.method)} step times</span> "
+        f"<p><span class='badge {badge}' title='{_e(c.method)}'>{_e(short)} step times</span> "
         f"<span class='note'>designs: {_e(', '.join(c.modes) or '-')}; "
         f"rendered {c.created} by sunsim {__version__}</span></p>",
         *_answer(c),
