@@ -94,7 +94,9 @@ def probe(report: Path, tmp: Path) -> dict:
 
 
 def _check(result: dict, figures: list[str]) -> None:
-    assert result["sentence_shown"] and result["sentence"].startswith(("Cheapest", "No design"))
+    assert result["sentence_shown"] and result["sentence"].startswith(
+        ("Cheapest", "No design", "With ")
+    )
     assert result["table_shown"] and result["context_shown"]
     assert result["table_rows"] == 3 and "partitioned" in result["table_text"]
     got = [f["id"] for f in result["figures"]]
