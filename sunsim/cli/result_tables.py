@@ -11,7 +11,7 @@ import pandas as pd
 
 from sunsim.cli.format import console
 from sunsim.metrics import RunSummary
-from sunsim.metrics.cost import DesignCost
+from sunsim.metrics.cost import DesignCost, saving_text
 
 
 def ms(*seconds: float) -> str:
@@ -24,20 +24,13 @@ def money(x: float) -> str:
     return "-" if x != x else f"{x:,.2f}"
 
 
-def saving(c: DesignCost, mode: str) -> str:
-    """``$X/h (Y%)`` saved against partitioned (``-`` for partitioned itself or no baseline)."""
-    if mode == "partitioned" or c.saving_pct != c.saving_pct:
-        return "-"
-    return f"${money(c.saving_usd_per_hour)}/h ({c.saving_pct:.0f}%)"
-
-
 def cost_rows(costs: Mapping[str, DesignCost]) -> dict[str, dict[str, str]]:
     """Mode -> the cost cells: ``$/hour``, ``$/M output tok``, ``saving vs partitioned``."""
     return {
         m: {
             "$/hour": money(c.usd_per_hour),
             "$/M output tok": money(c.usd_per_million_output_tokens),
-            "saving vs partitioned": saving(c, m),
+            "saving vs partitioned": saving_text(c, m),
         }
         for m, c in costs.items()
     }

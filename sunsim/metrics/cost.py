@@ -48,6 +48,14 @@ class DesignCost:
         return asdict(self)
 
 
+def saving_text(c: DesignCost, mode: str) -> str:
+    """The saving against partitioned as people read it: ``$7.90/h (33%)``; ``-`` for
+    partitioned itself or when there is no baseline (the one wording of every table)."""
+    if mode == BASELINE or c.saving_pct != c.saving_pct:
+        return "-"
+    return f"${c.saving_usd_per_hour:,.2f}/h ({c.saving_pct:.0f}%)"
+
+
 def usd_per_hour(gpus_by_type: Mapping[str, int], prices: Mapping[str, float]) -> float:
     """Dollars per hour of ``gpus_by_type`` (GPU -> count) at ``prices`` (GPU -> $/GPU-hour).
     Raises KeyError for a GPU without a price."""

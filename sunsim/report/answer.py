@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from sunsim.metrics.cost import DesignCost, design_costs
+from sunsim.metrics.cost import DesignCost, design_costs, saving_text
 from sunsim.metrics.summary import RunSummary
 from sunsim.report.tables import reference_point, slo_bounds
 from sunsim.runs import RunData
@@ -75,9 +75,6 @@ def answer_table(summaries: dict[str, RunSummary], costs: dict[str, DesignCost])
     rows = []
     for mode, s in summaries.items():
         c = costs[mode]
-        save = "-"
-        if mode != "partitioned" and c.saving_pct == c.saving_pct:
-            save = f"${c.saving_usd_per_hour:,.2f}/h ({c.saving_pct:.0f}%)"
         rows.append(
             {
                 "design": mode,
@@ -91,7 +88,7 @@ def answer_table(summaries: dict[str, RunSummary], costs: dict[str, DesignCost])
                 "SLO attainment": f"{s.slo.attainment:.1%}",
                 "TTFT p90 (ms)": _ms(s.latency_s.ttft_s_p90),
                 "TPOT p90 (ms)": _ms(s.latency_s.tpot_s_p90),
-                "saving vs partitioned": save,
+                "saving vs partitioned": saving_text(c, mode),
             }
         )
     return pd.DataFrame(rows)

@@ -1,5 +1,5 @@
 """Rendering a :class:`~sunsim.report.contents.ReportContent` as Markdown (``report.md``),
-with the figures linked as ``report_figures/<name>.png``."""
+with the figures linked as ``report_figures/<name>.svg`` (a PNG lies beside each)."""
 
 from __future__ import annotations
 
