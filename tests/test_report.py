@@ -159,3 +159,15 @@ def test_report_on_a_wrong_directory_is_one_line(tmp_path: Path):
     res = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert res.exit_code == 2
     assert "neither a replay run" in res.output and "Traceback" not in res.output
+
+
+def test_plan_report_with_zipf_sweep(tmp_path: Path):
+    runner = CliRunner()
+    d = tmp_path / "plan"
+    args = ["plan", *SMALL, "--jobs", "1", "--sweep", "zipf=0,2", "--out", str(d)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(d)])
+    assert res.exit_code == 0, res.output
+    rate_only = ("latency_load", "capacity", "goodput")
+    _check_report(d, tuple(f for f in FIGURES if f[0] not in rate_only))

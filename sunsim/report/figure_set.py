@@ -79,7 +79,8 @@ def _figure(run: RunData, answer: Answer, name: str, method: str) -> Any:
         sw = run.sweep.assign(sweep_value=run.sweep["sweep_value"].map(rates))
         return F.capacity_curve(sw.dropna(subset=["sweep_value"]), method)
     if name == "skew_gpus" and sweep_key == "zipf" and run.sweep is not None:
-        return F.capacity_curve(run.sweep, method, "Zipf alpha of model popularity (0 = uniform)")
+        x = "Zipf alpha of model popularity (0 = uniform)"
+        return F.capacity_curve(run.sweep, method, x, against="skew")
     if name == "skew" and sweep_key == "zipf" and run.sweep is not None:
         return F.skew_curve(run.sweep, method)
     if name == "goodput" and run.goodput is not None:

@@ -92,11 +92,13 @@ def latency_cdf(df: pd.DataFrame, metric: str, method: str, slo_s: float | None 
     return fig
 
 
-def capacity_curve(df: pd.DataFrame, method: str, x_label: str = "load (requests/s)") -> Figure:
-    """GPUs needed against load, per mode (a rate sweep).
+def capacity_curve(
+    df: pd.DataFrame, method: str, x_label: str = "load (requests/s)", against: str = "load"
+) -> Figure:
+    """GPUs needed against load (a rate sweep) or skew (a Zipf sweep), per mode.
 
-    ``df``: columns ``sweep_value`` (the load, req/s), ``mode``, ``num_decode_gpus`` and,
-    optional, ``num_gpus`` (drawn dashed: prefill + decode).
+    ``df``: columns ``sweep_value`` (the load in req/s, or the Zipf alpha), ``mode``,
+    ``num_decode_gpus`` and, optional, ``num_gpus`` (drawn dashed: prefill + decode).
     """
     fig = _fig()
     ax = fig.add_subplot()
@@ -109,10 +111,11 @@ def capacity_curve(df: pd.DataFrame, method: str, x_label: str = "load (requests
                 g["sweep_value"], g["num_gpus"], "s--", color=c, alpha=0.5, label=f"{mode} all GPUs"
             )
     ax.set_xlabel(x_label)
-    ax.set_ylabel("workers (GPUs) needed to meet the SLO")
+    ax.set_ylabel("GPUs needed to meet the SLO")
+    ax.set_ylim(0, None)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"GPUs needed to meet the SLO against load ({_steps(method)})", fontsize=11)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"GPUs needed to meet the SLO against {against} ({_steps(method)})", fontsize=11)
     return fig
 
 
