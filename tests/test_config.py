@@ -128,7 +128,7 @@ def test_toml_round_trip(tmp_path: Path):
         seed=7,
     )
     d = scenario_to_toml_dict(s)
-    assert list(d) == ["trace", "workload", "models", "cluster", "slo", "latency", "run"]
+    assert list(d) == ["trace", "workload", "models", "cluster", "slo", "cost", "latency", "run"]
     assert d["models"]["map"] == {"ChatGPT": "math"} and d["cluster"]["decode_workers"] == [2] * 3
     p = write_toml(tmp_path / "s.toml", d, header="a scenario")
     assert p.read_text().startswith("# a scenario\n")

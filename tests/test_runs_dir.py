@@ -405,6 +405,6 @@ def test_plan_without_replays_reads_summaries_from_plan_json(tmp_path: Path):
     assert run.records == {} and run.plan_table is not None and len(run.plan_table) == len(ref)
     res = CliRunner().invoke(app, ["report", str(d)])
     assert res.exit_code == 0, res.output
-    assert (d / "report.html").stat().st_size > 0 and (
-        d / "report_figures" / "ttft_cdf.png"
-    ).exists()
+    figs = d / "report_figures"
+    assert (d / "report.html").stat().st_size > 0 and (figs / "gpus_cost.png").exists()
+    assert not (figs / "ttft_cdf.png").exists()  # no records: left out, no placeholder

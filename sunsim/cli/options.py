@@ -57,7 +57,8 @@ def _kind(meta: FieldMeta) -> tuple[str, Any]:
         args = typing.get_args(ann)
         item, _ = _strip(args[0])
         if typing.get_origin(item) is tuple:
-            return "map", str
+            value, _ = _strip(typing.get_args(item)[1])
+            return "map", (float if value is float else str)
         return ("list" if args[-1] is Ellipsis else "pair"), item
     if typing.get_origin(ann) is typing.Literal:
         return "choice", ann
@@ -69,7 +70,7 @@ def _metavar(meta: FieldMeta) -> str | None:
     if kind == "choice":
         return "[" + "|".join(meta.choices) + "]"
     if kind == "map":
-        return "SRC=SERVED,..."
+        return "GPU=USD,..." if item is float else "SRC=SERVED,..."
     if kind == "pair":
         return "START,END"
     if kind == "list":
@@ -185,6 +186,14 @@ def _model_map(value: str, option: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _prices(pairs: tuple[tuple[str, str], ...], option: str) -> tuple[tuple[str, float], ...]:
+    try:
+        return tuple((k, float(v)) for k, v in pairs)
+    except ValueError:
+        got = ",".join(f"{k}={v}" for k, v in pairs)
+        raise ConfigError(f"{option}: expected GPU=DOLLARS (e.g. h100=2.5), got '{got}'") from None
+
+
 def parse_option(meta: FieldMeta, value: Any) -> Any:
     """The field value of an option as typed: comma lists split and their items read;
     ``--mode all`` is every design; paths as strings. Raises a one-line ConfigError."""
@@ -192,7 +201,8 @@ def parse_option(meta: FieldMeta, value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if kind == "map":
-        return _model_map(value, meta.option)
+        pairs = _model_map(value, meta.option)
+        return _prices(pairs, meta.option) if item is float else pairs
     if kind in ("list", "pair"):
         if kind == "list" and meta.name == "modes" and value.strip() == "all":
             return MODES

@@ -10,6 +10,7 @@ import typer
 from sunsim.cli.app import app
 from sunsim.cli.cache_options import cache_dir_option, resolve_cache_dir
 from sunsim.cli.format import command_line, err_console, say
+from sunsim.cli.json_output import json_mode, json_option, print_json
 from sunsim.cli.options import (
     ScenarioInputs,
     build_scenario,
@@ -137,11 +138,34 @@ def plan(
         help="Write each mode's final simulation as DIR/replay_<mode>/.",
     ),
     progress: bool = progress_option(),
+    as_json: bool = json_option(),
 ) -> None:
     """Find, for each mode, the fewest decode workers (partitioned: per model; sun/qsun: one
     pool) and prefill workers per model that meet the SLO; print and write the plan."""
+    args = (slo_kind, prefill_target, sweep, jobs, max_workers, out, force, cache, replays)
+    with json_mode(as_json):
+        result = _plan(inputs, *args, progress)
+    if as_json:
+        print_json(result)
+
+
+def _plan(
+    inputs: ScenarioInputs,
+    slo_kind: str | None,
+    prefill_target: float | None,
+    sweep: str | None,
+    jobs: int | None,
+    max_workers: int | None,
+    out: Path | None,
+    force: bool,
+    cache: bool,
+    replays: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """The plan command (every human line on the console); returns the machine summary."""
     from sunsim.planner import parse_sweep, write_plan
     from sunsim.runs import default_run_dir, prepare_run_dir
+    from sunsim.runs.results_json import plan_results
 
     out_dir = out or default_run_dir("plan")
     given = dict(
@@ -169,6 +193,7 @@ def plan(
         f"{', replay_<mode>/' if replays else ''}; {len(files)} files)",
         markup=False,
     )
+    return plan_results(r)
 
 
 def _repeats_itself(scenario_file: Path | None, out_dir: Path) -> bool:

@@ -4,73 +4,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from sunsim.cli.format import console, print_table
+from sunsim.cli.format import console
 
 
 def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
-    """The plan of the reference point: workers, GPUs, attainment, latency per design."""
-    import pandas as pd
+    """The plan of the reference point: GPUs, cost, attainment, latency per design (compact:
+    three designs fit 80 columns)."""
+    from sunsim.cli.result_tables import as_costs, plan_frame, print_compact
 
-    method = ", ".join(sorted(set(df["method"])))
-    t = pd.DataFrame(
-        {
-            "decode workers (per pool)": [
-                d or f"co-located {c}"
-                for d, c in zip(df["decode_workers"], df["colocated_workers"])
-            ],
-            "prefill workers (per model)": df["prefill_workers"].tolist(),
-            "GPUs (prefill+decode)": [
-                f"{a}+{b} = {a + b}" if a + b == n else f"{n} co-located"
-                for a, b, n in zip(df["num_prefill_gpus"], df["num_decode_gpus"], df["num_gpus"])
-            ],
-            "SLO attainment": [f"{x:.1%}" for x in df["slo_attainment"]],
-            "TTFT p90 (s)": [f"{x:.3f}" for x in df["ttft_s_p90"]],
-            "TPOT p50 / p90 (ms)": [
-                f"{a * 1e3:.1f} / {b * 1e3:.1f}" for a, b in zip(df["tpot_s_p50"], df["tpot_s_p90"])
-            ],
-            "throughput per GPU (tok/s)": [f"{x:.1f}" for x in df["throughput_per_gpu"]],
-        },
-        index=df["mode"].tolist(),
-    )
-    if "gpus_saved_vs_partitioned" in df:
-        t["saving vs partitioned"] = [
-            f"{g} GPUs ({p:.0f}%), x{x:.2f} tok/s/GPU"
-            for g, p, x in zip(
-                df["gpus_saved_vs_partitioned"],
-                df["saving_pct_vs_partitioned"],
-                df["throughput_per_gpu_vs_partitioned"],
-            )
-        ]
+    ref = r.points[r.reference]
+    costs = as_costs({m: mp.summary for m, mp in ref.modes.items()}, ref.scenario)
+    method = ", ".join(sorted({str(m).split(" (")[0] for m in df["method"]}))
+    price = next(iter(costs.values()))
     tp = sorted(set(zip(df["prefill_tensor_parallel_size"], df["decode_tensor_parallel_size"])))
     tp_note = "".join(f", {p} GPUs per prefill worker, {d} per decode worker" for p, d in tp)
     if tp == [(1, 1)]:
         tp_note = ""
     sweep = ""
     if popts.sweep is not None:
-        sweep = f" at {popts.sweep[0]} = {r.points[r.reference].sweep_value:g}"
-    print_table(
-        t.T,
-        f"sunsim plan on {s.gpu}{tp_note} ({method} step times){sweep}: SLO TTFT <= "
-        f"{s.slo_ttft_s} s, TPOT <= {s.slo_tpot_s} s, {popts.slo_kind} "
+        sweep = f" at {popts.sweep[0]} = {ref.sweep_value:g}"
+    print_compact(
+        plan_frame(df, costs),
+        f"sunsim plan on {s.gpu}{tp_note} ({method} step times; "
+        f"${price.gpu_hour_usd[s.gpu]:g}/GPU-hour){sweep}: SLO TTFT <= "
+        f"{s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms, {popts.slo_kind} "
         f"{s.slo_attainment:.0%} per model",
     )
 
 
 def print_sweep(r: Any) -> None:
     """GPUs and throughput per GPU per design over the sweep, and goodput per design."""
-    df = r.table()
-    key = r.options.sweep[0]
-    piv = df.pivot(index="sweep_value", columns="mode", values="num_gpus")
-    dec = df.pivot(index="sweep_value", columns="mode", values="num_decode_gpus")
-    tpg = df.pivot(index="sweep_value", columns="mode", values="throughput_per_gpu")
-    cols = {}
-    for m in piv.columns:
-        cols[f"{m} decode / all GPUs"] = [f"{d} / {a}" for d, a in zip(dec[m], piv[m])]
-        cols[f"{m} tok/s/GPU"] = [f"{x:.0f}" for x in tpg[m]]
-    import pandas as pd
+    from sunsim.cli.result_tables import print_compact, sweep_frame
 
-    print_table(pd.DataFrame(cols, index=[f"{key} {v:g}" for v in piv.index]), f"sweep over {key}")
+    print_compact(
+        sweep_frame(r),
+        f"sweep over {r.options.sweep[0]}: all GPUs (decode GPUs) and output tok/s per GPU "
+        "at the planned size",
+    )
     if r.goodput is not None:
+        ref = r.points[r.reference]
+        base = float(ref.workload_info.get("mean_rate") or 0) / ref.scenario.rate_scale
         gp = r.goodput.attrs.get("goodput", {})
         w = r.goodput.attrs.get("workers", {})
         for m, v in gp.items():
@@ -79,4 +52,7 @@ def print_sweep(r: Any) -> None:
                 if w[m].get("colocated")
                 else f"prefill {w[m]['prefill']}, decode {w[m]['decode']}"
             )
-            console.print(f"goodput {m} ({at}): rate scale {v:.3g}", highlight=False)
+            console.print(
+                f"goodput {m} ({at}): {v * base:.3g} req/s (rate scale {v:.3g})",
+                highlight=False,
+            )

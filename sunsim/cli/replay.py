@@ -8,7 +8,8 @@ from typing import Any
 import typer
 
 from sunsim.cli.app import app
-from sunsim.cli.format import command_line, console, err_console, print_table, say
+from sunsim.cli.format import command_line, console, err_console, say
+from sunsim.cli.json_output import json_mode, json_option, print_json
 from sunsim.cli.options import (
     ScenarioInputs,
     build_scenario,
@@ -64,9 +65,21 @@ def replay(
         "parquet", "--records-format", help="Per-request records as parquet or csv."
     ),
     progress: bool = progress_option(),
+    as_json: bool = json_option(),
 ) -> None:
     """Replay a trace (or closed-loop clients: --max-concurrency, no trace) through
     partitioned, SUN and QSUN decode and compare them side by side."""
+    with json_mode(as_json):
+        result = _replay(inputs, out, force, records_format, progress)
+    if as_json:
+        print_json(result)
+
+
+def _replay(
+    inputs: ScenarioInputs, out: Path | None, force: bool, records_format: str, progress: bool
+) -> dict[str, Any]:
+    """The replay command (every human line on the console); returns the machine summary."""
+    from sunsim.cli.result_tables import as_costs, print_compact, replay_frame
     from sunsim.errors import ConfigError
     from sunsim.metrics import sun_vs_partitioned
     from sunsim.replay import load_workload
@@ -81,12 +94,14 @@ def replay(
     r = _simulate(s, wl, progress)
     for note in r.latency_notes:
         say(f"latency {note}", markup=False)
-    method = {x.method for x in r.summaries.values()}
-    print_table(
-        r.table(),
-        f"sunsim replay: {', '.join(sorted(method))} step times, "
-        f"{s.gpu} memory for the KV cache; SLO TTFT <= {s.slo_ttft_s} s, "
-        f"TPOT <= {s.slo_tpot_s} s",
+    method = {x.method.split(" (")[0] for x in r.summaries.values()}
+    costs = as_costs(r.summaries, s)
+    price = next(iter(costs.values()))
+    print_compact(
+        replay_frame(r.summaries, costs),
+        f"sunsim replay on {s.gpu} ({', '.join(sorted(method))} step times; "
+        f"${price.gpu_hour_usd[s.gpu]:g}/GPU-hour, {price.price_source}); "
+        f"SLO TTFT <= {s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms",
     )
     for line in sun_vs_partitioned(r.summaries):
         say(line, markup=False)
@@ -95,3 +110,6 @@ def replay(
         f"wrote {out_dir}/ (scenario.toml, summary.json, records_<mode>.{records_format}, ...)",
         highlight=False,
     )
+    from sunsim.runs.results_json import replay_results
+
+    return replay_results(r)

@@ -16,8 +16,9 @@ def report(
         ..., help="A `sunsim replay` run directory or a `sunsim plan` directory."
     ),
 ) -> None:
-    """Render DIR/report.html (self-contained, figures embedded) and DIR/report.md (with
-    DIR/report_figures/*.png) for a replay run or a plan."""
+    """Render DIR/report.html (self-contained: the answer first, then the figures as SVG with
+    a PNG fallback) and DIR/report.md (with DIR/report_figures/*.svg and *.png) for a replay
+    run or a plan."""
     from sunsim.report import write_report
 
     out = write_report(path, command=command_line())

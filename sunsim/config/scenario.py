@@ -264,6 +264,11 @@ class Scenario:
         "preparation) to every step: none, or vllm/sglang/trtllm with coefficients fitted on "
         "measured end-to-end runs (sunsim/latency/overhead.py).",
     )  # fmt: skip
+    gpu_hour_usd: tuple[tuple[Str, Annotated[Float, Field(gt=0)]], ...] | None = setting(
+        None, section="cost", unit="$/GPU-hour", option="--gpu-hour-usd",
+        help="Price per GPU-hour by GPU, e.g. h100=2.5,h200=3.2 (TOML: {h100 = 2.5}); "
+        "default: sunsim.specs.pricing (Modal's 2026 on-demand list prices).",
+    )  # fmt: skip
     seed: Int = setting(
         0, section="run", ge=0, le=2**32 - 1, reason="a 32-bit seed",
         help="Seed for labelling and routing.",
@@ -318,6 +323,22 @@ class Scenario:
         if isinstance(v, dict):
             return tuple(v.items())
         return tuple(tuple(x) if isinstance(x, list) else x for x in v) if v else v
+
+    @field_validator("gpu_hour_usd", mode="before")
+    @classmethod
+    def _price_items(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = tuple(v.items())
+        if not v:
+            return v
+        out = []
+        for item in v:
+            name, price = tuple(item) if isinstance(item, (list, tuple)) else (item, None)
+            key = GPU_ALIASES.get(str(name).lower(), str(name).lower())
+            if key not in GPUS:
+                raise ValueError(f"unknown GPU '{name}'; known GPUs: {', '.join(GPUS)}")
+            out.append((key, price))
+        return tuple(out)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -379,6 +400,11 @@ class Scenario:
             check_heads_divisible(model, self.pool_tensor_parallel_size(role), name)
 
     # --- derived views --------------------------------------------------------------------
+
+    @property
+    def gpu_prices(self) -> dict[str, float]:
+        """``[cost] gpu_hour_usd`` as GPU -> US dollars per GPU-hour (empty: defaults)."""
+        return dict(self.gpu_hour_usd or ())
 
     def replace(self, **changes: Any) -> Scenario:
         """A validated copy with ``changes`` (field name -> value); the same as

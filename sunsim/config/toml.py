@@ -7,7 +7,8 @@ The layout (``[section]`` -> key -> field) is derived from the fields' metadata
 * ``[workload]`` max_concurrency, num_prompts, input_len, output_len, range_ratio (closed loop)
 * ``[models]`` base, served, zipf, shares, map
 * ``[cluster]`` modes, gpu, workers, engine limits, routers, link
-* ``[slo]`` ttft_s, tpot_s, attainment; ``[latency]`` source, profile; ``[run]`` seed
+* ``[slo]`` ttft_s, tpot_s, attainment; ``[cost]`` gpu_hour_usd; ``[latency]`` source,
+  profile; ``[run]`` seed
 
 Old keys stay readable: ``kv_block_tokens`` (now ``block_size``) and ``max_batch_tokens``
 (now ``max_num_batched_tokens``). Relative paths in a file resolve against the file's
@@ -30,7 +31,7 @@ from sunsim.config.scenario import Scenario, scenario_fields
 from sunsim.errors import ConfigError
 
 #: Section order of a written scenario file.
-SECTIONS = ("trace", "workload", "models", "cluster", "slo", "latency", "run")
+SECTIONS = ("trace", "workload", "models", "cluster", "slo", "cost", "latency", "run")
 _PATH_FIELDS = ("trace", "profile")
 
 
@@ -59,7 +60,7 @@ def scenario_to_toml_dict(s: Scenario) -> dict[str, dict[str, Any]]:
             v = getattr(s, meta.name)
             if v is None:
                 continue
-            if meta.name == "model_map":
+            if meta.name in ("model_map", "gpu_hour_usd"):
                 v = dict(v)
             elif isinstance(v, tuple):
                 v = list(v)

@@ -20,7 +20,10 @@ Definitions (docs/ and ARCHITECTURE.md; vLLM and DistServe count them the same w
 
 Modules: :mod:`~sunsim.metrics.latency` (SLO checks, percentiles), :mod:`~sunsim.metrics.summary`
 (the :class:`RunSummary` types, ``to_dict``/``from_dict``), :mod:`~sunsim.metrics.build`
-(:func:`summarize`), :mod:`~sunsim.metrics.compare` (designs side by side).
+(:func:`summarize`), :mod:`~sunsim.metrics.compare` (designs side by side),
+:mod:`~sunsim.metrics.cost` (GPUs, $/hour, $ per million output tokens, saving against
+partitioned), :mod:`~sunsim.metrics.benchmark` (per-design metrics under vLLM's benchmark names,
+``SCHEMA_VERSION``).
 """
 
 from sunsim.metrics.build import summarize

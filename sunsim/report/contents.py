@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from sunsim.metrics import sun_vs_partitioned
+from sunsim.report.answer import Answer
 from sunsim.report.tables import (
     goodput_text,
     headline_table,
     models_order,
+    per_model_display,
     per_model_frame,
     provenance,
     sweep_table,
@@ -23,18 +25,21 @@ from sunsim.runs import RunData
 
 @dataclass(frozen=True)
 class RenderedFigure:
-    """One figure as a PNG: its name, caption, bytes, and the file it was written to."""
+    """One figure: its name, caption, PNG and SVG bytes, and the PNG file it was written to
+    (the SVG lies beside it)."""
 
     name: str
     caption: str
     png: bytes
     path: Path
+    svg: bytes = b""
 
 
 @dataclass(frozen=True)
 class ReportContent:
     """Everything a renderer prints.
 
+    ``answer``: the answer sentence, table and context (:mod:`sunsim.report.answer`);
     ``headline``: the summary table (rows x modes); ``per_model``: rows ``mode``, ``model``,
     counts, attainment, p50/p90 (see :func:`~sunsim.report.tables.per_model_frame`);
     ``notes``: sun-vs-partitioned sentences (replays); ``goodput``: (per-mode line, workers)
@@ -46,6 +51,7 @@ class ReportContent:
     kind: str
     method: str
     modes: tuple[str, ...]
+    answer: Answer
     headline: pd.DataFrame
     per_model: pd.DataFrame
     notes: str
@@ -59,9 +65,9 @@ class ReportContent:
 
 
 def assemble(
-    run: RunData, figures: tuple[RenderedFigure, ...], command: str | None
+    run: RunData, answer: Answer, figures: tuple[RenderedFigure, ...], command: str | None
 ) -> ReportContent:
-    """The :class:`ReportContent` of ``run`` with its rendered ``figures``."""
+    """The :class:`ReportContent` of ``run`` with its ``answer`` and rendered ``figures``."""
     pm = per_model_frame(run.summaries, models_order(run))
     if len(pm):
         for c in ("num_requests", "num_finished"):
@@ -73,8 +79,9 @@ def assemble(
         kind=run.kind,
         method=run.method,
         modes=tuple(run.summaries),
+        answer=answer,
         headline=headline_table(run),
-        per_model=pm,
+        per_model=per_model_display(pm),
         notes=notes,
         goodput=goodput_text(run),
         sweep=sweep_table(run),

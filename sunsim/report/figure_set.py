@@ -1,133 +1,241 @@
-"""Which figures a report holds, made from a :class:`~sunsim.runs.RunData`.
+"""Which figures a report holds, made from a :class:`~sunsim.runs.RunData` and its
+:class:`~sunsim.report.answer.Answer`.
 
-:func:`build_figures` returns ``(name, caption, Figure)`` in :data:`REPLAY_FIGURES` or
-:data:`PLAN_FIGURES` order; a figure whose data the directory lacks (no sweep, no replays)
-is a placeholder that says how to get it. Drawing is :mod:`sunsim.report.figures`' job.
+:func:`build_figures` returns ``(name, caption, Figure)`` in :data:`FIGURES` order, and only
+the figures the directory has data for: no placeholders (a replay has no sweep, a plan
+without ``--sweep`` no latency-against-load curve, ``--no-replays`` no per-request figures).
+Drawing is :mod:`sunsim.report.figures` and :mod:`sunsim.report.planner_figures`' job.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
 from sunsim.report import figures as F
-from sunsim.report.tables import models_order, per_model_frame, slo_bounds
+from sunsim.report import planner_figures as P
+from sunsim.report.answer import Answer
+from sunsim.report.tables import models_order, per_model_frame, reference_point, slo_bounds
 from sunsim.runs import RunData
 
-#: Figures of a replay-run report, in order: (name, caption).
-REPLAY_FIGURES = (
-    ("ttft_cdf", "TTFT CDF per mode (dashed: the SLO bound)"),
-    ("tpot_cdf", "TPOT CDF per mode (dashed: the SLO bound)"),
-    ("decode_utilisation", "Decode busy fraction per worker over simulated time"),
-    ("batch_size", "Distribution of decode batch size over decode busy time"),
-    ("kv_occupancy", "Distribution of KV-cache occupancy over decode time"),
+#: Every figure a report can hold, in order: (name, caption). Each is left out when the
+#: directory lacks its data.
+FIGURES = (
+    ("gpus_cost", "GPUs (prefill grey, decode in the design's colour) and cost per design"),
+    ("latency_load", "TTFT and TPOT p50/p90/p99 against load, each design at its planned size"),
+    ("capacity", "GPUs needed to meet the SLO against load (rate sweep)"),
+    ("skew_gpus", "GPUs needed to meet the SLO against skew (Zipf sweep)"),
+    ("skew", "Throughput per GPU against skew (Zipf sweep)"),
+    ("goodput", "SLO attainment against load at the scenario's own worker counts"),
+    ("pareto", "Throughput per GPU against TPOT p90 over every configuration simulated"),
+    ("latency_breakdown", "Mean time per request in each stage, from the records' timestamps"),
+    ("decode_time", "Decode batch size and KV-cache use over time (mean over decode workers)"),
+    ("ttft_cdf", "TTFT distribution per design (dashed: the SLO bound)"),
+    ("tpot_cdf", "TPOT distribution per design (dashed: the SLO bound)"),
     ("per_model", "Per-model SLO attainment, TTFT p90 and TPOT p90"),
 )
-#: Figures of a plan report, in order.
-PLAN_FIGURES = (
-    ("plan_gpus", "GPUs per mode at the planned size (prefill grey, decode coloured)"),
-    ("capacity", "Decode workers needed against load (rate sweep)"),
-    ("skew", "Throughput per GPU against skew (Zipf sweep)"),
-    ("goodput", "SLO attainment against rate at the scenario's own worker counts (rate sweep)"),
-) + REPLAY_FIGURES
-
-_RECORD_FIGURES = ("ttft_cdf", "tpot_cdf", "decode_utilisation", "batch_size", "kv_occupancy")
+#: Figures a replay run can have, and a plan (its sweeps add the others).
+REPLAY_FIGURES = tuple(
+    f for f in FIGURES if f[0] not in ("latency_load", "capacity", "skew_gpus", "skew", "goodput")
+)
+PLAN_FIGURES = FIGURES
 
 
-def build_figures(run: RunData) -> list[tuple[str, str, Any]]:
-    """The report's figures: ``(name, caption, Figure)`` in :data:`PLAN_FIGURES` or
-    :data:`REPLAY_FIGURES` order; every caption ends with the step-time method."""
-    method = run.method
-    names = PLAN_FIGURES if run.kind == "plan" else REPLAY_FIGURES
+def build_figures(run: RunData, answer: Answer) -> list[tuple[str, str, Any]]:
+    """The report's figures with data: ``(name, caption, Figure)`` in :data:`FIGURES` order;
+    every caption ends with the step-time method."""
+    method = short_method(run)
     out = []
-    for name, caption in names:
-        fig = _plan_figure(run, name, method) or _replay_figure(run, name, method)
-        out.append((name, f"{caption} ({method} step times).", fig))
+    for name, caption in FIGURES:
+        fig = _figure(run, answer, name, method)
+        if fig is not None:
+            out.append((name, f"{caption} ({run.method} step times).", fig))
     return out
 
 
-def _plan_figure(run: RunData, name: str, method: str) -> Any:
-    """The plan-only figures (None for the others)."""
-    options = run.meta.get("options") or {}
-    sweep = options.get("sweep") if isinstance(options, dict) else None
-    sweep_key = sweep.get("key") if isinstance(sweep, dict) else None
-    if name == "plan_gpus":
-        table = run.plan_table if run.plan_table is not None else pd.DataFrame()
-        return F.plan_gpus(table, method)
-    if name == "capacity":
-        if run.sweep is not None and sweep_key == "rate_scale":
-            return F.capacity_curve(run.sweep, method)
-        return F.no_data(
-            "Decode workers needed against load",
-            "no rate sweep in this plan: run `sunsim plan ... --sweep rate=1,2,4,8`",
-            method,
+def short_method(run: RunData) -> str:
+    """``measured``, ``analytic`` or ``analytic + measured``: the step-time methods of the
+    run's designs without their sources (figure titles; captions carry the full label)."""
+    words = sorted({s.method.split(" (")[0] for s in run.summaries.values()})
+    return " + ".join(words) or run.method.split(" (")[0]
+
+
+def _figure(run: RunData, answer: Answer, name: str, method: str) -> Any:
+    ttft, tpot, target = slo_bounds(run)
+    sweep_key = _sweep_key(run)
+    if name == "gpus_cost":
+        return P.gpus_and_cost(cost_frame(run, answer), method, answer.gpu)
+    if name == "latency_load" and sweep_key == "rate_scale":
+        df = load_frame(run)
+        return (
+            P.latency_vs_load(df, method, ((ttft or 0) * 1e3, (tpot or 0) * 1e3))
+            if len(df)
+            else None
         )
-    if name == "skew":
-        if run.sweep is not None and sweep_key == "zipf":
-            return F.skew_curve(run.sweep, method)
-        return F.no_data(
-            "Throughput per GPU against skew",
-            "no Zipf sweep in this plan: run `sunsim plan ... --sweep zipf=0,1,2`",
-            method,
-        )
-    if name == "goodput":
-        if run.goodput is not None:
-            return F.goodput_curve(run.goodput, method, slo_bounds(run)[2])
-        return F.no_data(
-            "Goodput at fixed workers",
-            "goodput comes with a rate sweep: `sunsim plan ... --sweep rate=...`",
-            method,
-        )
+    if name == "capacity" and sweep_key == "rate_scale" and run.sweep is not None:
+        rates = _rates(run)
+        sw = run.sweep.assign(sweep_value=run.sweep["sweep_value"].map(rates))
+        return F.capacity_curve(sw.dropna(subset=["sweep_value"]), method)
+    if name == "skew_gpus" and sweep_key == "zipf" and run.sweep is not None:
+        x = "Zipf alpha of model popularity (0 = uniform)"
+        return F.capacity_curve(run.sweep, method, x, against="skew")
+    if name == "skew" and sweep_key == "zipf" and run.sweep is not None:
+        return F.skew_curve(run.sweep, method)
+    if name == "goodput" and run.goodput is not None:
+        return F.goodput_curve(goodput_frame(run), method, target)
+    if name == "pareto":
+        df = configurations(run)
+        return P.pareto_front(df, method) if len(df) >= 2 else None
+    if name == "latency_breakdown":
+        df = breakdown_frame(run.records)
+        return P.latency_breakdown(df, method) if len(df) else None
+    if name == "decode_time":
+        df = decode_time_frame(run.timelines)
+        return P.decode_over_time(df, method) if len(df) else None
+    if name in ("ttft_cdf", "tpot_cdf"):
+        col = name[:4] + "_s"
+        df = _long(run.records, col)
+        bound = ttft if col == "ttft_s" else tpot
+        return F.latency_cdf(df, col[:4].upper(), method, bound) if len(df) else None
+    if name == "per_model":
+        pm = per_model_frame(run.summaries, models_order(run))
+        return F.per_model_breakdown(pm, method) if pm["model"].nunique() > 1 else None
     return None
 
 
-def _replay_figure(run: RunData, name: str, method: str) -> Any:
-    """The figures of every report (made from the per-mode records and frames)."""
-    ttft, tpot, _ = slo_bounds(run)
-    if not run.records and name in _RECORD_FIGURES:
-        return F.no_data(
-            name.replace("_", " "),
-            "this plan was written with --no-replays: no per-request records",
-            method,
-        )
-    if name == "ttft_cdf":
-        return F.latency_cdf(_long(run.records, "ttft_s"), "TTFT", method, ttft)
-    if name == "tpot_cdf":
-        return F.latency_cdf(_long(run.records, "tpot_s"), "TPOT", method, tpot)
-    if name == "decode_utilisation":
-        return F.utilisation_heatmap(timelines_with_pools(run), method)
-    if name == "batch_size":
-        return F.time_distribution(
-            _stack(run.batch_time),
-            "batch_size",
-            method,
-            "decode batch size (requests)",
-            "Decode batch size",
-        )
-    if name == "kv_occupancy":
-        return F.time_distribution(
-            _stack(run.kv_time),
-            "kv_occupancy_pct",
-            method,
-            "KV-cache occupancy (% of capacity)",
-            "KV-cache occupancy",
-        )
-    if name == "per_model":
-        return F.per_model_breakdown(per_model_frame(run.summaries, models_order(run)), method)
-    raise ValueError(name)  # pragma: no cover
+def _sweep_key(run: RunData) -> str | None:
+    options = run.meta.get("options") or {}
+    sweep = options.get("sweep") if isinstance(options, dict) else None
+    key = sweep.get("key") if isinstance(sweep, dict) else None
+    return str(key) if key else None
 
 
-def timelines_with_pools(run: RunData) -> dict[str, pd.DataFrame]:
-    """Per mode, the decode timeline (``worker``, ``t_s``, ``busy_frac``, ...) with each
-    worker's ``pool`` from ``decode_workers_<mode>.csv`` when both are there."""
+def _points(run: RunData) -> list[dict[str, Any]]:
+    pts = run.meta.get("points") if run.kind == "plan" else None
+    return [p for p in pts or [] if isinstance(p, dict)]
+
+
+def _rates(run: RunData) -> dict[float, float]:
+    """Sweep value -> offered load (req/s) of each plan point."""
     out = {}
-    for mode, tl in run.timelines.items():
-        dw = run.decode_workers.get(mode, pd.DataFrame())
-        if len(tl) and len(dw) and "pool" in dw:
-            tl = tl.merge(dw[["worker", "pool"]], on="worker", how="left")
-        out[mode] = tl
+    for p in _points(run):
+        rate = (p.get("trace") or {}).get("mean_rate")
+        if p.get("sweep_value") is not None and rate is not None:
+            out[float(p["sweep_value"])] = float(rate)
     return out
+
+
+def cost_frame(run: RunData, answer: Answer) -> pd.DataFrame:
+    """Rows ``mode``, ``num_prefill_gpus``, ``num_decode_gpus``, ``num_colocated_gpus``,
+    ``usd_per_hour``,
+    ``usd_per_million_output_tokens``."""
+    rows = []
+    for mode, s in run.summaries.items():
+        c = answer.costs[mode]
+        rows.append(
+            {
+                "mode": mode,
+                "num_prefill_gpus": s.gpus.prefill,
+                "num_decode_gpus": s.gpus.decode,
+                "num_colocated_gpus": s.gpus.colocated,
+                "usd_per_hour": c.usd_per_hour,
+                "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def load_frame(run: RunData) -> pd.DataFrame:
+    """Per plan point and design: ``mode``, ``rate_rps``, ``ttft_ms_p50/p90/p99``,
+    ``tpot_ms_p50/p90/p99`` (from ``plan.json``'s summaries); empty with fewer than 2 loads."""
+    rows = []
+    for p in _points(run):
+        rate = (p.get("trace") or {}).get("mean_rate")
+        for mode, m in (p.get("modes") or {}).items():
+            lat = ((m or {}).get("summary") or {}).get("latency_s") or {}
+            row: dict[str, Any] = {"mode": mode, "rate_rps": rate}
+            for metric in ("ttft", "tpot"):
+                for q in (50, 90, 99):
+                    v = lat.get(f"{metric}_s_p{q}")
+                    row[f"{metric}_ms_p{q}"] = math.nan if v is None else float(v) * 1e3
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df if len(df) and df["rate_rps"].nunique() >= 2 else pd.DataFrame()
+
+
+def goodput_frame(run: RunData) -> pd.DataFrame:
+    """``goodput.csv`` with ``rate_rps`` (rate scale x the trace's own rate) and
+    ``attrs['goodput_rps']``."""
+    g = run.goodput.copy() if run.goodput is not None else pd.DataFrame()
+    ref = reference_point(run)
+    rate, scale = (ref.get("trace") or {}).get("mean_rate"), ref.get("rate_scale") or 1.0
+    base = float(rate) / float(scale) if rate else math.nan
+    g["rate_rps"] = g["rate_scale"].astype(float) * base
+    gp = (run.goodput.attrs.get("goodput", {}) if run.goodput is not None else {}) or {}
+    g.attrs["goodput_rps"] = {m: float(v) * base for m, v in gp.items() if v is not None}
+    return g
+
+
+def configurations(run: RunData) -> pd.DataFrame:
+    """Every configuration with a full summary: ``mode``, ``tpot_ms_p90``,
+    ``tok_s_per_gpu``, ``label`` (GPUs, and the load when a plan swept it)."""
+    rows = []
+    pts = _points(run)
+    if pts:
+        for p in pts:
+            rate = (p.get("trace") or {}).get("mean_rate")
+            for mode, m in (p.get("modes") or {}).items():
+                s = (m or {}).get("summary") or {}
+                tput = (s.get("throughput") or {}).get("output_tokens_per_s_per_gpu")
+                tpot = (s.get("latency_s") or {}).get("tpot_s_p90")
+                label = f"{(s.get('gpus') or {}).get('total')} GPUs"
+                if len(pts) > 1 and rate is not None:
+                    label += f", {float(rate):.3g} req/s"
+                rows.append((mode, tpot, tput, label))
+    else:
+        for mode, s in run.summaries.items():
+            rows.append(
+                (
+                    mode,
+                    s.latency_s.tpot_s_p90,
+                    s.throughput.output_tokens_per_s_per_gpu,
+                    f"{s.gpus.total} GPUs",
+                )
+            )
+    df = pd.DataFrame(rows, columns=["mode", "tpot_s", "tok_s_per_gpu", "label"]).dropna()
+    df["tpot_ms_p90"] = df["tpot_s"].astype(float) * 1e3
+    return df
+
+
+def breakdown_frame(records: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows ``mode``, ``stage``, ``mean_ms``: each stage's mean over finished requests (a
+    stage that did not happen, e.g. decode of a one-token request, counts as zero)."""
+    rows = []
+    cols = {c for _, a, b in P.STAGES for c in (a, b)}
+    for mode, rec in records.items():
+        if not len(rec) or not cols <= set(rec.columns):
+            continue
+        fin = rec[rec["status"] == "finished"]
+        if not len(fin):
+            continue
+        for label, a, b in P.STAGES:
+            d = (fin[b] - fin[a]).clip(lower=0).fillna(0.0)
+            rows.append({"mode": mode, "stage": label, "mean_ms": float(d.mean()) * 1e3})
+    return pd.DataFrame(rows)
+
+
+def decode_time_frame(timelines: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows ``mode``, ``t_s``, ``mean_batch``, ``kv_pct``: the decode timeline averaged over
+    each design's workers per time bin."""
+    parts = []
+    for mode, tl in timelines.items():
+        if not len(tl) or not {"mean_batch", "kv_occupancy"} <= set(tl.columns):
+            continue
+        g = tl.groupby("t_s", as_index=False)[["mean_batch", "kv_occupancy"]].mean()
+        parts.append(g.assign(mode=mode, kv_pct=g["kv_occupancy"] * 100))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _long(frames: dict[str, pd.DataFrame], col: str) -> pd.DataFrame:
@@ -137,8 +245,3 @@ def _long(frames: dict[str, pd.DataFrame], col: str) -> pd.DataFrame:
         if len(f) and col in f
     ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["mode", "value"])
-
-
-def _stack(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    parts = [f.assign(mode=m) for m, f in frames.items() if len(f)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -1,5 +1,5 @@
 """Rendering a :class:`~sunsim.report.contents.ReportContent` as one self-contained HTML page
-(figures embedded as base64 PNG, no external resources).
+(figures embedded as SVG with a PNG fallback, base64; no external resources).
 
 ``write_report``, ``REPLAY_FIGURES`` and ``PLAN_FIGURES`` are still importable from here for
 existing callers; they live in :mod:`sunsim.report.writer` and
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from typing import Any
 
 import pandas as pd
@@ -32,6 +33,9 @@ figcaption{font-size:.85em;color:#555;margin-top:.3em}
 background:#b36b00}.badge.measured{background:#2a7d2a}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;text-align:left}
 .note{color:#555;font-size:.9em}.tw{overflow-x:auto}
+.answer{font-size:1.15em;font-weight:600;margin:.6em 0}
+.answer-row{display:flex;flex-wrap:wrap;gap:1.2em;align-items:flex-start}
+#answer-table table{font-size:.95em}#context table{font-size:.85em;background:#fafafa}
 """
 
 _e = html.escape
@@ -54,39 +58,69 @@ def html_table(df: pd.DataFrame, index: bool = True) -> str:
     )
 
 
+def _figure(f: Any) -> str:
+    """One figure: the SVG (crisp at any zoom) with the PNG as fallback, and its caption."""
+    png = base64.b64encode(f.png).decode("ascii")
+    svg = (
+        f"<source type='image/svg+xml' srcset=\"data:image/svg+xml;base64,"
+        f'{base64.b64encode(f.svg).decode("ascii")}"/>'
+        if f.svg
+        else ""
+    )
+    return (
+        f"<figure id='fig-{f.name}'><picture>{svg}<img src=\"data:image/png;base64,{png}\" "
+        f'alt="{_e(f.name)}"/></picture><figcaption>{_e(f.caption)}</figcaption></figure>'
+    )
+
+
+def _answer(c: ReportContent) -> list[str]:
+    """The answer: its sentence, its table and the context beside it."""
+    ctx = "".join(
+        f"<tr><th class='l'>{_e(k)}</th><td class='l'>{_e(v)}</td></tr>"
+        for k, v in c.answer.context
+    )
+    return [
+        "<section id='answer'>",
+        f"<p class='answer'>{_e(c.answer.sentence)}</p>",
+        "<div class='answer-row'>",
+        f"<div id='answer-table'>{html_table(c.answer.table, index=False)}</div>",
+        f"<aside id='context'><table>{ctx}</table></aside>",
+        "</div></section>",
+    ]
+
+
 def render_html(c: ReportContent) -> str:
-    """The HTML page: header with the step-time badge, summary, notes, goodput, sweep, per
-    model, figures, provenance, scenario and the report command."""
+    """The HTML page: the answer (sentence, table, context) first, then the figures, the
+    details (notes, goodput, sweep, every metric, per model), the provenance, the scenario
+    and the report command."""
     badge = "measured" if c.method.startswith("measured") else ""
+    bare = re.sub(r"\([^)]*\)", "", c.method)  # the methods without their sources
+    short = " + ".join(sorted({m.strip() for m in bare.split(",") if m.strip()})) or c.method
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{_e(c.title)}: {_e(c.name)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(c.title)}: {_e(c.name)}</h1>",
-        f"<p><span class='badge {badge}'>{_e(c.method)} step times</span> "
-        f"<span class='note'>modes: {_e(', '.join(c.modes) or '-')}; "
+        f"<p><span class='badge {badge}' title='{_e(c.method)}'>{_e(short)} step times</span> "
+        f"<span class='note'>designs: {_e(', '.join(c.modes) or '-')}; "
         f"rendered {c.created} by sunsim {__version__}</span></p>",
+        *_answer(c),
     ]
     if "analytic" in c.method:
         parts.append(
-            "<p class='note'>Step times come from the analytic roofline model "
+            "<p class='note'>Some step times come from the analytic roofline model "
             "(max of FLOPs / achieved FLOP/s and bytes / achieved bandwidth), not from "
-            "a measured profile: absolute latencies are estimates.</p>"
+            "a measured profile: those latencies are estimates.</p>"
         )
-    parts += ["<h2>Summary</h2>", html_table(c.headline)]
+    parts.append("<h2 id='figures'>Figures</h2>")
+    parts += [_figure(f) for f in c.figures]
+    parts.append("<h2 id='details'>Details</h2>")
     if c.notes:
         parts.append(f"<p>{_e(c.notes)}</p>")
-    parts += [_goodput(c), _sweep(c)]
+    parts += [_goodput(c), _sweep(c), html_table(c.headline)]
     if len(c.per_model):
-        parts += ["<h2>Per model</h2>", html_table(c.per_model, index=False)]
-    parts.append("<h2>Figures</h2>")
-    for f in c.figures:
-        b64 = base64.b64encode(f.png).decode("ascii")
-        parts.append(
-            f"<figure id='fig-{f.name}'><img src=\"data:image/png;base64,{b64}\" "
-            f'alt="{_e(f.name)}"/><figcaption>{_e(f.caption)}'
-            f"</figcaption></figure>"
-        )
+        parts += ["<h3>Per model</h3>", html_table(c.per_model, index=False)]
     parts.append("<h2 id='provenance'>Provenance</h2><table>")
     for k, v in c.provenance:
         parts.append(f"<tr><th class='l'>{_e(k)}</th><td class='l'>{_e(v)}</td></tr>")
@@ -104,7 +138,8 @@ def _goodput(c: ReportContent) -> str:
         return ""
     line, workers = c.goodput
     return (
-        f"<p><b>Goodput</b> (highest rate scale meeting the SLO at the scenario's own "
+        "<p><b>Goodput</b> (highest rate scale, x the trace's own rate, meeting the SLO at "
+        "the scenario's own "
         f"workers: {_e(workers)}): {_e(line)}</p>"
     )
 

@@ -1,5 +1,5 @@
 """Rendering a :class:`~sunsim.report.contents.ReportContent` as Markdown (``report.md``),
-with the figures linked as ``report_figures/<name>.png``."""
+with the figures linked as ``report_figures/<name>.svg`` (a PNG lies beside each)."""
 
 from __future__ import annotations
 
@@ -20,20 +20,34 @@ def md_table(df: pd.DataFrame, index: bool = True) -> str:
 
 
 def render_markdown(c: ReportContent) -> str:
-    """The Markdown report: summary, notes, goodput, sweep, per model, figures, provenance,
-    scenario and the command that made the report."""
+    """The Markdown report: the answer (sentence, table, context), figures, details (notes,
+    goodput, sweep, every metric, per model), provenance, scenario and the command that made
+    the report."""
     md = [
         f"# {c.title}: {c.name}",
         "",
+        f"**{c.answer.sentence}**",
+        "",
+        md_table(c.answer.table, index=False),
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {v.replace('|', '/')} |" for k, v in c.answer.context],
+        "",
         f"Step times: **{c.method}**"
-        + (" (analytic roofline model, not a measurement)" if "analytic" in c.method else "")
+        + (
+            " (partly the analytic roofline model, not a measurement)"
+            if "analytic" in c.method
+            else ""
+        )
         + ".",
         "",
-        "## Summary",
-        "",
-        md_table(c.headline),
+        "## Figures",
         "",
     ]
+    for f in c.figures:
+        md += [f"![{f.name}]({f.path.parent.name}/{f.path.stem}.svg)", "", f"*{f.caption}*", ""]
+    md += ["## Details", "", md_table(c.headline), ""]
     if c.notes:
         md += [c.notes, ""]
     gp_md = (
@@ -49,9 +63,6 @@ def render_markdown(c: ReportContent) -> str:
     md.append(gp_md + sweep_md)
     if len(c.per_model):
         md += ["## Per model", "", md_table(c.per_model, index=False), ""]
-    md += ["## Figures", ""]
-    for f in c.figures:
-        md += [f"![{f.name}]({f.path.parent.name}/{f.path.name})", "", f"*{f.caption}*", ""]
     md += ["## Provenance", "", "| | |", "|---|---|"]
     md += [f"| {k} | {v.replace('|', '/')} |" for k, v in c.provenance]
     if c.scenario_toml:

@@ -77,10 +77,10 @@ _PLAN_LABELS = {
     "prefill_workers": "prefill workers (per model)",
     "colocated_workers": "co-located workers (per model)",
     "num_gpus": "GPUs (all)",
-    "slo_attainment": "SLO attainment",
-    "ttft_s_p90": "TTFT p90 (s)",
-    "tpot_s_p50": "TPOT p50 (s)",
-    "tpot_s_p90": "TPOT p90 (s)",
+    "slo_attainment": "SLO attainment (%)",
+    "ttft_s_p90": "TTFT p90 (ms)",
+    "tpot_s_p50": "TPOT p50 (ms)",
+    "tpot_s_p90": "TPOT p90 (ms)",
     "throughput_per_gpu": "throughput per GPU (tok/s, measured window)",
     "load_tok_s_per_gpu": "trace load per GPU (tok/s)",
     "gpus_saved_vs_partitioned": "GPUs saved vs partitioned",
@@ -96,8 +96,8 @@ _SWEEP_LABELS = {
     "prefill_workers": "prefill workers",
     "colocated_workers": "co-located workers",
     "num_gpus": "GPUs",
-    "slo_attainment": "attainment",
-    "tpot_s_p90": "TPOT p90 (s)",
+    "slo_attainment": "attainment (%)",
+    "tpot_s_p90": "TPOT p90 (ms)",
     "throughput_per_gpu": "tok/s per GPU",
     "throughput_per_gpu_vs_partitioned": "x partitioned",
 }
@@ -107,12 +107,50 @@ def headline_table(run: RunData) -> pd.DataFrame:
     """The report's summary table: replay: metrics x modes (as ``sunsim replay`` prints);
     plan: (workers, GPUs, attainment, throughput per GPU, p90s, saving) x modes."""
     if run.kind == "replay":
-        return comparison_table(run.summaries)
+        t = comparison_table(run.summaries)
+        for key, label in (("ttft_s", "TTFT p50 / p90 / p99 (s)"), ("e2e_s", "E2E p50 / p99 (s)")):
+            if label in t.index:
+                qs = (50, 90, 99) if key == "ttft_s" else (50, 99)
+                t.loc[label] = [
+                    " / ".join(f"{getattr(s.latency_s, f'{key}_p{q}') * 1e3:.3g}" for q in qs)
+                    for s in run.summaries.values()
+                ]
+                t = t.rename(index={label: label.replace("(s)", "(ms)")})
+        return t
     t = run.plan_table
     if t is None or t.empty:
         return pd.DataFrame()
     keep = [c for c in _PLAN_LABELS if c in t.columns]
-    return t.set_index("mode")[keep].rename(columns=_PLAN_LABELS).T
+    return _in_ms(t).set_index("mode")[keep].rename(columns=_PLAN_LABELS).T
+
+
+def _in_ms(t: pd.DataFrame) -> pd.DataFrame:
+    """``t`` with ``*_s_p*`` latencies in ms and ``slo_attainment`` in % (for display)."""
+    t = t.copy()
+    for c in t.columns:
+        if c.startswith(("ttft_s_p", "tpot_s_p", "e2e_s_p")):
+            t[c] = t[c].astype(float) * 1e3
+    if "slo_attainment" in t:
+        t["slo_attainment"] = t["slo_attainment"].astype(float) * 100
+    return t
+
+
+def per_model_display(pm: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_model_frame` for people: attainment in %, latencies in ms, short names."""
+    if pm.empty:
+        return pm
+    return _in_ms(pm).rename(
+        columns={
+            "mode": "design",
+            "num_requests": "requests",
+            "num_finished": "finished",
+            "slo_attainment": "SLO attainment (%)",
+            "ttft_s_p50": "TTFT p50 (ms)",
+            "ttft_s_p90": "TTFT p90 (ms)",
+            "tpot_s_p50": "TPOT p50 (ms)",
+            "tpot_s_p90": "TPOT p90 (ms)",
+        }
+    )
 
 
 def sweep_table(run: RunData) -> tuple[str, pd.DataFrame] | None:
@@ -124,7 +162,7 @@ def sweep_table(run: RunData) -> tuple[str, pd.DataFrame] | None:
     key = str(sw["sweep_key"].iloc[0]) if "sweep_key" in sw else "value"
     labels = {"sweep_value": key, **_SWEEP_LABELS}
     cols = [c for c in labels if c in sw.columns]
-    return key, sw[cols].rename(columns=labels)
+    return key, _in_ms(sw[cols]).rename(columns=labels)
 
 
 def goodput_text(run: RunData) -> tuple[str, str] | None:

@@ -119,7 +119,9 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
     ``sunsim_version``, ``kind`` ("plan"), ``options``, ``slo``, ``method``,
     ``latency_sources``, ``seed``, ``reference_point``, ``table`` (rows of ``plan.csv``),
     ``points`` (per point: trace info, model counts, per mode counts, summary, evaluations),
-    ``stats`` (seconds, simulations, cache hits, processes) and, for rate sweeps, ``goodput``.
+    ``stats`` (seconds, simulations, cache hits, processes), ``schema_version`` and
+    ``results`` (:func:`sunsim.runs.results_json.plan_results`, what ``--json`` prints) and,
+    for rate sweeps, ``goodput``.
     """
     from sunsim.serialize import jsonable
 
@@ -149,6 +151,11 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
             "jobs": r.jobs,
         },
     }
+    from sunsim.metrics.benchmark import SCHEMA_VERSION
+    from sunsim.runs.results_json import plan_results
+
+    out["schema_version"] = SCHEMA_VERSION
+    out["results"] = plan_results(r)
     if r.goodput is not None:
         out["goodput"] = {
             "rate_scale": r.goodput.attrs.get("goodput", {}),

@@ -17,7 +17,8 @@ from sunsim.config import scenario_to_toml_dict
 from sunsim.data import default_trace
 from sunsim.engine.cluster import itl_bin_edges
 from sunsim.errors import ConfigError
-from sunsim.metrics import RunSummary, as_summary, comparison_table
+from sunsim.metrics import RunSummary, as_summary
+from sunsim.metrics.benchmark import SCHEMA_VERSION, metrics_frame
 from sunsim.runs.layout import (
     COMPARISON_CSV,
     RECORDS_FORMATS,
@@ -52,9 +53,13 @@ def summary_json(
 ) -> dict[str, Any]:
     """The JSON-ready contents of ``summary.json``: ``kind`` (``"replay"``), sunsim version,
     creation time, command, trace facts, model counts, labelling, latency sources and
-    ``modes`` (mode -> ``RunSummary.to_dict()``, NaN as null)."""
+    ``modes`` (mode -> ``RunSummary.to_dict()``, NaN as null); ``schema_version`` and
+    ``results`` (:func:`sunsim.runs.results_json.replay_results`, what ``--json`` prints)."""
+    from sunsim.runs.results_json import replay_results
+
     return {
         "kind": REPLAY,
+        "schema_version": SCHEMA_VERSION,
         "sunsim_version": __version__,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "command": command,
@@ -63,6 +68,7 @@ def summary_json(
         "labelling": r.workload.labelling,
         "latency_sources": r.latency_notes,
         "modes": jsonable({m: s.to_dict() for m, s in summaries.items()}),
+        "results": replay_results(r),
     }
 
 
@@ -73,7 +79,8 @@ def write_run(
 
     Files: ``scenario.toml`` (the resolved scenario with an absolute trace path:
     ``sunsim replay --scenario`` repeats the run), ``summary.json`` (see
-    :func:`summary_json`), ``comparison.csv`` (the side-by-side table), and per mode
+    :func:`summary_json`), ``comparison.csv`` (one row per design, the numbers of
+    ``results.designs``: vLLM's metric names, costs), and per mode
     ``records_<mode>.parquet|csv`` (one row per request), ``decode_workers_<mode>.csv``,
     ``prefill_workers_<mode>.csv``, ``timeline_<mode>.csv``, ``batch_time_<mode>.csv``,
     ``kv_time_<mode>.csv``, ``itl_<mode>.csv`` (non-empty ITL bins: ``lo_s``, ``hi_s``,
@@ -109,10 +116,11 @@ def _write(
     p.write_text(scenario_toml_text(r, p))
     files.append(p)
     p = out / SUMMARY_JSON
-    p.write_text(json.dumps(summary_json(r, summaries, command), indent=2))
+    summ = summary_json(r, summaries, command)
+    p.write_text(json.dumps(summ, indent=2))
     files.append(p)
     p = out / COMPARISON_CSV
-    comparison_table(summaries).to_csv(p)
+    metrics_frame(summ["results"]["designs"]).to_csv(p, index=False)
     files.append(p)
     edges = itl_bin_edges()
     for mode, res in r.results.items():
