@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,9 @@ def plan(
 ) -> None:
     """Find, for each mode, the fewest decode workers (partitioned: per model; sun/qsun: one
     pool) and prefill workers per model that meet the SLO; print and write the plan."""
-    args = (slo_kind, prefill_target, sweep, jobs, max_workers, out, force, cache, replays)
+    args = (slo_kind, prefill_target, sweep, jobs, max_workers, out, force, cache, cache_dir)
     with json_mode(as_json):
-        result = _plan(inputs, *args, progress)
+        result = _plan(inputs, *args, progress, replays)
     if as_json:
         print_json(result)
 
@@ -159,8 +160,9 @@ def _plan(
     out: Path | None,
     force: bool,
     cache: bool,
-    replays: bool,
+    cache_dir: Path | None,
     progress: bool,
+    replays: bool,
 ) -> dict[str, Any]:
     """The plan command (every human line on the console); returns the machine summary."""
     from sunsim.planner import parse_sweep, write_plan
@@ -177,8 +179,6 @@ def _plan(
     )
     s, popts = plan_inputs(inputs, given)
     prepare_run_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
-    import dataclasses
-
     popts = dataclasses.replace(popts, cache_dir=resolve_cache_dir(cache, cache_dir))
     r = _run(s, popts, progress)
     _print_header(r, s)
