@@ -53,6 +53,7 @@ def main(out: Path = OUT) -> None:
         t = start
         prompt = SYSTEM + max(1, round(lognormal(rng, 3000, 30000, Z99)))
         ids = [0]  # the system prompt's block
+        output = 0
         for k in range(turns):
             if k:
                 t += lognormal(rng, 147, 552, Z90)
