@@ -140,7 +140,7 @@ def test_no_session_columns_changes_nothing(tmp_path):
         "row",
     ]
     assert t.requests.attrs == {} and t.hash_block_tokens is None
-    assert math.isnan(trace_info(t)["prefix_reuse"])
+    assert "prefix_reuse" not in trace_info(t) and "num_sessions" not in trace_info(t)
 
 
 # --- hashes from session structure --------------------------------------------------------------

@@ -216,3 +216,18 @@ def test_cli_assign_without_sessions_exit_2(tmp_path):
     )
     assert r.exit_code == 2 and "needs a trace with sessions" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_replay_records_carry_session_and_turn(tmp_path):
+    trace = tmp_path / "w.csv"
+    r = runner.invoke(app, ["trace", "workflow", str(trace), "--sessions", "4", "--loops", "1"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "run"
+    args = ["replay", str(trace), "--models", "planner,coder,critic", "--mode", "sun"]
+    r = runner.invoke(app, [*args, "--out", str(out), "--records-format", "csv", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    rec = pd.read_csv(out / "records_sun.csv")
+    src = read_trace(trace).requests
+    assert rec["session_id"].tolist() == src["session_id"].tolist()
+    assert rec["turn"].tolist() == src["turn"].tolist()
+    assert "hash_ids" not in rec.columns

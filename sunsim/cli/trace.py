@@ -65,14 +65,14 @@ def trace_info_cmd(
         ", ".join(f"{k} {v:,}" for k, v in info["source_models"].items()) or "none in the trace"
     )
     table.add_row("source models", models)
-    if info["num_sessions"]:
+    if info.get("num_sessions"):
         resets = info["num_context_resets"]
         table.add_row(
             "sessions",
             f"{info['num_sessions']:,}"
             + (f" ({resets:,} turns shorter than the context before them)" if resets else ""),
         )
-    if info["hash_ids_source"]:
+    if info.get("hash_ids_source"):
         table.add_row(
             "prefix blocks",
             f"hash_ids from the {info['hash_ids_source']}, {info['hash_block_tokens']} tokens "

@@ -51,9 +51,9 @@ def trace_info(trace: Trace) -> dict[str, Any]:
     span is 0), ``interarrival_cv`` (std / mean of the inter-arrival times, population std; NaN
     with fewer than 2 gaps or zero mean), ``prompt_tokens`` and ``output_tokens`` (each a dict of
     ``mean``, ``p50``, ``p90``, ``p99``, ``max``, tokens), ``source_models`` (name -> count),
-    and the session columns: ``num_sessions`` (0 without ``session_id``), ``num_context_resets``,
-    ``hash_ids_source`` (``"trace"``, ``"session structure"`` or None), ``hash_block_tokens``
-    and ``prefix_reuse`` (:func:`prefix_reuse`; NaN without ``hash_ids``).
+    and, only when the trace has session columns: ``num_sessions`` (0 without ``session_id``),
+    ``num_context_resets``, ``hash_ids_source`` (``"trace"`` or ``"session structure"``),
+    ``hash_block_tokens`` and ``prefix_reuse`` (:func:`prefix_reuse`).
     """
     df = trace.requests
     t = df["arrival_s"].to_numpy(dtype=np.float64)
@@ -64,7 +64,7 @@ def trace_info(trace: Trace) -> dict[str, Any]:
         if len(gaps) >= 2 and np.mean(gaps) > 0
         else float("nan")
     )
-    return {
+    info: dict[str, Any] = {
         "path": trace.path,
         "format": trace.format,
         "num_rows": trace.num_rows,
@@ -79,13 +79,19 @@ def trace_info(trace: Trace) -> dict[str, Any]:
         "prompt_tokens": _pcts(df["prompt_tokens"].to_numpy()),
         "output_tokens": _pcts(df["output_tokens"].to_numpy()),
         "source_models": dict(trace.source_models),
-        "num_sessions": trace.sessions.num_sessions,
-        "num_context_resets": trace.sessions.num_context_resets,
-        "hash_ids_source": trace.sessions.hash_ids_source,
-        "hash_block_tokens": trace.hash_block_tokens,
-        "prefix_reuse": (
-            prefix_reuse(df["hash_ids"], df["prompt_tokens"].to_numpy(), trace.hash_block_tokens)
-            if trace.hash_block_tokens is not None
-            else float("nan")
-        ),
     }
+    if trace.sessions.num_sessions or trace.hash_block_tokens is not None:
+        info |= {
+            "num_sessions": trace.sessions.num_sessions,
+            "num_context_resets": trace.sessions.num_context_resets,
+            "hash_ids_source": trace.sessions.hash_ids_source,
+            "hash_block_tokens": trace.hash_block_tokens,
+            "prefix_reuse": (
+                prefix_reuse(
+                    df["hash_ids"], df["prompt_tokens"].to_numpy(), trace.hash_block_tokens
+                )
+                if trace.hash_block_tokens is not None
+                else float("nan")
+            ),
+        }
+    return info

@@ -30,7 +30,13 @@ from sunsim.errors import TraceError, where
 from sunsim.traces.formats import TraceFormat
 from sunsim.traces.hashes import check_hash_counts, derive_hash_ids, parse_hash_ids
 
-__all__ = ["SESSION_COLUMNS", "SessionInfo", "read_session_columns", "complete_sessions"]
+__all__ = [
+    "SESSION_COLUMNS",
+    "SessionInfo",
+    "read_session_columns",
+    "complete_sessions",
+    "add_session_columns",
+]
 
 #: The optional columns, in frame order.
 SESSION_COLUMNS = ("session_id", "turn", "hash_ids")
@@ -165,3 +171,14 @@ def complete_sessions(
     present = [c for c in SESSION_COLUMNS if c in frame.columns]
     other = [c for c in frame.columns if c not in SESSION_COLUMNS]
     return frame[other + present], info
+
+
+def add_session_columns(records: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
+    """Copy ``session_id`` and ``turn`` (when ``requests`` has them) onto a run's records, in
+    place (``records.request_id`` is the position in ``requests``). ``hash_ids`` stays in the
+    trace. Records of requests without sessions are left as they are. Returns ``records``."""
+    rid = records["request_id"].to_numpy()
+    for c in ("session_id", "turn"):
+        if c in requests.columns:
+            records[c] = requests[c].to_numpy(dtype=np.int64)[rid]
+    return records
