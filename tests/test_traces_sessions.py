@@ -306,3 +306,45 @@ def test_bad_session_values_one_line_exit_2(tmp_path, name, text, pattern):
     assert r.exit_code == 2, r.output
     out = r.output.strip()
     assert len(out.splitlines()) == 1 and out.startswith("error:") and "Traceback" not in out
+
+
+# --- sessions inferred from shared prefixes (Mooncake) ------------------------------------------
+
+
+def test_infer_sessions_hand_checked():
+    from sunsim.traces.sessions import infer_sessions
+
+    ids = [(0, 1, 2), (0, 1, 2, 3), (0, 5), (0, 1, 9), (0, 5, 6), (7, 8)]
+    # (0, 5) shares only block 0 (< 2 blocks): a new session; (0, 5, 6) continues it
+    assert infer_sessions(ids).tolist() == [0, 0, 1, 0, 1, 2]
+    assert infer_sessions(ids, min_shared_blocks=1).tolist() == [0, 0, 0, 0, 0, 1]
+
+
+def test_inferred_sessions_on_the_fixture():
+    from sunsim.traces.sessions import with_inferred_sessions
+
+    df = with_inferred_sessions(read_trace(FIXTURE).requests)
+    assert list(df.columns[-3:]) == ["session_id", "turn", "hash_ids"]
+    # 80 generated conversations; a conversation whose first prompt has under 2 full blocks
+    # cannot be followed past block 0, so it may split
+    assert 80 <= df["session_id"].nunique() <= 85
+    for _, s in df.groupby("session_id"):
+        ids = s["hash_ids"].tolist()
+        assert s["turn"].tolist() == list(range(len(s)))
+        for k in range(1, len(ids)):
+            assert max(_common(ids[k], x) for x in ids[:k]) >= 2
+
+
+def test_cli_assign_mooncake_infers_sessions(tmp_path):
+    out = tmp_path / "o.csv"
+    r = runner.invoke(
+        app,
+        ["trace", "assign", str(FIXTURE), str(out), "--models", "p,a,c"],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    assert "sessions inferred from shared prefixes of >= 2 blocks" in r.output
+    df = read_trace(out).requests
+    lines = _lines(FIXTURE)
+    assert [tuple(lines[i]["hash_ids"]) for i in range(len(lines))] == df["hash_ids"].tolist()
+    assert (df.loc[df["turn"] % 3 == 0, "source_model"] == "p").all()

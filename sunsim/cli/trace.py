@@ -285,11 +285,20 @@ def trace_assign_cmd(
     hash_block_tokens: int = typer.Option(
         512, "--hash-block-tokens", help="Prompt tokens per hashed block of the trace."
     ),
+    min_shared_blocks: int = typer.Option(
+        2,
+        "--min-shared-blocks",
+        help="Trace without sessions but with hash_ids (Mooncake): a request continues the "
+        "session of the latest request sharing its longest prefix of at least this many blocks.",
+    ),
 ) -> None:
     """Assign models to the turns of each session of a trace (the calls of an agent workflow)
-    and write it as canonical CSV; session_id, turn and hash_ids are kept (derived if absent)."""
+    and write it as canonical CSV; session_id, turn and hash_ids are kept (derived if absent).
+    A trace with hash_ids but no sessions (Mooncake) gets sessions inferred from shared
+    prefixes."""
     from sunsim.cli.checks import check_choice, check_int, check_out_file
     from sunsim.traces import FORMATS, read_trace, write_canonical
+    from sunsim.traces.sessions import with_inferred_sessions
     from sunsim.traces.workflows import ASSIGN_POLICIES, assign_models
 
     fmt = check_choice("--format", fmt, ["auto", *FORMATS], "trace format")
@@ -297,13 +306,19 @@ def trace_assign_cmd(
     names = [m.strip() for m in models.split(",")]
     check_out_file("OUT", Path(out))
     check_int("--hash-block-tokens", hash_block_tokens, 1, 2**20)
+    check_int("--min-shared-blocks", min_shared_blocks, 1)
     tr = read_trace(trace, fmt, hash_block_tokens=hash_block_tokens)
-    df = assign_models(tr.requests, names, assign)
+    df, sessions = tr.requests, "the trace's sessions"
+    if "session_id" not in df.columns and "hash_ids" in df.columns:
+        df = with_inferred_sessions(df, min_shared_blocks)
+        sessions = f"sessions inferred from shared prefixes of >= {min_shared_blocks} blocks"
+    df = assign_models(df, names, assign)
     path = write_canonical(df, out)
     counts = ", ".join(f"{k} {v:,}" for k, v in df["model"].value_counts(sort=False).items())
     console.print(
-        f"wrote {len(df):,} requests of {tr.sessions.num_sessions:,} sessions to {path} "
-        f"({counts}; models by {assign}; hash_ids from the {tr.sessions.hash_ids_source})",
+        f"wrote {len(df):,} requests of {df['session_id'].nunique():,} sessions to {path} "
+        f"({counts}; models by {assign} over {sessions}; hash_ids from the "
+        f"{tr.sessions.hash_ids_source})",
         highlight=False,
         soft_wrap=True,
     )

@@ -20,13 +20,14 @@ column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sunsim.errors import TraceError, where
+from sunsim.errors import ConfigError, TraceError, where
 from sunsim.traces.formats import TraceFormat
 from sunsim.traces.hashes import check_hash_counts, derive_hash_ids, parse_hash_ids
 
@@ -36,6 +37,8 @@ __all__ = [
     "read_session_columns",
     "complete_sessions",
     "add_session_columns",
+    "infer_sessions",
+    "with_inferred_sessions",
 ]
 
 #: The optional columns, in frame order.
@@ -182,3 +185,60 @@ def add_session_columns(records: pd.DataFrame, requests: pd.DataFrame) -> pd.Dat
         if c in requests.columns:
             records[c] = requests[c].to_numpy(dtype=np.int64)[rid]
     return records
+
+
+def infer_sessions(hash_ids: Sequence[tuple[int, ...]], min_shared_blocks: int = 2) -> np.ndarray:
+    """Sessions inferred from prefix sharing, for traces with ``hash_ids`` but no sessions
+    (Mooncake's), as int64 session ids from 0 in order of first request.
+
+    In row (arrival) order, a request continues the session of the latest earlier request with
+    which it shares the longest run of leading ids, when that run has at least
+    ``min_shared_blocks`` ids (the default 2 looks past a one-block system prompt common to every
+    request, such as id 0 on every line of Mooncake's conversation trace); otherwise it opens a
+    new session. This is an inference: two users sending the same long document land in one
+    session. A prefix tree over the ids keeps it linear in the number of ids.
+
+    Raises:
+        ConfigError: ``min_shared_blocks`` < 1.
+    """
+    if not isinstance(min_shared_blocks, int) or min_shared_blocks < 1:
+        raise ConfigError(f"min_shared_blocks must be an integer >= 1, got {min_shared_blocks!r}")
+    node_of: dict[tuple[int, int], int] = {}
+    last: list[int] = []  # per tree node: the latest request through it
+    session = np.empty(len(hash_ids), dtype=np.int64)
+    num = 0
+    for r, ids in enumerate(hash_ids):
+        node, parent = -1, -1
+        for depth, h in enumerate(ids):
+            nxt = node_of.get((node, h))
+            if nxt is None:
+                nxt = node_of[(node, h)] = len(last)
+                last.append(r)
+            elif depth + 1 >= min_shared_blocks:
+                parent = last[nxt]
+            last[nxt] = r
+            node = nxt
+        if parent >= 0:
+            session[r] = session[parent]
+        else:
+            session[r] = num
+            num += 1
+    return session
+
+
+def with_inferred_sessions(requests: pd.DataFrame, min_shared_blocks: int = 2) -> pd.DataFrame:
+    """A copy of an arrival-sorted requests frame with ``hash_ids`` but no ``session_id``, with
+    ``session_id`` from :func:`infer_sessions` and ``turn`` the order of arrival within it.
+
+    Raises:
+        TraceError: the frame has no ``hash_ids``, or already has ``session_id``.
+    """
+    if "hash_ids" not in requests.columns or "session_id" in requests.columns:
+        raise TraceError(
+            "sessions can be inferred only for a trace with 'hash_ids' and no 'session_id'"
+        )
+    out = requests.copy()
+    out["session_id"] = infer_sessions(out["hash_ids"].tolist(), min_shared_blocks)
+    out["turn"] = out.groupby("session_id", sort=False).cumcount().astype(np.int64)
+    other = [c for c in out.columns if c not in SESSION_COLUMNS]
+    return out[other + [c for c in SESSION_COLUMNS if c in out.columns]]
