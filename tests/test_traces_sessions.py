@@ -243,7 +243,7 @@ BAD = [
     (
         "c.csv",
         "arrival_s,prompt_tokens,output_tokens,hash_ids\n0,5,1,\n",
-        r"c\.csv: row 1, column 'hash_ids': 'nan' is not a list of block hash ids",
+        r"c\.csv: row 1, column 'hash_ids': an empty value is not a list of block hash ids",
     ),
     (
         "c.csv",
@@ -287,6 +287,12 @@ BAD = [
         "m.jsonl",
         '{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [true]}\n',
         r"m\.jsonl: row 1, column 'hash_ids': '\[True\]' is not a list of block hash ids",
+    ),
+    (
+        "m.jsonl",
+        '{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [1], '
+        '"hash_ids": [2]}\n',
+        r"m\.jsonl: row 1, column 'hash_ids': key 'hash_ids' appears twice",
     ),
     (
         "m.jsonl",

@@ -133,7 +133,8 @@ def parse_hash_ids(values: pd.Series, p: Path, rows: np.ndarray, col: str) -> np
             out[i] = ids
     if bad:
         v = values.iloc[bad[0]]
-        shown = repr(str(v)[:60])
+        missing = v is None or (isinstance(v, float) and v != v)
+        shown = "an empty value" if missing else repr(str(v)[:60])
         more = f" ({len(bad)} bad rows in this column)" if len(bad) > 1 else " (1 bad row)"
         raise TraceError(
             f"{where(p, int(rows[bad[0]]), col)}{shown} is not a list of block hash ids "

@@ -77,9 +77,10 @@ def _whole(s: pd.Series, p: Path, rows: np.ndarray, col: str) -> np.ndarray:
             f"({n} bad row{'s' if n > 1 else ''} in this column); fill '{col}' in every row "
             f"with a whole number >= 0, or remove the column"
         )
-    if pd.api.types.is_integer_dtype(s.dtype):
-        return s.to_numpy(dtype=np.int64)
-    return f.astype(np.int64)
+    out: np.ndarray = (
+        s.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(s.dtype) else f.astype(np.int64)
+    )
+    return out
 
 
 def read_session_columns(
