@@ -54,6 +54,7 @@ HASH_BLOCK_TOKENS = 512
 #: Largest hash id accepted (ids are stored as int64).
 MAX_HASH_ID = 2**63 - 1
 _SEP = re.compile(r"[ ;]+")
+_TEXT_IDS = re.compile(r"\d+(?:[ ;]+\d+)*")
 _FIX = "write hash_ids as whole numbers >= 0 separated by spaces, one per prompt block"
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -91,16 +92,15 @@ def _ids_of(v: object) -> tuple[int, ...] | str:
         text = v.strip()
         if not text:
             return "empty"
-        parts = _SEP.split(text)
-        if not all(t.isdigit() for t in parts):
+        if not _TEXT_IDS.fullmatch(text):
             return "not whole numbers >= 0"
-        ids = tuple(int(t) for t in parts)
+        ids = tuple(map(int, _SEP.split(text)))
     elif isinstance(v, (list, tuple)):
         if not v:
             return "empty"
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+        if not set(map(type, v)) <= {int} or min(v) < 0:  # type(True) is bool, not int
             return "not whole numbers >= 0"
-        ids = tuple(int(x) for x in v)
+        ids = tuple(v)
     elif isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0:
         ids = (int(v),)
     else:

@@ -201,16 +201,17 @@ def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
     first = 0
     cols: dict[str, list[object]] = {k: [] for k in (*keys, *fmt.optional)}
     lines: list[int] = []
-    quoted = [f'"{k}"' for k in (*keys, *fmt.optional)]
     try:
         with p.open("r", encoding="utf-8-sig") as f:
             for i, line in enumerate(f):
                 s = line.strip()
                 if not s:
                     continue
-                # Repeated keys are looked for only where a known key's text repeats (fast).
-                strict = any(s.count(q) > 1 for q in quoted)
-                obj = _json_object(p, i + 1, s, strict)
+                obj = _json_object(p, i + 1, s, False)
+                # A repeated key leaves fewer keys than the text names: parse again, strictly
+                # (rarely: one count per line keeps the common case fast).
+                if s.count('":') != len(obj):
+                    obj = _json_object(p, i + 1, s, True)
                 for key in keys:
                     if key not in obj:
                         raise TraceError(
