@@ -234,6 +234,7 @@ def derive_hash_ids(
     """
     session = np.asarray(session, dtype=np.int64)
     prompt = np.asarray(prompt, dtype=np.int64)
+    output = np.asarray(output, dtype=np.int64)
     epoch, resets = _epochs(session, np.asarray(turn, dtype=np.int64), prompt, output)
     nb = num_blocks(prompt, block_tokens)
     req = np.repeat(np.arange(len(prompt)), nb)
