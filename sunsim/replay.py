@@ -26,6 +26,7 @@ from sunsim.latency.base import LatencyModel
 from sunsim.latency.overhead import with_overhead
 from sunsim.latency.resolve import resolve_latency as resolve
 from sunsim.metrics import RunSummary, comparison_table, summarize
+from sunsim.traces.sessions import add_session_columns
 
 #: The bundled default trace (package data).
 DEFAULT_TRACE = default_trace()
@@ -213,6 +214,7 @@ def run_replay(
             )
         else:
             res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
+        add_session_columns(res.records, req)  # session_id, turn: only when the trace has them
         results[mode] = res
         summaries[mode] = summarize(res, s.slo)
     return ReplayResult(s, wl, results, summaries, notes)

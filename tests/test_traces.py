@@ -134,8 +134,9 @@ def test_columns_go_by_name_not_position(tmp_path):
 
 def test_mooncake_jsonl(tmp_path):
     lines = [
-        {"timestamp": 27482, "input_length": 6955, "output_length": 52, "hash_ids": [1, 2, 3]},
-        {"timestamp": 0, "input_length": 6472, "output_length": 8, "hash_ids": []},
+        # hash_ids are checked and kept: tests/test_traces_sessions.py
+        {"timestamp": 27482, "input_length": 6955, "output_length": 52},
+        {"timestamp": 0, "input_length": 6472, "output_length": 8},
         {"timestamp": 30535, "input_length": 100, "output_length": 0},
     ]
     p = _write(tmp_path, "mooncake.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")

@@ -1,4 +1,5 @@
-"""``sunsim trace info`` and ``sunsim trace synth``: inspect and generate request traces."""
+"""``sunsim trace info``, ``synth``, ``workflow`` and ``assign``: inspect, generate and relabel
+request traces."""
 
 from __future__ import annotations
 
@@ -64,6 +65,20 @@ def trace_info_cmd(
         ", ".join(f"{k} {v:,}" for k, v in info["source_models"].items()) or "none in the trace"
     )
     table.add_row("source models", models)
+    if info.get("num_sessions"):
+        resets = info["num_context_resets"]
+        table.add_row(
+            "sessions",
+            f"{info['num_sessions']:,}"
+            + (f" ({resets:,} turns shorter than the context before them)" if resets else ""),
+        )
+    if info.get("hash_ids_source"):
+        table.add_row(
+            "prefix blocks",
+            f"hash_ids from the {info['hash_ids_source']}, {info['hash_block_tokens']} tokens "
+            f"each; {100 * info['prefix_reuse']:.1f}% of prompt tokens repeat an earlier "
+            f"prefix (hit rate of an unbounded content-keyed cache: an upper bound)",
+        )
     console.print(table)
 
 
@@ -167,3 +182,143 @@ def _check_synth(
         )
     check_out_file("OUT", Path(out))
     return served
+
+
+@trace_app.command("workflow")
+def trace_workflow_cmd(
+    out: str = typer.Argument(..., help="Output canonical CSV (with session_id, turn, hash_ids)."),
+    models: str = typer.Option(
+        "planner,coder,critic", "--models", help="Served models, in assignment order."
+    ),
+    sessions: int = typer.Option(100, "--sessions", "-n", help="Number of agent sessions."),
+    session_rate: float = typer.Option(
+        0.5, "--session-rate", help="Poisson arrival rate of sessions, sessions/s."
+    ),
+    loops: int = typer.Option(3, "--loops", help="plan -> act -> check loops per session."),
+    system_prompt_tokens: int = typer.Option(
+        2000, "--system-prompt-tokens", help="System prompt shared by every session, tokens."
+    ),
+    task_tokens: str = typer.Option(
+        "300,2000", "--task-tokens", help="User task opening a session: N or MEDIAN,P99 tokens."
+    ),
+    tool_output_tokens: str = typer.Option(
+        "600,4000", "--tool-output-tokens", help="Tool output after each act call: N or MEDIAN,P99."
+    ),
+    output_tokens: str = typer.Option(
+        "150,1000", "--output-tokens", help="Output of each call: N or MEDIAN,P99 tokens."
+    ),
+    think_time: float = typer.Option(
+        2.0, "--think-time", help="Mean gap between a session's calls, s (exponential)."
+    ),
+    assign: str = typer.Option(
+        "plan_act_check", "--assign-models", help="round_robin or plan_act_check."
+    ),
+    hash_block_tokens: int = typer.Option(
+        512, "--hash-block-tokens", help="Prompt tokens per hashed block (Mooncake: 512)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+) -> None:
+    """Write a multi-model agent workflow trace: sessions of plan -> act -> check calls over one
+    shared, growing context (see sunsim/traces/workflows.py)."""
+    import numpy as np
+
+    from sunsim.cli.checks import check_choice, check_int, check_number, check_out_file, check_seed
+    from sunsim.traces import write_canonical
+    from sunsim.traces.workflows import (
+        ASSIGN_POLICIES,
+        Lengths,
+        WorkflowSpec,
+        workflow_command,
+        workflow_trace,
+    )
+
+    check_seed("--seed", seed)
+    check_int("--sessions", sessions, 1)
+    check_int("--loops", loops, 1)
+    check_int("--system-prompt-tokens", system_prompt_tokens, 1)
+    check_int("--hash-block-tokens", hash_block_tokens, 1, 2**20)
+    check_number("--session-rate", session_rate, 0.0, lo_open=True, unit="sessions/s")
+    check_number("--think-time", think_time, 0.0, unit="s")
+    assign = check_choice("--assign-models", assign, ASSIGN_POLICIES, "model assignment")
+    spec = WorkflowSpec(
+        models=tuple(m.strip() for m in models.split(",")),
+        num_sessions=sessions,
+        session_rate=session_rate,
+        loops=loops,
+        system_prompt_tokens=system_prompt_tokens,
+        task_tokens=Lengths.parse(task_tokens, "--task-tokens"),
+        tool_output_tokens=Lengths.parse(tool_output_tokens, "--tool-output-tokens"),
+        output_tokens=Lengths.parse(output_tokens, "--output-tokens"),
+        think_time_s=think_time,
+        assign=assign,
+        hash_block_tokens=hash_block_tokens,
+    )
+    check_out_file("OUT", Path(out))
+    df = workflow_trace(spec, np.random.default_rng(seed))
+    path = write_canonical(df, out)
+    counts = ", ".join(f"{k} {v:,}" for k, v in df["model"].value_counts(sort=False).items())
+    console.print(
+        f"wrote {len(df):,} calls of {sessions:,} sessions over "
+        f"{float(df['arrival_s'].iloc[-1]):,.1f} s to {path} ({counts}); prompt tokens mean "
+        f"{df['prompt_tokens'].mean():,.0f}, max {df['prompt_tokens'].max():,}; output tokens "
+        f"mean {df['output_tokens'].mean():,.0f}; hash_ids in blocks of {hash_block_tokens} tokens",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"regenerate with (seed {seed}): {workflow_command(out, spec, seed)}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+@trace_app.command("assign")
+def trace_assign_cmd(
+    trace: str = typer.Argument(..., help="A trace with sessions (canonical CSV with session_id)."),
+    out: str = typer.Argument(..., help="Output canonical CSV with the assigned models."),
+    models: str = typer.Option(..., "--models", help="Served models, in assignment order."),
+    assign: str = typer.Option(
+        "plan_act_check", "--assign-models", help="round_robin or plan_act_check."
+    ),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto, mooncake or canonical."),
+    hash_block_tokens: int = typer.Option(
+        512, "--hash-block-tokens", help="Prompt tokens per hashed block of the trace."
+    ),
+    min_shared_blocks: int = typer.Option(
+        2,
+        "--min-shared-blocks",
+        help="Trace without sessions but with hash_ids (Mooncake): a request continues the "
+        "session of the latest request sharing its longest prefix of at least this many blocks.",
+    ),
+) -> None:
+    """Assign models to the turns of each session of a trace (the calls of an agent workflow)
+    and write it as canonical CSV; session_id, turn and hash_ids are kept (derived if absent).
+    A trace with hash_ids but no sessions (Mooncake) gets sessions inferred from shared
+    prefixes."""
+    from sunsim.cli.checks import check_choice, check_int, check_out_file
+    from sunsim.traces import FORMATS, read_trace, write_canonical
+    from sunsim.traces.sessions import with_inferred_sessions
+    from sunsim.traces.workflows import ASSIGN_POLICIES, assign_models
+
+    fmt = check_choice("--format", fmt, ["auto", *FORMATS], "trace format")
+    assign = check_choice("--assign-models", assign, ASSIGN_POLICIES, "model assignment")
+    names = [m.strip() for m in models.split(",")]
+    check_out_file("OUT", Path(out))
+    check_int("--hash-block-tokens", hash_block_tokens, 1, 2**20)
+    check_int("--min-shared-blocks", min_shared_blocks, 1)
+    tr = read_trace(trace, fmt, hash_block_tokens=hash_block_tokens)
+    df, sessions = tr.requests, "the trace's sessions"
+    if "session_id" not in df.columns and "hash_ids" in df.columns:
+        df = with_inferred_sessions(df, min_shared_blocks)
+        sessions = f"sessions inferred from shared prefixes of >= {min_shared_blocks} blocks"
+    df = assign_models(df, names, assign)
+    path = write_canonical(df, out)
+    counts = ", ".join(f"{k} {v:,}" for k, v in df["model"].value_counts(sort=False).items())
+    console.print(
+        f"wrote {len(df):,} requests of {df['session_id'].nunique():,} sessions to {path} "
+        f"({counts}; models by {assign} over {sessions}; hash_ids from the "
+        f"{tr.sessions.hash_ids_source})",
+        highlight=False,
+        soft_wrap=True,
+    )

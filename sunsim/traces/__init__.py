@@ -4,8 +4,10 @@ This package owns everything between a trace file and the requests frame the wor
 uses: the format records and detection (:mod:`.formats`), one reader per file kind, CSV and
 JSONL (:mod:`.readers`), the row validation (:mod:`.rows`), the read options (:mod:`.options`),
 ``read_trace`` and :class:`Trace` (:mod:`.read`), model labelling (:mod:`.labels`), trace info
-(:mod:`.info`) and the synthetic workload generator with the canonical CSV writer
-(:mod:`.synth`). It imports nothing from the engine, metrics or CLI.
+(:mod:`.info`), the synthetic workload generator with the canonical CSV writer
+(:mod:`.synth`), the optional session columns (:mod:`.sessions`) and their block hashes
+(:mod:`.hashes`), and the multi-model agent workflow generator (:mod:`.workflows`). It imports
+nothing from the engine, metrics or CLI.
 
 The canonical requests frame (``Trace.requests``), index ``0..n-1``, sorted by arrival:
 
@@ -22,9 +24,15 @@ column             dtype       meaning
                                the line number), for error messages and provenance
 =================  ==========  ===================================================================
 
+Optional, when the trace has them (:mod:`.sessions`; without them nothing changes):
+``session_id`` (int64), ``turn`` (int64) and ``hash_ids`` (object: a tuple of ints per request,
+the content hash of each block of ``requests.attrs["hash_block_tokens"]`` prompt tokens, the last
+block possibly partial; from the trace, or derived from ``session_id``/``turn``).
+
 :func:`label_models` adds ``model`` (Categorical over the served names). The canonical CSV
 (:func:`write_canonical`, :func:`synth_trace`) has the columns ``arrival_s`` (seconds, 6
-decimals), ``model``, ``prompt_tokens``, ``output_tokens`` (tokens).
+decimals), ``model``, ``prompt_tokens``, ``output_tokens`` (tokens), then ``session_id``,
+``turn`` and ``hash_ids`` (ids separated by spaces) when the frame has them.
 
 Formats (detected from the header by column *names*, never positions; ``fmt`` forces one):
 
@@ -41,10 +49,11 @@ Formats (detected from the header by column *names*, never positions; ``fmt`` fo
   converted to UTC, so mixed offsets are fine; mixing timestamps with and without an offset is
   an error.
 * ``mooncake``: Mooncake JSONL (kvcache-ai/Mooncake, FAST'25 traces): one JSON object per line with
-  ``timestamp`` (milliseconds), ``input_length``, ``output_length``; ``hash_ids`` and other keys
-  are ignored.
+  ``timestamp`` (milliseconds), ``input_length``, ``output_length``, and ``hash_ids`` (one id per
+  block of 512 tokens; kept when every line has it); other keys are ignored.
 * ``canonical``: sunsim's own CSV, ``arrival_s, model, prompt_tokens, output_tokens`` (``model``
-  optional and may be empty), as written by :func:`write_canonical`.
+  optional and may be empty) and the optional ``session_id``, ``turn``, ``hash_ids`` (ids
+  separated by spaces or semicolons), as written by :func:`write_canonical`.
 
 Nothing is silently dropped: every data row becomes a request or is counted (failed BurstGPT
 rows). In the non-BurstGPT formats a row with 0 output tokens is kept with ``output_tokens = 1``
@@ -69,10 +78,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported on first use, so that the configuration can name the formats
     # without loading pandas
     from sunsim.traces.formats import FORMATS, TRACE_FORMATS, TraceFormat, detect_format
+    from sunsim.traces.hashes import HASH_BLOCK_TOKENS, derive_hash_ids
     from sunsim.traces.info import trace_info
     from sunsim.traces.labels import label_models, model_counts, zipf_shares
     from sunsim.traces.read import REQUEST_COLUMNS, Trace, read_trace
     from sunsim.traces.rows import MAX_TIME_S, MAX_TOKENS, REORDER_TOLERANCE_S
+    from sunsim.traces.sessions import SESSION_COLUMNS
     from sunsim.traces.synth import (
         CANONICAL_COLUMNS,
         DEFAULT_OUTPUT_LENGTHS,
@@ -83,6 +94,7 @@ if TYPE_CHECKING:  # imported on first use, so that the configuration can name t
         synth_trace,
         write_canonical,
     )
+    from sunsim.traces.workflows import WorkflowSpec, assign_models, workflow_trace
 
 _HOME = {
     "FORMATS": "sunsim.traces.formats",
@@ -107,6 +119,12 @@ _HOME = {
     "synth_command": "sunsim.traces.synth",
     "synth_trace": "sunsim.traces.synth",
     "write_canonical": "sunsim.traces.synth",
+    "HASH_BLOCK_TOKENS": "sunsim.traces.hashes",
+    "derive_hash_ids": "sunsim.traces.hashes",
+    "SESSION_COLUMNS": "sunsim.traces.sessions",
+    "WorkflowSpec": "sunsim.traces.workflows",
+    "assign_models": "sunsim.traces.workflows",
+    "workflow_trace": "sunsim.traces.workflows",
 }
 
 __all__ = [
@@ -132,6 +150,12 @@ __all__ = [
     "synth_trace",
     "synth_command",
     "write_canonical",
+    "HASH_BLOCK_TOKENS",
+    "SESSION_COLUMNS",
+    "derive_hash_ids",
+    "WorkflowSpec",
+    "workflow_trace",
+    "assign_models",
 ]
 
 

@@ -32,6 +32,9 @@ class TraceFormat:
         failed_rows: rows with 0 output tokens are failed requests (BurstGPT), excluded unless
             ``keep_failed``; otherwise such rows are kept with 1 output token and counted.
         signature: header names that identify the format (any of them counts towards a match).
+        optional: the optional session columns (or JSON keys) the format may carry, from
+            ``session_id``, ``turn``, ``hash_ids`` (:mod:`sunsim.traces.sessions`); a column
+            that is present must be filled in every row.
     """
 
     key: str
@@ -44,6 +47,7 @@ class TraceFormat:
     time_kind: str
     failed_rows: bool
     signature: frozenset[str]
+    optional: tuple[str, ...] = ()
 
     @property
     def required(self) -> tuple[str, str, str]:
@@ -92,6 +96,7 @@ TRACE_FORMATS: dict[str, TraceFormat] = {
             "milliseconds",
             False,
             frozenset(),
+            ("hash_ids",),
         ),
         TraceFormat(
             "canonical",
@@ -104,6 +109,7 @@ TRACE_FORMATS: dict[str, TraceFormat] = {
             "seconds",
             False,
             frozenset({"arrival_s", "prompt_tokens", "output_tokens"}),
+            ("session_id", "turn", "hash_ids"),
         ),
     )
 }

@@ -16,13 +16,16 @@ import pandas as pd
 
 from sunsim.errors import TraceError, where
 from sunsim.traces.formats import TRACE_FORMATS, TraceFormat, detect_format
+from sunsim.traces.hashes import HASH_BLOCK_TOKENS, check_hash_block_tokens
 from sunsim.traces.options import apply_options, check_options
 from sunsim.traces.readers import check_file, first_line, read_raw
 from sunsim.traces.rows import Rows, validate_rows
+from sunsim.traces.sessions import SESSION_COLUMNS, SessionInfo, complete_sessions
 
 __all__ = ["REQUEST_COLUMNS", "Trace", "read_trace"]
 
-#: Columns of :attr:`Trace.requests`, in order.
+#: Columns of :attr:`Trace.requests`, in order; the optional session columns
+#: (:data:`~sunsim.traces.sessions.SESSION_COLUMNS`) follow when the trace has them.
 REQUEST_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens", "source_model", "row")
 
 
@@ -44,6 +47,9 @@ class Trace:
         num_zero_output: non-BurstGPT rows with 0 output tokens, kept with ``output_tokens = 1``.
         num_reordered: rows earlier in time than a row above them in the file, re-sorted (see
             :data:`~sunsim.traces.REORDER_TOLERANCE_S`).
+        sessions: the session columns' provenance (:class:`~sunsim.traces.sessions.SessionInfo`:
+            where ``hash_ids`` came from, number of sessions, context resets).
+        hash_block_tokens: tokens per hashed block when ``requests`` has ``hash_ids``, else None.
     """
 
     requests: pd.DataFrame
@@ -55,6 +61,8 @@ class Trace:
     source_models: dict[str, int] = field(default_factory=dict)
     num_zero_output: int = 0
     num_reordered: int = 0
+    sessions: SessionInfo = field(default_factory=SessionInfo)
+    hash_block_tokens: int | None = None
 
 
 def read_trace(
@@ -66,6 +74,7 @@ def read_trace(
     rate_scale: float = 1.0,
     max_requests: int | None = None,
     sort_arrivals: bool = False,
+    hash_block_tokens: int = HASH_BLOCK_TOKENS,
 ) -> Trace:
     """Read and validate a request trace file.
 
@@ -81,23 +90,33 @@ def read_trace(
         sort_arrivals: re-sort rows that are out of time order by any amount (counted in
             ``num_reordered``) instead of refusing those out of order by more than
             ``REORDER_TOLERANCE_S`` seconds.
+        hash_block_tokens: prompt tokens per block of the trace's ``hash_ids`` (Mooncake: 512),
+            and of the ids derived from ``session_id``/``turn`` when it has none.
+
+    The optional session columns (``session_id``, ``turn``, ``hash_ids``: canonical CSV;
+    ``hash_ids``: Mooncake JSONL) are completed before the options
+    (:func:`~sunsim.traces.sessions.complete_sessions`: turns by arrival when absent, ids derived
+    from session structure when absent), so they do not depend on the window.
 
     The options apply in this order: sort by arrival (stable), window, max_requests, rate_scale,
     re-zero (first kept arrival at 0.0 s).
 
     Returns:
-        A :class:`Trace`; ``requests`` has the columns :data:`REQUEST_COLUMNS`.
+        A :class:`Trace`; ``requests`` has the columns :data:`REQUEST_COLUMNS`, then the
+        session columns the trace has (``hash_ids`` also when derived).
 
     Raises:
         TraceError: a missing, unreadable, binary, compressed or non-UTF-8 file, a directory, an
             empty file or header only, an unknown format, a missing or repeated column, a bad
-            token count or timestamp, rows out of time order, a malformed JSON line, or no
-            requests left (each message names the file, the first bad row and column, and how
-            to fix it).
+            token count or timestamp, rows out of time order, a malformed JSON line, a bad
+            session column (a turn twice in a session, a hash id list that does not have one id
+            per block), or no requests left (each message names the file, the first bad row and
+            column, and how to fix it).
         ConfigError: an unknown ``fmt`` or an impossible option (``rate_scale`` <= 0, an empty or
-            reversed window, ``max_requests`` < 1).
+            reversed window, ``max_requests`` < 1, ``hash_block_tokens`` < 1).
     """
     check_options(fmt, window, rate_scale, max_requests)
+    block = check_hash_block_tokens(hash_block_tokens)
     p = Path(path)
     check_file(p)
     first = first_line(p)
@@ -111,7 +130,9 @@ def read_trace(
             f"{where(p)}all {len(rows.row)} rows are failed requests (Response tokens == 0) "
             f"and were left out; pass --keep-failed to keep them"
         )
-    frame = apply_options(frame, p, window, rate_scale, max_requests, REQUEST_COLUMNS)
+    frame, sessions = complete_sessions(frame, p, block)
+    columns = REQUEST_COLUMNS + tuple(c for c in SESSION_COLUMNS if c in frame.columns)
+    frame = apply_options(frame, p, window, rate_scale, max_requests, columns)
     counts = frame["source_model"].value_counts(dropna=True)
     return Trace(
         requests=frame,
@@ -123,6 +144,8 @@ def read_trace(
         source_models={str(k): int(v) for k, v in counts.items()},
         num_zero_output=num_zero,
         num_reordered=rows.num_reordered,
+        sessions=sessions,
+        hash_block_tokens=block if "hash_ids" in frame.columns else None,
     )
 
 
@@ -153,6 +176,7 @@ def _requests(rows: Rows, tf: TraceFormat, keep_failed: bool) -> tuple[pd.DataFr
             "output_tokens": output[keep],
             "source_model": pd.array(rows.source[keep], dtype="string"),
             "row": rows.row[keep],
+            **{k: v[keep] for k, v in rows.extra.items()},
         }
     )
     return frame, num_failed, num_excluded, num_zero

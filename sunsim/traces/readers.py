@@ -162,6 +162,7 @@ def _read_csv(p: Path, skip: int = 0) -> pd.DataFrame:
             encoding="utf-8-sig",
             low_memory=False,
             skiprows=skip or None,
+            dtype={"hash_ids": str},  # ids are text, e.g. "0 14 15" (never one number)
         )
     except pd.errors.EmptyDataError:
         raise TraceError(
@@ -193,20 +194,24 @@ class _RepeatedKey(Exception):
 
 
 def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
-    """JSONL as a frame of the needed keys; index = 0-based line number."""
+    """JSONL as a frame of the needed keys and the optional ones the first line has; index =
+    0-based line number. An optional key must be on every line or on none."""
     keys = fmt.required
-    cols: list[list[object]] = [[], [], []]
+    optional: tuple[str, ...] | None = None
+    first = 0
+    cols: dict[str, list[object]] = {k: [] for k in (*keys, *fmt.optional)}
     lines: list[int] = []
-    q0, q1, q2 = (f'"{k}"' for k in keys)
     try:
         with p.open("r", encoding="utf-8-sig") as f:
             for i, line in enumerate(f):
                 s = line.strip()
                 if not s:
                     continue
-                # Repeated keys are looked for only where a needed key's text repeats (fast).
-                strict = s.count(q0) > 1 or s.count(q1) > 1 or s.count(q2) > 1
-                obj = _json_object(p, i + 1, s, strict)
+                obj = _json_object(p, i + 1, s, False)
+                # A repeated key leaves fewer keys than the text names: parse again, strictly
+                # (rarely: one count per line keeps the common case fast).
+                if s.count('":') != len(obj):
+                    obj = _json_object(p, i + 1, s, True)
                 for key in keys:
                     if key not in obj:
                         raise TraceError(
@@ -214,8 +219,12 @@ def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
                             f"format (needs {', '.join(keys)}); fix the file or pass the "
                             f"right --format"
                         )
-                for col, key in zip(cols, keys, strict=True):
-                    col.append(obj[key])
+                if optional is None:
+                    optional = tuple(k for k in fmt.optional if k in obj)
+                    first = i + 1
+                _check_optional(p, i + 1, obj, fmt.optional, optional, first)
+                for key in (*keys, *optional):
+                    cols[key].append(obj[key])
                 lines.append(i)
     except UnicodeDecodeError:
         raise _not_utf8(p, header=False) from None
@@ -223,10 +232,30 @@ def _read_jsonl(p: Path, fmt: TraceFormat) -> pd.DataFrame:
     return pd.DataFrame(
         {
             key: pd.Series(col, index=index, dtype=object)
-            for key, col in zip(keys, cols, strict=True)
+            for key, col in cols.items()
+            if col or key in keys
         },
         index=index,
     )
+
+
+def _check_optional(
+    p: Path,
+    line: int,
+    obj: dict[str, object],
+    known: tuple[str, ...],
+    present: tuple[str, ...],
+    first: int,
+) -> None:
+    """An optional key is on every line or on none (the first data line decides)."""
+    for key in known:
+        if (key in obj) != (key in present):
+            has = "has" if key in obj else "lacks"
+            other = "lacks" if key in obj else "has"
+            raise TraceError(
+                f"{where(p, line, key)}this line {has} key '{key}' but line {first} {other} "
+                f"it; give '{key}' on every line or on none"
+            )
 
 
 def _json_object(p: Path, line: int, s: str, strict: bool) -> dict[str, object]:

@@ -14,7 +14,7 @@ every out-of-order row is re-sorted and counted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import pandas as pd
 
 from sunsim.errors import TraceError, where
 from sunsim.traces.formats import TraceFormat
+from sunsim.traces.sessions import read_session_columns
 
 __all__ = ["REORDER_TOLERANCE_S", "MAX_TOKENS", "MAX_TIME_S", "Rows", "validate_rows"]
 
@@ -45,7 +46,8 @@ class Rows:
 
     ``arrival_s`` is seconds from an arbitrary origin; ``row`` the 1-based data row (or JSONL
     line); ``source`` object array of model names or ``pd.NA``; ``num_reordered`` rows earlier
-    in time than a row above them.
+    in time than a row above them; ``extra`` the checked optional session columns the file has
+    (``session_id``, ``turn``, ``hash_ids``; :mod:`sunsim.traces.sessions`).
     """
 
     arrival_s: np.ndarray
@@ -54,6 +56,7 @@ class Rows:
     source: np.ndarray
     row: np.ndarray
     num_reordered: int
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def bad_rows(
@@ -265,4 +268,5 @@ def validate_rows(
         min_prompt, what = 1, "a token count >= 1"
     prompt = _tokens(raw[fmt.prompt_col], fmt.prompt_col, p, rows, min_prompt, what)
     num_reordered = check_order(arrival, raw[fmt.time_col], fmt.time_col, p, rows, sort_arrivals)
-    return Rows(arrival, prompt, output, _source(raw, fmt, n), rows, num_reordered)
+    extra = read_session_columns(raw, fmt, p, rows)
+    return Rows(arrival, prompt, output, _source(raw, fmt, n), rows, num_reordered, extra)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sunsim.errors import ConfigError, TraceError, where
+from sunsim.traces.hashes import format_hash_ids
 from sunsim.traces.labels import check_served, zipf_shares
 
 __all__ = [
@@ -231,10 +232,13 @@ def synth_command(
 
 
 def write_canonical(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write requests as a sunsim canonical CSV: ``arrival_s, model, prompt_tokens, output_tokens``.
+    """Write requests as a sunsim canonical CSV: ``arrival_s, model, prompt_tokens, output_tokens``
+    and, when ``df`` has them, ``session_id``, ``turn`` and ``hash_ids``.
 
     ``arrival_s`` is written with 6 decimals (microseconds). ``model`` comes from the ``model``
     column, else ``source_model``, else is left empty; missing names are written empty.
+    ``hash_ids`` is written as ids separated by spaces (``0 14 15``); its block size is not
+    written (read it back with the same ``hash_block_tokens``, 512 by default).
     Returns the path written.
 
     Raises:
@@ -261,6 +265,11 @@ def write_canonical(df: pd.DataFrame, path: str | Path) -> Path:
             "output_tokens": df["output_tokens"].to_numpy(dtype=np.int64),
         }
     )
+    for c in ("session_id", "turn"):
+        if c in df.columns:
+            out[c] = df[c].to_numpy(dtype=np.int64)
+    if "hash_ids" in df.columns:
+        out["hash_ids"] = [format_hash_ids(ids) for ids in df["hash_ids"]]
     p = Path(path)
     try:
         out.to_csv(p, index=False, float_format="%.6f", lineterminator="\n")
