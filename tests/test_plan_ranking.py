@@ -97,6 +97,21 @@ def test_plan_gpus_on_a_tiny_trace(tiny_trace):
     assert best["saving_pct_vs_partitioned"].tolist() == pytest.approx([50.0, 100 / 3, 0.0])
 
 
+def test_plan_gpus_ranks_around_a_gpu_that_misses_the_slo(tiny_trace):
+    """TPOT <= 6.5 ms: a BF16 decode step on A100 (roofline, ~8 ms) can never meet it, QSUN's
+    W4A16 step can; so partitioned and sun are planned on H100 only, qsun on the cheaper
+    A100, and the failures say why."""
+    s = _tiny(tiny_trace, modes=("partitioned", "sun", "qsun"), slo_tpot_s=0.0065)
+    gp = plan_gpus(s, ("h100", "a100"), PlanOptions(jobs=1))
+    assert set(gp.failures["a100"]) == {"partitioned", "sun"}
+    assert "TPOT SLO 6.50 ms" in gp.failures["a100"]["sun"]
+    best = gp.ranking().set_index("mode")
+    assert best.loc["qsun", "gpu"] == "a100" and best.loc["sun", "gpu"] == "h100"
+    assert list(gp.ranking()["mode"]) == ["qsun", "sun", "partitioned"]
+    with pytest.raises(ConfigError, match="no design meets the SLO on any of a100"):
+        plan_gpus(scenario_with(s, modes=("sun",)), ("a100",), PlanOptions(jobs=1))
+
+
 def test_plan_gpus_cli_writes_numbers(tiny_trace, tmp_path):
     out = tmp_path / "p"
     res = runner.invoke(

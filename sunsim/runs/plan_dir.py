@@ -160,6 +160,9 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
     if r.goodput is not None:
         out["goodput"] = {
             "rate_scale": r.goodput.attrs.get("goodput", {}),
+            "request_rate": {
+                m: v * r.native_rate for m, v in r.goodput.attrs.get("goodput", {}).items()
+            },
             "workers": r.goodput.attrs.get("workers", {}),
             "evaluations": r.goodput.to_dict(orient="records"),
         }
