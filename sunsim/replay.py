@@ -76,6 +76,28 @@ def closed_loop_workload(s: Scenario) -> Workload:
     return Workload(df, info, counts, cl.labelling(), cl)
 
 
+def at_request_rate(tr: Any, rate: float) -> Any:
+    """The trace ``tr`` (:class:`~sunsim.traces.Trace`) with its arrival times scaled so that
+    its mean rate (requests / span, as :func:`sunsim.traces.trace_info`) is ``rate`` req/s:
+    the rate scale ``rate`` / the trace's own mean rate.
+
+    Raises :class:`~sunsim.errors.ConfigError` when the trace has no span (fewer than two
+    distinct arrival times), so no rate to scale.
+    """
+    import dataclasses
+
+    req = tr.requests
+    t = req["arrival_s"].to_numpy(dtype=float)
+    span = float(t[-1] - t[0]) if len(t) else 0.0
+    if span <= 0:
+        raise ConfigError(
+            f"request_rate {rate:g} req/s: the trace's {len(t)} requests arrive at one "
+            "instant, so it has no rate to scale; use a longer trace or window"
+        )
+    factor = (len(t) / span) / rate  # time factor: own mean rate / wanted rate
+    return dataclasses.replace(tr, requests=req.assign(arrival_s=(t - t[0]) * factor))
+
+
 def load_workload(s: Scenario) -> Workload:
     """Read ``s.trace`` (or the bundled default), apply window/rate/max, label models.
 
@@ -101,6 +123,8 @@ def load_workload(s: Scenario) -> Workload:
         max_requests=s.max_requests,
         sort_arrivals=s.sort_arrivals,
     )
+    if s.request_rate is not None:
+        tr = at_request_rate(tr, s.request_rate)
     df = tr.requests
     served = list(s.served_models)
     rng = np.random.default_rng(s.seed)

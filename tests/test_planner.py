@@ -306,7 +306,8 @@ def test_stuck_attainment_stops_early():
 
 
 def test_parse_sweep_and_options():
-    assert parse_sweep("rate=1,2,4") == ("rate_scale", (1.0, 2.0, 4.0))
+    assert parse_sweep("rate=1,2,4") == ("request_rate", (1.0, 2.0, 4.0))
+    assert parse_sweep("rate_scale=1,2,4") == ("rate_scale", (1.0, 2.0, 4.0))
     assert parse_sweep("zipf=0,0.5") == ("zipf", (0.0, 0.5))
     for bad in ("rate", "foo=1", "zipf=a"):
         with pytest.raises(ConfigError):

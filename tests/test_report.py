@@ -120,7 +120,7 @@ def plan_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("report") / "plan"
     res = runner.invoke(
         app,
-        ["plan", *SMALL, "--slo-tpot", "0.012", "--slo-ttft", "0.5", "--sweep", "rate=10,40",
+        ["plan", *SMALL, "--slo-tpot", "0.012", "--slo-ttft", "0.5", "--sweep", "rate_scale=10,40",
          "--rate-scale", "40", "--jobs", "1", "--out", str(d)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -132,7 +132,7 @@ def test_plan_report_is_visible_in_chromium(tmp_path: Path):
     if chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does)")
     d = _report(
-        tmp_path, "plan", *SMALL, "--sweep", "rate=1,4", "--jobs", "1", "--slo-tpot", "0.05"
+        tmp_path, "plan", *SMALL, "--sweep", "rate_scale=1,4", "--jobs", "1", "--slo-tpot", "0.05"
     )
     names = {p.stem for p in (d / "report_figures").glob("*.svg")}
     assert {"gpus_cost", "latency_load", "capacity", "goodput", "pareto"} <= names

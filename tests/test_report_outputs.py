@@ -68,7 +68,7 @@ def test_replay_json_csv_and_summary(tmp_path: Path):
 
 
 def test_plan_json_with_a_sweep_and_prices(tmp_path: Path):
-    out = _json_run("plan", *SMALL, "--json", "--jobs", "1", "--sweep", "rate=1,2",
+    out = _json_run("plan", *SMALL, "--json", "--jobs", "1", "--sweep", "rate_scale=1,2",
                     "--gpu-hour-usd", "h100=2", "--out", str(tmp_path / "p"))  # fmt: skip
     assert out["kind"] == "plan" and out["price_source"] == "scenario [cost] gpu_hour_usd"
     _check_designs(out["designs"])

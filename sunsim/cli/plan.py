@@ -63,7 +63,7 @@ def plan_inputs(inputs: ScenarioInputs, given: dict[str, Any]) -> tuple[Any, Any
     return s, popts
 
 
-def _run(s: Any, popts: Any, progress: bool) -> Any:
+def _run(s: Any, popts: Any, progress: bool, gpus: tuple[str, ...] | None = None) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.planner import plan as run_plan
@@ -90,6 +90,10 @@ def _run(s: Any, popts: Any, progress: bool) -> Any:
                     description=f"simulations ({info['task']})",
                 )
 
+        if gpus is not None:
+            from sunsim.planner import plan_gpus
+
+            return plan_gpus(s, gpus, popts, on_event=on_event)
         return run_plan(s, popts, on_event=on_event)
 
 
@@ -116,7 +120,15 @@ def plan(
     sweep: str | None = typer.Option(
         None,
         "--sweep",
-        help="rate=1,2,4 (capacity against load, and goodput) or zipf=0,0.5,1 (against skew).",
+        help="rate=5,10,20 (load in req/s: capacity against load, and goodput), "
+        "rate_scale=1,2,4 (a factor on the trace's rate) or zipf=0,0.5,1 (against skew).",
+    ),
+    gpus: str | None = typer.Option(
+        None,
+        "--gpus",
+        help="Plan every design on each of these GPU types (e.g. h100,h200,a100,b200) and "
+        "rank the designs by the $/hour of their cheapest configuration meeting the SLO "
+        "(instead of --gpu).",
     ),
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", help="Simulation processes (default: the number of CPUs)"
@@ -145,7 +157,10 @@ def plan(
     pool) and prefill workers per model that meet the SLO; print and write the plan."""
     args = (slo_kind, prefill_target, sweep, jobs, max_workers, out, force, cache, cache_dir)
     with json_mode(as_json):
-        result = _plan(inputs, *args, progress, replays)
+        if gpus is not None:
+            result = _plan_gpus(inputs, gpus, *args, progress, replays)
+        else:
+            result = _plan(inputs, *args, progress, replays)
     if as_json:
         print_json(result)
 
@@ -204,7 +219,7 @@ def _repeats_itself(scenario_file: Path | None, out_dir: Path) -> bool:
     return Path(scenario_file).resolve() == (Path(out_dir) / "scenario.toml").resolve()
 
 
-def _print_header(r: Any, s: Any) -> None:
+def _print_header(r: Any, s: Any, notes: list[str] | None = None) -> None:
     ref = r.points[r.reference]
     info = ref.workload_info
     counts = ", ".join(f"{m} {c}" for m, c in ref.model_counts.items())
@@ -213,5 +228,55 @@ def _print_header(r: Any, s: Any) -> None:
         f"{info.get('num_requests')} requests, {info.get('mean_rate', 0):.2f} req/s; "
         f"models ({ref.labelling}): {counts}"
     )
-    for note in r.latency_notes:
+    for note in dict.fromkeys(r.latency_notes if notes is None else notes):
         say(f"latency {note}", markup=False)
+
+
+def _plan_gpus(
+    inputs: ScenarioInputs,
+    gpus_text: str,
+    slo_kind: str | None,
+    prefill_target: float | None,
+    sweep: str | None,
+    jobs: int | None,
+    max_workers: int | None,
+    out: Path | None,
+    force: bool,
+    cache: bool,
+    cache_dir: Path | None,
+    progress: bool,
+    replays: bool,
+) -> dict[str, Any]:
+    """``sunsim plan --gpus``: every design on every GPU type, the cheapest per design ranked;
+    writes DIR/plan.csv (every configuration), DIR/ranking.csv, DIR/plan.json and each
+    (GPU, design) plan directory as DIR/<gpu>/<design>/."""
+    from sunsim.cli.plan_tables import print_gpu_plans
+    from sunsim.planner import parse_gpus, parse_sweep
+    from sunsim.runs import default_run_dir, prepare_run_dir
+    from sunsim.runs.plan_gpus_dir import write_gpu_plans
+
+    gpus = parse_gpus(gpus_text)
+    if "gpu" in inputs.given:
+        raise ConfigError("give --gpu (one GPU) or --gpus (several to rank), not both")
+    out_dir = out or default_run_dir("plan")
+    given = dict(
+        slo_kind=slo_kind,
+        prefill_target=prefill_target,
+        max_workers=max_workers,
+        jobs=jobs,
+        sweep=parse_sweep(sweep) if sweep else None,
+    )
+    s, popts = plan_inputs(inputs, given)
+    prepare_run_dir(out_dir, force)
+    popts = dataclasses.replace(popts, cache_dir=resolve_cache_dir(cache, cache_dir))
+    gp = _run(s, popts, progress, gpus)
+    plans = [r for by in gp.plans.values() for r in by.values()]
+    _print_header(plans[0], s, [n for r in plans for n in r.latency_notes])
+    print_gpu_plans(gp)
+    summary = write_gpu_plans(gp, out_dir, command=command_line(), replays=replays)
+    say(
+        f"{gp.num_simulations} simulations ({gp.num_cached} cached) in {gp.wall_s:.1f} s; "
+        f"wrote {out_dir}/ (plan.json, plan.csv, ranking.csv, <gpu>/<design>/)",
+        markup=False,
+    )
+    return summary

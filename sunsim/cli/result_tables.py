@@ -96,7 +96,8 @@ def print_compact(df: pd.DataFrame, title: str) -> None:
     """Print ``df`` (rows x designs, strings), the title on its own line(s) above it."""
     from rich.table import Table
 
-    console.print(title, highlight=False, soft_wrap=True, markup=False)
+    if title:
+        console.print(title, highlight=False, soft_wrap=True, markup=False)
     t = Table()
     t.add_column("")
     for c in df.columns:
@@ -116,6 +117,8 @@ def sweep_frame(r: Any) -> pd.DataFrame:
     for v, g in df.groupby("sweep_value", sort=True):
         rate = rates.get(v)
         label = f"{key} {v:g}" + (f" ({rate:.3g} req/s)" if key == "rate_scale" and rate else "")
+        if key == "request_rate":
+            label = f"{v:g} req/s"
         rows[label] = {
             str(
                 x["mode"]

@@ -118,6 +118,12 @@ class Scenario:
     max_requests: Int | None = setting(
         None, section="trace", ge=1, unit="requests", help="Keep the first N requests."
     )
+    request_rate: Float | None = setting(
+        None, section="trace", gt=0, unit="req/s",
+        help="Offered load in requests per second (vLLM bench's --request-rate): sets the "
+        "rate scale to this / the trace's mean rate (after window and max_requests); "
+        "instead of rate_scale.",
+    )  # fmt: skip
     max_concurrency: Int | None = setting(
         None, section="workload", ge=1, le=MAX_CONCURRENCY, unit="clients",
         reason="each client is a request in flight",
@@ -385,6 +391,11 @@ class Scenario:
                 f"window must be START,END with 0 <= START < END, got {self.window_s}"
             )
         self._closed_loop_consistent()
+        if self.request_rate is not None and self.rate_scale != 1.0:
+            raise ConfigError(
+                f"give the load once: request_rate {self.request_rate:g} req/s or rate_scale "
+                f"{self.rate_scale:g}, not both"
+            )
         if "partitioned" in self.modes and len(self.decode_workers) == 1:
             if self.decode_workers[0] < n:
                 split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer than pools
@@ -427,6 +438,10 @@ class Scenario:
             raise ConfigError(
                 "closed-loop requests go to the served models round-robin or by --shares; "
                 "drop --zipf / --model-map"
+            )
+        if self.request_rate is not None:
+            raise ConfigError(
+                "closed-loop clients (max_concurrency) set their own rate; drop --request-rate"
             )
 
     @property

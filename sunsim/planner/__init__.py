@@ -65,11 +65,11 @@ points) advance in parallel. Evaluations are cached in the content-addressed
 files and the sunsim version), in memory and, with ``cache_dir``, on disk, shared with other
 plans and with ``sunsim sweep``.
 
-Sweeps (:func:`plan` with ``sweep``): ``rate_scale`` or ``zipf`` over a list of values give one
-plan per value (capacity curves: decode workers against load, throughput per GPU against skew);
-a rate sweep also gives each mode's **goodput** at the scenario's own worker counts: the highest
-rate scale (of the grid, refined by bisection) whose SLO is met at it and at every lower grid
-rate.
+Sweeps (:func:`plan` with ``sweep``): ``request_rate`` (req/s), ``rate_scale`` or ``zipf``
+over a list of values give one plan per value (capacity curves: decode workers against load,
+throughput per GPU against skew); a sweep over load also gives each mode's **goodput** at the
+scenario's own worker counts: the highest rate (of the grid, refined by bisection) whose SLO
+is met at it and at every lower grid rate.
 
 Library functions never print; ``on_event`` receives progress.
 
@@ -88,7 +88,9 @@ What the package owns, room by room:
   (:class:`~sunsim.planner.points.PointPlanner`); :mod:`~sunsim.planner.goodput`: a rate
   sweep's goodput; :mod:`~sunsim.planner.planning`: :func:`plan`;
 * :mod:`~sunsim.planner.results`: :class:`ModePlan`, :class:`PointPlan`, :class:`PlanResult`
-  and its table.
+  and its table;
+* :mod:`~sunsim.planner.ranking`: :func:`plan_gpus`, every design on every GPU type given,
+  the cheapest configuration per design that meets the SLO, ranked by $/hour.
 
 Plan directories are written and read by :mod:`sunsim.runs.plan_dir` (:func:`write_plan`,
 :func:`read_plan_dir`, ...), re-exported here.
@@ -110,6 +112,7 @@ from sunsim.planner.options import (
     scenario_with,
 )
 from sunsim.planner.planning import plan
+from sunsim.planner.ranking import GpuPlans, parse_gpus, plan_gpus
 from sunsim.planner.results import ModePlan, PlanResult, PointPlan
 from sunsim.planner.search import CountSearch, PoolSearch
 from sunsim.planner.tasks import SimTask, run_task, task_key, task_latency, task_requests
@@ -132,6 +135,7 @@ __all__ = [
     "SWEEP_KEYS",
     "CountSearch",
     "Driver",
+    "GpuPlans",
     "ModePlan",
     "PlanDir",
     "PlanOptions",
@@ -149,8 +153,10 @@ __all__ = [
     "load_plan_toml",
     "meets_prefill_goal",
     "meets_slo",
+    "parse_gpus",
     "parse_sweep",
     "plan",
+    "plan_gpus",
     "plan_options_from_dict",
     "plan_summary",
     "pick_executor",

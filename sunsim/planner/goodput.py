@@ -35,25 +35,35 @@ def _grid_best(rows: list[dict[str, Any]]) -> tuple[float, float | None]:
 
 
 def goodput_chain(
-    s: Scenario, mode: str, cl: ClusterSpec, options: PlanOptions, served: list[str]
+    s: Scenario,
+    mode: str,
+    cl: ClusterSpec,
+    options: PlanOptions,
+    served: list[str],
+    native_rate: float,
 ) -> Chain:
     """Evaluate ``mode`` at the scenario's own worker counts (``cl``) at every grid rate of
     ``options.sweep``, then bisect (``goodput_steps`` times) between the highest rate met (with
     all lower grid rates met) and the next grid rate.
 
-    Returns a frame ``mode``, ``rate_scale``, ``attainment`` (all requests),
+    Rates are rate scales of the trace's frame at scale 1 (``native_rate`` req/s; a
+    ``request_rate`` sweep's req/s are divided by it). Returns a frame ``mode``,
+    ``rate_scale``, ``request_rate`` (req/s), ``attainment`` (all requests),
     ``min_model_attainment`` (the worst served model's), ``met``, sorted by rate, with attrs
     ``mode``, ``goodput`` (rate scale; 0 when even the lowest rate fails) and ``workers``
     (``{"prefill": [...], "decode": [...]}``, plus ``"colocated"`` for a co-located mode).
     """
     assert options.sweep is not None
-    rates = sorted(set(float(v) for v in options.sweep[1]))
+    per = native_rate if options.sweep_key == "request_rate" else 1.0
+    rates = sorted(set(float(v) / per for v in options.sweep[1]))
 
     def task_at(r: float) -> SimTask:
-        return SimTask("base", s.rate_scale / r, None, False, cl, scenario_with(s, rate_scale=r))
+        at = scenario_with(s, rate_scale=r, request_rate=None)
+        return SimTask("base", 1.0 / r, None, False, cl, at)
 
     def row_at(r: float, ev: dict[str, Any]) -> dict[str, Any]:
-        return goodput_row(mode, r, ev, meets_slo(ev, s.slo, options.slo_kind, served))
+        row = goodput_row(mode, r, ev, meets_slo(ev, s.slo, options.slo_kind, served))
+        return {**row, "request_rate": r * native_rate}
 
     results = yield Spawn([_single(task_at(r)) for r in rates])
     rows = [row_at(r, ev) for r, ev in zip(rates, results)]

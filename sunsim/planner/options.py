@@ -16,8 +16,10 @@ from sunsim.specs import SloSpec
 
 #: The criteria a plan can hold pools to (:mod:`sunsim.planner.criteria`).
 SLO_KINDS = ("attainment", "percentile")
-#: The scenario fields a sweep can vary.
-SWEEP_KEYS = ("rate_scale", "zipf")
+#: The scenario fields a sweep can vary (``request_rate`` in req/s, ``rate_scale`` a factor).
+SWEEP_KEYS = ("rate_scale", "zipf", "request_rate")
+#: The sweeps over load: one labelled frame, arrival times scaled per point; goodput.
+RATE_KEYS = ("rate_scale", "request_rate")
 #: Largest worker count a search tries per pool (prefill or decode) before it gives up.
 MAX_WORKERS = 4096
 #: The keys of a ``[plan]`` table (:func:`plan_options_from_dict`).
@@ -45,7 +47,8 @@ class PlanOptions:
     TTFT-only attainment the prefill pools must reach (None: ``(1 + t) / 2``).
     ``max_workers``: search cap per pool. ``jobs``: worker processes when no executor is
     handed to :func:`~sunsim.planner.plan` (None: ``os.cpu_count()``; 1: simulate in this
-    process). ``sweep``: ``("rate_scale" | "zipf", values)``. ``goodput_steps``: bisection
+    process). ``sweep``: ``("request_rate" | "rate_scale" | "zipf", values)`` (request
+    rates in req/s). ``goodput_steps``: bisection
     steps refining each mode's goodput between grid rates. ``cache_dir``: directory of the
     content-addressed result cache (:mod:`sunsim.cache`) to read and extend (None: memory
     only).
@@ -77,8 +80,13 @@ class PlanOptions:
 
     @property
     def sweep_key(self) -> str | None:
-        """``rate_scale``, ``zipf``, or None without a sweep."""
+        """``request_rate``, ``rate_scale``, ``zipf``, or None without a sweep."""
         return self.sweep[0] if self.sweep is not None else None
+
+    @property
+    def rate_sweep(self) -> bool:
+        """Whether the sweep is over load (``request_rate`` or ``rate_scale``)."""
+        return self.sweep_key in RATE_KEYS
 
     def prefill_goal(self, slo: SloSpec) -> float:
         """The TTFT-only attainment each prefill pool is sized for (a fraction)."""
@@ -100,26 +108,36 @@ class PlanOptions:
 
 def _check_sweep(key: str, values: tuple[float, ...]) -> None:
     if key not in SWEEP_KEYS:
-        raise ConfigError(f"--sweep: unknown key '{key}'; sweep rate=... or zipf=...")
+        raise ConfigError(
+            f"--sweep: unknown key '{key}'; sweep rate=... (req/s), rate_scale=... or zipf=..."
+        )
     if not values:
         raise ConfigError("--sweep: no values")
     if key == "rate_scale" and min(values) <= 0:
-        raise ConfigError("--sweep rate=...: rate scales must be > 0")
+        raise ConfigError("--sweep rate_scale=...: rate scales must be > 0")
+    if key == "request_rate" and min(values) <= 0:
+        raise ConfigError(f"--sweep rate=...: request rates must be > 0 req/s, got {min(values):g}")
     if key == "zipf" and min(values) < 0:
         raise ConfigError("--sweep zipf=...: Zipf alphas must be >= 0")
 
 
 def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
-    """``rate=1,2,4`` / ``rate_scale=...`` / ``zipf=0,0.5,1`` -> (key, values).
+    """``rate=5,10,20`` (req/s; also ``request_rate=``) / ``rate_scale=1,2,4`` (a factor on
+    the trace's own rate) / ``zipf=0,0.5,1`` -> (key, values).
 
     Raises :class:`~sunsim.errors.ConfigError` for anything else.
     """
     if "=" not in text:
-        raise ConfigError(f"--sweep: '{text}' is not KEY=V1,V2,... (e.g. rate=1,2,4 or zipf=0,1,2)")
+        raise ConfigError(
+            f"--sweep: '{text}' is not KEY=V1,V2,... (e.g. rate=5,10,20 in req/s or zipf=0,1,2)"
+        )
     name, vals = text.split("=", 1)
-    key = {"rate": "rate_scale", "rate_scale": "rate_scale", "zipf": "zipf"}.get(name.strip())
+    names = {"rate": "request_rate", "request_rate": "request_rate", "rate_scale": "rate_scale"}
+    key = {**names, "zipf": "zipf"}.get(name.strip())
     if key is None:
-        raise ConfigError(f"--sweep: unknown key in '{text}'; sweep rate=... or zipf=...")
+        raise ConfigError(
+            f"--sweep: unknown key in '{text}'; sweep rate=... (req/s), rate_scale=... or zipf=..."
+        )
     try:
         values = tuple(float(v) for v in vals.split(",") if v.strip())
     except ValueError:

@@ -29,7 +29,19 @@ def _point_scenarios(s: Scenario, options: PlanOptions) -> list[tuple[float | No
     if options.sweep is None:
         return [(None, s)]
     key, values = options.sweep
+    if key == "request_rate":  # the load in req/s replaces any rate scale, and vice versa
+        return [(v, scenario_with(s, request_rate=float(v), rate_scale=1.0)) for v in values]
+    if key == "rate_scale":
+        return [(v, scenario_with(s, rate_scale=float(v), request_rate=None)) for v in values]
     return [(v, scenario_with(s, **{key: float(v)})) for v in values]
+
+
+def point_rate_scale(ps: Scenario, native_rate: float) -> float:
+    """The factor point ``ps`` multiplies the trace's own rate by: its ``rate_scale``, or its
+    ``request_rate`` (req/s) / ``native_rate`` (the trace's mean rate at rate scale 1)."""
+    if ps.request_rate is not None:
+        return float(ps.request_rate) / native_rate
+    return float(ps.rate_scale)
 
 
 def _reference_index(s: Scenario, options: PlanOptions, n: int) -> int:
@@ -49,25 +61,42 @@ def _load_workloads(
 ) -> tuple[dict[str, pd.DataFrame], list[_WorkloadMeta]]:
     """One labelled frame per distinct labelling, and per point which one it uses.
 
-    Rate points share one (the rate scale is applied last by the reader and labelling does not
-    depend on arrival times, so a rate point's requests are the base frame with ``arrival_s``
-    times (the base scale / its scale)).
+    Rate points share one (the rate is applied last by the reader and labelling does not
+    depend on arrival times, so a rate point's requests are the trace's frame at rate scale 1
+    with ``arrival_s`` times 1 / its rate scale, :func:`point_rate_scale`).
     """
     from sunsim.replay import load_workload
 
     workloads: dict[str, pd.DataFrame] = {}
     meta: list[_WorkloadMeta] = []
-    if options.sweep_key == "rate_scale":
-        base = load_workload(s)
+    if options.rate_sweep:
+        base = load_workload(native_scenario(s))
         workloads["base"] = base.requests
+        native = native_rate(base.info)
         for _, ps in points:
-            meta.append(("base", s.rate_scale / ps.rate_scale, base))
+            meta.append(("base", 1.0 / point_rate_scale(ps, native), base))
     else:
         for i, (_, ps) in enumerate(points):
             w = load_workload(ps)
             workloads[f"p{i}"] = w.requests
             meta.append((f"p{i}", 1.0, w))
     return workloads, meta
+
+
+def native_scenario(s: Scenario) -> Scenario:
+    """``s`` at the trace's own rate (rate scale 1, no request rate)."""
+    return scenario_with(s, rate_scale=1.0, request_rate=None)
+
+
+def native_rate(info: dict[str, Any]) -> float:
+    """The mean rate (req/s) of trace info read at rate scale 1; ConfigError without one."""
+    rate = float(info.get("mean_rate") or float("nan"))
+    if not rate > 0:
+        raise ConfigError(
+            "a sweep over load needs a trace whose arrivals span some time; this one has "
+            f"{info.get('num_requests')} requests at one instant"
+        )
+    return rate
 
 
 def _resolve_latencies(s: Scenario) -> tuple[dict[str, tuple[Any, Any]], list[str]]:
@@ -96,13 +125,16 @@ def _latency_by_precision(s: Scenario, lat: dict[str, tuple[Any, Any]]) -> dict[
 
 
 def _goodput_chains(
-    s: Scenario, options: PlanOptions, base_req: pd.DataFrame, served: list[str]
+    s: Scenario, options: PlanOptions, base_req: pd.DataFrame, served: list[str], native: float
 ) -> list[Chain]:
     """A rate sweep's goodput chain per mode at the scenario's own worker counts (the decode
     workers split by each model's share of output tokens)."""
     col = base_req["model"].astype(str)
     out_tok = [float(base_req.loc[col == m, "output_tokens"].sum()) for m in served]
-    return [goodput_chain(s, mode, s.cluster(mode, out_tok), options, served) for mode in s.modes]
+    return [
+        goodput_chain(s, mode, s.cluster(mode, out_tok), options, served, native)
+        for mode in s.modes
+    ]
 
 
 def plan(
@@ -163,8 +195,9 @@ def plan(
         for i, ((_, ps), (wkey, factor, w)) in enumerate(zip(points, wl_meta))
     ]
     gp_chains = []
-    if options.sweep_key == "rate_scale":
-        gp_chains = _goodput_chains(s, options, workloads["base"], served)
+    native = native_rate(wl_meta[0][2].info) if options.rate_sweep else float("nan")
+    if options.rate_sweep:
+        gp_chains = _goodput_chains(s, options, workloads["base"], served, native)
     jobs = options.jobs or os.cpu_count() or 1
     pool, owned = pick_executor(executor, jobs)
     by_precision = _latency_by_precision(s, lat)
@@ -188,6 +221,7 @@ def plan(
         driver.num_cached,
         driver.sim_wall_s,
         _processes(executor, pool, jobs),
+        native,
     )
 
 

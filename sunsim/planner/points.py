@@ -107,6 +107,7 @@ class PointPlanner:
             dict(self.counts),
             self.workload.labelling,
             {mp.mode: mp for mp in mps},
+            rate_scale=1.0 / self.factor if self.ctx.options.rate_sweep else None,
         )
 
     def _sweep_value(self) -> float | None:

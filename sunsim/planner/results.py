@@ -72,7 +72,8 @@ class ModePlan:
 @dataclass
 class PointPlan:
     """The plan at one sweep value (or the only plan): its scenario, workload facts (trace
-    info, requests per served model, labelling) and one :class:`ModePlan` per mode."""
+    info, requests per served model, labelling), one :class:`ModePlan` per mode and, in a
+    sweep over load, the factor on the trace's own rate (``rate_scale``; None otherwise)."""
 
     scenario: Scenario
     sweep_value: float | None
@@ -80,6 +81,7 @@ class PointPlan:
     model_counts: dict[str, int]
     labelling: str
     modes: dict[str, ModePlan]
+    rate_scale: float | None = None
 
     def load_tok_s(self) -> float:
         """The trace's output tokens over its arrival span (tokens/s; NaN without a span)."""
@@ -103,7 +105,8 @@ class PlanResult:
     ``attrs['workers']`` = {mode: {"prefill": [...], "decode": [...]}}; ``latency_notes``: one
     line per latency source used; ``wall_s``: seconds the plan took; ``num_simulations``,
     ``num_cached``: simulations run and answered from the cache; ``sim_wall_s``: seconds of
-    simulation summed over processes; ``jobs``: processes.
+    simulation summed over processes; ``jobs``: processes; ``native_rate``: the trace's
+    mean rate at rate scale 1 (req/s; rate sweeps only, else NaN).
     """
 
     scenario: Scenario
@@ -117,6 +120,7 @@ class PlanResult:
     num_cached: int
     sim_wall_s: float
     jobs: int
+    native_rate: float = float("nan")
 
     def table(self, point: int | None = None) -> pd.DataFrame:
         """One row per (sweep point, mode); ``point``: only that point's rows.

@@ -67,14 +67,14 @@ def _figure(run: RunData, answer: Answer, name: str, method: str) -> Any:
     sweep_key = _sweep_key(run)
     if name == "gpus_cost":
         return P.gpus_and_cost(cost_frame(run, answer), method, answer.gpu)
-    if name == "latency_load" and sweep_key == "rate_scale":
+    if name == "latency_load" and sweep_key in LOAD_KEYS:
         df = load_frame(run)
         return (
             P.latency_vs_load(df, method, ((ttft or 0) * 1e3, (tpot or 0) * 1e3))
             if len(df)
             else None
         )
-    if name == "capacity" and sweep_key == "rate_scale" and run.sweep is not None:
+    if name == "capacity" and sweep_key in LOAD_KEYS and run.sweep is not None:
         rates = _rates(run)
         sw = run.sweep.assign(sweep_value=run.sweep["sweep_value"].map(rates))
         return F.capacity_curve(sw.dropna(subset=["sweep_value"]), method)
@@ -103,6 +103,10 @@ def _figure(run: RunData, answer: Answer, name: str, method: str) -> Any:
         pm = per_model_frame(run.summaries, models_order(run))
         return F.per_model_breakdown(pm, method) if pm["model"].nunique() > 1 else None
     return None
+
+
+#: Sweep keys over load (``--sweep rate=`` in req/s, ``rate_scale=`` a factor).
+LOAD_KEYS = ("rate_scale", "request_rate")
 
 
 def _sweep_key(run: RunData) -> str | None:

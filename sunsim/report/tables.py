@@ -171,7 +171,13 @@ def goodput_text(run: RunData) -> tuple[str, str] | None:
     rates = _obj(gp.get("rate_scale"))
     if not rates:
         return None
-    line = ", ".join(f"{m}: x{float(v):.3g}" for m, v in rates.items())
+    rps = _obj(gp.get("request_rate"))
+    line = ", ".join(
+        f"{m}: {float(rps[m]):.3g} req/s (x{float(v):.3g})"
+        if isinstance(rps.get(m), (int, float))
+        else f"{m}: x{float(v):.3g}"
+        for m, v in rates.items()
+    )
     workers = "; ".join(
         f"{m} co-located {','.join(map(str, x['colocated']))}"
         if x.get("colocated")

@@ -108,7 +108,8 @@ def _point_dict(pp: PointPlan) -> dict[str, Any]:
         "trace": pp.workload_info,
         "model_counts": pp.model_counts,
         "labelling": pp.labelling,
-        "rate_scale": pp.scenario.rate_scale,
+        "rate_scale": pp.rate_scale if pp.rate_scale is not None else pp.scenario.rate_scale,
+        "request_rate": pp.scenario.request_rate,
         "zipf": pp.scenario.zipf,
         "modes": modes,
     }
@@ -159,6 +160,9 @@ def plan_summary(r: PlanResult) -> dict[str, Any]:
     if r.goodput is not None:
         out["goodput"] = {
             "rate_scale": r.goodput.attrs.get("goodput", {}),
+            "request_rate": {
+                m: v * r.native_rate for m, v in r.goodput.attrs.get("goodput", {}).items()
+            },
             "workers": r.goodput.attrs.get("workers", {}),
             "evaluations": r.goodput.to_dict(orient="records"),
         }

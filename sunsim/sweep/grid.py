@@ -15,7 +15,17 @@ resolve against the grid file's directory), an optional ``[plan]`` table (plan o
     "cluster.decode_workers" = [6]
 
 An axis key is ``section.key`` (any key of the scenario tables) or a bare key found in exactly
-one section (``rate_scale``). A point sets the keys it names on the base scenario; every other
+one section (``rate_scale``, ``request_rate`` in req/s, ``zipf``, ``slo.tpot_s``), or
+``num_models`` (``models.num_models``): an integer N that serves N models -- the base's
+``served`` names first, then ``model4``, ``model5``, ... -- so that a grid crosses load, skew,
+SLO tightness and the number of models, e.g.::
+
+    [sweep.axes]
+    request_rate = [10.0, 40.0]          # req/s
+    "models.zipf" = [0.5, 1.5]
+    "slo.tpot_s" = [0.05, 0.1]
+    num_models = [2, 4, 8]
+ A point sets the keys it names on the base scenario; every other
 key keeps the base value. Each point is a full :class:`~sunsim.config.Scenario`, checked when
 the grid is read, so a bad value fails before anything runs.
 
@@ -39,6 +49,23 @@ from sunsim.errors import ConfigError
 KINDS = ("replay", "plan")
 #: Keys of the ``[sweep]`` table.
 SWEEP_KEYS = ("kind", "axes", "points")
+#: The axis key that sets the number of served models (not a scenario field).
+NUM_MODELS = ("models", "num_models")
+#: Most served models a ``num_models`` value may ask for (the scenario's own limit).
+MAX_MODELS = 256
+
+
+def served_names(base: list[str], n: int) -> list[str]:
+    """``n`` served model names: the first ``n`` of ``base``, then ``model<k>`` for the
+    k-th model past them (1-based), skipping names ``base`` already uses."""
+    names = list(base[:n])
+    k = len(names)
+    while len(names) < n:
+        k += 1
+        name = f"model{k}"
+        if name not in base:
+            names.append(name)
+    return names
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,9 @@ class Grid:
         meta = toml_layout()
         out = {}
         for name, (section, key) in self.columns.items():
+            if (section, key) == NUM_MODELS:
+                out[name] = len(point.scenario.served_models)
+                continue
             v = getattr(point.scenario, meta[section][key].name)
             if isinstance(v, tuple | list):
                 v = ",".join(map(str, v))
@@ -96,6 +126,8 @@ def _where(path: Path, what: str) -> str:
 def resolve_key(name: str, where: str) -> tuple[str, str]:
     """``section.key`` or a bare key of one section -> (section, key); else ConfigError."""
     layout = toml_layout()
+    if name in ("num_models", "models.num_models"):
+        return NUM_MODELS
     if "." in name:
         section, key = name.split(".", 1)
         if section in layout and key in layout[section]:
@@ -169,8 +201,27 @@ def _scenario(
     d = copy.deepcopy(base)
     for name, v in settings.items():
         section, key = cols[name]
+        if (section, key) == NUM_MODELS:
+            d.setdefault("models", {})["served"] = _num_models(path, name, v, d)
+            continue
         d.setdefault(section, {})[key] = v
     return scenario_from_toml_dict(d, source=f"{path}: {what}", base_dir=path.parent)
+
+
+def _num_models(path: Path, name: str, v: Any, d: dict[str, Any]) -> list[str]:
+    """The served names of a ``num_models`` value ``v`` over the base tables ``d``."""
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_MODELS:
+        raise ConfigError(
+            _where(
+                path,
+                f"{name}: the number of models must be an integer in 1..{MAX_MODELS}, got {v!r}",
+            )
+        )
+    base = d.get("models", {}).get("served")
+    if base is None:
+        base = list(Scenario().served_models)
+    base = [base] if isinstance(base, str) else list(base)
+    return served_names(base, v)
 
 
 def read_grid(path: str | Path, base_overrides: dict[str, dict[str, Any]] | None = None) -> Grid:

@@ -56,6 +56,32 @@ def summary_row(summary: Any) -> dict[str, Any]:
     return row
 
 
+#: The cost columns every sweep row carries (US dollars).
+COST_KEYS = ("usd_per_hour", "usd_per_million_output_tokens", "gpu_hour_usd")
+
+
+def cost_columns(summaries: dict[str, Any], s: Scenario) -> dict[str, dict[str, Any]]:
+    """Mode -> ``usd_per_hour``, ``usd_per_million_output_tokens``, ``gpu_hour_usd`` and
+    ``request_rate`` (req/s offered) of each run, at ``s``'s GPU and ``[cost]`` prices
+    (:func:`sunsim.metrics.cost.design_costs`); NaN for a GPU without a price."""
+    from sunsim.errors import ConfigError
+    from sunsim.metrics.cost import design_costs
+
+    try:
+        costs = design_costs(summaries, s.gpu, s.gpu_prices)
+    except ConfigError:  # no price for this GPU: the figures stand, the cost is unknown
+        nan = float("nan")
+        return {m: dict.fromkeys(COST_KEYS, nan) for m in summaries}
+    return {
+        m: {
+            "usd_per_hour": c.usd_per_hour,
+            "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
+            "gpu_hour_usd": c.gpu_hour_usd[s.gpu],
+        }
+        for m, c in costs.items()
+    }
+
+
 def _plain(o: Any) -> Any:
     return o.item() if hasattr(o, "item") and callable(o.item) else str(o)
 
@@ -64,7 +90,11 @@ def _replay(s: Scenario) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from sunsim.replay import run_replay
 
     r = run_replay(s)
-    rows = [summary_row(r.summaries[mode]) for mode in s.modes]
+    cost = cost_columns(dict(r.summaries), s)
+    rate = r.workload.info.get("mean_rate")
+    rows = [
+        {**summary_row(r.summaries[mode]), **cost[mode], "request_rate": rate} for mode in s.modes
+    ]
     return rows, {"simulations": len(s.modes), "cached_simulations": 0}
 
 
@@ -78,7 +108,12 @@ def _plan(
     opts = plan_options_from_dict(plan_table, source="[plan]")
     opts = dataclasses.replace(opts, jobs=1, cache_dir=cache_dir)
     r = plan(s, opts)
-    rows = r.table().to_dict(orient="records")
+    rows = []
+    for i, pp in enumerate(r.points):
+        cost = cost_columns({m: mp.summary for m, mp in pp.modes.items()}, pp.scenario)
+        rate = pp.workload_info.get("mean_rate")
+        for row in r.table(i).to_dict(orient="records"):
+            rows.append({**row, **cost[str(row["mode"])], "request_rate": rate})
     return rows, {"simulations": r.num_simulations, "cached_simulations": r.num_cached}
 
 
@@ -89,6 +124,9 @@ def run_point(
     :func:`summary_row`) or ``plan`` (:func:`sunsim.planner.plan` with the ``[plan]`` table,
     serially in this process, its simulations cached in ``cache_dir``; one row per mode (and
     inner sweep value): :meth:`~sunsim.planner.PlanResult.table`).
+
+    Every row also holds :data:`COST_KEYS` (:func:`cost_columns`) and ``request_rate``
+    (req/s offered at that point).
 
     Returns ``{"rows": [...], "error": None | message, "wall_s": seconds, "simulations":
     n, "cached_simulations": n}``; rows hold plain JSON values. A
