@@ -69,6 +69,8 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             decode_tensor_parallel_size=int(cl.decode_tensor_parallel_size or 1),
             colocated=int(cl.num_colocated_gpus),
             colocated_per_pool=tuple(int(x) for x in cl.colocated_workers),
+            prefill_gpu=str(cl.prefill_gpu or ""),
+            decode_gpu=str(cl.decode_gpu or ""),
         ),
         requests=RequestCounts(
             total=int(len(rec)),
