@@ -58,6 +58,12 @@ def saving_text(c: DesignCost, mode: str) -> str:
     return f"${c.saving_usd_per_hour:,.2f}/h ({c.saving_pct:.0f}%)"
 
 
+def gpus_by_type_text(gpus_by_type: Mapping[str, int]) -> str:
+    """GPUs by type as people read them: ``2 H100 + 3 H200`` (the one wording of every table
+    and sentence that names GPU types)."""
+    return " + ".join(f"{n} {g.upper()}" for g, n in gpus_by_type.items())
+
+
 def usd_per_hour(gpus_by_type: Mapping[str, int], prices: Mapping[str, float]) -> float:
     """Dollars per hour of ``gpus_by_type`` (GPU -> count) at ``prices`` (GPU -> $/GPU-hour).
     Raises KeyError for a GPU without a price."""

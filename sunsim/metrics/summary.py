@@ -52,8 +52,8 @@ class GpuCounts:
     ``colocated`` and ``colocated_per_pool``: GPUs and workers per pool running both phases
     (co-located designs, where ``prefill`` and ``decode`` are 0; absent from summaries written
     before they existed); ``prefill_gpu`` / ``decode_gpu``: the GPU type of the prefill and
-    the decode (and co-located) pools when the scenario set one (heterogeneous pools; empty:
-    the scenario's ``gpu``, and absent from the dict)."""
+    the decode (and co-located) pools, both set when the scenario gave a pool its own GPU
+    (heterogeneous pools; else empty: the scenario's ``gpu``, and absent from the dict)."""
 
     prefill: int
     decode: int
