@@ -148,7 +148,7 @@ class Scenario:
     modes: tuple[DesignName, ...] = setting(
         DEFAULT_MODES, section="cluster", option="--mode", what="mode", min_length=1,
         help="Serving designs to run: one, a comma list, or all (every design, colocated "
-        "too).",
+        "and lora too).",
     )  # fmt: skip
     base_model: Str = setting(
         "llama-3.1-8b", section="models", key="base", option="--model", what="model",
