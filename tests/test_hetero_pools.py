@@ -114,7 +114,9 @@ runner = CliRunner()
 
 @pytest.mark.parametrize("option", ["--decode-gpu", "--prefill-gpu"])
 def test_cli_unknown_pool_gpu_one_line_exit_2(option, tmp_path):
-    r = runner.invoke(app, ["replay", "--no-progress", "--out", str(tmp_path / "o"), option, "b300"])
+    r = runner.invoke(
+        app, ["replay", "--no-progress", "--out", str(tmp_path / "o"), option, "b300"]
+    )
     out = r.output.strip()
     assert r.exit_code == 2, out
     assert len(out.splitlines()) == 1 and "Traceback" not in out

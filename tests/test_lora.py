@@ -194,6 +194,8 @@ def test_replay_and_plan_run_lora(tmp_path):
     summ = rr.summaries["lora"]
     assert summ.requests.finished + summ.requests.rejected == 200
     assert summ.gpus.colocated == 3 and summ.gpus.colocated_per_pool == (3,)
+    assert summ.latency.decode.endswith("+ LoRA adapter cost (derived, sunsim/engine/lora_spec.py)")
+    assert "LoRA" not in rr.summaries["colocated"].latency.decode
     p = plan(s, PlanOptions(jobs=1))
     mp = p.points[0].modes["lora"]
     assert len(mp.colocated_workers) == 1 and mp.colocated_workers[0] >= 1

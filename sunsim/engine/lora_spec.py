@@ -18,7 +18,8 @@ they are memory-bound (Punica, Sec. 4-5), reading each *distinct* adapter's A an
 step, and they do ``2 x adapter weights`` FLOPs per token. So, for a worker of TP GPUs
 (S-LoRA's tensor parallelism shards adapters like the base)::
 
-    extra_s = distinct x adapter_bytes / (TP x mem_bw) + tokens x 2 x adapter_params / (TP x bf16_flops)
+    extra_s = distinct x adapter_bytes / (TP x mem_bw)
+              + tokens x 2 x adapter_params / (TP x bf16_flops)
     step_s  = base_step_s x (1 + overhead_per_adapter x distinct) + extra_s
 
 ``overhead_per_adapter`` (scenario ``lora_overhead_per_adapter``, default 0) is a measured

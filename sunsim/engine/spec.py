@@ -175,8 +175,9 @@ class ClusterSpec:
 
     @property
     def gpus_by_type(self) -> dict[str, int]:
-        """GPU key (``h100``...) -> GPUs of that type: prefill GPUs on :attr:`prefill_gpu_name`, decode and co-located GPUs on
-        :attr:`decode_gpu_name`; GPU types with no GPU are left out."""
+        """GPU key (``h100``...) -> GPUs of that type: prefill GPUs on
+        :attr:`prefill_gpu_name`, decode and co-located GPUs on :attr:`decode_gpu_name`; GPU
+        types with no GPU are left out."""
         out: dict[str, int] = {}
         for g, n in (
             (self.prefill_gpu_name, self.num_prefill_gpus),
