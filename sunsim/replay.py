@@ -143,7 +143,8 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
     ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
     with the scenario's model, the ``role`` pool's GPU (``prefill_gpu``/``decode_gpu``, else
     ``gpu``), latency source, profile path and the ``role`` pool's tensor parallel size),
-    plus the backend's fitted per-step overhead when ``s.engine_overhead`` names one (:class:`sunsim.latency.overhead.OverheadLatency`).
+    plus the backend's fitted per-step overhead when ``s.engine_overhead`` names one
+    (:class:`sunsim.latency.overhead.OverheadLatency`).
 
     Raises:
         ProfileError: the scenario's profile has no model/precision/role asked for.
