@@ -135,3 +135,17 @@ def as_costs(summaries: Mapping[str, Any], scenario: Any) -> dict[str, DesignCos
     from sunsim.metrics.cost import design_costs
 
     return design_costs(summaries, scenario.gpu, scenario.gpu_prices)
+
+
+def gpu_title(scenario: Any, costs: Mapping[str, DesignCost]) -> tuple[str, str]:
+    """(where, prices) for a table title: ``h100`` and ``$2.5/GPU-hour``, or with pools on
+    their own GPUs ``prefill h100, decode h200`` and ``$2.5 H100, $3.2 H200 per GPU-hour``."""
+    prices: dict[str, float] = {}
+    for c in costs.values():
+        prices.update(c.gpu_hour_usd)
+    where = scenario.gpu
+    if scenario.prefill_gpu is not None or scenario.decode_gpu is not None:
+        where = f"prefill {scenario.pool_gpu('prefill')}, decode {scenario.pool_gpu('decode')}"
+    if len(prices) == 1:
+        return where, f"${next(iter(prices.values())):g}/GPU-hour"
+    return where, ", ".join(f"${v:g} {g.upper()}" for g, v in prices.items()) + " per GPU-hour"
