@@ -192,6 +192,16 @@ def _same_size(
     return out + ". Same GPUs for every design: `sunsim plan` sizes each one."
 
 
+def _prices(costs: dict[str, DesignCost]) -> str:
+    """Every priced GPU type: ``$3.95 per H100-hour, $5.04 per H200-hour (source)``."""
+    prices: dict[str, float] = {}
+    for c in costs.values():
+        prices.update(c.gpu_hour_usd)
+    src = "; ".join(dict.fromkeys(c.price_source for c in costs.values()))
+    each = ", ".join(f"${v:g} per {g.upper()}-hour" for g, v in prices.items())
+    return f"{each} ({src})"
+
+
 def _provenance(summaries: dict[str, RunSummary]) -> str:
     """Step-time methods by design: ``partitioned, sun: measured (...); qsun: analytic``."""
     by: dict[str, list[str]] = {}
@@ -222,12 +232,7 @@ def build_answer(run: RunData) -> Answer:
         ),
         ("load", f"{rate:.3g} req/s" if rate == rate else "?"),
         ("step times", _provenance(run.summaries) or run.method),
-        (
-            "price",
-            f"${price.gpu_hour_usd[gpu]:g} per {gpu.upper()}-hour ({price.price_source})"
-            if price
-            else "?",
-        ),
+        ("price", _prices(costs) if price else "?"),
     ]
     return Answer(
         sentence=_sentence(run, run.summaries, costs, gpu),
