@@ -37,10 +37,9 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sunsim.engine.colocated import ColocatedWorker, build_colocated_pools
+from sunsim.engine.colocated_pools import build_colocated_pools
 from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.kv_link import KvLink
-from sunsim.engine.lora import LoraWorker
 from sunsim.engine.prefill import PrefillWorker
 from sunsim.engine.records import RecordTable
 from sunsim.engine.request import Request, RequestStatus
@@ -143,10 +142,10 @@ class ClusterSim:
 
     def _build_pools(self, rng: np.random.Generator) -> None:
         """Prefill workers per model (each with its own link) and the decode pools; or, for
-        a co-located design, its co-located workers (:mod:`sunsim.engine.colocated`)."""
+        a co-located design, its co-located workers (:mod:`sunsim.engine.colocated_pools`)."""
         cluster = self.cluster
         if cluster.design.colocated:
-            build_colocated_pools(self, rng, LoraWorker if cluster.lora else ColocatedWorker)
+            build_colocated_pools(self, rng)
             return
         self.prefill_workers: list[PrefillWorker] = []
         self.prefill_routers: list[PrefillRouter] = []

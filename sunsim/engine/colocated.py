@@ -42,23 +42,21 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sunsim.engine.decode import MAX_MACRO_ITERATIONS
 from sunsim.engine.decode_stats import DecodeStats
 from sunsim.engine.kv_cache import PagedKvCache
 from sunsim.engine.request import Request, RequestStatus
-from sunsim.engine.router import make_router
 from sunsim.engine.scheduler import DecodePolicy
 from sunsim.latency.base import LatencyModel
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import simpy
 
     from sunsim.engine.cluster import ClusterSim
 
-__all__ = ["ColocatedWorker", "build_colocated_pools"]
+__all__ = ["ColocatedWorker"]
 
 _INF = float("inf")
 _QUEUED = RequestStatus.QUEUED
@@ -384,35 +382,3 @@ class ColocatedWorker:
         self.kv.add(a)
         self.running[aid] = r
         heappush(self.finish_heap, (base + r.output_tokens - g, aid, r))
-
-
-def build_colocated_pools(
-    sim: ClusterSim, rng: np.random.Generator, worker: type[ColocatedWorker] = ColocatedWorker
-) -> None:
-    """Build ``sim``'s co-located workers (``cluster.colocated_workers`` per pool), with
-    the decode latency model's step times; set the cluster's routers so that arrivals reach
-    them through its prefill routers (one per model: its pool, or the shared pool), and its
-    decode workers list to them (statistics). No prefill workers, no links. ``worker``: the
-    worker class (a subclass for the ``lora`` design, :class:`sunsim.engine.lora.LoraWorker`).
-    """
-    cl = sim.cluster
-    router = "least_loaded" if cl.decode_router == "central" else cl.decode_router
-    workers: list[ColocatedWorker] = []
-    routers = []
-    for p, count in enumerate(cl.colocated_workers):
-        ws = []
-        for _ in range(count):
-            w = worker(
-                sim, len(workers), p, sim.decode_latency, sim.policy, cl.max_num_batched_tokens
-            )
-            workers.append(w)
-            ws.append(w)
-        routers.append(make_router(router, ws, rng))
-    n = len(cl.served_models)
-    per_model = routers if len(routers) == n and not cl.design.shares_decode else routers[:1] * n
-    # the cluster reads workers through the attributes both kinds have (duck typing)
-    sim.prefill_workers = []
-    sim.prefill_routers = cast(Any, per_model)
-    sim.decode_workers = cast(Any, workers)
-    sim.pool_routers = cast(Any, routers)
-    sim.decode_router_of_model = cast(Any, per_model)
