@@ -166,17 +166,19 @@ def load_workload(s: Scenario) -> Workload:
 def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyModel, str]:
     """The latency model of ``role`` (``prefill``/``decode``) at ``precision`` for scenario
     ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
-    with the scenario's model, GPU, latency source, profile path and the ``role`` pool's
-    tensor parallel size), plus the backend's fitted per-step overhead when
-    ``s.engine_overhead`` names one (:class:`sunsim.latency.overhead.OverheadLatency`).
+    with the scenario's model, the ``role`` pool's GPU (``prefill_gpu``/``decode_gpu``, else
+    ``gpu``), latency source, profile path and the ``role`` pool's tensor parallel size),
+    plus the backend's fitted per-step overhead when ``s.engine_overhead`` names one
+    (:class:`sunsim.latency.overhead.OverheadLatency`).
 
     Raises:
         ProfileError: the scenario's profile has no model/precision/role asked for.
         ConfigError: no fitted overhead for ``s.engine_overhead``.
     """
     tp = s.pool_tensor_parallel_size(role)
+    gpu = s.pool_gpu(role)  # heterogeneous pools: each role on its own GPU
     lat, note = resolve(
-        s.base_model, s.gpu, precision, role, s.latency, s.profile, tensor_parallel_size=tp
+        s.base_model, gpu, precision, role, s.latency, s.profile, tensor_parallel_size=tp
     )
     if s.engine_overhead != "none":
         lat = with_overhead(lat, s.engine_overhead)

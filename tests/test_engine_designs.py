@@ -36,12 +36,17 @@ def test_unknown_design_and_wrong_pool_counts_are_one_line():
     ("pool", "message"),
     [
         (PoolDesign(PoolScope.SHARED, tensor_parallel=3), "must be a power of two"),
-        (PoolDesign(PoolScope.SHARED, gpu="h200"), "different GPU types are not simulated"),
+        (PoolDesign(PoolScope.SHARED, gpu="b300"), "unknown GPU 'b300'"),
     ],
 )
 def test_design_pools_the_engine_cannot_simulate_are_refused(pool, message):
     design = dataclasses.replace(DESIGNS["sun"], decode=pool)
     with pytest.raises(ConfigError, match=message):
         ClusterSpec(design, ("a", "b"), (1, 1), (2,), gpu="h100")
+    # a design that pins its decode pools' GPU runs them there, and refuses another
+    pinned = dataclasses.replace(DESIGNS["sun"], decode=PoolDesign(PoolScope.SHARED, gpu="h200"))
+    assert ClusterSpec(pinned, ("a", "b"), (1, 1), (2,), gpu="h100").decode_gpu_name == "h200"
+    with pytest.raises(ConfigError, match="runs its decode pools on h200; set decode_gpu"):
+        ClusterSpec(pinned, ("a", "b"), (1, 1), (2,), gpu="h100", decode_gpu="a100")
     same = dataclasses.replace(DESIGNS["sun"], decode=PoolDesign(PoolScope.SHARED, gpu="H100"))
     assert ClusterSpec(same, ("a", "b"), (1, 1), (2,), gpu="h100").design is same

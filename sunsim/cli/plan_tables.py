@@ -10,12 +10,12 @@ from sunsim.cli.format import console
 def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
     """The plan of the reference point: GPUs, cost, attainment, latency per design (compact:
     three designs fit 80 columns)."""
-    from sunsim.cli.result_tables import as_costs, plan_frame, print_compact
+    from sunsim.cli.result_tables import as_costs, gpu_title, plan_frame, print_compact
 
     ref = r.points[r.reference]
     costs = as_costs({m: mp.summary for m, mp in ref.modes.items()}, ref.scenario)
     method = ", ".join(sorted({str(m).split(" (")[0] for m in df["method"]}))
-    price = next(iter(costs.values()))
+    where, per_gpu_hour = gpu_title(s, costs)
     tp = sorted(set(zip(df["prefill_tensor_parallel_size"], df["decode_tensor_parallel_size"])))
     tp_note = "".join(f", {p} GPUs per prefill worker, {d} per decode worker" for p, d in tp)
     if tp == [(1, 1)]:
@@ -26,8 +26,8 @@ def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
         sweep += f" ({popts.sweep[0]} = {ref.sweep_value:g})"
     print_compact(
         plan_frame(df, costs),
-        f"sunsim plan on {s.gpu}{tp_note} ({method} step times; "
-        f"${price.gpu_hour_usd[s.gpu]:g}/GPU-hour){sweep}: SLO TTFT <= "
+        f"sunsim plan on {where}{tp_note} ({method} step times; "
+        f"{per_gpu_hour}){sweep}: SLO TTFT <= "
         f"{s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms, {popts.slo_kind} "
         f"{s.slo_attainment:.0%} per model",
     )

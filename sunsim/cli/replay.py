@@ -79,7 +79,7 @@ def _replay(
     inputs: ScenarioInputs, out: Path | None, force: bool, records_format: str, progress: bool
 ) -> dict[str, Any]:
     """The replay command (every human line on the console); returns the machine summary."""
-    from sunsim.cli.result_tables import as_costs, print_compact, replay_frame
+    from sunsim.cli.result_tables import as_costs, gpu_title, print_compact, replay_frame
     from sunsim.errors import ConfigError
     from sunsim.metrics import sun_vs_partitioned
     from sunsim.replay import load_workload
@@ -97,10 +97,11 @@ def _replay(
     method = {x.method.split(" (")[0] for x in r.summaries.values()}
     costs = as_costs(r.summaries, s)
     price = next(iter(costs.values()))
+    where, per_gpu_hour = gpu_title(s, costs)
     print_compact(
         replay_frame(r.summaries, costs),
-        f"sunsim replay on {s.gpu} ({', '.join(sorted(method))} step times; "
-        f"${price.gpu_hour_usd[s.gpu]:g}/GPU-hour, {price.price_source}); "
+        f"sunsim replay on {where} ({', '.join(sorted(method))} step times; "
+        f"{per_gpu_hour}, {price.price_source}); "
         f"SLO TTFT <= {s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms",
     )
     for line in sun_vs_partitioned(r.summaries):

@@ -11,7 +11,8 @@ import pandas as pd
 
 from sunsim.cli.format import console
 from sunsim.metrics import RunSummary
-from sunsim.metrics.cost import DesignCost, saving_text
+from sunsim.metrics.compare import gpus_text
+from sunsim.metrics.cost import DesignCost, gpus_by_type_text, saving_text
 
 
 def ms(*seconds: float) -> str:
@@ -25,9 +26,13 @@ def money(x: float) -> str:
 
 
 def cost_rows(costs: Mapping[str, DesignCost]) -> dict[str, dict[str, str]]:
-    """Mode -> the cost cells: ``$/hour``, ``$/M output tok``, ``saving vs partitioned``."""
+    """Mode -> the cost cells: ``$/hour``, ``$/M output tok``, ``saving vs partitioned``; and
+    ``GPUs by type`` (``2 H100 + 3 H200``) when some design runs on more than one GPU type
+    (heterogeneous pools)."""
+    hetero = any(len(c.gpus_by_type) > 1 for c in costs.values())
     return {
         m: {
+            **({"GPUs by type": gpus_by_type_text(c.gpus_by_type)} if hetero else {}),
             "$/hour": money(c.usd_per_hour),
             "$/M output tok": money(c.usd_per_million_output_tokens),
             "saving vs partitioned": saving_text(c, m),
@@ -45,7 +50,7 @@ def replay_frame(
     for mode, s in summaries.items():
         lat, g = s.latency_s, s.gpus
         cols[mode] = {
-            "GPUs prefill+decode": f"{g.prefill}+{g.decode}={g.total}",
+            "GPUs prefill+decode": gpus_text(g),
             "decode workers/pool": ",".join(map(str, g.decode_per_pool)),
             **money_rows.get(mode, {}),
             "finished/rejected": f"{s.requests.finished}/{s.requests.rejected}",
@@ -133,3 +138,17 @@ def as_costs(summaries: Mapping[str, Any], scenario: Any) -> dict[str, DesignCos
     from sunsim.metrics.cost import design_costs
 
     return design_costs(summaries, scenario.gpu, scenario.gpu_prices)
+
+
+def gpu_title(scenario: Any, costs: Mapping[str, DesignCost]) -> tuple[str, str]:
+    """(where, prices) for a table title: ``h100`` and ``$2.5/GPU-hour``, or with pools on
+    their own GPUs ``prefill h100, decode h200`` and ``$2.5 H100, $3.2 H200 per GPU-hour``."""
+    prices: dict[str, float] = {}
+    for c in costs.values():
+        prices.update(c.gpu_hour_usd)
+    where = scenario.gpu
+    if scenario.prefill_gpu is not None or scenario.decode_gpu is not None:
+        where = f"prefill {scenario.pool_gpu('prefill')}, decode {scenario.pool_gpu('decode')}"
+    if len(prices) == 1:
+        return where, f"${next(iter(prices.values())):g}/GPU-hour"
+    return where, ", ".join(f"${v:g} {g.upper()}" for g, v in prices.items()) + " per GPU-hour"

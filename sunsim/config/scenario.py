@@ -34,10 +34,11 @@ from sunsim.config.fields import (
     setting,
 )
 from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, PoolScope, get_design
+from sunsim.engine.lora_spec import LoraSpec, lora_spec
 from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec, split_workers
 from sunsim.errors import ConfigError
-from sunsim.specs import GPU_ALIASES, GPUS, GiB, LinkSpec, SloSpec, get_model
+from sunsim.specs import GPU_ALIASES, GPUS, GiB, LinkSpec, SloSpec, get_gpu, get_model
 from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE, check_heads_divisible
 from sunsim.traces.formats import FORMATS
 
@@ -153,7 +154,7 @@ class Scenario:
     modes: tuple[DesignName, ...] = setting(
         DEFAULT_MODES, section="cluster", option="--mode", what="mode", min_length=1,
         help="Serving designs to run: one, a comma list, or all (every design, colocated "
-        "too).",
+        "and lora too).",
     )  # fmt: skip
     base_model: Str = setting(
         "llama-3.1-8b", section="models", key="base", option="--model", what="model",
@@ -176,6 +177,15 @@ class Scenario:
         help="Map the trace's own models, e.g. ChatGPT=math,GPT-4=code.",
     )  # fmt: skip
     gpu: GpuName = setting("h100", section="cluster", what="GPU", help="GPU of every worker.")
+    prefill_gpu: GpuName | None = setting(
+        None, section="cluster", what="prefill GPU",
+        help="GPU of the prefill pools (heterogeneous pools); default: gpu.",
+    )  # fmt: skip
+    decode_gpu: GpuName | None = setting(
+        None, section="cluster", what="decode GPU",
+        help="GPU of the decode pools and co-located workers (heterogeneous pools); "
+        "default: gpu.",
+    )  # fmt: skip
     prefill_workers: tuple[WorkerCount, ...] = setting(
         (1,), section="cluster", unit="workers", reason=_WORKERS_WHY,
         help="Prefill workers: one count for every model, or one per model.",
@@ -189,6 +199,20 @@ class Scenario:
         (2,), section="cluster", unit="workers", reason=_WORKERS_WHY,
         help="Co-located workers (colocated mode: each runs prefill and decode of its model): "
         "one count for every model, or one per model.",
+    )  # fmt: skip
+    max_loras: Int = setting(
+        4, section="cluster", ge=1, le=4096, unit="adapters", reason=_WORKERS_WHY,
+        help="lora mode: distinct LoRA adapters in one worker's batch, and its GPU slots "
+        "(vLLM's max_loras).",
+    )  # fmt: skip
+    max_lora_rank: Int = setting(
+        16, section="cluster", ge=1, le=1024, unit="rank", reason="above any served LoRA rank",
+        help="lora mode: the rank every adapter slot is sized for (vLLM's max_lora_rank).",
+    )  # fmt: skip
+    lora_overhead_per_adapter: Float = setting(
+        0.0, section="cluster", ge=0, le=10, unit="fraction", reason="ten step times each",
+        help="lora mode: measured fraction of the base step time added per distinct adapter "
+        "in the batch, on top of the derived adapter cost (sunsim/engine/lora_spec.py).",
     )  # fmt: skip
     qsun_precision: QsunPrecision = setting(
         "w4a16", section="cluster", what="qsun precision", help="Weights of qsun's decode pool."
@@ -298,7 +322,7 @@ class Scenario:
             raise ValueError(str(e)) from None
         return v if Path(v).expanduser().exists() else spec.name
 
-    @field_validator("gpu", mode="before")
+    @field_validator("gpu", "prefill_gpu", "decode_gpu", mode="before")
     @classmethod
     def _lower_key(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -505,6 +529,26 @@ class Scenario:
             prefill_tensor_parallel_size=self.pool_tensor_parallel_size("prefill"),
             decode_tensor_parallel_size=self.pool_tensor_parallel_size("decode"),
             colocated_workers=cw,
+            prefill_gpu=self.prefill_gpu,
+            decode_gpu=self.decode_gpu,
+            lora=self.lora_spec() if design.lora else None,
+        )
+
+    def pool_gpu(self, role: str) -> str:
+        """GPU of the ``role`` (``prefill``/``decode``) pools: its own key, else ``gpu``."""
+        own = getattr(self, f"{role}_gpu")
+        return str(self.gpu if own is None else own)
+
+    def lora_spec(self) -> LoraSpec:
+        """The ``lora`` design's adapters: ``max_loras`` slots of ``max_lora_rank`` for the
+        base model on the decode pools' GPU (:func:`sunsim.engine.lora_spec.lora_spec`)."""
+        return lora_spec(
+            get_model(self.base_model),
+            get_gpu(self.pool_gpu("decode")),
+            self.max_loras,
+            self.max_lora_rank,
+            self.pool_tensor_parallel_size("decode"),
+            self.lora_overhead_per_adapter,
         )
 
     def _colocated_counts(self, mode: str) -> tuple[int, ...]:

@@ -14,6 +14,8 @@ It never imports the CLI, metrics, report or torch. Its rooms, one job each:
 * :mod:`~sunsim.engine.prefill`, :mod:`~sunsim.engine.decode`: the workers, which only
   advance time (decode in planned runs of iterations); :mod:`~sunsim.engine.colocated`:
   the co-located worker of aggregated designs (prefill and decode in one batch, chunked);
+  :mod:`~sunsim.engine.lora`: the multi-LoRA co-located worker of ``lora`` (its adapter
+  arithmetic in :mod:`~sunsim.engine.lora_spec`);
   :mod:`~sunsim.engine.decode_stats`: a decode worker's statistics and run log;
 * :mod:`~sunsim.engine.kv_link`: FIFO KV-cache links; :mod:`~sunsim.engine.router`: routers;
 * :mod:`~sunsim.engine.cluster`: the wiring, the run's counters and :func:`simulate`;

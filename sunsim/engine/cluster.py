@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sunsim.engine.colocated import build_colocated_pools
+from sunsim.engine.colocated_pools import build_colocated_pools
 from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
@@ -61,6 +61,8 @@ def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> in
     """KV blocks per decode worker: (TP x GPU memory x utilisation - decode weight bytes
     - TP x reserve) / (KV bytes per token x block tokens), rounded down.
 
+    The GPU is the decode pool's (``cluster.decode_gpu_name``); a ``lora`` cluster's adapter
+    slots (``cluster.lora.reserved_bytes``) come off the free bytes too.
     TP is ``cluster.decode_tensor_parallel_size``: a worker is TP GPUs; the weights are split
     over them (so the worker holds the whole model's weight bytes once), every GPU keeps its
     own reserve, and the KV heads are split too (each GPU holds 1/TP of every token's KV
@@ -69,13 +71,15 @@ def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> in
 
     Raises :class:`ConfigError` when the decode weights leave no room for a KV cache.
     """
-    gpu = get_gpu(cluster.gpu)
+    gpu = get_gpu(cluster.decode_gpu_name)
     tp = int(cluster.decode_tensor_parallel_size or 1)
     free = (
         tp * gpu.memory_bytes * cluster.gpu_memory_utilization
         - decode_latency.weight_bytes
         - tp * cluster.reserve_bytes
     )
+    if cluster.lora is not None:  # the LoRA slots (sunsim.engine.lora_spec)
+        free -= cluster.lora.reserved_bytes
     per_block = decode_latency.kv_bytes_per_token * cluster.block_size
     blocks = int(free // per_block) if per_block > 0 else 0
     if blocks < 1:
@@ -138,7 +142,7 @@ class ClusterSim:
 
     def _build_pools(self, rng: np.random.Generator) -> None:
         """Prefill workers per model (each with its own link) and the decode pools; or, for
-        a co-located design, its co-located workers (:mod:`sunsim.engine.colocated`)."""
+        a co-located design, its co-located workers (:mod:`sunsim.engine.colocated_pools`)."""
         cluster = self.cluster
         if cluster.design.colocated:
             build_colocated_pools(self, rng)

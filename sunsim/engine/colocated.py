@@ -40,24 +40,23 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sunsim.engine.decode import MAX_MACRO_ITERATIONS
 from sunsim.engine.decode_stats import DecodeStats
 from sunsim.engine.kv_cache import PagedKvCache
 from sunsim.engine.request import Request, RequestStatus
-from sunsim.engine.router import make_router
 from sunsim.engine.scheduler import DecodePolicy
 from sunsim.latency.base import LatencyModel
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import simpy
 
     from sunsim.engine.cluster import ClusterSim
 
-__all__ = ["ColocatedWorker", "build_colocated_pools"]
+__all__ = ["ColocatedWorker"]
 
 _INF = float("inf")
 _QUEUED = RequestStatus.QUEUED
@@ -253,8 +252,13 @@ class ColocatedWorker:
         cap = self.kv.capacity_blocks
         running = self.kv.num_seqs + (self.partial is not None)
         now = self.env.now
+        allow = self._admission_filter(chunks)
+        skipped: list[Request] = []
         while waiting and budget > 0 and running < self.max_num_seqs:
             r = waiting[0]
+            if allow is not None and not allow(r):  # skipped this step, keeps its place
+                skipped.append(waiting.popleft())
+                continue
             c = min(tokens_to_compute(r), budget)
             blocks = -(-c // bs)
             if used + blocks > cap:
@@ -268,6 +272,15 @@ class ColocatedWorker:
                 r.prefill_started_at = now
                 r.prefill_worker = self.wid
             chunks.append((r, c, 0))
+        if skipped:
+            waiting.extendleft(reversed(skipped))
+
+    def _admission_filter(self, chunks: list[Chunk]) -> Callable[[Request], bool] | None:
+        """A predicate a waiting request must pass to be admitted in this step (``chunks``:
+        the step's chunks so far), or None (every request may be). A request it refuses is
+        skipped and keeps its place in the queue, as vLLM V1 skips a request whose LoRA
+        adapter does not fit the batch (:mod:`sunsim.engine.lora`)."""
+        return None
 
     def _start_mixed(self, n: int, chunks: list[Chunk]) -> None:
         """One step of ``n`` decodes and these prefill chunks."""
@@ -369,31 +382,3 @@ class ColocatedWorker:
         self.kv.add(a)
         self.running[aid] = r
         heappush(self.finish_heap, (base + r.output_tokens - g, aid, r))
-
-
-def build_colocated_pools(sim: ClusterSim, rng: np.random.Generator) -> None:
-    """Build ``sim``'s co-located workers (``cluster.colocated_workers`` per pool), with
-    the decode latency model's step times; set the cluster's routers so that arrivals reach
-    them through its prefill routers (one per model: its pool, or the shared pool), and its
-    decode workers list to them (statistics). No prefill workers, no links."""
-    cl = sim.cluster
-    router = "least_loaded" if cl.decode_router == "central" else cl.decode_router
-    workers: list[ColocatedWorker] = []
-    routers = []
-    for p, count in enumerate(cl.colocated_workers):
-        ws = []
-        for _ in range(count):
-            w = ColocatedWorker(
-                sim, len(workers), p, sim.decode_latency, sim.policy, cl.max_num_batched_tokens
-            )
-            workers.append(w)
-            ws.append(w)
-        routers.append(make_router(router, ws, rng))
-    n = len(cl.served_models)
-    per_model = routers if len(routers) == n and not cl.design.shares_decode else routers[:1] * n
-    # the cluster reads workers through the attributes both kinds have (duck typing)
-    sim.prefill_workers = []
-    sim.prefill_routers = cast(Any, per_model)
-    sim.decode_workers = cast(Any, workers)
-    sim.pool_routers = cast(Any, routers)
-    sim.decode_router_of_model = cast(Any, per_model)

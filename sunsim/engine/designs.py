@@ -12,7 +12,12 @@ frozen decode module shared by every task model, in BF16 (``sun``) or weight-onl
 (``qsun``, AWQ-style W4A16 by default). ``colocated`` is aggregated serving, what nearly every
 public benchmark measures: each task model's workers run prefill and decode in one continuous
 batch with chunked prefill under a token budget (vLLM V1's default scheduler; Sarathi-Serve,
-Agrawal et al., OSDI'24), so there is no prefill pool and no KV transfer.
+Agrawal et al., OSDI'24), so there is no prefill pool and no KV transfer. ``lora`` is
+multi-LoRA serving (S-LoRA, Sheng et al., MLSys'24; Punica, Chen et al., MLSys'24; vLLM's
+``--enable-lora``): one base model and a LoRA adapter per task model, every co-located worker
+batching every model's requests (one shared pool), at a per-step adapter cost and with at
+most ``max_loras`` adapters in a batch (:mod:`sunsim.engine.lora`). It is the shared-base
+co-located design: a co-located pool of the base alone would serve one model, not several.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class Design:
             (scope, precision of the one module they hold) and ``prefill`` is not built; the
             cluster counts them in ``colocated_workers``. A shared-base co-located design is
             one more entry with ``decode=PoolDesign(PoolScope.SHARED)``.
+        lora: the task models are LoRA adapters of the base; workers pay the adapter cost
+            and hold at most ``max_loras`` adapters per batch (:mod:`sunsim.engine.lora`).
     """
 
     name: str
@@ -77,6 +84,7 @@ class Design:
     decode: PoolDesign
     low_bit_decode: bool = False
     colocated: bool = False
+    lora: bool = False
 
     @property
     def shares_decode(self) -> bool:
@@ -124,6 +132,15 @@ DESIGNS: dict[str, Design] = {
         prefill=PoolDesign(PoolScope.PER_MODEL),
         decode=PoolDesign(PoolScope.PER_MODEL),
         colocated=True,
+    ),
+    "lora": Design(
+        "lora",
+        "multi-LoRA: one base model, a LoRA adapter per task model; every co-located worker "
+        "batches every model's requests (S-LoRA, Punica, vLLM --enable-lora)",
+        prefill=PoolDesign(PoolScope.SHARED),
+        decode=PoolDesign(PoolScope.SHARED),
+        colocated=True,
+        lora=True,
     ),
 }
 

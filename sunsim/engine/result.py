@@ -95,7 +95,8 @@ def build_result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult
         itl_hist=itl,
         kv_capacity_tokens=sim.capacity_blocks * cl.block_size,
         prefill_latency=sim.prefill_latency.description,
-        decode_latency=sim.decode_latency.description,
+        decode_latency=sim.decode_latency.description
+        + (" + LoRA adapter cost (derived, sunsim/engine/lora_spec.py)" if cl.lora else ""),
         method=method,
         timeline_bin_s=bin_s,
         sim_end_s=end,

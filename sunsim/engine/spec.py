@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sunsim.engine.designs import Design, get_design
+from sunsim.engine.lora_spec import LoraSpec
 from sunsim.engine.router import ROUTERS
 from sunsim.errors import ConfigError
-from sunsim.specs import GiB, LinkSpec, get_gpu, get_precision
+from sunsim.specs import GPU_ALIASES, GiB, LinkSpec, get_gpu, get_precision
 from sunsim.specs.parallel import check_tensor_parallel_size
 
 
@@ -50,9 +51,16 @@ class ClusterSpec:
             divide the model's heads is checked where the model is known (the scenario and
             the latency models).
         colocated_workers: co-located workers per pool (co-located designs only).
+        prefill_gpu, decode_gpu: GPU type of the prefill / decode pools (heterogeneous
+            pools: prefill on H100, decode on H200...); None: the design's pool record
+            (``PoolDesign.gpu``), else ``gpu``. Co-located workers run on ``decode_gpu``.
+            Read them resolved as :attr:`prefill_gpu_name` / :attr:`decode_gpu_name`.
+        lora: the adapters of a ``lora`` design (:class:`~sunsim.engine.lora_spec.LoraSpec`:
+            ``max_loras``, ``max_lora_rank``, their costs); required by it, refused by others.
 
-    KV capacity per decode worker = (TP x memory x ``gpu_memory_utilization`` - decode weight
-    bytes - TP x ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks
+    KV capacity per decode worker = (TP x memory of ``decode_gpu_name`` x
+    ``gpu_memory_utilization`` - decode weight bytes - TP x ``reserve_bytes`` - the LoRA slots'
+    bytes) / KV bytes per token, rounded down to whole blocks
     (:func:`sunsim.engine.cluster.kv_capacity_blocks`).
 
     Raises:
@@ -78,6 +86,9 @@ class ClusterSpec:
     prefill_tensor_parallel_size: int | None = None
     decode_tensor_parallel_size: int | None = None
     colocated_workers: tuple[int, ...] = ()
+    prefill_gpu: str | None = None
+    decode_gpu: str | None = None
+    lora: LoraSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -125,11 +136,56 @@ class ClusterSpec:
         get_gpu(self.gpu)
         for role, pool in (("prefill", self.design.prefill), ("decode", self.design.decode)):
             self._set_tensor_parallel(role, pool.tensor_parallel)
-            if pool.gpu is not None and get_gpu(pool.gpu) != get_gpu(self.gpu):
-                raise ConfigError(
-                    f"design {self.design.name}: its {role} pools run on {pool.gpu}, the "
-                    f"cluster on {self.gpu}; pools on different GPU types are not simulated yet"
-                )
+            self._set_pool_gpu(role, pool.gpu)
+        if self.design.lora != (self.lora is not None):
+            raise ConfigError(
+                f"design {self.design.name} "
+                + ("needs its LoRA adapters (max_loras, max_lora_rank)" if self.design.lora
+                   else "has no LoRA adapters; lora is for the lora design")
+            )  # fmt: skip
+
+    def _set_pool_gpu(self, role: str, design_gpu: str | None) -> None:
+        """Fill ``<role>_gpu`` from the design's pool record when None; check it is a known
+        GPU and, when the design pins one, that GPU."""
+        name = f"{role}_gpu"
+        g = getattr(self, name)
+        if g is None:
+            g = design_gpu
+            object.__setattr__(self, name, g)
+        if g is None:
+            return
+        spec = get_gpu(str(g))  # raises for an unknown GPU
+        g = GPU_ALIASES.get(str(g).lower(), str(g).lower())
+        object.__setattr__(self, name, g)
+        if design_gpu is not None and spec != get_gpu(design_gpu):
+            raise ConfigError(
+                f"design {self.design.name} runs its {role} pools on {design_gpu}; "
+                f"set {name} = {design_gpu}, got {g}"
+            )
+
+    @property
+    def prefill_gpu_name(self) -> str:
+        """The prefill pools' GPU: ``prefill_gpu``, else ``gpu``."""
+        return str(self.prefill_gpu or self.gpu)
+
+    @property
+    def decode_gpu_name(self) -> str:
+        """The decode (and co-located) pools' GPU: ``decode_gpu``, else ``gpu``."""
+        return str(self.decode_gpu or self.gpu)
+
+    @property
+    def gpus_by_type(self) -> dict[str, int]:
+        """GPU key (``h100``...) -> GPUs of that type: prefill GPUs on
+        :attr:`prefill_gpu_name`, decode and co-located GPUs on :attr:`decode_gpu_name`; GPU
+        types with no GPU are left out."""
+        out: dict[str, int] = {}
+        for g, n in (
+            (self.prefill_gpu_name, self.num_prefill_gpus),
+            (self.decode_gpu_name, self.num_decode_gpus + self.num_colocated_gpus),
+        ):
+            if n:
+                out[g] = out.get(g, 0) + n
+        return out
 
     def _set_tensor_parallel(self, role: str, design_tp: int) -> None:
         """Fill ``<role>_tensor_parallel_size`` from the design when None; check it."""

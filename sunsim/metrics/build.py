@@ -55,6 +55,7 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
     overall.pop("num_finished", None)
     overall.update(itl_percentiles(result.itl_hist))
     attainment = float(met.mean()) if len(rec) else NAN
+    hetero = cl.prefill_gpu is not None or cl.decode_gpu is not None  # a pool's own GPU
     return RunSummary(
         mode=cl.design.name,
         method=result.method,
@@ -69,6 +70,8 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             decode_tensor_parallel_size=int(cl.decode_tensor_parallel_size or 1),
             colocated=int(cl.num_colocated_gpus),
             colocated_per_pool=tuple(int(x) for x in cl.colocated_workers),
+            prefill_gpu=cl.prefill_gpu_name if hetero else "",
+            decode_gpu=cl.decode_gpu_name if hetero else "",
         ),
         requests=RequestCounts(
             total=int(len(rec)),

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sunsim.metrics.latency import PERCENTILES
-from sunsim.metrics.summary import LatencyPercentiles, RunSummary
+from sunsim.metrics.summary import GpuCounts, LatencyPercentiles, RunSummary
 
 
 def as_summary(s: RunSummary | Mapping[str, Any]) -> RunSummary:
@@ -67,10 +67,20 @@ def _decode_workers(s: RunSummary) -> str:
 
 
 def _gpus(s: RunSummary) -> str:
-    """``prefill+decode`` GPUs, or ``N co-located`` for a co-located design."""
-    if s.gpus.colocated:
-        return f"{s.gpus.colocated} co-located"
-    return f"{s.gpus.prefill}+{s.gpus.decode}"
+    """``prefill+decode`` GPUs, or ``N co-located`` for a co-located design (with the GPU
+    types when a pool has its own: :func:`gpus_text`)."""
+    return gpus_text(s.gpus, total=False)
+
+
+def gpus_text(g: GpuCounts, total: bool = True) -> str:
+    """GPUs by pool, as the tables show them: ``2+3=5`` (prefill+decode=all; without the sum
+    for ``total=False``), ``6 co-located``; with the pools' GPU types when a pool has its own
+    (heterogeneous pools: ``2 H100+3 H200=5``, ``6 co-located H200``)."""
+    pre = f" {g.prefill_gpu.upper()}" if g.prefill_gpu else ""
+    dec = f" {g.decode_gpu.upper()}" if g.decode_gpu else ""
+    if g.colocated:
+        return f"{g.colocated} co-located{dec}"
+    return f"{g.prefill}{pre}+{g.decode}{dec}" + (f"={g.total}" if total else "")
 
 
 def _trio(lat: LatencyPercentiles, key: str, scale: float = 1.0) -> str:

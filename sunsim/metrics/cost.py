@@ -4,7 +4,9 @@ tokens, and the saving against ``partitioned`` -- computed here and nowhere else
 Definitions (docs/metrics.md):
 
 * ``usd_per_hour`` = sum over GPU types of GPUs x price per GPU-hour
-  (:func:`sunsim.specs.pricing.gpu_hour_usd`; every worker is one GPU today);
+  (:func:`sunsim.specs.pricing.gpu_hour_usd`); the GPUs by type are the prefill GPUs on the
+  prefill pools' GPU and the decode and co-located GPUs on the decode pools' GPU
+  (:meth:`sunsim.metrics.summary.GpuCounts.by_type`; heterogeneous pools have two types);
 * ``usd_per_million_output_tokens`` = ``usd_per_hour`` / (output tokens per second x 3600)
   x 1e6, with the run's measured throughput (output tokens of finished requests over the
   measured window, first arrival to last finish, as :func:`sunsim.metrics.summarize`);
@@ -56,6 +58,12 @@ def saving_text(c: DesignCost, mode: str) -> str:
     return f"${c.saving_usd_per_hour:,.2f}/h ({c.saving_pct:.0f}%)"
 
 
+def gpus_by_type_text(gpus_by_type: Mapping[str, int]) -> str:
+    """GPUs by type as people read them: ``2 H100 + 3 H200`` (the one wording of every table
+    and sentence that names GPU types)."""
+    return " + ".join(f"{n} {g.upper()}" for g, n in gpus_by_type.items())
+
+
 def usd_per_hour(gpus_by_type: Mapping[str, int], prices: Mapping[str, float]) -> float:
     """Dollars per hour of ``gpus_by_type`` (GPU -> count) at ``prices`` (GPU -> $/GPU-hour).
     Raises KeyError for a GPU without a price."""
@@ -75,32 +83,33 @@ def design_costs(
     gpu: str,
     overrides: Mapping[str, float] | None = None,
 ) -> dict[str, DesignCost]:
-    """Mode -> :class:`DesignCost` of each run in ``summaries``, every GPU of type ``gpu``
-    (prices: ``overrides`` over :data:`sunsim.specs.pricing.GPU_HOUR_USD`). Savings are
-    against ``partitioned`` when it is among the summaries, else NaN.
+    """Mode -> :class:`DesignCost` of each run in ``summaries``, its GPUs by type
+    (:meth:`~sunsim.metrics.summary.GpuCounts.by_type`: ``gpu``, the scenario's, unless a
+    pool has its own) at ``overrides`` over :data:`sunsim.specs.pricing.GPU_HOUR_USD`.
+    Savings are against ``partitioned`` when it is among the summaries, else NaN.
 
-    Raises :class:`~sunsim.errors.ConfigError` when ``gpu`` has no price.
+    Raises :class:`~sunsim.errors.ConfigError` when a GPU type has no price.
     """
-    price = gpu_hour_usd(gpu, overrides)
-    src = price_source(gpu, overrides)
-    base: dict[str, tuple[int, float, float]] = {}
+    base: dict[str, tuple[dict[str, int], dict[str, float], float, float]] = {}
     for mode, s in summaries.items():
-        n = int(s.gpus.total)
-        per_h = usd_per_hour({gpu: n}, {gpu: price})
-        base[mode] = (n, per_h, usd_per_million_tokens(per_h, s.throughput.output_tokens_per_s))
+        by_type = s.gpus.by_type(gpu)
+        prices = {g: gpu_hour_usd(g, overrides) for g in by_type}
+        per_h = usd_per_hour(by_type, prices)
+        per_m = usd_per_million_tokens(per_h, s.throughput.output_tokens_per_s)
+        base[mode] = (by_type, prices, per_h, per_m)
     ref = base.get(BASELINE)
     out = {}
-    for mode, (n, per_h, per_m) in base.items():
-        saved = ref[1] - per_h if ref else NAN
-        pct = 100.0 * saved / ref[1] if ref and ref[1] > 0 else NAN
+    for mode, (by_type, prices, per_h, per_m) in base.items():
+        saved = ref[2] - per_h if ref else NAN
+        pct = 100.0 * saved / ref[2] if ref and ref[2] > 0 else NAN
         out[mode] = DesignCost(
-            num_gpus=n,
-            gpus_by_type={gpu: n},
-            gpu_hour_usd={gpu: price},
+            num_gpus=int(sum(by_type.values())),
+            gpus_by_type=by_type,
+            gpu_hour_usd=prices,
             usd_per_hour=per_h,
             usd_per_million_output_tokens=per_m,
             saving_usd_per_hour=saved,
             saving_pct=pct,
-            price_source=src,
+            price_source="; ".join(dict.fromkeys(price_source(g, overrides) for g in prices)),
         )
     return out

@@ -51,7 +51,9 @@ class GpuCounts:
     worker; 1 in summaries written before tensor parallelism).;
     ``colocated`` and ``colocated_per_pool``: GPUs and workers per pool running both phases
     (co-located designs, where ``prefill`` and ``decode`` are 0; absent from summaries written
-    before they existed)."""
+    before they existed); ``prefill_gpu`` / ``decode_gpu``: the GPU type of the prefill and
+    the decode (and co-located) pools, both set when the scenario gave a pool its own GPU
+    (heterogeneous pools; else empty: the scenario's ``gpu``, and absent from the dict)."""
 
     prefill: int
     decode: int
@@ -62,6 +64,18 @@ class GpuCounts:
     decode_tensor_parallel_size: int = 1
     colocated: int = dataclasses.field(default=0, metadata=_OMIT_IF_DEFAULT)
     colocated_per_pool: tuple[int, ...] = dataclasses.field(default=(), metadata=_OMIT_IF_DEFAULT)
+    prefill_gpu: str = dataclasses.field(default="", metadata=_OMIT_IF_DEFAULT)
+    decode_gpu: str = dataclasses.field(default="", metadata=_OMIT_IF_DEFAULT)
+
+    def by_type(self, gpu: str) -> dict[str, int]:
+        """GPU type -> GPUs: prefill GPUs on ``prefill_gpu``, decode and co-located GPUs on
+        ``decode_gpu`` (each ``gpu``, the scenario's, when empty); types with none left out."""
+        out: dict[str, int] = {}
+        for g, n in ((self.prefill_gpu or gpu, self.prefill), (self.decode_gpu or gpu,
+                     self.decode + self.colocated)):  # fmt: skip
+            if n:
+                out[g] = out.get(g, 0) + n
+        return out or {gpu: 0}
 
 
 @dataclass(frozen=True)

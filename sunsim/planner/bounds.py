@@ -67,7 +67,8 @@ def _check_ttft(req: pd.DataFrame, s: Scenario, need: float, prefill_latency: An
         i = int(np.argmax(~ok))
         raise ConfigError(
             f"TTFT SLO {slo.ttft_s} s is below the prefill time alone of {(~ok).mean():.1%} "
-            f"of the requests (a {int(p[i])}-token prompt takes {t_pre[i]:.3f} s on {s.gpu} "
+            f"of the requests (a {int(p[i])}-token prompt takes {t_pre[i]:.3f} s on "
+            f"{s.pool_gpu('prefill')} "
             f"with {prefill_latency.method} step times); no number of prefill workers can reach "
             f"{need:.1%}: raise --slo-ttft or lower --slo-attainment"
         )
@@ -90,6 +91,7 @@ def _check_tpot(req: pd.DataFrame, s: Scenario, mode: str, decode_latency: Any) 
         raise ConfigError(
             f"TPOT SLO {slo.tpot_s * 1e3:.2f} ms is below the single-request decode step time "
             f"({min(st.values()) * 1e3:.2f} ms or more, {mode}, {decode_latency.method} step "
-            f"times on {s.gpu}) for {(~ok).mean():.1%} of the requests; no number of decode "
+            f"times on {s.pool_gpu('decode')}) for {(~ok).mean():.1%} of the requests; no number "
+            "of decode "
             f"workers can reach {need:.1%}: raise --slo-tpot or lower --slo-attainment"
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from sunsim.metrics.cost import DesignCost, design_costs, saving_text
+from sunsim.metrics.cost import DesignCost, design_costs, gpus_by_type_text, saving_text
 from sunsim.metrics.summary import RunSummary
 from sunsim.report.tables import reference_point, slo_bounds
 from sunsim.runs import RunData
@@ -63,8 +63,14 @@ def _ms(x: float) -> str:
 
 def _gpus(s: RunSummary) -> str:
     g = s.gpus
+    if g.colocated:  # one count per co-located pool, no prefill or decode pools
+        per = ",".join(map(str, g.colocated_per_pool))
+        kind = f" {g.decode_gpu.upper()}" if g.decode_gpu else ""
+        return f"co-located{kind} {per} = {g.total}"
     pre = ",".join(map(str, g.prefill_per_model))
     dec = ",".join(map(str, g.decode_per_pool))
+    if g.prefill_gpu:  # heterogeneous pools: each pool's GPU type
+        pre, dec = f"{pre} {g.prefill_gpu.upper()}", f"{dec} {g.decode_gpu.upper()}"
     return f"{pre} + {dec} = {g.total}"
 
 
@@ -125,11 +131,11 @@ def _sentence(run: RunData, summaries: dict[str, RunSummary], costs: dict[str, D
         )
     best = ranked[0]
     c, s = costs[best], summaries[best]
-    sizes = {x.gpus.total for x in summaries.values()}
+    sizes = {tuple(sorted(x.gpus_by_type.items())) for x in costs.values()}  # GPUs by type
     if run.kind == "replay" and len(sizes) == 1:
         return _same_size(summaries, costs, ranked, missed, gpu, at)
     head = (
-        f"Cheapest design meeting the SLO{at}: {best}, with {s.gpus.total} {gpu.upper()} "
+        f"Cheapest design meeting the SLO{at}: {best}, with {gpus_by_type_text(c.gpus_by_type)} "
         f"GPUs at ${c.usd_per_hour:,.2f}/h (${c.usd_per_million_output_tokens:,.2f} per "
         "million output tokens)"
     )
@@ -165,11 +171,12 @@ def _same_size(
 ) -> str:
     """The answer of a replay whose designs all have the same GPUs: who meets the SLO, and
     the cheapest per million output tokens among them."""
-    n = next(iter(summaries.values())).gpus.total
-    per_h = next(iter(costs.values())).usd_per_hour
+    first = next(iter(costs.values()))
+    per_h = first.usd_per_hour
     who = ", ".join(ranked[:-1]) + (" and " if len(ranked) > 1 else "") + ranked[-1]
     verb = "meets" if len(ranked) == 1 else "meet"
-    out = f"With {n} {gpu.upper()} GPUs per design (${per_h:,.2f}/h){at}, {who} {verb} the SLO"
+    gpus = gpus_by_type_text(first.gpus_by_type)
+    out = f"With {gpus} GPUs per design (${per_h:,.2f}/h){at}, {who} {verb} the SLO"
     if missed:
         out += " and " + ", ".join(
             f"{m} does not ({summaries[m].slo.attainment:.1%} within it)" for m in missed
@@ -183,6 +190,16 @@ def _same_size(
     if "partitioned" in costs and best != "partitioned":
         out += f" (partitioned ${costs['partitioned'].usd_per_million_output_tokens:,.2f})"
     return out + ". Same GPUs for every design: `sunsim plan` sizes each one."
+
+
+def _prices(costs: dict[str, DesignCost]) -> str:
+    """Every priced GPU type: ``$3.95 per H100-hour, $5.04 per H200-hour (source)``."""
+    prices: dict[str, float] = {}
+    for c in costs.values():
+        prices.update(c.gpu_hour_usd)
+    src = "; ".join(dict.fromkeys(c.price_source for c in costs.values()))
+    each = ", ".join(f"${v:g} per {g.upper()}-hour" for g, v in prices.items())
+    return f"{each} ({src})"
 
 
 def _provenance(summaries: dict[str, RunSummary]) -> str:
@@ -215,12 +232,7 @@ def build_answer(run: RunData) -> Answer:
         ),
         ("load", f"{rate:.3g} req/s" if rate == rate else "?"),
         ("step times", _provenance(run.summaries) or run.method),
-        (
-            "price",
-            f"${price.gpu_hour_usd[gpu]:g} per {gpu.upper()}-hour ({price.price_source})"
-            if price
-            else "?",
-        ),
+        ("price", _prices(costs) if price else "?"),
     ]
     return Answer(
         sentence=_sentence(run, run.summaries, costs, gpu),
