@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import simpy
 
     from sunsim.engine.cluster import ClusterSim
+    from sunsim.engine.prefix_hooks import WorkerPrefix
 
 __all__ = ["ColocatedWorker", "build_colocated_pools"]
 
@@ -127,6 +128,8 @@ class ColocatedWorker:
         self.run_ctx = 0
         self.run_chunks: list[Chunk] | None = None  # the chunks of a mixed step in progress
         self.plan_cap = 64
+        #: the prefix cache (:mod:`sunsim.engine.prefix_hooks`); None: caching off
+        self.prefix: WorkerPrefix | None = None
 
     @property
     def capacity_tokens(self) -> int:
@@ -180,6 +183,8 @@ class ColocatedWorker:
 
     # -- preemption ----------------------------------------------------------------------------
     def _requeue(self, r: Request) -> None:
+        if self.prefix is not None:
+            self.prefix.release(r)
         r.num_preemptions += 1
         self.stats.num_preemptions += 1
         r.status = _QUEUED
@@ -234,7 +239,9 @@ class ColocatedWorker:
                     budget -= c
                     chunks.append((p, c, done))
         if not preempted:
-            self._admit(chunks, used, budget)
+            used = self._admit(chunks, used, budget)
+        if self.prefix is not None:  # cached blocks fit beside the running requests' blocks
+            self.prefix.cache.trim(cap - used)
         n = kv.num_seqs
         if chunks:
             self._start_mixed(n, chunks)
@@ -245,21 +252,28 @@ class ColocatedWorker:
         else:
             self.busy = False
 
-    def _admit(self, chunks: list[Chunk], used: int, budget: int) -> None:
+    def _admit(self, chunks: list[Chunk], used: int, budget: int) -> int:
         """Admit waiting requests FCFS into ``chunks`` while the budget, ``max_num_seqs`` and
-        the KV blocks (``used`` of them taken) allow; stop at the first that does not fit."""
+        the KV blocks (``used`` of them taken) allow; stop at the first that does not fit.
+        With a prefix cache, a request's chunk starts after its cached tokens (their blocks
+        count among its blocks). Returns the blocks taken then."""
         waiting = self.waiting
         bs = self.block_size
         cap = self.kv.capacity_blocks
         running = self.kv.num_seqs + (self.partial is not None)
         now = self.env.now
+        pc = self.prefix
         while waiting and budget > 0 and running < self.max_num_seqs:
             r = waiting[0]
-            c = min(tokens_to_compute(r), budget)
-            blocks = -(-c // bs)
+            n = tokens_to_compute(r)
+            hit = pc.lookup(r, n) if pc is not None else 0
+            c = min(n - hit, budget)
+            blocks = -(-(hit + c) // bs)
             if used + blocks > cap:
                 break
             waiting.popleft()
+            if pc is not None:
+                pc.admit(r, hit)
             used += blocks
             budget -= c
             running += 1
@@ -267,7 +281,8 @@ class ColocatedWorker:
             if r.prefill_started_at < 0:
                 r.prefill_started_at = now
                 r.prefill_worker = self.wid
-            chunks.append((r, c, 0))
+            chunks.append((r, c, hit))
+        return used
 
     def _start_mixed(self, n: int, chunks: list[Chunk]) -> None:
         """One step of ``n`` decodes and these prefill chunks."""
@@ -339,12 +354,16 @@ class ColocatedWorker:
                     self._prefilled(r, end)
 
     def _finish(self, r: Request, end: float) -> None:
+        if self.prefix is not None:
+            self.prefix.release(r)
         self.load -= 1
         self.load_tokens -= r.prompt_tokens
         self.sim.finish(r, end)
 
     def _prefilled(self, r: Request, end: float) -> None:
         """``r``'s last chunk ran: it emits a token now, then decodes from the next step."""
+        if self.prefix is not None:  # its prompt's blocks are computed: cache them
+            self.prefix.computed(r, self.kv.capacity_blocks)
         g = r.num_generated_tokens
         if g == 0:
             r.first_token_at = end

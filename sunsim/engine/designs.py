@@ -13,6 +13,12 @@ frozen decode module shared by every task model, in BF16 (``sun``) or weight-onl
 public benchmark measures: each task model's workers run prefill and decode in one continuous
 batch with chunked prefill under a token budget (vLLM V1's default scheduler; Sarathi-Serve,
 Agrawal et al., OSDI'24), so there is no prefill pool and no KV transfer.
+``prefillshare`` is PrefillShare (arXiv 2602.12029): one frozen prefill module for every task
+model, so one prefill pool (its workers are counted per model as before and pooled), KV keyed
+by content, per-model decode pools. ``icarus`` is ICaRus (Identical Cache Reuse, arXiv
+2603.13281): a frozen logical encoder writes one KV cache that every model's LoRA logical
+decoder reads, here as co-located workers that serve every model (one shared pool) with
+content-keyed prefix caches.
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class Design:
             (scope, precision of the one module they hold) and ``prefill`` is not built; the
             cluster counts them in ``colocated_workers``. A shared-base co-located design is
             one more entry with ``decode=PoolDesign(PoolScope.SHARED)``.
+        kv_shared_across_models: every model reads the same KV for the same tokens, so
+            prefix-cache keys are content only (``prefillshare``, ``icarus``); otherwise
+            they include the model (:mod:`sunsim.engine.prefix_cache`).
     """
 
     name: str
@@ -77,6 +86,7 @@ class Design:
     decode: PoolDesign
     low_bit_decode: bool = False
     colocated: bool = False
+    kv_shared_across_models: bool = False
 
     @property
     def shares_decode(self) -> bool:
@@ -125,11 +135,31 @@ DESIGNS: dict[str, Design] = {
         decode=PoolDesign(PoolScope.PER_MODEL),
         colocated=True,
     ),
+    "prefillshare": Design(
+        "prefillshare",
+        "PrefillShare: one frozen prefill module shared by all models (one prefill pool, "
+        "prompt KV computed once and cached by content), per-model decode pools",
+        prefill=PoolDesign(PoolScope.SHARED),
+        decode=PoolDesign(PoolScope.PER_MODEL),
+        kv_shared_across_models=True,
+    ),
+    "icarus": Design(
+        "icarus",
+        "ICaRus: one KV cache for all models (frozen logical encoder, LoRA logical decoders) "
+        "on co-located workers that each serve every model",
+        prefill=PoolDesign(PoolScope.SHARED),
+        decode=PoolDesign(PoolScope.SHARED),
+        colocated=True,
+        kv_shared_across_models=True,
+    ),
 }
 
 #: The designs a scenario runs by default (``--mode all`` runs every design): the
 #: disaggregated ones, which the SUN comparison is about.
-DEFAULT_DESIGNS: tuple[str, ...] = tuple(n for n, d in DESIGNS.items() if not d.colocated)
+#: PrefillShare and ICaRus pay off on workloads with shared prefixes: they are opted into.
+DEFAULT_DESIGNS: tuple[str, ...] = tuple(
+    n for n, d in DESIGNS.items() if not d.colocated and not d.kv_shared_across_models
+)
 
 #: Low-bit precisions a ``low_bit_decode`` design may run.
 LOW_BIT_PRECISIONS = ("w4a16", "w8a16")

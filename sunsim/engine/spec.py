@@ -50,6 +50,9 @@ class ClusterSpec:
             divide the model's heads is checked where the model is known (the scenario and
             the latency models).
         colocated_workers: co-located workers per pool (co-located designs only).
+        enable_prefix_caching: keep computed prompt blocks by content hash on prefill and
+            co-located workers (vLLM's name; :mod:`sunsim.engine.prefix_hooks`); needs the
+            requests' ``hash_ids``.
 
     KV capacity per decode worker = (TP x memory x ``gpu_memory_utilization`` - decode weight
     bytes - TP x ``reserve_bytes``) / KV bytes per token, rounded down to whole blocks
@@ -78,6 +81,7 @@ class ClusterSpec:
     prefill_tensor_parallel_size: int | None = None
     decode_tensor_parallel_size: int | None = None
     colocated_workers: tuple[int, ...] = ()
+    enable_prefix_caching: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
