@@ -249,7 +249,7 @@ class ClusterSim:
 
     def on_preempted(self, r: Request) -> None:
         """A decode worker dropped ``r``'s KV: recompute on its model's prefill workers."""
-        w = self.prefill_routers[r.model_idx].choose()
+        w = self.prefill_routers[r.model_idx].choose_for(r)
         assert w is not None
         w.submit(r, front=True)
 
@@ -305,9 +305,10 @@ class ClusterSim:
                     self.on_request_end(now)
             else:
                 m = model_idx[i]
-                w = routers[m].choose()
+                r = Request(i, m, p, o, t)
+                w = routers[m].choose_for(r)
                 assert w is not None
-                w.submit(Request(i, m, p, o, t), defer=False)
+                w.submit(r, defer=False)
                 if not w.busy:
                     touched.append(w)
             i += 1
