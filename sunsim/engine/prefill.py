@@ -114,10 +114,7 @@ class PrefillWorker:
         if pc is None:
             dt = self.sim.prefill_latency.prefill_time(lens)
         else:
-            dt = pc.batch_time(lens, hits)
-            c = pc.cache  # room for the batch's new blocks: evict unreferenced ones
-            bs = c.block_size
-            c.trim(c.capacity_blocks - c.pinned_blocks - sum(-(-t // bs) for t in lens))
+            dt = pc.start_batch(lens, hits)
         self.busy = True
         self.batch = batch
         self.batch_lens = lens

@@ -51,7 +51,9 @@ def chain_keys(hash_ids: Sequence[int], namespace: int) -> list[int]:
     return out
 
 
-def hash_block_token_counts(prompt_tokens: int, num_hash_blocks: int, hash_block_tokens: int) -> list[int]:
+def hash_block_token_counts(
+    prompt_tokens: int, num_hash_blocks: int, hash_block_tokens: int
+) -> list[int]:
     """Tokens in each of a prompt's hash blocks: ``hash_block_tokens`` each, the last one the
     remainder. Raises ValueError when the counts disagree (the caller names the row)."""
     H = hash_block_tokens

@@ -82,7 +82,7 @@ def prefix_index(
     tokens: list[list[int] | None] = []
     prompts = requests["prompt_tokens"].tolist()
     for i, (h, p, m) in enumerate(zip(requests["hash_ids"].tolist(), prompts, model_idx)):
-        if h is None or (not isinstance(h, (list, tuple)) and pd.isna(h)) or len(h) == 0:
+        if h is None or isinstance(h, float) or len(h) == 0:  # None, NaN or empty: no hashes
             keys.append(None)
             tokens.append(None)
             continue
@@ -157,9 +157,14 @@ class WorkerPrefix:
         if keys:
             self.cache.release(keys)
 
-    def batch_time(self, lens: Sequence[int], hits: Sequence[int]) -> float:
-        """Seconds of a prefill batch computing ``lens[i] - hits[i]`` tokens after
-        ``hits[i]`` cached ones (module docstring)."""
+    def start_batch(self, lens: Sequence[int], hits: Sequence[int]) -> float:
+        """A prefill batch computes ``lens[i] - hits[i]`` tokens after ``hits[i]`` cached
+        ones: evict unreferenced blocks to make room for its new blocks, and return its
+        seconds (module docstring)."""
+        c = self.cache
+        bs = c.block_size
+        new = sum(-(-(n - h) // bs) for n, h in zip(lens, hits))
+        c.trim(c.capacity_blocks - c.pinned_blocks - new)
         if not any(hits):
             return self.latency.prefill_time(lens)
         chunks = [(n - h, h) for n, h in zip(lens, hits)]
@@ -221,7 +226,9 @@ def prefix_stats(sim: ClusterSim) -> dict[str, Any]:
     }
 
 
-def enable_prefix_caching(sim: ClusterSim, requests: pd.DataFrame, model_idx: Sequence[int]) -> bool:
+def enable_prefix_caching(
+    sim: ClusterSim, requests: pd.DataFrame, model_idx: Sequence[int]
+) -> bool:
     """Attach prefix caches to ``sim`` when its cluster enables prefix caching and the
     requests carry ``hash_ids``; returns whether caching is on for this run."""
     if not sim.cluster.enable_prefix_caching:
