@@ -27,9 +27,8 @@ Sarathi-Serve, Agrawal et al., OSDI'24), with a token budget of ``max_num_batche
    end (its first token: ``first_token_at``; after a recompute, the next one) and decodes
    from the next step; a decoding request emits one token per step.
 
-Not modelled (as elsewhere in sunsim): prefix caching (V1 enables it by default, so a real
-preempted request may find part of its dropped KV still cached and recompute less; here it
-recomputes all of it), speculative decoding, and the per-step CPU overhead.
+Not modelled: speculative decoding and the per-step CPU overhead. Prefix caching (on by default
+in V1) only with ``enable_prefix_caching`` (:mod:`sunsim.engine.prefix_colocated`).
 
 Records: ``kv_ready_at`` = ``decode_started_at`` = ``first_token_at`` (``docs/metrics.md``).
 Decode-only steps with nothing to admit run as planned runs of iterations, as
@@ -56,7 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import simpy
 
     from sunsim.engine.cluster import ClusterSim
-    from sunsim.engine.prefix_hooks import WorkerPrefix
 
 __all__ = ["ColocatedWorker", "build_colocated_pools"]
 
@@ -128,8 +126,7 @@ class ColocatedWorker:
         self.run_ctx = 0
         self.run_chunks: list[Chunk] | None = None  # the chunks of a mixed step in progress
         self.plan_cap = 64
-        #: the prefix cache (:mod:`sunsim.engine.prefix_hooks`); None: caching off
-        self.prefix: WorkerPrefix | None = None
+        self.prefix: Any = None  # a WorkerPrefix (sunsim.engine.prefix_hooks) or None
 
     @property
     def capacity_tokens(self) -> int:
@@ -183,8 +180,6 @@ class ColocatedWorker:
 
     # -- preemption ----------------------------------------------------------------------------
     def _requeue(self, r: Request) -> None:
-        if self.prefix is not None:
-            self.prefix.release(r)
         r.num_preemptions += 1
         self.stats.num_preemptions += 1
         r.status = _QUEUED
@@ -239,9 +234,7 @@ class ColocatedWorker:
                     budget -= c
                     chunks.append((p, c, done))
         if not preempted:
-            used = self._admit(chunks, used, budget)
-        if self.prefix is not None:  # cached blocks fit beside the running requests' blocks
-            self.prefix.cache.trim(cap - used)
+            self._admit(chunks, used, budget)
         n = kv.num_seqs
         if chunks:
             self._start_mixed(n, chunks)
@@ -252,28 +245,22 @@ class ColocatedWorker:
         else:
             self.busy = False
 
-    def _admit(self, chunks: list[Chunk], used: int, budget: int) -> int:
+    def _admit(self, chunks: list[Chunk], used: int, budget: int) -> None:
         """Admit waiting requests FCFS into ``chunks`` while the budget, ``max_num_seqs`` and
-        the KV blocks (``used`` of them taken) allow; stop at the first that does not fit.
-        With a prefix cache, a request's chunk starts after its cached tokens (their blocks
-        count among its blocks). Returns the blocks taken then."""
+        the KV blocks (``used`` of them taken) allow; stop at the first that does not fit."""
         waiting = self.waiting
         bs = self.block_size
         cap = self.kv.capacity_blocks
         running = self.kv.num_seqs + (self.partial is not None)
         now = self.env.now
-        pc = self.prefix
         while waiting and budget > 0 and running < self.max_num_seqs:
             r = waiting[0]
-            n = tokens_to_compute(r)
-            hit = pc.lookup(r, n) if pc is not None else 0
-            c = min(n - hit, budget)
-            blocks = -(-(hit + c) // bs)
+            hit = self.prefix.lookup(r, tokens_to_compute(r)) if self.prefix else 0
+            c = min(tokens_to_compute(r) - hit, budget)
+            blocks = -(-(hit + c) // bs)  # a prefix-cache hit's blocks are its own too
             if used + blocks > cap:
                 break
             waiting.popleft()
-            if pc is not None:
-                pc.admit(r, hit)
             used += blocks
             budget -= c
             running += 1
@@ -282,7 +269,6 @@ class ColocatedWorker:
                 r.prefill_started_at = now
                 r.prefill_worker = self.wid
             chunks.append((r, c, hit))
-        return used
 
     def _start_mixed(self, n: int, chunks: list[Chunk]) -> None:
         """One step of ``n`` decodes and these prefill chunks."""
@@ -354,16 +340,12 @@ class ColocatedWorker:
                     self._prefilled(r, end)
 
     def _finish(self, r: Request, end: float) -> None:
-        if self.prefix is not None:
-            self.prefix.release(r)
         self.load -= 1
         self.load_tokens -= r.prompt_tokens
         self.sim.finish(r, end)
 
     def _prefilled(self, r: Request, end: float) -> None:
         """``r``'s last chunk ran: it emits a token now, then decodes from the next step."""
-        if self.prefix is not None:  # its prompt's blocks are computed: cache them
-            self.prefix.computed(r, self.kv.capacity_blocks)
         g = r.num_generated_tokens
         if g == 0:
             r.first_token_at = end

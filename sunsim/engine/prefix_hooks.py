@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -40,6 +40,7 @@ from sunsim.engine.prefix_cache import (
     chain_keys,
     hash_block_token_counts,
 )
+from sunsim.engine.prefix_colocated import PrefixColocatedWorker
 from sunsim.errors import TraceError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,8 +187,10 @@ def attach_prefix_caches(sim: ClusterSim, index: PrefixIndex) -> None:
     """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`."""
     bs = sim.cluster.block_size
     if sim.cluster.design.colocated:
-        for w in sim.decode_workers:
-            w.prefix = WorkerPrefix(index, sim.capacity_blocks, bs, sim.decode_latency)
+        for w in sim.decode_workers:  # co-located workers (duck-typed as decode workers)
+            cw = cast(Any, w)
+            cw.__class__ = PrefixColocatedWorker  # the cache hooks (prefix_colocated)
+            cw.prefix = WorkerPrefix(index, sim.capacity_blocks, bs, sim.decode_latency)
         return
     cap = prefill_cache_blocks(sim)
     for pw in sim.prefill_workers:
@@ -200,11 +203,8 @@ def prefix_stats(sim: ClusterSim) -> dict[str, Any]:
     ``evicted_blocks``, ``evictions`` (hash blocks), ``peak_cached_blocks`` (sum of the workers'
     peaks), ``cached_kv_bytes_by_model`` (bytes of cached blocks each model's requests
     inserted, still cached at the end), ``kv_shared_across_models``."""
-    caches: list[PrefixCache] = [
-        w.prefix.cache
-        for w in (*sim.prefill_workers, *sim.decode_workers)
-        if getattr(w, "prefix", None) is not None
-    ]
+    prefixes = [getattr(w, "prefix", None) for w in (*sim.prefill_workers, *sim.decode_workers)]
+    caches: list[PrefixCache] = [p.cache for p in prefixes if p is not None]
     q = sum(c.query_tokens for c in caches)
     h = sum(c.hit_tokens for c in caches)
     per_block = sim.kv_bytes_per_token * sim.cluster.block_size
