@@ -359,3 +359,27 @@ def test_pins_are_released_at_the_end():
             c = wp.cache
             assert c.free_blocks == c.num_blocks <= c.capacity_blocks
             assert sum(c.blocks_by_owner.values()) == c.num_blocks
+
+
+# -- ICaRus's paired decode ----------------------------------------------------------------------
+
+
+def test_icarus_pairs_decode_rows():
+    """ICaRus's decoding step runs an encoder and a decoder row per request: the step of B
+    requests over C context tokens is the base module's step of 2B rows over 2C tokens."""
+    from sunsim.latency.paired import PairedDecodeLatency
+    from sunsim.latency.roofline import RooflineLatency
+    from sunsim.specs import MODELS, get_gpu
+
+    inner = RooflineLatency(get_gpu("h100"), MODELS["llama-3.1-8b"], "bf16")
+    p = PairedDecodeLatency(inner)
+    assert p.decode_step_time(8, 4000) == inner.decode_step_time(16, 8000)
+    assert p.decode_step_time(8, 4000) > inner.decode_step_time(8, 4000)
+    assert p.decode_run(4, 100, 5) == inner.decode_run(8, 200, 5)
+    assert p.prefill_time([300, 20]) == inner.prefill_time([300, 20])
+    assert p.mixed_step_time(3, 90, [(50, 10)]) == inner.mixed_step_time(6, 180, [(50, 10)])
+    assert p.kv_bytes_per_token == inner.kv_bytes_per_token
+    # the icarus design decodes with it; its description says so
+    df = frame((0.0, "a", 100, 20, None), (0.0, "b", 100, 20, None))
+    res = simulate(df, coloc("icarus", ("a", "b")), inner, inner)
+    assert "paired decode" in res.decode_latency

@@ -51,6 +51,7 @@ from sunsim.engine.scheduler import DecodePolicy, reject_reason
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
+from sunsim.latency.paired import PairedDecodeLatency
 from sunsim.specs import get_gpu
 
 __all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "simulate"]
@@ -115,6 +116,8 @@ class ClusterSim:
                 f"({prefill_latency.kv_bytes_per_token} vs "
                 f"{decode_latency.kv_bytes_per_token}): they are for different models"
             )
+        if cluster.design.paired_decode:  # ICaRus: encoder + decoder rows per decode
+            decode_latency = PairedDecodeLatency(decode_latency)
         self.cluster = cluster
         self.env = simpy.Environment()
         self.prefill_latency = prefill_latency

@@ -78,6 +78,8 @@ class Design:
         kv_shared_across_models: every model reads the same KV for the same tokens, so
             prefix-cache keys are content only (``prefillshare``, ``icarus``); otherwise
             they include the model (:mod:`sunsim.engine.prefix_cache`).
+        paired_decode: every decoding request runs an encoder and a decoder row in one pass
+            (ICaRus with LoRA; :class:`~sunsim.latency.paired.PairedDecodeLatency`).
     """
 
     name: str
@@ -87,6 +89,7 @@ class Design:
     low_bit_decode: bool = False
     colocated: bool = False
     kv_shared_across_models: bool = False
+    paired_decode: bool = False
 
     @property
     def shares_decode(self) -> bool:
@@ -151,6 +154,7 @@ DESIGNS: dict[str, Design] = {
         decode=PoolDesign(PoolScope.SHARED),
         colocated=True,
         kv_shared_across_models=True,
+        paired_decode=True,
     ),
 }
 
