@@ -383,3 +383,12 @@ def test_icarus_pairs_decode_rows():
     df = frame((0.0, "a", 100, 20, None), (0.0, "b", 100, 20, None))
     res = simulate(df, coloc("icarus", ("a", "b")), inner, inner)
     assert "paired decode" in res.decode_latency
+
+
+def test_scenario_key_reaches_the_cluster():
+    from sunsim.config import Scenario
+
+    s = Scenario(served_models=("a", "b"), enable_prefix_caching=True)
+    assert s.cluster("prefillshare").enable_prefix_caching
+    assert s.cluster("icarus").colocated_workers == (sum(s.colocated_workers * 2),)
+    assert not Scenario(served_models=("a", "b")).cluster("sun").enable_prefix_caching
