@@ -184,7 +184,8 @@ def prefill_cache_blocks(sim: ClusterSim) -> int:
 
 
 def attach_prefix_caches(sim: ClusterSim, index: PrefixIndex) -> None:
-    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`."""
+    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`;
+    co-located workers become :class:`PrefixColocatedWorker` (their cache hooks)."""
     bs = sim.cluster.block_size
     if sim.cluster.design.colocated:
         for w in sim.decode_workers:  # co-located workers (duck-typed as decode workers)
