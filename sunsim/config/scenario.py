@@ -262,6 +262,12 @@ class Scenario:
         "least_loaded", section="cluster", option="--router", what="decode router",
         help="Router among decode workers.",
     )  # fmt: skip
+    enable_prefix_caching: bool = setting(
+        False, section="cluster",
+        help="Prefix caching (vLLM's name): prefill and co-located workers keep prompt KV "
+        "blocks by content hash (the trace's hash_ids), LRU-evicted; off: every request "
+        "prefills its whole prompt.",
+    )  # fmt: skip
     link_gbps: Float = setting(
         400.0, section="cluster", gt=0, unit="Gb/s",
         help="KV-cache link bandwidth per prefill worker.",
@@ -529,6 +535,7 @@ class Scenario:
             prefill_tensor_parallel_size=self.pool_tensor_parallel_size("prefill"),
             decode_tensor_parallel_size=self.pool_tensor_parallel_size("decode"),
             colocated_workers=cw,
+            enable_prefix_caching=self.enable_prefix_caching,
             prefill_gpu=self.prefill_gpu,
             decode_gpu=self.decode_gpu,
             lora=self.lora_spec() if design.lora else None,

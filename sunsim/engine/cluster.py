@@ -39,8 +39,10 @@ import simpy
 
 from sunsim.engine.colocated_pools import build_colocated_pools
 from sunsim.engine.decode import DecodeWorker
+from sunsim.engine.designs import PoolScope
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
+from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_stats
 from sunsim.engine.records import RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
@@ -49,6 +51,7 @@ from sunsim.engine.scheduler import DecodePolicy, reject_reason
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
+from sunsim.latency.paired import PairedDecodeLatency
 from sunsim.specs import get_gpu
 
 __all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "simulate"]
@@ -117,6 +120,8 @@ class ClusterSim:
                 f"({prefill_latency.kv_bytes_per_token} vs "
                 f"{decode_latency.kv_bytes_per_token}): they are for different models"
             )
+        if cluster.design.paired_decode:  # ICaRus: encoder + decoder rows per decode
+            decode_latency = PairedDecodeLatency(decode_latency)
         self.cluster = cluster
         self.env = simpy.Environment()
         self.prefill_latency = prefill_latency
@@ -156,6 +161,9 @@ class ClusterSim:
                 self.prefill_workers.append(w)
                 ws.append(w)
             self.prefill_routers.append(make_router(cluster.prefill_router, ws, rng, prefill=True))
+        if cluster.design.prefill.scope is PoolScope.SHARED:  # one pool (prefillshare)
+            shared = make_router(cluster.prefill_router, self.prefill_workers, rng, prefill=True)
+            self.prefill_routers = [shared] * len(cluster.prefill_workers)
         self.decode_workers: list[DecodeWorker] = []
         self.pool_routers: list[DecodeRouter] = []
         for p, count in enumerate(cluster.decode_workers):
@@ -248,7 +256,7 @@ class ClusterSim:
 
     def on_preempted(self, r: Request) -> None:
         """A decode worker dropped ``r``'s KV: recompute on its model's prefill workers."""
-        w = self.prefill_routers[r.model_idx].choose()
+        w = self.prefill_routers[r.model_idx].choose_for(r)
         assert w is not None
         w.submit(r, front=True)
 
@@ -304,9 +312,10 @@ class ClusterSim:
                     self.on_request_end(now)
             else:
                 m = model_idx[i]
-                w = routers[m].choose()
+                r = Request(i, m, p, o, t)
+                w = routers[m].choose_for(r)
                 assert w is not None
-                w.submit(Request(i, m, p, o, t), defer=False)
+                w.submit(r, defer=False)
                 if not w.busy:
                     touched.append(w)
             i += 1
@@ -331,7 +340,10 @@ def simulate(
 
     Args:
         requests: columns ``arrival_s`` (seconds, sorted ascending), ``model`` (one of
-            ``cluster.served_models``), ``prompt_tokens`` (>= 1), ``output_tokens`` (>= 1).
+            ``cluster.served_models``), ``prompt_tokens`` (>= 1), ``output_tokens`` (>= 1);
+            optional ``hash_ids`` (a tuple of block content hashes per request, blocks of
+            ``attrs["hash_block_tokens"]`` tokens, default 512) for prefix caching when
+            ``cluster.enable_prefix_caching`` (:mod:`sunsim.engine.prefix_hooks`).
         cluster: the resolved cluster of one design.
         prefill_latency: latency of the prefill module (all models share the base architecture).
         decode_latency: latency of the decode module (qsun: the low-bit one).
@@ -377,9 +389,13 @@ def simulate(
     prompt = requests["prompt_tokens"].to_numpy(dtype=np.int64)
     output = requests["output_tokens"].to_numpy(dtype=np.int64)
     sim.records.set_inputs(arrival, model_idx, prompt, output)
+    caching = enable_prefix_caching(sim, requests, model_idx.tolist())
     sim.report_progress(on_progress)
     sim.start_arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(), output.tolist())
     sim.env.run()
     if sim.num_done != n:  # pragma: no cover - engine invariant
         raise RuntimeError(f"simulation ended with {n - sim.num_done} of {n} requests unfinished")
-    return build_result(sim, served, time.perf_counter() - t0)
+    result = build_result(sim, served, time.perf_counter() - t0)
+    if caching:
+        result.extra["prefix_cache"] = prefix_stats(sim)
+    return result

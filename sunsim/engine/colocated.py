@@ -27,9 +27,8 @@ Sarathi-Serve, Agrawal et al., OSDI'24), with a token budget of ``max_num_batche
    end (its first token: ``first_token_at``; after a recompute, the next one) and decodes
    from the next step; a decoding request emits one token per step.
 
-Not modelled (as elsewhere in sunsim): prefix caching (V1 enables it by default, so a real
-preempted request may find part of its dropped KV still cached and recompute less; here it
-recomputes all of it), speculative decoding, and the per-step CPU overhead.
+Not modelled: speculative decoding and the per-step CPU overhead. Prefix caching (on by default
+in V1) only with ``enable_prefix_caching`` (:mod:`sunsim.engine.prefix_colocated`).
 
 Records: ``kv_ready_at`` = ``decode_started_at`` = ``first_token_at`` (``docs/metrics.md``).
 Decode-only steps with nothing to admit run as planned runs of iterations, as
@@ -126,6 +125,7 @@ class ColocatedWorker:
         self.run_ctx = 0
         self.run_chunks: list[Chunk] | None = None  # the chunks of a mixed step in progress
         self.plan_cap = 64
+        self.prefix: Any = None  # a WorkerPrefix (sunsim.engine.prefix_hooks) or None
 
     @property
     def capacity_tokens(self) -> int:
@@ -259,8 +259,9 @@ class ColocatedWorker:
             if allow is not None and not allow(r):  # skipped this step, keeps its place
                 skipped.append(waiting.popleft())
                 continue
-            c = min(tokens_to_compute(r), budget)
-            blocks = -(-c // bs)
+            hit = self.prefix.lookup(r, tokens_to_compute(r)) if self.prefix else 0
+            c = min(tokens_to_compute(r) - hit, budget)
+            blocks = -(-(hit + c) // bs)  # a prefix-cache hit's blocks are its own too
             if used + blocks > cap:
                 break
             waiting.popleft()
@@ -271,7 +272,7 @@ class ColocatedWorker:
             if r.prefill_started_at < 0:
                 r.prefill_started_at = now
                 r.prefill_worker = self.wid
-            chunks.append((r, c, 0))
+            chunks.append((r, c, hit))
         if skipped:
             waiting.extendleft(reversed(skipped))
 

@@ -18,6 +18,13 @@ multi-LoRA serving (S-LoRA, Sheng et al., MLSys'24; Punica, Chen et al., MLSys'2
 batching every model's requests (one shared pool), at a per-step adapter cost and with at
 most ``max_loras`` adapters in a batch (:mod:`sunsim.engine.lora`). It is the shared-base
 co-located design: a co-located pool of the base alone would serve one model, not several.
+
+``prefillshare`` is PrefillShare (arXiv 2602.12029): one frozen prefill module for every task
+model, so one prefill pool (its workers are counted per model as before and pooled), KV keyed
+by content, per-model decode pools. ``icarus`` is ICaRus (Identical Cache Reuse, arXiv
+2603.13281): a frozen logical encoder writes one KV cache that every model's LoRA logical
+decoder reads, here as co-located workers that serve every model (one shared pool) with
+content-keyed prefix caches.
 """
 
 from __future__ import annotations
@@ -76,6 +83,11 @@ class Design:
             one more entry with ``decode=PoolDesign(PoolScope.SHARED)``.
         lora: the task models are LoRA adapters of the base; workers pay the adapter cost
             and hold at most ``max_loras`` adapters per batch (:mod:`sunsim.engine.lora`).
+        kv_shared_across_models: every model reads the same KV for the same tokens, so
+            prefix-cache keys are content only (``prefillshare``, ``icarus``); otherwise
+            they include the model (:mod:`sunsim.engine.prefix_cache`).
+        paired_decode: every decoding request runs an encoder and a decoder row in one pass
+            (ICaRus with LoRA; :class:`~sunsim.latency.paired.PairedDecodeLatency`).
     """
 
     name: str
@@ -85,6 +97,8 @@ class Design:
     low_bit_decode: bool = False
     colocated: bool = False
     lora: bool = False
+    kv_shared_across_models: bool = False
+    paired_decode: bool = False
 
     @property
     def shares_decode(self) -> bool:
@@ -142,11 +156,32 @@ DESIGNS: dict[str, Design] = {
         colocated=True,
         lora=True,
     ),
+    "prefillshare": Design(
+        "prefillshare",
+        "PrefillShare: one frozen prefill module shared by all models (one prefill pool, "
+        "prompt KV computed once and cached by content), per-model decode pools",
+        prefill=PoolDesign(PoolScope.SHARED),
+        decode=PoolDesign(PoolScope.PER_MODEL),
+        kv_shared_across_models=True,
+    ),
+    "icarus": Design(
+        "icarus",
+        "ICaRus: one KV cache for all models (frozen logical encoder, LoRA logical decoders) "
+        "on co-located workers that each serve every model",
+        prefill=PoolDesign(PoolScope.SHARED),
+        decode=PoolDesign(PoolScope.SHARED),
+        colocated=True,
+        kv_shared_across_models=True,
+        paired_decode=True,
+    ),
 }
 
 #: The designs a scenario runs by default (``--mode all`` runs every design): the
 #: disaggregated ones, which the SUN comparison is about.
-DEFAULT_DESIGNS: tuple[str, ...] = tuple(n for n, d in DESIGNS.items() if not d.colocated)
+#: PrefillShare and ICaRus pay off on workloads with shared prefixes: they are opted into.
+DEFAULT_DESIGNS: tuple[str, ...] = tuple(
+    n for n, d in DESIGNS.items() if not d.colocated and not d.kv_shared_across_models
+)
 
 #: Low-bit precisions a ``low_bit_decode`` design may run.
 LOW_BIT_PRECISIONS = ("w4a16", "w8a16")

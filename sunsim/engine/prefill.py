@@ -10,6 +10,7 @@ from sunsim.engine.request import Request, RequestStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from sunsim.engine.cluster import ClusterSim
+    from sunsim.engine.prefix_hooks import WorkerPrefix
 
 _QUEUED = RequestStatus.QUEUED
 _PREFILLING = RequestStatus.PREFILLING
@@ -47,6 +48,8 @@ class PrefillWorker:
         self.num_batches = 0
         self.num_tokens = 0
         self.num_events = 0  # timers scheduled (the cluster sums them)
+        #: the prefix cache (:mod:`sunsim.engine.prefix_hooks`); None: caching off
+        self.prefix: WorkerPrefix | None = None
 
     @staticmethod
     def tokens_to_prefill(r: Request) -> int:
@@ -89,20 +92,29 @@ class PrefillWorker:
         batch: list[Request] = []
         lens: list[int] = []
         tokens = 0
+        pc = self.prefix
+        hits: list[int] = []
         while q:
             r = q[0]
             n = self.tokens_to_prefill(r)
-            if batch and tokens + n > budget:
+            hit = pc.lookup(r, n) if pc is not None else 0
+            if batch and tokens + n - hit > budget:
                 break
             q.popleft()
             batch.append(r)
             lens.append(n)
-            tokens += n
+            tokens += n - hit
+            if pc is not None:
+                pc.admit(r, hit)
+                hits.append(hit)
             r.status = _PREFILLING
             if r.prefill_started_at < 0:
                 r.prefill_started_at = now
                 r.prefill_worker = self.wid
-        dt = self.sim.prefill_latency.prefill_time(lens)
+        if pc is None:
+            dt = self.sim.prefill_latency.prefill_time(lens)
+        else:
+            dt = pc.start_batch(lens, hits)
         self.busy = True
         self.batch = batch
         self.batch_lens = lens
@@ -117,6 +129,11 @@ class PrefillWorker:
         assert batch is not None and lens is not None
         self.batch = self.batch_lens = None
         on_prefilled = self.sim.on_prefilled
+        pc = self.prefix
+        if pc is not None:  # the KV is computed: cache it, then it leaves for decode
+            for r in batch:
+                pc.computed(r, pc.cache.capacity_blocks)
+                pc.release(r)
         for r, n in zip(batch, lens):
             self.load -= 1
             self.load_tokens -= n

@@ -14,6 +14,8 @@ Policies:
 * ``least_kv``: the fewest KV tokens assigned (decode); for prefill the same as least_loaded.
 * ``power_of_two``: two distinct workers drawn at random, the less loaded one
   (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001).
+* ``kv_aware``: the lowest Dynamo-style cost of cached-prefix overlap and load
+  (:class:`KvAware`), for prefill and co-located pools with prefix caching.
 * ``central`` (decode): one FCFS queue per pool, an idealised pull-based global scheduler. A
   request goes to the least-loaded worker holding fewer than ``max_num_seqs`` requests; when
   every worker holds ``max_num_seqs``, it waits in the pool's queue (its KV stays on the
@@ -65,6 +67,11 @@ class Router(Generic[W]):
     def choose(self) -> W | None:
         """The worker for the next request; None only for :class:`Central` (hold it)."""
         raise NotImplementedError  # pragma: no cover - interface
+
+    def choose_for(self, r: Request) -> W | None:
+        """The worker for request ``r`` (a prefill or co-located pool's arrivals); the
+        policies that ignore the request's content choose as :meth:`choose`."""
+        return self.choose()
 
 
 class RoundRobin(Router[W]):
@@ -158,6 +165,45 @@ class Central(Router[W]):
         return self.held.popleft()
 
 
+class KvAware(Router[W]):
+    """``kv_aware``: the worker with the lowest cost of taking the request, where a worker's
+    prefix cache (:mod:`sunsim.engine.prefix_hooks`) lowers the cost by the blocks it
+    already holds. NVIDIA Dynamo's KV router cost (``kv_overlap_score_weight`` x blocks to
+    prefill + blocks already active on the worker, lowest wins; its default weight 1.0):
+
+        cost(w) = ``overlap_weight`` x (tokens to compute - cached tokens on w)
+                  + ``load_tokens(w)``
+
+    (in tokens; Dynamo counts blocks, the same ranking divided by ``block_size``).
+    ``load_tokens`` is the router's usual load (queued prompt tokens on a prefill worker,
+    assigned prompt tokens on a co-located one). Ties go to the lowest index. Without prefix
+    caches (or for a request without hashes) the first term is equal on every worker and the
+    policy is ``least_kv``; :meth:`choose` without a request is ``least_kv`` too. SGLang's
+    cache-aware router makes the same trade with thresholds (the longest prefix match unless
+    the load is imbalanced); the cost form is Dynamo's. O(workers x hash blocks) a decision.
+    """
+
+    overlap_weight = 1.0
+
+    def choose(self) -> W:
+        return min(self.workers, key=_tokens)
+
+    def choose_for(self, r: Request) -> W:
+        ws = self.workers
+        if len(ws) == 1:
+            return ws[0]
+        need = r.prompt_tokens + r.num_generated_tokens
+        best = ws[0]
+        best_cost = float("inf")
+        for w in ws:
+            pc = getattr(w, "prefix", None)
+            cached = pc.lookup(r, need) if pc is not None else 0
+            cost = self.overlap_weight * (need - cached) + w.load_tokens
+            if cost < best_cost:
+                best, best_cost = w, cost
+        return best
+
+
 #: Router registry: policy name -> class.
 ROUTERS: dict[str, type[Router]] = {  # type: ignore[type-arg]
     "round_robin": RoundRobin,
@@ -165,6 +211,7 @@ ROUTERS: dict[str, type[Router]] = {  # type: ignore[type-arg]
     "least_kv": LeastKv,
     "power_of_two": PowerOfTwo,
     "central": Central,
+    "kv_aware": KvAware,
 }
 
 

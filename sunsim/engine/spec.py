@@ -57,6 +57,9 @@ class ClusterSpec:
             Read them resolved as :attr:`prefill_gpu_name` / :attr:`decode_gpu_name`.
         lora: the adapters of a ``lora`` design (:class:`~sunsim.engine.lora_spec.LoraSpec`:
             ``max_loras``, ``max_lora_rank``, their costs); required by it, refused by others.
+        enable_prefix_caching: keep computed prompt blocks by content hash on prefill and
+            co-located workers (vLLM's name; :mod:`sunsim.engine.prefix_hooks`); needs the
+            requests' ``hash_ids``.
 
     KV capacity per decode worker = (TP x memory of ``decode_gpu_name`` x
     ``gpu_memory_utilization`` - decode weight bytes - TP x ``reserve_bytes`` - the LoRA slots'
@@ -89,6 +92,7 @@ class ClusterSpec:
     prefill_gpu: str | None = None
     decode_gpu: str | None = None
     lora: LoraSpec | None = None
+    enable_prefix_caching: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):

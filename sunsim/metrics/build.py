@@ -19,6 +19,7 @@ from sunsim.metrics.summary import (
     LatencyPercentiles,
     ModelSummary,
     PrefillUtilisation,
+    PrefixCacheSummary,
     RequestCounts,
     RunSummary,
     SimStats,
@@ -108,6 +109,17 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             wall_s=float(result.wall_s),
             sim_end_s=float(result.sim_end_s),
         ),
+        prefix_cache=_prefix_cache(result),
+    )
+
+
+def _prefix_cache(result: SimResult) -> PrefixCacheSummary | None:
+    """The run's prefix-cache figures, or None when caching was off."""
+    pc = result.extra.get("prefix_cache")
+    if pc is None:
+        return None
+    return PrefixCacheSummary(
+        **{**pc, "cached_kv_bytes_by_model": dict(pc["cached_kv_bytes_by_model"])}
     )
 
 

@@ -184,6 +184,28 @@ class SimStats:
     sim_end_s: float
 
 
+@dataclass(frozen=True)
+class PrefixCacheSummary:
+    """Prefix caching (``enable_prefix_caching`` with ``hash_ids``), summed over the workers
+    that cache (:func:`sunsim.engine.prefix_hooks.prefix_stats`): ``query_tokens`` (prompt
+    tokens looked up when requests were scheduled, recomputes included), ``hit_tokens`` (found
+    cached), ``hit_rate`` (hit / query tokens), ``prefill_tokens_saved`` (prompt tokens not
+    computed), ``evicted_blocks`` (KV blocks) and ``evictions`` (hash blocks) evicted,
+    ``peak_cached_blocks`` (sum of the workers' peaks), ``cached_kv_bytes_by_model`` (bytes of
+    cached blocks each model's requests inserted, still cached at the end of the run),
+    ``kv_shared_across_models`` (content-only keys)."""
+
+    query_tokens: int
+    hit_tokens: int
+    hit_rate: float
+    prefill_tokens_saved: int
+    evicted_blocks: int
+    evictions: int
+    peak_cached_blocks: int
+    cached_kv_bytes_by_model: dict[str, int]
+    kv_shared_across_models: bool
+
+
 @dataclass(frozen=True, eq=False)
 class RunSummary(Mapping[str, Any]):
     """Everything one run of one serving design reports (see the module docstring).
@@ -205,11 +227,19 @@ class RunSummary(Mapping[str, Any]):
     decode: DecodeUtilisation
     prefill: PrefillUtilisation
     sim: SimStats
+    #: prefix caching's figures; None (and left out of ``to_dict()``) when caching is off
+    prefix_cache: PrefixCacheSummary | None = dataclasses.field(
+        default=None, metadata=_OMIT_IF_DEFAULT
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as the plain nested dict of ``summary.json`` (NaN stays NaN; pass it
         through :func:`sunsim.serialize.jsonable` for JSON)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if not (f.metadata.get("omit_if_default") and getattr(self, f.name) == f.default)
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> RunSummary:
@@ -245,7 +275,9 @@ class RunSummary(Mapping[str, Any]):
     __hash__ = None  # type: ignore[assignment]
 
 
-_TOP_KEYS = tuple(f.name for f in dataclasses.fields(RunSummary))
+_TOP_KEYS = tuple(
+    f.name for f in dataclasses.fields(RunSummary) if not f.metadata.get("omit_if_default")
+)
 
 
 def _plain(v: Any) -> Any:
@@ -330,6 +362,9 @@ def _value(tp: Any, v: Any, key: str) -> Any:
             raise SummaryFormatError(f"{key}: expected an object, got {v!r:.40}")
         item = typing.get_args(tp)[1]
         return {str(k): _value(item, x, f"{key}.{k}") for k, x in v.items()}
-    if isinstance(tp, types.UnionType):  # pragma: no cover - no unions in the schema yet
-        raise TypeError(f"{key}: unions are not supported")
+    if isinstance(tp, types.UnionType):  # only ``X | None``: None, or an X
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:  # pragma: no cover - no other unions in the schema
+            raise TypeError(f"{key}: unions are not supported")
+        return None if v is None else _value(args[0], v, key)
     raise TypeError(f"{key}: unsupported type {tp}")  # pragma: no cover

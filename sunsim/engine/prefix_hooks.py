@@ -1,0 +1,257 @@
+"""Prefix caching in the engine: where the caches live and how workers use them.
+
+Where (a simplification, stated): one :class:`~sunsim.engine.prefix_cache.PrefixCache` per
+**prefill worker** of a disaggregated design (a hit skips that part of the prefill; the decode
+worker still receives the whole prompt's KV over the link, as it does in Mooncake, whose
+prefill side reads cached KV from its pool and ships it all) and one per **co-located
+worker** (vLLM's automatic prefix caching on an aggregated engine). Decode workers keep no
+prefix cache: their KV is dropped when a request ends, as in the engine without caching.
+
+A prefill worker's cache holds up to the KV capacity of its GPUs (the same formula as a
+decode worker's, :func:`~sunsim.engine.cluster.kv_capacity_blocks`, with the prefill module's
+weights and ``prefill_tensor_parallel_size``), less the blocks of the batch being computed;
+a co-located worker's shares the worker's KV cache with its running requests (unreferenced
+cached blocks are evicted when running requests need them).
+
+Timing: a prefill batch in which some requests found cached blocks costs
+:meth:`~sunsim.latency.base.LatencyModel.mixed_step_time` with no decodes and one chunk per
+request, ``(uncached tokens, cached tokens)``: the uncached tokens through the model plus
+attention over the cached context (for the default composition, the decode curve's context
+term; for the roofline, the exact attention FLOPs and KV bytes). A batch without hits costs
+:meth:`~sunsim.latency.base.LatencyModel.prefill_time` as without caching. Co-located steps
+already use ``mixed_step_time``: a hit makes the request's first chunk start after its
+cached tokens.
+
+The lookup happens when the request is scheduled (batched, or admitted into a co-located
+step), not when it arrives: blocks evicted while it waited are simply computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import pandas as pd
+
+from sunsim.engine.prefix_cache import (
+    SHARED_NAMESPACE,
+    PrefixCache,
+    chain_keys,
+    hash_block_token_counts,
+)
+from sunsim.engine.prefix_colocated import PrefixColocatedWorker
+from sunsim.errors import TraceError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sunsim.engine.cluster import ClusterSim
+    from sunsim.engine.request import Request
+    from sunsim.latency.base import LatencyModel
+
+__all__ = ["PrefixIndex", "WorkerPrefix", "attach_prefix_caches", "prefix_index"]
+
+#: Mooncake's traces hash blocks of 512 tokens (FAST'25 release, ``hash_ids``).
+DEFAULT_HASH_BLOCK_TOKENS = 512
+
+
+class PrefixIndex:
+    """Every request's chained keys and tokens per hash block (None: no hashes).
+
+    ``keys[i]`` / ``tokens[i]`` belong to request ``i`` (trace row order)."""
+
+    def __init__(self, keys: list[list[int] | None], tokens: list[list[int] | None]) -> None:
+        self.keys = keys
+        self.tokens = tokens
+
+
+def prefix_index(
+    requests: pd.DataFrame, model_idx: Sequence[int], shared: bool
+) -> PrefixIndex | None:
+    """The :class:`PrefixIndex` of a request frame with a ``hash_ids`` column (a sequence of
+    ints per row, or None / empty for a request without hashes) and
+    ``attrs["hash_block_tokens"]`` (default 512); None when the frame has no ``hash_ids``.
+    ``shared``: content-only keys (one namespace for every model), else one per model.
+
+    Raises :class:`TraceError` naming the row whose hash count does not fit its prompt.
+    """
+    if "hash_ids" not in requests.columns:
+        return None
+    H = int(requests.attrs.get("hash_block_tokens", DEFAULT_HASH_BLOCK_TOKENS))
+    if H < 1:
+        raise TraceError(f"hash_block_tokens must be >= 1, got {H}")
+    keys: list[list[int] | None] = []
+    tokens: list[list[int] | None] = []
+    prompts = requests["prompt_tokens"].tolist()
+    for i, (h, p, m) in enumerate(zip(requests["hash_ids"].tolist(), prompts, model_idx)):
+        if h is None or isinstance(h, float) or len(h) == 0:  # None, NaN or empty: no hashes
+            keys.append(None)
+            tokens.append(None)
+            continue
+        try:
+            tokens.append(hash_block_token_counts(int(p), len(h), H))
+        except ValueError as e:
+            raise TraceError(f"request row {i}: {e}; fix its hash_ids or prompt_tokens") from e
+        keys.append(chain_keys(h, SHARED_NAMESPACE if shared else int(m)))
+    return PrefixIndex(keys, tokens)
+
+
+class WorkerPrefix:
+    """One worker's prefix cache and the pins of the requests it is running.
+
+    Args:
+        index: the requests' keys; capacity_blocks: the worker's KV blocks; block_size:
+        tokens per block; latency: the worker's latency model (batch times with hits).
+    """
+
+    def __init__(
+        self, index: PrefixIndex, capacity_blocks: int, block_size: int, latency: LatencyModel
+    ) -> None:
+        self.index = index
+        self.cache = PrefixCache(capacity_blocks, block_size)
+        self.latency = latency
+        self.pins: dict[int, list[int]] = {}  # request id -> keys it references
+
+    def lookup(self, r: Request, compute_tokens: int) -> int:
+        """Cached prompt tokens ``r`` would reuse now if it has to compute
+        ``compute_tokens`` tokens (whole hash blocks; at least one token left to compute)."""
+        keys = self.index.keys[r.request_id]
+        if keys is None:
+            return 0
+        toks = self.index.tokens[r.request_id]
+        assert toks is not None
+        return self.cache.match(keys, toks, min(r.prompt_tokens, compute_tokens - 1))[1]
+
+    def admit(self, r: Request, hit: int) -> None:
+        """``r`` is scheduled with ``hit`` cached tokens (from :meth:`lookup` at this same
+        instant): pin those blocks and count the lookup."""
+        c = self.cache
+        c.query_tokens += r.prompt_tokens
+        c.hit_tokens += hit
+        keys = self.index.keys[r.request_id]
+        if keys is None or hit == 0:
+            return
+        toks = self.index.tokens[r.request_id]
+        assert toks is not None
+        n, got = c.match(keys, toks, hit)
+        assert got == hit
+        pinned = keys[:n]
+        c.pin(pinned)
+        self.pins[r.request_id] = pinned
+
+    def computed(self, r: Request, room: int) -> None:
+        """``r``'s prompt KV is computed: cache its blocks (pinned to ``r``) within ``room``
+        blocks in all."""
+        keys = self.index.keys[r.request_id]
+        if keys is None:
+            return
+        toks = self.index.tokens[r.request_id]
+        assert toks is not None
+        old = self.pins.pop(r.request_id, [])
+        n = len(old)
+        new = self.cache.insert(keys[n:], toks[n:], r.model_idx, room)
+        self.pins[r.request_id] = old + new
+
+    def release(self, r: Request) -> None:
+        """``r`` no longer uses its blocks (it finished, was preempted, or its KV left the
+        prefill worker): they become evictable."""
+        keys = self.pins.pop(r.request_id, None)
+        if keys:
+            self.cache.release(keys)
+
+    def start_batch(self, lens: Sequence[int], hits: Sequence[int]) -> float:
+        """A prefill batch computes ``lens[i] - hits[i]`` tokens after ``hits[i]`` cached
+        ones: evict unreferenced blocks to make room for its new blocks, and return its
+        seconds (module docstring)."""
+        c = self.cache
+        bs = c.block_size
+        new = sum(-(-(n - h) // bs) for n, h in zip(lens, hits))
+        c.trim(c.capacity_blocks - c.pinned_blocks - new)
+        if not any(hits):
+            return self.latency.prefill_time(lens)
+        chunks = [(n - h, h) for n, h in zip(lens, hits)]
+        return self.latency.mixed_step_time(0, 0, chunks)
+
+
+def prefill_cache_blocks(sim: ClusterSim) -> int:
+    """KV blocks of one prefill worker (the decode formula with the prefill module)."""
+    from sunsim.engine.cluster import kv_capacity_blocks
+
+    cl = sim.cluster
+    as_decode = dataclasses.replace(
+        cl, decode_tensor_parallel_size=int(cl.prefill_tensor_parallel_size or 1)
+    )
+    return kv_capacity_blocks(as_decode, sim.prefill_latency)
+
+
+_WITH_HOOKS: dict[type, type] = {}
+
+
+def with_prefix_hooks(cls: type) -> type:
+    """``cls`` (a co-located worker class) with the cache hooks of
+    :class:`PrefixColocatedWorker`: that class itself for plain co-located workers, else a
+    subclass of both (e.g. the ``lora`` design's worker keeps its adapter rules)."""
+    if cls is PrefixColocatedWorker or issubclass(cls, PrefixColocatedWorker):
+        return cls
+    if cls is PrefixColocatedWorker.__mro__[1]:
+        return PrefixColocatedWorker
+    if cls not in _WITH_HOOKS:
+        _WITH_HOOKS[cls] = type(f"Prefix{cls.__name__}", (PrefixColocatedWorker, cls), {})
+    return _WITH_HOOKS[cls]
+
+
+def attach_prefix_caches(sim: ClusterSim, index: PrefixIndex) -> None:
+    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`;
+    co-located workers become :class:`PrefixColocatedWorker` (their cache hooks)."""
+    bs = sim.cluster.block_size
+    if sim.cluster.design.colocated:
+        for w in sim.decode_workers:  # co-located workers (duck-typed as decode workers)
+            cw = cast(Any, w)
+            cw.__class__ = with_prefix_hooks(type(cw))  # the cache hooks (prefix_colocated)
+            cw.prefix = WorkerPrefix(index, sim.capacity_blocks, bs, sim.decode_latency)
+        return
+    cap = prefill_cache_blocks(sim)
+    for pw in sim.prefill_workers:
+        pw.prefix = WorkerPrefix(index, cap, bs, sim.prefill_latency)
+
+
+def prefix_stats(sim: ClusterSim) -> dict[str, Any]:
+    """The run's prefix-cache figures (summed over workers): ``query_tokens``,
+    ``hit_tokens``, ``hit_rate`` (hit / query tokens), ``prefill_tokens_saved`` (= hit tokens),
+    ``evicted_blocks``, ``evictions`` (hash blocks), ``peak_cached_blocks`` (sum of the workers'
+    peaks), ``cached_kv_bytes_by_model`` (bytes of cached blocks each model's requests
+    inserted, still cached at the end), ``kv_shared_across_models``."""
+    prefixes = [getattr(w, "prefix", None) for w in (*sim.prefill_workers, *sim.decode_workers)]
+    caches: list[PrefixCache] = [p.cache for p in prefixes if p is not None]
+    q = sum(c.query_tokens for c in caches)
+    h = sum(c.hit_tokens for c in caches)
+    per_block = sim.kv_bytes_per_token * sim.cluster.block_size
+    served = sim.cluster.served_models
+    by_model = {m: 0 for m in served}
+    for c in caches:
+        for owner, b in c.blocks_by_owner.items():
+            by_model[served[owner]] += b * per_block
+    return {
+        "query_tokens": int(q),
+        "hit_tokens": int(h),
+        "hit_rate": h / q if q else float("nan"),
+        "prefill_tokens_saved": int(h),
+        "evicted_blocks": int(sum(c.evicted_blocks for c in caches)),
+        "evictions": int(sum(c.num_evictions for c in caches)),
+        "peak_cached_blocks": int(sum(c.peak_blocks for c in caches)),
+        "cached_kv_bytes_by_model": by_model,
+        "kv_shared_across_models": bool(sim.cluster.design.kv_shared_across_models),
+    }
+
+
+def enable_prefix_caching(
+    sim: ClusterSim, requests: pd.DataFrame, model_idx: Sequence[int]
+) -> bool:
+    """Attach prefix caches to ``sim`` when its cluster enables prefix caching and the
+    requests carry ``hash_ids``; returns whether caching is on for this run."""
+    if not sim.cluster.enable_prefix_caching:
+        return False
+    index = prefix_index(requests, model_idx, sim.cluster.design.kv_shared_across_models)
+    if index is None:
+        return False
+    attach_prefix_caches(sim, index)
+    return True
