@@ -22,6 +22,7 @@ from sunsim.engine import ClusterSpec, simulate
 from sunsim.engine.cluster import kv_capacity_blocks
 from sunsim.errors import ConfigError, ProfileError
 from sunsim.latency.base import ConstantLatency
+from sunsim.latency.calibrated import CalibratedLatency
 from sunsim.latency.profile_format import write_profile_dir
 from sunsim.latency.resolve import resolve_latency
 from sunsim.latency.roofline import RooflineLatency
@@ -260,9 +261,9 @@ def test_resolve_picks_the_profile_measured_at_the_pool_tp(tmp_path):
     lat, note = resolve_latency(
         "llama-3.1-8b", "h100", "bf16", "decode", profiles=tmp_path, tensor_parallel_size=4
     )
-    assert isinstance(lat, RooflineLatency) and lat.tensor_parallel_size == 4
+    assert isinstance(lat, CalibratedLatency) and lat.tensor_parallel_size == 4
     assert "no measured profile for h100 llama-3.1-8b bf16 at tensor_parallel_size 4" in note
-    assert "TP4 (analytic)" in note
+    assert "TP4 (per-GPU shares" in note and "analytic (calibrated" in note
     # an explicit profile measured at another size is refused in one line
     with pytest.raises(ProfileError, match="measured at tensor_parallel_size 1, the decode"):
         resolve_latency("llama-3.1-8b", "h100", "bf16", "decode", "profile", tp1,

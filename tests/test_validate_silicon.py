@@ -198,3 +198,66 @@ def test_installed_csv_every_row_accounted(tmp_path: Path) -> None:
     assert len(res) == len(df) and set(res["status"]) <= {"ok", "skipped", "error"}
     assert (res["reason"] == FIT_SET).sum() == sum(map(in_fit_set, df["id"]))
     assert dataclasses.is_dataclass(Case)
+
+
+def test_skip_reason_is_the_most_basic_one() -> None:
+    """A MoE model's disaggregated row without worker counts (DeepSeek's wide-EP rows) is
+    counted as a model sunsim lacks, not as a missing worker count."""
+    row = DISAGG | {"model_path": "deepseek-ai/DeepSeek-R1", "prefill_num_workers": float("nan")}
+    got = classify(_row(**row))
+    assert isinstance(got, Skip) and got.reason.startswith("model not in sunsim")
+    got = classify(_row(**AGG | {"model_path": "deepseek-ai/DeepSeek-R1", "pp_size": 2}))
+    assert isinstance(got, Skip) and got.reason.startswith("model not in sunsim")
+
+
+def test_agg_rows_map_to_one_colocated_worker_at_the_rows_tp() -> None:
+    case = classify(_row(**AGG | {"tp_size": 4, "batch_size": 32}))
+    assert isinstance(case, Case)
+    s = row_scenario(case, Path("/p"), "none")
+    assert s.modes == ("colocated",) and s.colocated_workers == (1,)
+    assert s.pool_tensor_parallel_size("decode") == 4 and s.max_concurrency == 32
+    assert s.max_num_seqs == 32 and s.max_num_batched_tokens == 8192
+
+
+def test_staggered_clients_start_spread_over_the_shortest_request() -> None:
+    from sunsim.latency.base import ConstantLatency
+    from sunsim.validate.silicon.mapping import first_arrivals
+
+    case = classify(_row(**AGG | {"batch_size": 4}))
+    assert isinstance(case, Case)
+    lat = ConstantLatency(prefill_s=0.1, decode_s=0.01)
+    starts = first_arrivals(case, lat, lat, 4)
+    lo = lat.prefill_time([1024]) + 127 * 0.01
+    assert starts == pytest.approx([0.0, lo / 4, lo / 2, 3 * lo / 4])
+
+
+def test_client_start_changes_the_run_and_fit_set_runs_only_fit_rows(tmp_path: Path) -> None:
+    rows = [AGG | {"id": REPORTED[0], "batch_size": 16}, AGG | {"id": FITTED[0]}]
+    csv = _write(tmp_path, rows)
+    tog = validate_silicon(csv, overhead=False, max_rows=1).set_index("id").loc[REPORTED[0]]
+    stag = validate_silicon(csv, overhead=False, client_start="staggered").set_index("id")
+    assert stag.loc[REPORTED[0], "status"] == "ok" and tog["status"] == "ok"
+    # 16 prompts at once queue behind each other; out of step each prefill runs nearly alone
+    assert stag.loc[REPORTED[0], "sim_ttft_ms"] < tog["sim_ttft_ms"]
+    fit = validate_silicon(csv, overhead=False, fit_set=True).set_index("id")
+    assert fit.loc[FITTED[0], "status"] == "ok" and fit.loc[REPORTED[0], "status"] == "skipped"
+    r = CliRunner().invoke(app, ["validate", "silicon", "--csv", str(csv), "--client-start", "x"])
+    assert r.exit_code == 2 and "--client-start x" in r.output
+
+
+def test_closed_loop_first_arrivals_are_checked() -> None:
+    from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
+    from sunsim.engine.spec import ClusterSpec
+    from sunsim.errors import ConfigError
+    from sunsim.latency.base import ConstantLatency
+
+    wl = ClosedLoopWorkload(max_concurrency=3, num_prompts=6, input_len=10, output_len=5)
+    cl = ClusterSpec(
+        design="partitioned", served_models=("model",), prefill_workers=(1,), decode_workers=(1,)
+    )
+    lat = ConstantLatency(prefill_s=0.01, decode_s=0.001)
+    with pytest.raises(ConfigError, match="non-decreasing"):
+        simulate_closed_loop(wl, cl, lat, lat, first_arrivals_s=[0.0, 0.2, 0.1])
+    res = simulate_closed_loop(wl, cl, lat, lat, first_arrivals_s=[0.0, 0.5, 1.0])
+    arr = res.records.sort_values("request_id")["arrived_at"].to_numpy()
+    assert arr[:3].tolist() == [0.0, 0.5, 1.0] and (arr[3:] >= 1.0).all()

@@ -51,6 +51,18 @@ def validate_silicon_cmd(
         None, "--out", "-o", help="CSV of every row [silicon_validation.csv]"
     ),
     worst: int = typer.Option(10, "--worst", help="Worst rows to print."),
+    client_start: str = typer.Option(
+        "together",
+        "--client-start",
+        help="together: every client's first request at time 0 (chosen on the fit set); "
+        "staggered: spread over the shortest request latency (clients out of step).",
+    ),
+    fit_set: bool = typer.Option(
+        False,
+        "--fit-set",
+        help="Simulate the engine-overhead fit set instead of the reported rows (to choose "
+        "modelling options on rows never reported).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
     """Reproduce every row of silicon_sample.csv that sunsim can express (dense model, GPU,
@@ -61,6 +73,8 @@ def validate_silicon_cmd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.cli.checks import check_int
+    from sunsim.errors import ConfigError
+    from sunsim.validate.silicon.mapping import CLIENT_STARTS
     from sunsim.validate.silicon.rows import default_csv
     from sunsim.validate.silicon.run import validate_silicon
 
@@ -69,6 +83,8 @@ def validate_silicon_cmd(
     check_int("--jobs", jobs, 1, MAX_JOBS, "each process runs whole simulations")
     check_int("--prompts-per-client", prompts_per_client, 1, 1000, "each is a request")
     check_int("--worst", worst, 0, 1000, "a table, not a dump: see the CSV")
+    if client_start not in CLIENT_STARTS:
+        raise ConfigError(f"--client-start {client_start}: choose {' or '.join(CLIENT_STARTS)}")
     path = csv if csv is not None else default_csv()
     dest = out or Path("silicon_validation.csv")
     with Progress(
@@ -87,6 +103,8 @@ def validate_silicon_cmd(
             jobs=jobs,
             overhead=overhead,
             prompts_per_client=prompts_per_client,
+            client_start=client_start,
+            fit_set=fit_set,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     dest.parent.mkdir(parents=True, exist_ok=True)

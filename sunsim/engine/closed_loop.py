@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,8 @@ class _Clients:
         k = len(self.arrival_s)
         if k >= self.n:
             return
+        if at < self.arrival_s[-1]:  # a staggered first request is still to come: keep order
+            at = self.arrival_s[-1]
         self.arrival_s.append(at)
         self.recorded[k] = at
         if not self.pending:
@@ -160,6 +162,7 @@ def simulate_closed_loop(
     seed: int = 0,
     on_progress: Callable[[float], None] | None = None,
     timeline_bins: int = 200,
+    first_arrivals_s: Sequence[float] | None = None,
 ) -> SimResult:
     """Run ``workload`` through ``cluster`` (see the module docstring).
 
@@ -171,6 +174,11 @@ def simulate_closed_loop(
         seed: seeds the routers' randomness.
         on_progress: called with the fraction of requests ended (as ``simulate``).
         timeline_bins: time bins of the utilisation timeline over the run's span.
+        first_arrivals_s: send times (seconds, non-decreasing, >= 0) of the clients' first
+            requests, one per client (``min(max_concurrency, num_prompts)``); default all 0
+            (every client starts at once). A request that ends before the last client has
+            started has its client's next request sent at that last start instead, so the
+            sending order stays the arrival order.
 
     Returns:
         a :class:`SimResult` whose records' ``arrived_at`` are the send times.
@@ -193,8 +201,13 @@ def simulate_closed_loop(
     sim = ClusterSim(cluster, prefill_latency, decode_latency, n, np.random.default_rng(seed))
     arrival = np.full(n, np.nan)
     first = min(workload.max_concurrency, n)
-    arrival[:first] = 0.0
-    sent = [0.0] * first
+    sent = [0.0] * first if first_arrivals_s is None else [float(t) for t in first_arrivals_s]
+    if len(sent) != first or any(not b >= a for a, b in zip([0.0, *sent], sent)):
+        raise ConfigError(
+            f"closed loop: first_arrivals_s must be {first} non-decreasing times >= 0 "
+            f"(one per client), got {len(sent)}"
+        )
+    arrival[:first] = sent
     clients = _Clients(sim, sent, arrival)
     sim.on_request_end = clients.on_request_end
     sim.records.set_inputs(arrival, model_idx, prompt, output)

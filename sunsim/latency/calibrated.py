@@ -30,9 +30,18 @@ formula is copied here). Per step, with ``BW`` and ``F`` the datasheet bandwidth
   F_attn the causal attention FLOPs (``sum(L_i^2)`` term).
 
 The GEMMs' ``max`` is a roofline per kernel; kernels run one after another, so the attention
-kernel's time is added. Low-bit weights (``w8a16``/``w4a16``) read the roofline's low-bit
-bytes at ``eta_weights`` of that precision when the coefficients have one (fitted on low-bit
-profiles), else at the BF16 one, and the description says which.
+kernel's time is added.
+
+Tensor parallel size N > 1: W, KV, F_gemm and F_attn are one GPU's share (the TP roofline's,
+:class:`~sunsim.latency.roofline.RooflineLatency` at ``tensor_parallel_size`` N: 1/N of
+each), at the same efficiencies and floors (the kernels are the same kernels on smaller
+shapes), and each step adds the roofline's all-reduce term, ``tokens x``
+:func:`~sunsim.specs.parallel.allreduce_seconds_per_token` (a bandwidth bound, not
+calibrated: nothing measured at N > 1 was fitted, so the description says so).
+
+Low-bit weights (``w8a16``/``w4a16``) read the roofline's low-bit bytes at ``eta_weights``
+of that precision when the coefficients have one (fitted on low-bit profiles), else at the
+BF16 one, and the description says which.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.roofline import RooflineLatency
 from sunsim.specs import GpuSpec, ModelSpec, get_precision
+from sunsim.specs.parallel import allreduce_seconds_per_token, check_heads_divisible
 
 #: Bundled coefficients, relative to :func:`sunsim.data.data_dir`.
 COEFFICIENTS_FILE = Path("calibration") / "roofline_calibration.json"
@@ -144,15 +154,35 @@ def load_coefficients(path: str | Path | None = None) -> Coefficients:
     )
 
 
+class _Probe:
+    """A roofline whose step "times" are one GPU's bytes moved (bandwidth 1 B/s, infinite
+    FLOP/s) or FLOPs (infinite bandwidth, 1 FLOP/s), without its all-reduce seconds."""
+
+    def __init__(self, roof: RooflineLatency, allreduce_s_per_token: float) -> None:
+        self.roof, self.ar = roof, allreduce_s_per_token
+        self.weight_bytes = roof.weight_bytes
+        self.kv_bytes_per_token = roof.kv_bytes_per_token
+        self.max_model_len = roof.max_model_len
+
+    def decode_step_time(self, batch_size: int, total_context_tokens: int) -> float:
+        return self.roof.decode_step_time(batch_size, total_context_tokens) - self.ar * batch_size
+
+    def prefill_time(self, prompt_lens: Sequence[int]) -> float:
+        return self.roof.prefill_time(prompt_lens) - self.ar * sum(prompt_lens)
+
+
 def _unit_probes(
-    gpu: GpuSpec, model: ModelSpec, precision: str
-) -> tuple[RooflineLatency, RooflineLatency]:
-    """Two rooflines whose step "times" are the bytes moved (bandwidth 1 B/s, infinite
-    FLOP/s) and the FLOPs (infinite bandwidth, 1 FLOP/s) of a step."""
+    gpu: GpuSpec, model: ModelSpec, precision: str, tp: int = 1
+) -> tuple[_Probe, _Probe]:
+    """The bytes and the FLOPs probes (:class:`_Probe`) of one GPU of a worker of ``tp``."""
     inf = math.inf
+    ar = allreduce_seconds_per_token(model, gpu, tp)
     nbytes = dataclasses.replace(gpu, mem_bw=1.0, bf16_flops=inf)
     nflops = dataclasses.replace(gpu, mem_bw=inf, bf16_flops=1.0)
-    return RooflineLatency(nbytes, model, precision), RooflineLatency(nflops, model, precision)
+    return (
+        _Probe(RooflineLatency(nbytes, model, precision, tensor_parallel_size=tp), ar),
+        _Probe(RooflineLatency(nflops, model, precision, tensor_parallel_size=tp), ar),
+    )
 
 
 class CalibratedLatency(LatencyModel):
@@ -164,9 +194,13 @@ class CalibratedLatency(LatencyModel):
         model: the architecture.
         precision: ``bf16``, ``w8a16`` or ``w4a16``.
         coefficients: default the bundled ones (:func:`load_coefficients`).
+        tensor_parallel_size: GPUs per worker (module docstring); ``weight_bytes`` and
+            ``kv_bytes_per_token`` stay the whole model's.
 
     Raises:
-        ProfileError: unreadable bundled coefficients. ConfigError: unknown precision.
+        ProfileError: unreadable bundled coefficients. ConfigError: unknown precision; a
+            tensor parallel size the model's heads do not divide, or a GPU without an
+            NVLink figure at N > 1.
     """
 
     def __init__(
@@ -175,11 +209,15 @@ class CalibratedLatency(LatencyModel):
         model: ModelSpec,
         precision: str = "bf16",
         coefficients: Coefficients | None = None,
+        tensor_parallel_size: int = 1,
     ) -> None:
         c = coefficients if coefficients is not None else load_coefficients()
         p = get_precision(precision).name
+        tp = check_heads_divisible(model, tensor_parallel_size)
         self.gpu, self.model, self.precision, self.coefficients = gpu, model, p, c
-        by, fl = _unit_probes(gpu, model, p)
+        self.tensor_parallel_size = tp
+        self._ar = allreduce_seconds_per_token(model, gpu, tp)
+        by, fl = _unit_probes(gpu, model, p, tp)
         self._probe_bytes, self._probe_flops = by, fl
         self.weight_bytes = by.weight_bytes
         self.kv_bytes_per_token = by.kv_bytes_per_token
@@ -210,7 +248,14 @@ class CalibratedLatency(LatencyModel):
             low = f"; {p} weight reads at the efficiency fitted on {', '.join(on) or 'low-bit'}"
         else:
             low = f"; {p} weight reads at the bf16 efficiency (no low-bit profile fitted)"
-        self.description = f"calibrated roofline {gpu.name} {model.name} {p} ({c.label}{low})"
+        at_tp = (
+            f" TP{tp} (per-GPU shares; all-reduce at the NVLink bandwidth bound, uncalibrated)"
+            if tp > 1
+            else ""
+        )
+        self.description = (
+            f"calibrated roofline {gpu.name} {model.name} {p}{at_tp} ({c.label}{low})"
+        )
 
     def decode_step_time(self, batch_size: int, total_context_tokens: int) -> float:
         """Seconds for one decode iteration (module docstring); 0 for an empty batch."""
@@ -222,7 +267,7 @@ class CalibratedLatency(LatencyModel):
         return (
             self._d_floor
             + (g if g > w else w)
-            + self._kv_s_per_req * b
+            + (self._kv_s_per_req + self._ar) * b
             + self._kv_s_per_ctx * total_context_tokens
         )
 
@@ -237,7 +282,7 @@ class CalibratedLatency(LatencyModel):
             return 0.0
         g = self._p_gemm_s_per_tok * tot + self._p_gemm_s_per_req * n
         m = (self._w_s * self._w_eff_bw + self._p_kv_bytes_per_tok * tot) / self._w_eff_bw
-        return self._p_floor + (g if g > m else m) + self._p_attn_s_per_l2 * sq
+        return self._p_floor + (g if g > m else m) + self._p_attn_s_per_l2 * sq + self._ar * tot
 
     def decode_run(
         self,
@@ -252,7 +297,11 @@ class CalibratedLatency(LatencyModel):
             return super().decode_run(b, first_context_tokens, max_iterations, stop_s)
         out: list[float] = []
         g = self._gemm_s_per_req * b
-        fixed = self._d_floor + (g if g > self._w_s else self._w_s) + self._kv_s_per_req * b
+        fixed = (
+            self._d_floor
+            + (g if g > self._w_s else self._w_s)
+            + (self._kv_s_per_req + self._ar) * b
+        )
         per_ctx = self._kv_s_per_ctx
         append = out.append
         t = 0.0
@@ -266,16 +315,19 @@ class CalibratedLatency(LatencyModel):
         return out
 
     def components(self, batch_size: int, total_context_tokens: int) -> dict[str, float]:
-        """The decode step's parts in seconds: ``floor``, ``weights_or_gemm``, ``kv``."""
+        """The decode step's parts in seconds: ``floor``, ``weights_or_gemm``, ``kv``,
+        ``allreduce`` (0 at tensor parallel size 1)."""
         g = self._gemm_s_per_req * batch_size
         return {
             "floor": self._d_floor,
             "weights_or_gemm": max(g, self._w_s),
             "kv": self._kv_s_per_req * batch_size + self._kv_s_per_ctx * total_context_tokens,
+            "allreduce": self._ar * batch_size,
         }
 
     def prefill_components(self, prompt_lens: Sequence[int]) -> dict[str, float]:
-        """The prefill's parts in seconds: ``floor``, ``weights_or_gemm``, ``attention``."""
+        """The prefill's parts in seconds: ``floor``, ``weights_or_gemm``, ``attention``,
+        ``allreduce`` (0 at tensor parallel size 1)."""
         tot = sum(prompt_lens)
         g = self._p_gemm_s_per_tok * tot + self._p_gemm_s_per_req * len(prompt_lens)
         m = (self._w_s * self._w_eff_bw + self._p_kv_bytes_per_tok * tot) / self._w_eff_bw
@@ -283,4 +335,5 @@ class CalibratedLatency(LatencyModel):
             "floor": self._p_floor,
             "weights_or_gemm": max(g, m),
             "attention": self._p_attn_s_per_l2 * sum(x * x for x in prompt_lens),
+            "allreduce": self._ar * tot,
         }

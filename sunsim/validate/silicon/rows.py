@@ -181,7 +181,10 @@ class Skip:
 
 
 def classify(row: dict[str, Any], *, for_fit: bool = False) -> Case | Skip:
-    """The :class:`Case` of a silicon row, or a :class:`Skip` naming the first missing piece.
+    """The :class:`Case` of a silicon row, or a :class:`Skip` naming the first missing piece,
+    checked in this order (so each row is counted under its most basic reason): the
+    measurements and shape; the model (dense, known), GPU and precision; pipeline and
+    attention data parallelism; a disaggregated row's worker counts; tensor parallelism.
 
     What a row needs is looked up in sunsim's registries at run time (the model through
     :func:`sunsim.specs.get_model`, the GPU, the precision, the ``colocated`` design for
@@ -192,12 +195,15 @@ def classify(row: dict[str, Any], *, for_fit: bool = False) -> Case | Skip:
     engine's tensor parallelism (only a profile at the row's TP), so those are not checked.
     """
     rid = str(row["id"])
-    for why in (_basic(row), _parallelism(row)):
-        if why is not None:
-            return Skip(rid, *why)
+    why = _basic(row)
+    if why is not None:
+        return Skip(rid, *why)
     found = _registries(row, for_fit)
     if isinstance(found, tuple) and len(found) == 2:
         return Skip(rid, *found)
+    for why in (_parallelism(row), _workers(row)):
+        if why is not None:
+            return Skip(rid, *why)
     model, gpu, precision = found
     agg = row["mode"] == "agg"
     tp = int(_num(row.get("tp_size"), 1)) if agg else 1
@@ -237,6 +243,11 @@ def _basic(row: dict[str, Any]) -> tuple[str, str] | None:
     for c in ("silicon_ttft_ms", "silicon_tpot_ms", "isl", "osl", "concurrency"):
         if not _num(row.get(c)) > 0:
             return "missing measurement or shape", f"{c} = {row.get(c)}"
+    return None
+
+
+def _workers(row: dict[str, Any]) -> tuple[str, str] | None:
+    """A disaggregated row names its prefill and decode worker counts."""
     if row["mode"] == "disagg" and not (
         _num(row.get("prefill_num_workers")) >= 1 and _num(row.get("decode_num_workers")) >= 1
     ):

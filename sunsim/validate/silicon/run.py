@@ -13,11 +13,13 @@ from typing import Any
 import pandas as pd
 
 from sunsim.errors import SunsimError
-from sunsim.validate.silicon.mapping import PROMPTS_PER_CLIENT, run_case
+from sunsim.validate.silicon.mapping import CLIENT_START, PROMPTS_PER_CLIENT, run_case
 from sunsim.validate.silicon.rows import Case, Skip, classify, in_fit_set, read_silicon
 
 #: Skip reason of the rows the engine overhead was fitted on.
 FIT_SET = "in the engine-overhead fit set (never reported)"
+#: Skip reason of the reported rows in a ``--fit-set`` run.
+NOT_FIT_SET = "not in the engine-overhead fit set (--fit-set run)"
 #: Skip reason of rows left out by ``--max-rows``.
 NOT_RUN = "beyond --max-rows"
 
@@ -42,11 +44,13 @@ def _overhead_of(backend: str, use: bool) -> tuple[str, str]:
         return "none", str(e)
 
 
-def _plan(df: pd.DataFrame, max_rows: int | None, cache: Path, overhead: bool) -> tuple[
-    list[dict[str, Any]], list[tuple[int, Case, Path, Path, str]]
-]:  # fmt: skip
+def _plan(
+    df: pd.DataFrame, max_rows: int | None, cache: Path, overhead: bool, fit_set: bool = False
+) -> tuple[list[dict[str, Any]], list[tuple[int, Case, Path, Path, str]]]:
     """Result rows for every CSV row (skips filled in) and the cases to run:
-    (result index, case, prefill profile, decode profile, engine_overhead)."""
+    (result index, case, prefill profile, decode profile, engine_overhead). ``fit_set``: run
+    the overhead fit set instead of the reported rows (for choosing a modelling option on
+    rows that are never reported)."""
     from sunsim.validate.silicon.profiles import NoProfile
 
     out: list[dict[str, Any]] = []
@@ -55,8 +59,8 @@ def _plan(df: pd.DataFrame, max_rows: int | None, cache: Path, overhead: bool) -
     for row in df.to_dict("records"):
         res = _base(row) | {"status": "skipped", "reason": "", "detail": ""}
         out.append(res)
-        if in_fit_set(str(row["id"])):
-            res["reason"] = FIT_SET
+        if in_fit_set(str(row["id"])) != fit_set:
+            res["reason"] = NOT_FIT_SET if fit_set else FIT_SET
             continue
         case = classify(row)
         if isinstance(case, Skip):
@@ -98,9 +102,11 @@ def _profile(found: dict[tuple[Any, ...], Any], cache: Path, case: Case, tp: int
     return Path(got)
 
 
-def _run_one(case: Case, pre: Path, dec: Path, oh: str, per_client: int) -> dict[str, Any]:
+def _run_one(
+    case: Case, pre: Path, dec: Path, oh: str, per_client: int, start: str
+) -> dict[str, Any]:
     try:
-        return {"status": "ok"} | run_case(case, pre, dec, oh, per_client)
+        return {"status": "ok"} | run_case(case, pre, dec, oh, per_client, start)
     except SunsimError as e:
         return {"status": "error", "reason": "simulation refused", "detail": str(e)}
 
@@ -112,6 +118,8 @@ def validate_silicon(
     jobs: int = 1,
     overhead: bool = True,
     prompts_per_client: int = PROMPTS_PER_CLIENT,
+    client_start: str = CLIENT_START,
+    fit_set: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """One row per CSV row: its identity and shape, ``status`` (``ok``, ``skipped``,
@@ -121,6 +129,8 @@ def validate_silicon(
 
     ``max_rows``: simulate at most this many expressible rows (file order); ``jobs``:
     processes; ``overhead``: add the backend's fitted engine overhead where there is one;
+    ``client_start``: ``staggered`` or ``together`` (:func:`~.mapping.run_case`);
+    ``fit_set``: simulate the overhead fit set instead of the reported rows;
     ``on_progress(done, total)`` after each simulated row.
 
     Raises:
@@ -128,11 +138,11 @@ def validate_silicon(
     """
     df = read_silicon(csv)
     with tempfile.TemporaryDirectory(prefix="sunsim-silicon-") as tmp:
-        out, todo = _plan(df, max_rows, Path(tmp), overhead)
+        out, todo = _plan(df, max_rows, Path(tmp), overhead, fit_set)
         total = len(todo)
         if on_progress is not None:
             on_progress(0, total)
-        args = [(c, p, d, oh, prompts_per_client) for _, c, p, d, oh in todo]
+        args = [(c, p, d, oh, prompts_per_client, client_start) for _, c, p, d, oh in todo]
         if jobs <= 1:
             for n, ((i, *_), a) in enumerate(zip(todo, args), 1):
                 out[i].update(_run_one(*a))
