@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sunsim.engine.clock import Timer, call_later
+from sunsim.engine.clock import run as run_events
 from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
@@ -165,12 +167,11 @@ class ClusterSim:
             + sum(w.num_events for w in self.decode_workers)
         )
 
-    def schedule(self, delay: float, callback: Callable[[Any], None]) -> simpy.Event:
-        """A SimPy timeout of ``delay`` seconds that calls ``callback(event)``; counted."""
+    def schedule(self, delay: float, callback: Callable[[Any], None]) -> Timer:
+        """A timer of ``delay`` seconds that calls ``callback(timer)`` (the queue entry of a
+        SimPy timeout, :func:`sunsim.engine.clock.call_later`); counted."""
         self._num_events += 1
-        ev = self.env.timeout(delay)
-        ev.callbacks.append(callback)
-        return ev
+        return call_later(self.env, delay, callback)
 
     def report_progress(self, on_progress: Callable[[float], None] | None) -> None:
         """Call ``on_progress(fraction of requests ended)`` each time that fraction crosses a
@@ -348,7 +349,7 @@ def simulate(
     sim.records.set_inputs(arrival, model_idx, prompt, output)
     sim.report_progress(on_progress)
     sim.start_arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(), output.tolist())
-    sim.env.run()
+    run_events(sim.env)
     if sim.num_done != n:  # pragma: no cover - engine invariant
         raise RuntimeError(f"simulation ended with {n - sim.num_done} of {n} requests unfinished")
     return build_result(sim, served, time.perf_counter() - t0)

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
+from sunsim.engine.clock import Timer, call_later
 from sunsim.engine.decode_stats import (
     ITL_BINS_PER_DECADE,
     ITL_MIN_S,
@@ -102,7 +103,7 @@ class DecodeWorker:
         self.policy = policy
         self.max_num_seqs = policy.max_num_seqs
         self.kv = PagedKvCache(policy.capacity_blocks, policy.block_size)
-        self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens)
+        self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens, sim.timeline_bin_s)
         self.central: Central[DecodeWorker] | None = None
         self.load = 0
         self.load_tokens = 0
@@ -114,7 +115,7 @@ class DecodeWorker:
         self.iteration = 0  # iterations completed
         # time: the one timer, and the planned run of iterations in progress (see _plan)
         self.idle = True
-        self.timer: simpy.Event | None = None  # the live timer; an older one that fires is stale
+        self.timer: Timer | None = None  # the live timer; an older one that fires is stale
         self.timer_at = _INF  # when it fires (idle: the next KV arrival)
         self._on_timer_cb: Callable[[Any], None] = self._on_timer
         self.num_events = 0  # timers scheduled (the cluster sums them)
@@ -154,11 +155,9 @@ class DecodeWorker:
         """(Re)schedule the worker's one timer; the one it replaces is ignored when it fires."""
         self.timer_at = at
         self.num_events += 1
-        ev = self.env.timeout(at - self.env.now)
-        ev.callbacks.append(self._on_timer_cb)
-        self.timer = ev
+        self.timer = call_later(self.env, at - self.env._now, self._on_timer_cb)
 
-    def _on_timer(self, ev: simpy.Event) -> None:
+    def _on_timer(self, ev: Timer) -> None:
         if ev is not self.timer:
             return  # superseded
         self.timer_at = _INF

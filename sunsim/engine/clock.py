@@ -1,0 +1,73 @@
+"""Cheap timers on a SimPy environment and the loop that runs them.
+
+The engine's workers only ever need "call this function in ``delay`` seconds". A
+:class:`simpy.Timeout` does that through ``Event.__init__`` and ``Environment.schedule``; a
+:class:`Timer` is the same queue entry without those calls, and :func:`run` is
+:meth:`simpy.Environment.run` (to the end, no ``until``) without a method call per event.
+
+Both keep SimPy's semantics exactly:
+
+* a timer scheduled now with ``delay`` is the queue entry ``(now + delay, NORMAL, eid,
+  event)`` that ``env.timeout(delay)`` would push, with the next id of the environment's own
+  counter, so timers and ordinary SimPy events (processes, other timeouts) share one queue
+  and fire in the same order as before (time, then priority, then scheduling order);
+* :func:`run` pops entries in that order, sets ``env.now``, calls each event's callbacks with
+  the event, and raises a failed, undefused event's exception like
+  :meth:`simpy.Environment.step`.
+
+It relies on three attributes of :class:`simpy.Environment` (``_queue``, ``_eid``, ``_now``),
+stable across SimPy 4.x; ``tests/test_engine_clock.py`` pins the ordering against
+``env.timeout``. Cost: O(log n) per timer (one heap push and one pop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heappop, heappush
+from typing import Any
+
+import simpy
+from simpy.events import NORMAL
+
+__all__ = ["Timer", "call_later", "run"]
+
+
+class Timer:
+    """A timer event: ``callbacks`` (called with the timer when it fires, then ``None``).
+
+    Like a fired :class:`simpy.Timeout`, it is ok (``_ok``) with value ``None``; it cannot be
+    yielded from a SimPy process (use ``env.timeout`` there).
+    """
+
+    __slots__ = ("callbacks",)
+    _ok = True
+    _value = None
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks: list[Callable[[Any], None]] | None = [callback]
+
+
+def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> Timer:
+    """Schedule ``callback(timer)`` at ``env.now + delay`` (seconds, >= 0); returns the timer.
+
+    Same queue entry and order as ``env.timeout(delay).callbacks.append(callback)``.
+    """
+    t = Timer(callback)
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), t))
+    return t
+
+
+def run(env: simpy.Environment) -> None:
+    """Process every event of ``env`` until its queue is empty (``env.run()``)."""
+    queue = env._queue
+    pop = heappop
+    while queue:
+        env._now, _, _, event = pop(queue)
+        callbacks = event.callbacks
+        event.callbacks = None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
