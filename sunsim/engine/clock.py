@@ -42,9 +42,10 @@ class Timer:
     __slots__ = ("callbacks",)
     _ok = True
     _value = None
+    callbacks: list[Callable[[Any], None]] | None
 
-    def __init__(self, callback: Callable[[Any], None]) -> None:
-        self.callbacks: list[Callable[[Any], None]] | None = [callback]
+
+_new = object.__new__
 
 
 def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> Timer:
@@ -52,7 +53,8 @@ def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], N
 
     Same queue entry and order as ``env.timeout(delay).callbacks.append(callback)``.
     """
-    t = Timer(callback)
+    t = _new(Timer)  # no __init__ call: this runs once per event
+    t.callbacks = [callback]
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), t))
     return t
 

@@ -94,16 +94,29 @@ class RooflineLatency(LatencyModel):
         stop_s: float = float("inf"),
     ) -> list[float]:
         # Same arithmetic as decode_step_time, inlined: this is the simulator's hottest loop.
+        # The context is carried as a float (exact below 2**53, so every product rounds as
+        # with the int), and a zero overhead is not added (x + 0.0 == x for x >= 0).
         fixed_c = (self._linear_flops_per_token + self._head_flops_per_request) * batch_size
         per_ctx_c = self._attn_decode_flops_per_ctx
         inv_f, inv_bw = self._inv_flops, self._inv_bw
-        kvb = self.kv_bytes_per_token
-        fixed_m = self._weight_read_bytes + kvb * batch_size
+        kvb = float(self.kv_bytes_per_token)
+        fixed_m = self._weight_read_bytes + self.kv_bytes_per_token * batch_size
         over = self.step_overhead_s
         out: list[float] = []
         append = out.append
         t = 0.0
-        ctx = first_context_tokens
+        ctx = float(first_context_tokens)
+        step = float(batch_size)
+        if over == 0.0:
+            for _ in range(max_iterations):
+                t_c = (fixed_c + per_ctx_c * ctx) * inv_f
+                t_m = (fixed_m + kvb * ctx) * inv_bw
+                t += t_c if t_c > t_m else t_m
+                append(t)
+                if t >= stop_s:
+                    break
+                ctx += step
+            return out
         for _ in range(max_iterations):
             t_c = (fixed_c + per_ctx_c * ctx) * inv_f
             t_m = (fixed_m + kvb * ctx) * inv_bw
@@ -111,5 +124,5 @@ class RooflineLatency(LatencyModel):
             append(t)
             if t >= stop_s:
                 break
-            ctx += batch_size
+            ctx += step
         return out
