@@ -68,22 +68,22 @@ class DecodeStats:
         self, max_num_seqs: int, capacity_tokens: int, timeline_bin_s: float | None = None
     ) -> None:
         self.capacity_tokens = capacity_tokens
-        self.busy_s = 0.0
-        self.batch_s = 0.0
-        self.kv_tokens_s = 0.0
-        self.num_iterations = 0
-        self.num_tokens = 0
         self.num_preemptions = 0
-        self.peak_batch = 0
-        self.batch_time = [0.0] * (max_num_seqs + 1)
+        # counters of the folded rows (read through the properties, which fold first)
+        self._busy_s = 0.0
+        self._batch_s = 0.0
+        self._kv_tokens_s = 0.0
+        self._num_iterations = 0
+        self._num_tokens = 0
+        self._peak_batch = 0
+        self._batch_time = np.zeros(max_num_seqs + 1)
         self.log = array("d")
         self.fresh_gaps = array("d")
         self.timeline_bin_s = timeline_bin_s
         self._fold_len = FOLD_ROWS * _NCOL if timeline_bin_s is not None else -1
         # folded distributions: timeline (busy, batch x s, KV token-s) of runs inside one bin,
         # the runs crossing bins (first and last bin, t0, busy, batch x s, KV token-s; split
-        # at the end), the
-        # number of bins, KV occupancy seconds, ITL tokens
+        # at the end), the number of bins, KV occupancy seconds, ITL tokens
         self._tl = np.zeros((3, 0))
         self._cross: list[tuple[int, int, float, float, float, float]] = []
         self._tl_pending: list[np.ndarray] = []
@@ -103,10 +103,6 @@ class DecodeStats:
         """Account ``todo`` iterations of batch ``n`` that started at ``t0``; iteration ``m``
         (1-based) ended at ``t0 + cum[m-1]`` and held ``ctx1 + n (m-1)`` context tokens;
         ``fresh`` are the requests on their first iteration since (re)admission."""
-        self.num_iterations += todo
-        self.num_tokens += n * todo
-        if n > self.peak_batch:
-            self.peak_batch = n
         busy = cum[todo - 1]
         # KV token-seconds: sum over iterations i of (ctx1 + n (i-1)) dt_i, by Abel summation
         # sum_i (i-1) dt_i = (todo-1) cum[todo-1] - sum(cum[:todo-1])
@@ -116,10 +112,6 @@ class DecodeStats:
         else:
             kv_s = ctx1 * busy
             dt1 = busy
-        self.busy_s += busy
-        self.batch_s += n * busy
-        self.kv_tokens_s += kv_s
-        self.batch_time[n] += busy
         nf = 0
         if fresh is not None:
             end = t0 + cum[0]
@@ -137,6 +129,7 @@ class DecodeStats:
         """Fold the log rows and fresh gaps into the distributions and clear them."""
         g = np.frombuffer(self.log, dtype=float).reshape(-1, _NCOL)
         if len(g):
+            self._fold_counters(g)
             tl = (g[:, 0], g[:, 1], g[:, 3] * g[:, 1], g[:, 2])
             if self.timeline_bin_s is not None:
                 self._fold_timeline(*tl)
@@ -150,6 +143,60 @@ class DecodeStats:
         del g
         self.log = array("d")
         self.fresh_gaps = array("d")
+
+    def _fold_counters(self, g: np.ndarray) -> None:
+        """Counters over the rows, summed in row order (``np.cumsum`` and ``np.add.at`` add
+        one value at a time, as a running ``+=`` would)."""
+        busy, n, todo = g[:, 1], g[:, 3], g[:, 4]
+        batch = n * busy
+        for name, x in (("_busy_s", busy), ("_batch_s", batch), ("_kv_tokens_s", g[:, 2])):
+            setattr(self, name, float(np.cumsum(np.concatenate(([getattr(self, name)], x)))[-1]))
+        np.add.at(self._batch_time, n.astype(np.int64), busy)
+        ni, ti = n.astype(np.int64), todo.astype(np.int64)
+        self._num_iterations += int(ti.sum())
+        self._num_tokens += int((ni * ti).sum())
+        self._peak_batch = max(self._peak_batch, int(ni.max()))
+
+    # the counters, folded first
+    @property
+    def busy_s(self) -> float:
+        """Seconds busy (the sum of the runs' durations)."""
+        self._fold()
+        return self._busy_s
+
+    @property
+    def batch_s(self) -> float:
+        """Integral of the batch size over busy time (request-seconds)."""
+        self._fold()
+        return self._batch_s
+
+    @property
+    def kv_tokens_s(self) -> float:
+        """Integral of the KV tokens held over busy time (token-seconds)."""
+        self._fold()
+        return self._kv_tokens_s
+
+    @property
+    def num_iterations(self) -> int:
+        self._fold()
+        return self._num_iterations
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens decoded (batch size x iterations, summed)."""
+        self._fold()
+        return self._num_tokens
+
+    @property
+    def peak_batch(self) -> int:
+        self._fold()
+        return self._peak_batch
+
+    @property
+    def batch_time(self) -> np.ndarray:
+        """Seconds spent at each batch size 0..max_num_seqs (float64)."""
+        self._fold()
+        return self._batch_time.copy()
 
     def _fold_timeline(
         self, t0: np.ndarray, busy: np.ndarray, batch: np.ndarray, kv: np.ndarray

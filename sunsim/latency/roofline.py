@@ -107,7 +107,23 @@ class RooflineLatency(LatencyModel):
         t = 0.0
         ctx = float(first_context_tokens)
         step = float(batch_size)
-        if over == 0.0:
+        if over == 0.0 and max_iterations > 0:
+            # Both terms are affine in the context, so their difference is largest and
+            # smallest at the run's ends: when the memory time leads the compute time there
+            # by far more than rounding (1e-9 relative), every iteration takes the memory
+            # time, and the loop need not compute the other.
+            last_ctx = ctx + (max_iterations - 1) * step
+            lo_c, lo_m = (fixed_c + per_ctx_c * ctx) * inv_f, (fixed_m + kvb * ctx) * inv_bw
+            hi_c = (fixed_c + per_ctx_c * last_ctx) * inv_f
+            hi_m = (fixed_m + kvb * last_ctx) * inv_bw
+            if lo_m > lo_c * (1 + 1e-9) and hi_m > hi_c * (1 + 1e-9):
+                for _ in range(max_iterations):
+                    t += (fixed_m + kvb * ctx) * inv_bw
+                    append(t)
+                    if t >= stop_s:
+                        break
+                    ctx += step
+                return out
             for _ in range(max_iterations):
                 t_c = (fixed_c + per_ctx_c * ctx) * inv_f
                 t_m = (fixed_m + kvb * ctx) * inv_bw
