@@ -101,3 +101,12 @@ def test_early_folding_gives_the_same_distributions(monkeypatch):
         a, b = getattr(one, name), getattr(many, name)
         assert a.equals(b), name
     assert np.array_equal(one.itl_hist, many.itl_hist)
+
+
+def test_timers_also_run_under_simpy_own_loop():
+    env = simpy.Environment()
+    seen: list[float] = []
+    call_later(env, 2.0, lambda _ev: seen.append(env.now))
+    env.timeout(1.0).callbacks.append(lambda _ev: seen.append(env.now))
+    env.run()
+    assert seen == [1.0, 2.0]

@@ -33,16 +33,26 @@ __all__ = ["Timer", "call_later", "run"]
 
 
 class Timer:
-    """A timer event: ``callbacks`` (called with the timer when it fires, then ``None``).
+    """A timer event: ``fn`` is called with the timer when it fires.
 
-    Like a fired :class:`simpy.Timeout`, it is ok (``_ok``) with value ``None``; it cannot be
-    yielded from a SimPy process (use ``env.timeout`` there).
+    :func:`run` calls ``fn`` directly; for SimPy's own loop (``env.run()``) it also looks like
+    a fired :class:`simpy.Timeout`: ``callbacks`` is ``[fn]`` until it fires (then ``None``),
+    it is ok (``_ok``) with value ``None``. It cannot be yielded from a SimPy process (use
+    ``env.timeout`` there).
     """
 
-    __slots__ = ("callbacks",)
+    __slots__ = ("fn", "_fired")
     _ok = True
     _value = None
-    callbacks: list[Callable[[Any], None]] | None
+    fn: Callable[[Any], None]
+
+    @property
+    def callbacks(self) -> list[Callable[[Any], None]] | None:
+        return None if getattr(self, "_fired", False) else [self.fn]
+
+    @callbacks.setter
+    def callbacks(self, value: None) -> None:
+        self._fired = True
 
 
 _new = object.__new__
@@ -54,7 +64,7 @@ def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], N
     Same queue entry and order as ``env.timeout(delay).callbacks.append(callback)``.
     """
     t = _new(Timer)  # no __init__ call: this runs once per event
-    t.callbacks = [callback]
+    t.fn = callback
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), t))
     return t
 
@@ -65,6 +75,9 @@ def run(env: simpy.Environment) -> None:
     pop = heappop
     while queue:
         env._now, _, _, event = pop(queue)
+        if event.__class__ is Timer:
+            event.fn(event)
+            continue
         callbacks = event.callbacks
         event.callbacks = None
         for callback in callbacks:
