@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import simpy
@@ -16,15 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sunsim
-from sunsim.engine import simulate
-from sunsim.engine import decode_stats
+from sunsim.engine import decode_stats, simulate
 from sunsim.engine.clock import call_later, run
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.roofline import RooflineLatency
 from sunsim.specs import MODELS, get_gpu
 
-PROFILES = __import__("pathlib").Path(sunsim.__file__).parent / "data" / "profiles"
+PROFILES = Path(sunsim.__file__).parent / "data" / "profiles"
 
 
 def _models() -> list[LatencyModel]:
