@@ -25,8 +25,8 @@ ITL_NUM_BINS = ITL_BINS_PER_DECADE * 10  # 1 us .. 10^4 s
 #: Columns of the run log, one float64 each (counts are exact in float64 below 2**53).
 LOG_COLUMNS = ("t0", "busy", "kv", "n", "todo", "dt0", "dt1", "fresh")
 _NCOL = len(LOG_COLUMNS)
-#: Log rows a worker keeps before folding them into its distributions (about 4 MB).
-FOLD_ROWS = 1 << 16
+#: Log rows a worker keeps before folding them into its distributions (about 1 MB).
+FOLD_ROWS = 1 << 14
 
 
 def itl_bin(dt: float) -> int:
