@@ -15,9 +15,11 @@ Both keep SimPy's semantics exactly:
   the event, and raises a failed, undefused event's exception like
   :meth:`simpy.Environment.step`.
 
-It relies on three attributes of :class:`simpy.Environment` (``_queue``, ``_eid``, ``_now``),
-stable across SimPy 4.x; ``tests/test_engine_clock.py`` pins the ordering against
-``env.timeout``. Cost: O(log n) per timer (one heap push and one pop).
+This is the one engine module that touches SimPy's internals: the environment's event
+queue, id counter and clock (``_queue``, ``_eid``, ``_now``; unchanged through SimPy 4.x);
+events themselves are read through their public API. ``tests/test_engine_fastpaths.py`` pins
+the ordering against ``env.timeout`` and SimPy's own loop. Cost: O(log n) per timer (one
+heap push and one pop).
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def run(env: simpy.Environment) -> None:
         event.callbacks = None
         for callback in callbacks:
             callback(event)
-        if not event._ok and not hasattr(event, "_defused"):
-            exc = type(event._value)(*event._value.args)
-            exc.__cause__ = event._value
+        if not event.ok and not event.defused:  # a failed event nobody handled: crash
+            err = event.value
+            exc = type(err)(*err.args)
+            exc.__cause__ = err
             raise exc
