@@ -67,14 +67,16 @@ def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], N
     """
     t = _new(Timer)  # no __init__ call: this runs once per event
     t.fn = callback
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), t))
+    queue: list[Any] = env._queue
+    heappush(queue, (env._now + delay, NORMAL, next(env._eid), t))
     return t
 
 
 def run(env: simpy.Environment) -> None:
     """Process every event of ``env`` until its queue is empty (``env.run()``)."""
-    queue = env._queue
+    queue: list[Any] = env._queue
     pop = heappop
+    event: Any
     while queue:
         env._now, _, _, event = pop(queue)
         if event.__class__ is Timer:

@@ -263,7 +263,7 @@ class ClusterSim:
 
     def _load_block(self, lo: int) -> None:
         hi = min(lo + ARRIVAL_BLOCK, self._num_arrivals)
-        self._block = tuple(
+        self._block: tuple[list[Any], ...] = tuple(
             a[lo:hi].tolist() if isinstance(a, np.ndarray) else list(a[lo:hi])
             for a in self._arrival
         )
