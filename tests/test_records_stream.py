@@ -3,6 +3,8 @@ the summary made from the columns read back equals the in-memory one."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -50,3 +52,28 @@ def test_streamed_records_equal_in_memory(tmp_path, monkeypatch, chunk_rows):
     for d in (a, b):
         d["sim"].pop("wall_s")
     assert a == b
+
+
+def test_replay_stream_records_gives_the_same_run_dir(tmp_path):
+    from typer.testing import CliRunner
+
+    from sunsim.cli import app
+
+    runner = CliRunner()
+    args = ["replay", "--no-progress", "--max-requests", "400", "--latency", "roofline"]
+    a, b = tmp_path / "mem", tmp_path / "streamed"
+    r = runner.invoke(app, [*args, "--out", str(a)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*args, "--out", str(b), "--stream-records"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    for mode in ("partitioned", "sun", "qsun"):
+        name = f"records_{mode}.parquet"
+        pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))
+    sa, sb = (json.loads((d / "summary.json").read_text())["modes"] for d in (a, b))
+    for s in (*sa.values(), *sb.values()):
+        s["sim"].pop("wall_s")
+    assert sa == sb
+    r = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "c"), "--stream-records", "--records-format", "csv"]
+    )
+    assert r.exit_code == 2 and "--stream-records" in r.output

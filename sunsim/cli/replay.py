@@ -31,7 +31,7 @@ def _print_workload(wl: Any, trace: str | None) -> None:
     say(f"models ({wl.labelling}): {counts}", markup=False)
 
 
-def _simulate(s: Any, wl: Any, progress: bool) -> Any:
+def _simulate(s: Any, wl: Any, progress: bool, records_dir: Path | None = None) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.replay import run_replay
@@ -46,7 +46,12 @@ def _simulate(s: Any, wl: Any, progress: bool) -> Any:
         transient=True,
     ) as bar:
         tasks = {m: bar.add_task(m, total=1.0) for m in s.modes}
-        return run_replay(s, wl, on_progress=lambda m, f: bar.update(tasks[m], completed=f))
+        return run_replay(
+            s,
+            wl,
+            on_progress=lambda m, f: bar.update(tasks[m], completed=f),
+            records_dir=records_dir,
+        )
 
 
 @app.command()
@@ -59,6 +64,12 @@ def replay(
         "parquet", "--records-format", help="Per-request records as parquet or csv."
     ),
     progress: bool = progress_option(),
+    stream_records: bool = typer.Option(
+        False,
+        "--stream-records",
+        help="Write each mode's records to the run directory in Parquet row groups as the "
+        "run goes, instead of holding them in memory (for traces of millions of requests).",
+    ),
 ) -> None:
     """Replay a trace through partitioned, SUN and QSUN decode and compare them side by side."""
     from sunsim.errors import ConfigError
@@ -69,10 +80,12 @@ def replay(
     s = build_scenario(inputs)
     if records_format not in ("parquet", "csv"):
         raise ConfigError(f"--records-format: expected parquet or csv, got '{records_format}'")
+    if stream_records and records_format != "parquet":
+        raise ConfigError("--stream-records writes Parquet; drop --records-format csv")
     out_dir = prepare_run_dir(out or default_run_dir("replay"), force)
     wl = load_workload(s)
     _print_workload(wl, s.trace)
-    r = _simulate(s, wl, progress)
+    r = _simulate(s, wl, progress, out_dir if stream_records else None)
     for note in r.latency_notes:
         say(f"latency {note}", markup=False)
     method = {x.method for x in r.summaries.values()}
