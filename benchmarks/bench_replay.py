@@ -28,8 +28,13 @@ In-process (30k requests, minimum of 5 runs, less contended) the same change mea
 path (timers and heap ~19%, the decode run loop ~13%, per-run statistics ~10%, routing ~8%,
 worker bookkeeping), each a small share of plain-Python work.
 
-10M requests, sun, streamed records (same machine, same load): see the module README note
-in the closing report of issue 13 item 4 (wall time and peak RSS from /usr/bin/time -v).
+10M requests, sun, streamed records, same machine under the same load
+(``/usr/bin/time -v python benchmarks/bench_replay.py --child sun --requests 10000000
+--stream-records /tmp/speed/s10m``): simulate() 583.6 CPU s (17,135 requests per CPU-second;
+2,666 s wall at about 20% of a core), 43.8M events, 10M records in an 813 MB Parquet file of
+row groups; peak RSS 1,296 MB up to the end of simulate() (trace generation included), but
+2,957 MB for the whole process: reading the summary columns back and ``summarize`` (24 s)
+take the peak over 2 GB. A streaming summary is still to do.
 """
 
 from __future__ import annotations
