@@ -206,10 +206,16 @@ def run_replay(
     s: Scenario,
     workload: Workload | None = None,
     on_progress: Callable[[str, float], None] | None = None,
+    records_dir: Path | None = None,
 ) -> ReplayResult:
     """Simulate every mode of ``s`` on the same labelled requests.
 
-    ``on_progress(mode, fraction)`` is called as each mode advances.
+    ``on_progress(mode, fraction)`` is called as each mode advances. With ``records_dir``,
+    each mode's records stream to ``records_dir/records_<mode>.parquet`` in row groups as
+    the run goes (:class:`sunsim.runs.stream.ParquetRecordSink`); the summary is made from
+    the columns read back and the result's ``records`` holds only those columns
+    (:data:`sunsim.runs.stream.SUMMARY_COLUMNS`), so a long trace's records never sit in
+    memory whole.
     """
     wl = workload if workload is not None else load_workload(s)
     req = wl.requests
@@ -238,9 +244,18 @@ def run_replay(
             res = simulate_closed_loop(
                 wl.closed_loop, cl, pl, dl, requests=req, seed=s.seed, on_progress=cb
             )
-        else:
+        elif records_dir is None:
             res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
-        add_session_columns(res.records, req)  # session_id, turn: only when the trace has them
+        else:
+            from sunsim.runs.stream import ParquetRecordSink, read_summary_records
+
+            path = Path(records_dir) / f"records_{mode}.parquet"
+            with ParquetRecordSink(path) as sink:
+                res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb, records_sink=sink)
+            res.records = read_summary_records(path)
+            res.extra["records_path"] = str(path)
+        if records_dir is None:  # session_id, turn: only when the trace has them
+            add_session_columns(res.records, req)
         results[mode] = res
         summaries[mode] = summarize(res, s.slo)
     return ReplayResult(s, wl, results, summaries, notes)

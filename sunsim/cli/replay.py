@@ -37,7 +37,7 @@ def _print_workload(wl: Any, trace: str | None) -> None:
     say(f"models ({wl.labelling}): {counts}", markup=False)
 
 
-def _simulate(s: Any, wl: Any, progress: bool) -> Any:
+def _simulate(s: Any, wl: Any, progress: bool, records_dir: Path | None = None) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.replay import run_replay
@@ -52,7 +52,12 @@ def _simulate(s: Any, wl: Any, progress: bool) -> Any:
         transient=True,
     ) as bar:
         tasks = {m: bar.add_task(m, total=1.0) for m in s.modes}
-        return run_replay(s, wl, on_progress=lambda m, f: bar.update(tasks[m], completed=f))
+        return run_replay(
+            s,
+            wl,
+            on_progress=lambda m, f: bar.update(tasks[m], completed=f),
+            records_dir=records_dir,
+        )
 
 
 @app.command()
@@ -66,17 +71,28 @@ def replay(
     ),
     progress: bool = progress_option(),
     as_json: bool = json_option(),
+    stream_records: bool = typer.Option(
+        False,
+        "--stream-records",
+        help="Write each mode's records to the run directory in Parquet row groups as the "
+        "run goes, instead of holding them in memory (for traces of millions of requests).",
+    ),
 ) -> None:
     """Replay a trace (or closed-loop clients: --max-concurrency, no trace) through
     partitioned, SUN and QSUN decode and compare them side by side."""
     with json_mode(as_json):
-        result = _replay(inputs, out, force, records_format, progress)
+        result = _replay(inputs, out, force, records_format, progress, stream_records)
     if as_json:
         print_json(result)
 
 
 def _replay(
-    inputs: ScenarioInputs, out: Path | None, force: bool, records_format: str, progress: bool
+    inputs: ScenarioInputs,
+    out: Path | None,
+    force: bool,
+    records_format: str,
+    progress: bool,
+    stream_records: bool = False,
 ) -> dict[str, Any]:
     """The replay command (every human line on the console); returns the machine summary."""
     from sunsim.cli.result_tables import as_costs, gpu_title, print_compact, replay_frame
@@ -88,10 +104,12 @@ def _replay(
     s = build_scenario(inputs)
     if records_format not in ("parquet", "csv"):
         raise ConfigError(f"--records-format: expected parquet or csv, got '{records_format}'")
+    if stream_records and records_format != "parquet":
+        raise ConfigError("--stream-records writes Parquet; drop --records-format csv")
     out_dir = prepare_run_dir(out or default_run_dir("replay"), force)
     wl = load_workload(s)
     _print_workload(wl, s.trace)
-    r = _simulate(s, wl, progress)
+    r = _simulate(s, wl, progress, out_dir if stream_records else None)
     for note in r.latency_notes:
         say(f"latency {note}", markup=False)
     method = {x.method.split(" (")[0] for x in r.summaries.values()}

@@ -30,20 +30,22 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import simpy
 
+from sunsim.engine.clock import Timer, call_later
+from sunsim.engine.clock import run as run_events
 from sunsim.engine.colocated_pools import build_colocated_pools
 from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.designs import PoolScope
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
 from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_stats
-from sunsim.engine.records import RecordTable
+from sunsim.engine.records import RecordSink, RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
 from sunsim.engine.router import Central, DecodeRouter, PrefillRouter, make_router
@@ -58,6 +60,8 @@ __all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "si
 
 _DONE = RequestStatus.DONE
 _INF = math.inf
+#: Trace rows the arrival loop turns into Python lists at a time.
+ARRIVAL_BLOCK = 1 << 16
 
 
 def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> int:
@@ -195,12 +199,11 @@ class ClusterSim:
             + sum(w.num_events for w in self.decode_workers)
         )
 
-    def schedule(self, delay: float, callback: Callable[[Any], None]) -> simpy.Event:
-        """A SimPy timeout of ``delay`` seconds that calls ``callback(event)``; counted."""
+    def schedule(self, delay: float, callback: Callable[[Any], None]) -> Timer:
+        """A timer of ``delay`` seconds that calls ``callback(timer)`` (the queue entry of a
+        SimPy timeout, :func:`sunsim.engine.clock.call_later`); counted."""
         self._num_events += 1
-        ev = self.env.timeout(delay)
-        ev.callbacks.append(callback)
-        return ev
+        return call_later(self.env, delay, callback)
 
     def report_progress(self, on_progress: Callable[[float], None] | None) -> None:
         """Call ``on_progress(fraction of requests ended)`` each time that fraction crosses a
@@ -272,58 +275,88 @@ class ClusterSim:
 
     # -- arrivals ------------------------------------------------------------------------
     def start_arrivals(
-        self, arrival_s: list[float], model_idx: list[int], prompt: list[int], output: list[int]
+        self,
+        arrival_s: Sequence[float],
+        model_idx: Sequence[int],
+        prompt: Sequence[int],
+        output: Sequence[int],
     ) -> None:
-        """Schedule the trace's arrivals: one timer per distinct arrival instant.
+        """Schedule the trace's arrivals (sequences or NumPy arrays of equal length, sorted by
+        arrival): one timer per distinct arrival instant. The loop reads them in blocks of
+        :data:`ARRIVAL_BLOCK` rows turned into Python lists, so a long trace is never held
+        as Python objects all at once.
 
-        ``arrival_s`` is kept (not copied) and may grow during the run: a closed-loop workload
-        appends the arrival time of its next request, at or after the current time, and
-        schedules :meth:`_arrive` itself (:mod:`sunsim.engine.closed_loop`).
+        ``arrival_s`` is kept (not copied) and, as a list, may grow during the run: a
+        closed-loop workload appends the arrival time of its next request, at or after the
+        current time, and schedules :meth:`_arrive` itself (:mod:`sunsim.engine.closed_loop`);
+        the loop reads the list's length anew at every call.
         """
         self._arrival = (arrival_s, model_idx, prompt, output)
+        self._num_arrivals = len(arrival_s)
         self._next = 0
-        if arrival_s:
-            self.schedule(max(arrival_s[0], 0.0), self._arrive)
+        self._block_lo = self._block_hi = 0
+        if self._num_arrivals:
+            self._load_block(0)
+            self.schedule(max(self._block[0][0], 0.0), self._arrive)
+
+    def _load_block(self, lo: int) -> None:
+        hi = min(lo + ARRIVAL_BLOCK, len(self._arrival[0]))
+        self._block: tuple[list[Any], ...] = tuple(
+            a[lo:hi].tolist() if isinstance(a, np.ndarray) else list(a[lo:hi])
+            for a in self._arrival
+        )
+        self._block_lo, self._block_hi = lo, hi
 
     def _arrive(self, _ev: Any) -> None:
         """Every request arriving now: reject it (:func:`reject_reason`) or queue it for
         prefill; idle prefill workers start once all of this instant's arrivals are queued."""
-        arrival_s, model_idx, prompt, output = self._arrival
-        now = self.env.now
+        now = self.env._now
         max_len = self.decode_latency.max_model_len
         B = self.cluster.block_size
         cap = self.capacity_blocks
         routers = self.prefill_routers
         records = self.records
+        n = len(self._arrival[0])  # a closed loop's list grows during the run
         i = self._next
-        n = len(arrival_s)
         touched = []
-        while i < n and arrival_s[i] <= now:
-            t = arrival_s[i]
-            p = prompt[i]
-            o = output[i]
-            reason = reject_reason(p, o, max_len, cap, B)
-            if reason is not None:
-                records.reject(i, t, reason)
-                self.num_done += 1
-                if self.num_done >= self._progress_at:
-                    self._progress()
-                if self.on_request_end is not None:
-                    self.on_request_end(now)
-            else:
-                m = model_idx[i]
-                r = Request(i, m, p, o, t)
-                w = routers[m].choose_for(r)
-                assert w is not None
-                w.submit(r, defer=False)
-                if not w.busy:
-                    touched.append(w)
-            i += 1
+        while i < n:
+            if i >= self._block_hi:
+                self._load_block(i)
+            lo = self._block_lo
+            arrival_s, model_idx, prompt, output = self._block
+            j = i - lo
+            m_end = self._block_hi - lo
+            while j < m_end and arrival_s[j] <= now:
+                t = arrival_s[j]
+                p = prompt[j]
+                o = output[j]
+                reason = reject_reason(p, o, max_len, cap, B)
+                if reason is not None:
+                    records.reject(lo + j, t, reason)
+                    self.num_done += 1
+                    if self.num_done >= self._progress_at:
+                        self._progress()
+                    if self.on_request_end is not None:
+                        self.on_request_end(now)
+                else:
+                    m = model_idx[j]
+                    r = Request(lo + j, m, p, o, t)
+                    w = routers[m].choose_for(r)
+                    assert w is not None
+                    w.submit(r, defer=False)
+                    if not w.busy:
+                        touched.append(w)
+                j += 1
+            i = lo + j
+            if j < m_end:
+                break
         self._next = i
         for w in touched:  # all of this instant's arrivals are queued: start idle workers
             w.start_if_idle()
         if i < n:
-            self.schedule(arrival_s[i] - now, self._arrive)
+            if i >= self._block_hi:
+                self._load_block(i)
+            self.schedule(self._block[0][i - self._block_lo] - now, self._arrive)
 
 
 def simulate(
@@ -335,6 +368,7 @@ def simulate(
     seed: int = 0,
     on_progress: Callable[[float], None] | None = None,
     timeline_bins: int = 200,
+    records_sink: RecordSink | None = None,
 ) -> SimResult:
     """Replay ``requests`` through ``cluster``.
 
@@ -353,6 +387,10 @@ def simulate(
             percent (at most 100 times, the last with 1.0); it observes the run and changes
             nothing in it (the result is the same with or without it).
         timeline_bins: number of time bins of the utilisation timeline over the trace span.
+        records_sink: when given, the records stream to it as they complete, in frames of
+            consecutive trace rows (:meth:`RecordTable.stream`), and the result's
+            ``records`` is an empty frame (``extra["records_streamed"]`` counts the rows
+            sent), so a long trace's records never sit in memory together.
 
     Returns:
         a :class:`SimResult`.
@@ -390,11 +428,15 @@ def simulate(
     output = requests["output_tokens"].to_numpy(dtype=np.int64)
     sim.records.set_inputs(arrival, model_idx, prompt, output)
     caching = enable_prefix_caching(sim, requests, model_idx.tolist())
+    if records_sink is not None:
+        sim.records.stream(records_sink, served)
     sim.report_progress(on_progress)
-    sim.start_arrivals(arrival.tolist(), model_idx.tolist(), prompt.tolist(), output.tolist())
-    sim.env.run()
+    sim.start_arrivals(arrival, model_idx, prompt, output)
+    run_events(sim.env)
     if sim.num_done != n:  # pragma: no cover - engine invariant
         raise RuntimeError(f"simulation ended with {n - sim.num_done} of {n} requests unfinished")
+    if records_sink is not None:
+        sim.records.close()
     result = build_result(sim, served, time.perf_counter() - t0)
     if caching:
         result.extra["prefix_cache"] = prefix_stats(sim)

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
+from sunsim.engine.clock import Timer, call_later
 from sunsim.engine.decode_stats import (
     ITL_BINS_PER_DECADE,
     ITL_MIN_S,
@@ -102,7 +103,7 @@ class DecodeWorker:
         self.policy = policy
         self.max_num_seqs = policy.max_num_seqs
         self.kv = PagedKvCache(policy.capacity_blocks, policy.block_size)
-        self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens)
+        self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens, sim.timeline_bin_s)
         self.central: Central[DecodeWorker] | None = None
         self.load = 0
         self.load_tokens = 0
@@ -114,7 +115,7 @@ class DecodeWorker:
         self.iteration = 0  # iterations completed
         # time: the one timer, and the planned run of iterations in progress (see _plan)
         self.idle = True
-        self.timer: simpy.Event | None = None  # the live timer; an older one that fires is stale
+        self.timer: Timer | None = None  # the live timer; an older one that fires is stale
         self.timer_at = _INF  # when it fires (idle: the next KV arrival)
         self._on_timer_cb: Callable[[Any], None] = self._on_timer
         self.num_events = 0  # timers scheduled (the cluster sums them)
@@ -154,17 +155,15 @@ class DecodeWorker:
         """(Re)schedule the worker's one timer; the one it replaces is ignored when it fires."""
         self.timer_at = at
         self.num_events += 1
-        ev = self.env.timeout(at - self.env.now)
-        ev.callbacks.append(self._on_timer_cb)
-        self.timer = ev
+        env = self.env
+        self.timer = call_later(env, at - env._now, self._on_timer_cb)
 
-    def _on_timer(self, ev: simpy.Event) -> None:
-        if ev is not self.timer:
-            return  # superseded
-        self.timer_at = _INF
-        if not self.idle:
-            self._end_run()
-        self._boundary()
+    def _on_timer(self, ev: Timer) -> None:
+        if ev is self.timer:  # else superseded
+            self.timer_at = _INF
+            if not self.idle:
+                self._end_run()
+            self._boundary()
 
     # -- leaving the batch ----------------------------------------------------------------
     def _remove(self, r: Request) -> None:
@@ -190,7 +189,7 @@ class DecodeWorker:
     def _boundary(self) -> None:
         """At an iteration boundary (or on waking): take arrived KV, apply the policy
         (preempt, else admit FCFS), then plan the next run of iterations or go idle."""
-        now = self.env.now
+        now = self.env._now  # the property's value, without the call
         pending = self.pending
         waiting = self.waiting
         while pending and pending[0][0] <= now:
@@ -269,19 +268,23 @@ class DecodeWorker:
         boundary at or after a known KV arrival, a possible KV overflow, or ``plan_cap``
         iterations (adapted to how often runs get cut), and set the timer to its end."""
         base = self.iteration
+        kv = self.kv
         last = self.finish_heap[0][0] - base
-        cap_it = self.plan_cap if self.plan_cap < MAX_MACRO_ITERATIONS else MAX_MACRO_ITERATIONS
+        cap_it = self.plan_cap
+        if cap_it > MAX_MACRO_ITERATIONS:
+            cap_it = MAX_MACRO_ITERATIONS
         if last > cap_it:
             last = cap_it
         if preempted:
             last = 1  # admission was skipped at this boundary; try at the next one
         else:
             # the last iteration whose KV surely fits
-            i_max = self.kv.last_safe_iteration(base)
+            i_max = kv.last_safe_iteration(base)
             if last > i_max:
                 last = i_max if i_max > 1 else 1
-        t_stop = self.pending[0][0] - now if self.pending else _INF
-        ctx1 = self.kv.sum_offset + n * (base + 1)
+        pending = self.pending
+        t_stop = pending[0][0] - now if pending else _INF
+        ctx1 = kv.sum_offset + n * (base + 1)
         cum = self.decode_run(n, ctx1, last, t_stop)
         self.run_t0 = now
         self.run_cum = cum
@@ -295,19 +298,20 @@ class DecodeWorker:
         """The planned run (possibly cut short) ended now: account it, finish requests."""
         todo = self.run_todo
         self.run_todo = 0  # no run in progress: a delivery during this boundary cuts nothing
-        if todo < len(self.run_cum):
+        cum = self.run_cum
+        if todo < len(cum):
             self.plan_cap = max(32, 8 * todo)
         elif self.plan_cap < MAX_MACRO_ITERATIONS:
             self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
-        self.iteration += todo
-        self.stats.commit(
-            self.run_t0, self.run_cum, todo, self.run_n, self.run_ctx1, self.run_fresh
-        )
+        k = self.iteration + todo
+        self.iteration = k
+        self.stats.commit(self.run_t0, cum, todo, self.run_n, self.run_ctx1, self.run_fresh)
         self.run_fresh = None
-        k = self.iteration
         fheap = self.finish_heap
+        if not fheap or fheap[0][0] > k:
+            return
         running = self.running
-        end = self.env.now
+        end = self.env._now
         finish = self.sim.finish
         while fheap and fheap[0][0] <= k:
             _fin, aid, r = heappop(fheap)

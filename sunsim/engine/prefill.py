@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from sunsim.engine.clock import call_later
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.request import Request, RequestStatus
 
@@ -73,7 +74,7 @@ class PrefillWorker:
         if defer and not self.busy and not self.start_scheduled:
             self.start_scheduled = True
             self.num_events += 1
-            self.env.timeout(0).callbacks.append(self._start)
+            call_later(self.env, 0, self._start)
 
     def start_if_idle(self) -> None:
         """Start a batch now if the worker is idle and has work (after ``defer=False``)."""
@@ -122,7 +123,7 @@ class PrefillWorker:
         self.num_batches += 1
         self.num_tokens += tokens
         self.num_events += 1
-        self.env.timeout(dt).callbacks.append(self._done)
+        call_later(self.env, dt, self._done)
 
     def _done(self, _ev: Any) -> None:
         batch, lens = self.batch, self.batch_lens

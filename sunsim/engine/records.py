@@ -1,6 +1,17 @@
-"""Per-request records, kept in flat NumPy arrays (one slot per trace request)."""
+"""Per-request records: written once when a request ends, turned into columns in trace order.
+
+A finished request appends one row of floats to a flat buffer (cheap in the event loop);
+the columns are built from the buffer (scattered by request id) when the table becomes a
+DataFrame. With a ``sink`` (a :class:`RecordSink`, e.g. a Parquet writer) the table streams:
+every ``chunk_rows`` consecutive trace rows form one frame, handed to the sink as soon as
+all of its requests have ended, in trace order, so memory holds only the chunks with
+requests still in flight (not the whole run).
+"""
 
 from __future__ import annotations
+
+from array import array
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -11,23 +22,47 @@ from sunsim.engine.scheduler import RejectReason
 #: Reasons a request can be rejected (codes stored as int8; 0: not rejected).
 REJECT_REASONS: tuple[str, ...] = ("", *(r.value for r in RejectReason))
 _REJECT_CODE = {r: i + 1 for i, r in enumerate(RejectReason)}
+#: A finished row of the buffer: request id, prefill_started_at, first_token_at, kv_ready_at,
+#: decode_started_at, finished_at, prefill_worker, decode_worker, num_preemptions.
+_ROW = 9
+#: Rows buffered before a streaming table moves them into its chunks.
+_DRAIN_ROWS = 1 << 16
+
+
+class RecordSink(Protocol):
+    """Receives a run's records frame by frame (consecutive trace rows, in order)."""
+
+    def write(self, frame: pd.DataFrame) -> None: ...
 
 
 class RecordTable:
     """Timestamps and counts of every request, written once when the request ends.
 
-    A finished request's row is one tuple (cheap to write in the event loop); the columns are
-    built when the table is turned into a DataFrame.
+    ``n`` is the number of requests in the trace. By default the records stay in memory
+    until :meth:`to_frame`; after :meth:`stream` they go to a sink instead.
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
-        # finished: (prefill_started_at, first_token_at, kv_ready_at, decode_started_at,
-        # finished_at, prefill_worker, decode_worker, num_preemptions)
-        self.rows: list[tuple[float, ...] | None] = [None] * n
+        self.buf = array("d")  # finished rows, _ROW floats each, in finishing order
         self.reason = np.zeros(n, dtype=np.int8)
-        self.ended = np.zeros(n, dtype=np.int32)
         self.num_ended = 0
+        self.served: list[str] = []
+        self.sink: RecordSink | None = None
+        self.chunk_rows = max(n, 1)
+        self._drain_len = -1
+        self._chunk_ended = np.zeros(0, dtype=np.int64)
+        self._chunks: dict[int, np.ndarray] = {}  # chunk -> (rows, _ROW - 1) finished values
+        self._next_chunk = 0  # the first chunk not yet written
+        self.rows_written = 0
+
+    def stream(self, sink: RecordSink, served: list[str], chunk_rows: int = 1 << 18) -> None:
+        """Send the records to ``sink`` in frames of ``chunk_rows`` consecutive trace rows (the
+        columns of :meth:`to_frame`; ``served`` names the model codes), each as soon as all
+        of its requests have ended; call :meth:`close` after the run. Call before the run."""
+        self.sink, self.served, self.chunk_rows = sink, list(served), chunk_rows
+        self._drain_len = _DRAIN_ROWS * _ROW
+        self._chunk_ended = np.zeros(-(-self.n // chunk_rows), dtype=np.int64)
 
     def set_inputs(
         self, arrival_s: np.ndarray, model_idx: np.ndarray, prompt: np.ndarray, output: np.ndarray
@@ -41,26 +76,72 @@ class RecordTable:
 
     def finish(self, r: Request, at: float) -> None:
         """Write the row of finished request ``r`` (it finished at ``at``, seconds)."""
-        rid = r.request_id
-        if self.rows[rid] is not None:  # pragma: no cover - engine invariant
-            raise RuntimeError(f"request {rid} finished twice")
-        self.rows[rid] = (
-            r.prefill_started_at,
-            r.first_token_at,
-            r.kv_ready_at,
-            r.decode_started_at,
-            at,
-            r.prefill_worker,
-            r.decode_worker,
-            r.num_preemptions,
+        buf = self.buf
+        buf.extend(
+            (
+                r.request_id,
+                r.prefill_started_at,
+                r.first_token_at,
+                r.kv_ready_at,
+                r.decode_started_at,
+                at,
+                r.prefill_worker,
+                r.decode_worker,
+                r.num_preemptions,
+            )
         )
         self.num_ended += 1
+        if len(buf) == self._drain_len:
+            self._drain()
 
     def reject(self, rid: int, at: float, reason: RejectReason) -> None:
         """Request ``rid`` (trace row) is rejected at ``at`` (seconds) for ``reason``."""
+        if self.reason[rid]:  # pragma: no cover - engine invariant
+            raise RuntimeError(f"request {rid} rejected twice")
         self.reason[rid] = _REJECT_CODE[reason]
-        self.ended[rid] += 1
         self.num_ended += 1
+        if self.sink is not None:
+            self._chunk_ended[rid // self.chunk_rows] += 1
+
+    # -- building columns -----------------------------------------------------------------
+    def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
+        """The buffered rows' request ids and values ((rows, 8) float64); clears the buffer."""
+        rows = np.frombuffer(self.buf, dtype=float).reshape(-1, _ROW).copy()
+        self.buf = array("d")
+        return rows[:, 0].astype(np.int64), rows[:, 1:]
+
+    def _drain(self) -> None:
+        """Move buffered rows into their chunks; hand every complete chunk to the sink."""
+        assert self.sink is not None
+        rid, vals = self._buffered()
+        C = self.chunk_rows
+        chunk = rid // C
+        self._chunk_ended += np.bincount(chunk, minlength=len(self._chunk_ended))
+        for c in np.unique(chunk):
+            c = int(c)
+            block = self._chunks.get(c)
+            if block is None:
+                size = min(C, self.n - c * C)
+                block = self._chunks[c] = np.full((size, _ROW - 1), np.nan)
+            sel = chunk == c
+            block[rid[sel] - c * C] = vals[sel]
+        while self._next_chunk < len(self._chunk_ended):
+            c = self._next_chunk
+            lo, hi = c * C, min(self.n, (c + 1) * C)
+            if self._chunk_ended[c] < hi - lo:
+                break
+            block = self._chunks.pop(c, None)
+            if block is None:  # every request of the chunk was rejected
+                block = np.full((hi - lo, _ROW - 1), np.nan)
+            self.sink.write(self._frame(lo, hi, block))
+            self.rows_written += hi - lo
+            self._next_chunk += 1
+
+    def close(self) -> None:
+        """Streaming: write what is left (every request must have ended)."""
+        self._drain()
+        if self.rows_written != self.n:  # pragma: no cover - engine invariant
+            raise RuntimeError(f"{self.n - self.rows_written} requests did not end exactly once")
 
     def to_frame(self, served: list[str]) -> pd.DataFrame:
         """One row per request, in trace order.
@@ -72,26 +153,34 @@ class RecordTable:
         ``status`` (``finished``/``rejected``), ``reject_reason`` (empty when finished),
         ``ttft_s``, ``tpot_s`` (NaN for 1-token outputs), ``e2e_s`` (seconds).
         """
+        if self.sink is not None:
+            raise RuntimeError("the records streamed to their sink")  # pragma: no cover
+        self.served = list(served)
         n = self.n
-        finished = np.fromiter((r is not None for r in self.rows), dtype=bool, count=n)
-        ended = self.ended + finished
+        rid, vals = self._buffered()
+        ended = np.bincount(rid, minlength=n) + (self.reason != 0)
         if np.any(ended != 1):  # pragma: no cover - engine invariant
             bad = int(np.sum(ended != 1))
             raise RuntimeError(f"{bad} requests did not end exactly once")
-        cols = np.full((n, 8), np.nan)
-        if finished.any():
-            cols[finished] = np.array([r for r in self.rows if r is not None], dtype=float)
-        never = cols < 0  # -1 marks a stage that did not happen
-        cols[never] = np.nan
+        cols = np.full((n, _ROW - 1), np.nan)
+        cols[rid] = vals
+        self.buf.extend(np.column_stack([rid, vals]).ravel())  # to_frame can be called again
+        return self._frame(0, n, cols)
+
+    def _frame(self, lo: int, hi: int, cols: np.ndarray) -> pd.DataFrame:
+        """The records of trace rows ``lo:hi`` from their finished values ``cols`` ((hi - lo,
+        8); NaN rows for rejected requests)."""
+        finished = self.reason[lo:hi] == 0
+        cols[cols < 0] = np.nan  # -1 marks a stage that did not happen
         ints = np.nan_to_num(cols[:, 5:8], nan=-1).astype(np.int32)
-        reason = np.asarray(REJECT_REASONS, dtype=object)[self.reason]
+        reason = np.asarray(REJECT_REASONS, dtype=object)[self.reason[lo:hi]]
         df = pd.DataFrame(
             {
-                "request_id": np.arange(n),
-                "model": pd.Categorical.from_codes(self.model_idx, categories=served),
-                "prompt_tokens": self.prompt,
-                "output_tokens": self.output,
-                "arrived_at": self.arrival_s,
+                "request_id": np.arange(lo, hi),
+                "model": pd.Categorical.from_codes(self.model_idx[lo:hi], categories=self.served),
+                "prompt_tokens": self.prompt[lo:hi],
+                "output_tokens": self.output[lo:hi],
+                "arrived_at": self.arrival_s[lo:hi],
                 "prefill_worker": ints[:, 0],
                 "prefill_started_at": cols[:, 0],
                 "first_token_at": cols[:, 1],
@@ -100,7 +189,7 @@ class RecordTable:
                 "decode_started_at": cols[:, 3],
                 "finished_at": cols[:, 4],
                 "num_preemptions": np.where(finished, ints[:, 2], 0).astype(np.int32),
-                "status": np.where(self.reason == 0, "finished", "rejected"),
+                "status": np.where(finished, "finished", "rejected"),
                 "reject_reason": reason,
             }
         )

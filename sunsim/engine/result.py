@@ -84,9 +84,10 @@ def build_result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult
         method = dm if pm == dm else f"{dm}; prefill {pm}"
     else:  # the analytic one's label: "analytic" or "analytic (calibrated on ...)"
         method = dm if not dm.startswith("measured") else pm
+    streamed = sim.records.sink is not None
     return SimResult(
         cluster=cl,
-        records=sim.records.to_frame(served),
+        records=pd.DataFrame() if streamed else sim.records.to_frame(served),
         decode_workers=_decode_frame(sim, span),
         prefill_workers=_prefill_frame(sim, served, span),
         timeline=_timeline_frame(sim, bin_s),
@@ -102,6 +103,7 @@ def build_result(sim: ClusterSim, served: list[str], wall_s: float) -> SimResult
         sim_end_s=end,
         wall_s=wall_s,
         num_events=sim.num_events,
+        extra={"records_streamed": sim.records.rows_written} if streamed else {},
     )
 
 

@@ -246,6 +246,60 @@ class ProfiledLatency(LatencyModel):
         r += fit
         return r if r > 0.0 else fit
 
+    def decode_run(
+        self,
+        batch_size: int,
+        first_context_tokens: int,
+        max_iterations: int,
+        stop_s: float = float("inf"),
+    ) -> list[float]:
+        """:meth:`LatencyModel.decode_run` with :meth:`decode_step_time`'s arithmetic inlined
+        and the batch-size terms hoisted out of the loop (the same floats: a test compares
+        them with the step-by-step sum)."""
+        b = batch_size
+        if b <= 0:
+            return super().decode_run(batch_size, first_context_tokens, max_iterations, stop_s)
+        a0, a1, a2, a3 = self._dc
+        s = self._decode
+        i, fx = s.cells[b] if b < s.cells_len else s.cell_x(b)
+        fit0 = a0 + a1 * b  # a0 + a1 * b + a2 * c + a3 * b * c, left to right
+        a3b = a3 * b
+        ys, t, inv_dy, logs, mult = s.ys, s.flat, s.inv_dy, s.logs, s.mult
+        t_lo, t_hi, jmax, fy_hi, ny = s.t_lo, s.t_hi, s.ny - 2, s.fy_hi, s.ny
+        row0 = i * ny
+        out: list[float] = []
+        append = out.append
+        total = 0.0
+        c = first_context_tokens
+        for _ in range(max_iterations):
+            per = c / b
+            if per <= t_lo:
+                j, fy = 0, 0.0
+            elif per >= t_hi:
+                j, fy = jmax, fy_hi
+            else:
+                ly = log(per) if logs else per
+                j = bisect_right(ys, ly) - 1
+                if j > jmax:
+                    j = jmax
+                fy = (ly - ys[j]) * inv_dy[j]
+            k = row0 + j
+            r0 = t[k] + (t[k + 1] - t[k]) * fy
+            k += ny
+            r1 = t[k] + (t[k + 1] - t[k]) * fy
+            r = r0 + (r1 - r0) * fx
+            fit = fit0 + a2 * c + a3b * c
+            if mult:
+                total += fit * r
+            else:
+                r += fit
+                total += r if r > 0.0 else fit
+            append(total)
+            if total >= stop_s:
+                break
+            c += b
+        return out
+
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         """Seconds for one prefill batch of prompts of these lengths (tokens).
 

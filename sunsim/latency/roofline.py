@@ -131,6 +131,8 @@ class RooflineLatency(LatencyModel):
         stop_s: float = float("inf"),
     ) -> list[float]:
         # Same arithmetic as decode_step_time, inlined: this is the simulator's hottest loop.
+        # The context is carried as a float (exact below 2**53, so every product rounds as
+        # with the int), and a zero overhead is not added (x + 0.0 == x for x >= 0).
         fixed_c = (self._linear_flops_per_token + self._head_flops_per_request) * batch_size
         per_ctx_c = self._attn_decode_flops_per_ctx
         inv_f, inv_bw = self._inv_flops, self._inv_bw
@@ -140,7 +142,34 @@ class RooflineLatency(LatencyModel):
         out: list[float] = []
         append = out.append
         t = 0.0
-        ctx = first_context_tokens
+        ctx = float(first_context_tokens)
+        step = float(batch_size)
+        if over == 0.0 and max_iterations > 0:
+            # Both terms are affine in the context, so their difference is largest and
+            # smallest at the run's ends: when the memory time leads the compute time there
+            # by far more than rounding (1e-9 relative), every iteration takes the memory
+            # time, and the loop need not compute the other.
+            last_ctx = ctx + (max_iterations - 1) * step
+            lo_c, lo_m = (fixed_c + per_ctx_c * ctx) * inv_f, (fixed_m + kvb * ctx) * inv_bw
+            hi_c = (fixed_c + per_ctx_c * last_ctx) * inv_f
+            hi_m = (fixed_m + kvb * last_ctx) * inv_bw
+            if lo_m > lo_c * (1 + 1e-9) and hi_m > hi_c * (1 + 1e-9):
+                for _ in range(max_iterations):
+                    t += (fixed_m + kvb * ctx) * inv_bw
+                    append(t)
+                    if t >= stop_s:
+                        break
+                    ctx += step
+                return out
+            for _ in range(max_iterations):
+                t_c = (fixed_c + per_ctx_c * ctx) * inv_f
+                t_m = (fixed_m + kvb * ctx) * inv_bw
+                t += t_c if t_c > t_m else t_m
+                append(t)
+                if t >= stop_s:
+                    break
+                ctx += step
+            return out
         for _ in range(max_iterations):
             t_c = (fixed_c + per_ctx_c * ctx) * inv_f
             t_m = (fixed_m + kvb * ctx) * inv_bw
@@ -148,7 +177,7 @@ class RooflineLatency(LatencyModel):
             append(t)
             if t >= stop_s:
                 break
-            ctx += batch_size
+            ctx += step
         return out
 
     def mixed_step_time(

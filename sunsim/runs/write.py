@@ -84,7 +84,8 @@ def write_run(
     ``records_<mode>.parquet|csv`` (one row per request), ``decode_workers_<mode>.csv``,
     ``prefill_workers_<mode>.csv``, ``timeline_<mode>.csv``, ``batch_time_<mode>.csv``,
     ``kv_time_<mode>.csv``, ``itl_<mode>.csv`` (non-empty ITL bins: ``lo_s``, ``hi_s``,
-    ``tokens``).
+    ``tokens``). Records streamed into ``out`` during the run (``run_replay(...,
+    records_dir=out)``) are already there and are not written again.
 
     It does not check whether ``out`` already holds a run: call
     :func:`~sunsim.runs.layout.prepare_run_dir` first. Raises :class:`ConfigError` for an
@@ -125,7 +126,10 @@ def _write(
     edges = itl_bin_edges()
     for mode, res in r.results.items():
         p = out / f"records_{mode}.{records_format}"
-        if records_format == "parquet":
+        if "records_path" in res.extra:  # streamed during the run (run_replay records_dir)
+            if Path(res.extra["records_path"]).resolve() != p.resolve():
+                raise ConfigError(f"records of {mode} were streamed to another directory")
+        elif records_format == "parquet":
             res.records.to_parquet(p, index=False)
         else:
             res.records.to_csv(p, index=False)

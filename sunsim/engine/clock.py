@@ -1,0 +1,93 @@
+"""Cheap timers on a SimPy environment and the loop that runs them.
+
+The engine's workers only ever need "call this function in ``delay`` seconds". A
+:class:`simpy.Timeout` does that through ``Event.__init__`` and ``Environment.schedule``; a
+:class:`Timer` is the same queue entry without those calls, and :func:`run` is
+:meth:`simpy.Environment.run` (to the end, no ``until``) without a method call per event.
+
+Both keep SimPy's semantics exactly:
+
+* a timer scheduled now with ``delay`` is the queue entry ``(now + delay, NORMAL, eid,
+  event)`` that ``env.timeout(delay)`` would push, with the next id of the environment's own
+  counter, so timers and ordinary SimPy events (processes, other timeouts) share one queue
+  and fire in the same order as before (time, then priority, then scheduling order);
+* :func:`run` pops entries in that order, sets ``env.now``, calls each event's callbacks with
+  the event, and raises a failed, undefused event's exception like
+  :meth:`simpy.Environment.step`.
+
+This is the one engine module that touches SimPy's internals: the environment's event
+queue, id counter and clock (``_queue``, ``_eid``, ``_now``; unchanged through SimPy 4.x);
+events themselves are read through their public API. ``tests/test_engine_fastpaths.py`` pins
+the ordering against ``env.timeout`` and SimPy's own loop. Cost: O(log n) per timer (one
+heap push and one pop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heappop, heappush
+from typing import Any
+
+import simpy
+from simpy.events import NORMAL
+
+__all__ = ["Timer", "call_later", "run"]
+
+
+class Timer:
+    """A timer event: ``fn`` is called with the timer when it fires.
+
+    :func:`run` calls ``fn`` directly; for SimPy's own loop (``env.run()``) it also looks like
+    a fired :class:`simpy.Timeout`: ``callbacks`` is ``[fn]`` until it fires (then ``None``),
+    it is ok (``_ok``) with value ``None``. It cannot be yielded from a SimPy process (use
+    ``env.timeout`` there).
+    """
+
+    __slots__ = ("fn", "_fired")
+    _ok = True
+    _value = None
+    fn: Callable[[Any], None]
+
+    @property
+    def callbacks(self) -> list[Callable[[Any], None]] | None:
+        return None if getattr(self, "_fired", False) else [self.fn]
+
+    @callbacks.setter
+    def callbacks(self, value: None) -> None:
+        self._fired = True
+
+
+_new = object.__new__
+
+
+def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> Timer:
+    """Schedule ``callback(timer)`` at ``env.now + delay`` (seconds, >= 0); returns the timer.
+
+    Same queue entry and order as ``env.timeout(delay).callbacks.append(callback)``.
+    """
+    t = _new(Timer)  # no __init__ call: this runs once per event
+    t.fn = callback
+    queue: list[Any] = env._queue
+    heappush(queue, (env._now + delay, NORMAL, next(env._eid), t))
+    return t
+
+
+def run(env: simpy.Environment) -> None:
+    """Process every event of ``env`` until its queue is empty (``env.run()``)."""
+    queue: list[Any] = env._queue
+    pop = heappop
+    event: Any
+    while queue:
+        env._now, _, _, event = pop(queue)
+        if event.__class__ is Timer:
+            event.fn(event)
+            continue
+        callbacks = event.callbacks
+        event.callbacks = None
+        for callback in callbacks:
+            callback(event)
+        if not event.ok and not event.defused:  # a failed event nobody handled: crash
+            err = event.value
+            exc = type(err)(*err.args)
+            exc.__cause__ = err
+            raise exc

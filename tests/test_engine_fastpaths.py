@@ -1,0 +1,113 @@
+"""The engine's fast paths give the same floats and the same event order as the plain ones.
+
+* ``decode_run`` of the roofline and of measured profiles equals the running sum of
+  ``decode_step_time`` (the base class's loop), bit for bit, including where ``stop_s`` cuts;
+* :func:`sunsim.engine.clock.call_later` timers interleave with ``env.timeout`` events in
+  SimPy's order (time, then scheduling order) and :func:`sunsim.engine.clock.run` runs both;
+* folding the decode run log early (every few rows) gives the same distributions as one pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sunsim
+from sunsim.engine import decode_stats, simulate
+from sunsim.engine.clock import call_later, run
+from sunsim.latency.base import LatencyModel
+from sunsim.latency.profiled import ProfiledLatency
+from sunsim.latency.roofline import RooflineLatency
+from sunsim.specs import MODELS, get_gpu
+
+PROFILES = Path(sunsim.__file__).parent / "data" / "profiles"
+
+
+def _models() -> list[LatencyModel]:
+    gpu, spec = get_gpu("h100"), MODELS["llama-3.1-8b"]
+    out: list[LatencyModel] = [
+        RooflineLatency(gpu, spec, "bf16"),
+        RooflineLatency(gpu, spec, "w4a16", step_overhead_s=3e-4),
+    ]
+    for d in sorted(PROFILES.glob("*-aic-*/llama-3.1-8b/*")):
+        if (d / "meta.json").exists():
+            out.append(ProfiledLatency.from_dir(d))
+    return out
+
+
+MODELS_UNDER_TEST = _models()
+
+
+@pytest.mark.parametrize("lat", MODELS_UNDER_TEST, ids=lambda m: m.description[:60])
+@settings(max_examples=60, deadline=None)
+@given(
+    b=st.integers(1, 700),
+    per=st.integers(1, 40000),
+    iters=st.integers(1, 300),
+    stop=st.one_of(st.just(float("inf")), st.floats(0.0, 2.0)),
+)
+def test_decode_run_equals_step_sum(lat: LatencyModel, b: int, per: int, iters: int, stop: float):
+    fast = lat.decode_run(b, b * per, iters, stop)
+    slow = LatencyModel.decode_run(lat, b, b * per, iters, stop)
+    assert fast == slow  # exact floats, same length
+
+
+def test_timers_keep_simpy_order():
+    env = simpy.Environment()
+    seen: list[tuple[str, float]] = []
+
+    def note(name):
+        return lambda _ev: seen.append((name, env.now))
+
+    call_later(env, 1.0, note("a"))
+    env.timeout(1.0).callbacks.append(note("b"))
+    call_later(env, 0.5, note("c"))
+    call_later(env, 1.0, note("d"))
+
+    def proc(env):
+        yield env.timeout(0.75)
+        seen.append(("p", env.now))
+
+    env.process(proc(env))
+    run(env)
+    assert seen == [("c", 0.5), ("p", 0.75), ("a", 1.0), ("b", 1.0), ("d", 1.0)]
+
+
+def test_run_raises_a_failed_event():
+    env = simpy.Environment()
+    env.event().fail(ValueError("boom"))
+    with pytest.raises(ValueError, match="boom"):
+        run(env)
+
+
+def test_early_folding_gives_the_same_distributions(monkeypatch):
+    from sunsim.config import Scenario
+    from sunsim.traces import synth_trace
+
+    served = ("a", "b", "c")
+    df = synth_trace(num_requests=3000, rate=200.0, served=served, rng=np.random.default_rng(3))
+    cl = Scenario(served_models=served, decode_workers=(3,), prefill_workers=(2, 1, 1)).cluster(
+        "sun", [1.0, 1.0, 1.0]
+    )
+    lat = RooflineLatency(get_gpu("h100"), MODELS["llama-3.1-8b"], "bf16")
+    one = simulate(df, cl, lat, lat, seed=1)
+    monkeypatch.setattr(decode_stats, "FOLD_ROWS", 5)
+    many = simulate(df, cl, lat, lat, seed=1)
+    for name in ("timeline", "kv_time", "batch_time", "decode_workers", "records"):
+        a, b = getattr(one, name), getattr(many, name)
+        assert a.equals(b), name
+    assert np.array_equal(one.itl_hist, many.itl_hist)
+
+
+def test_timers_also_run_under_simpy_own_loop():
+    env = simpy.Environment()
+    seen: list[float] = []
+    call_later(env, 2.0, lambda _ev: seen.append(env.now))
+    env.timeout(1.0).callbacks.append(lambda _ev: seen.append(env.now))
+    env.run()
+    assert seen == [1.0, 2.0]
