@@ -341,7 +341,7 @@ def test_invariants(case):
     assert all(pool_of[w] == m for w, m in zip(fin["prefill_worker"], fin["model"]))
     # every output token emitted exactly once: decode steps, first tokens, recomputes
     ws = sim.decode_workers
-    emitted = sum(w.stats.num_tokens + len(w.stats.fresh_gaps) for w in ws) + len(fin)
+    emitted = sum(w.stats.num_tokens + w.stats.num_fresh_gaps for w in ws) + len(fin)
     assert emitted == int(fin["output_tokens"].sum())
     assert res.decode_workers["num_preemptions"].sum() == rec["num_preemptions"].sum()
     # everything released

@@ -198,7 +198,14 @@ def simulate_closed_loop(
     model_idx = req["model"].astype(str).map(idx_of).to_numpy(dtype=np.int64)
     prompt = req["prompt_tokens"].to_numpy(dtype=np.int64)
     output = req["output_tokens"].to_numpy(dtype=np.int64)
-    sim = ClusterSim(cluster, prefill_latency, decode_latency, n, np.random.default_rng(seed))
+    sim = ClusterSim(
+        cluster,
+        prefill_latency,
+        decode_latency,
+        n,
+        np.random.default_rng(seed),
+        defer_timeline=True,
+    )
     arrival = np.full(n, np.nan)
     first = min(workload.max_concurrency, n)
     sent = [0.0] * first if first_arrivals_s is None else [float(t) for t in first_arrivals_s]

@@ -7,17 +7,10 @@ KV transfer on the prefill worker's FIFO link to the decode worker the decode ro
 -> ``kv_ready_at`` -> decode waiting queue -> ``decode_started_at`` (admitted into the running
 batch) -> one token per iteration -> ``finished_at``.
 
-Designs differ only in the decode pools: ``partitioned`` has one pool per model (a request is
-decoded by its own model's workers); ``sun`` and ``qsun`` have one shared pool (any worker
-decodes any model's request; qsun's decode latency model is a low-bit one, with smaller
-weights and so more KV cache). A co-located design (``colocated``) has neither pool: its
-workers run both phases in one batch (:mod:`sunsim.engine.colocated`), built here too.
-
-Every request ends exactly once, ``finished`` or ``rejected`` with a reason
-(:class:`~sunsim.engine.scheduler.RejectReason`): ``exceeds_max_model_len`` (prompt + output
-tokens > the model's context) or ``exceeds_kv_capacity`` (its full context can never fit one
-decode worker's KV cache). Preempted requests are recomputed, counted in ``num_preemptions``,
-never lost.
+Designs (:mod:`sunsim.engine.designs`) differ in their pools: per-model or shared decode
+pools, or co-located workers (:mod:`sunsim.engine.colocated`). Every request ends exactly once,
+``finished`` or ``rejected`` with a reason (:class:`~sunsim.engine.scheduler.RejectReason`);
+preempted requests are recomputed, counted in ``num_preemptions``, never lost.
 
 :class:`ClusterSim` owns the pools, the routers, the records and the run's counters (event
 count, requests ended, KV-arrival sequence numbers, admission ids); workers call its small
@@ -37,6 +30,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sunsim.engine.capacity import kv_capacity_blocks
 from sunsim.engine.clock import Timer, call_later
 from sunsim.engine.clock import run as run_events
 from sunsim.engine.colocated_pools import build_colocated_pools
@@ -54,7 +48,6 @@ from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.paired import PairedDecodeLatency
-from sunsim.specs import get_gpu
 
 __all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "simulate"]
 
@@ -62,41 +55,6 @@ _DONE = RequestStatus.DONE
 _INF = math.inf
 #: Trace rows the arrival loop turns into Python lists at a time.
 ARRIVAL_BLOCK = 1 << 16
-
-
-def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> int:
-    """KV blocks per decode worker: (TP x GPU memory x utilisation - decode weight bytes
-    - TP x reserve) / (KV bytes per token x block tokens), rounded down.
-
-    The GPU is the decode pool's (``cluster.decode_gpu_name``); a ``lora`` cluster's adapter
-    slots (``cluster.lora.reserved_bytes``) come off the free bytes too.
-    TP is ``cluster.decode_tensor_parallel_size``: a worker is TP GPUs; the weights are split
-    over them (so the worker holds the whole model's weight bytes once), every GPU keeps its
-    own reserve, and the KV heads are split too (each GPU holds 1/TP of every token's KV
-    bytes), so the worker's KV cache holds (free bytes of its TP GPUs) / (the whole token's KV
-    bytes) tokens. TP 1: one GPU, as before.
-
-    Raises :class:`ConfigError` when the decode weights leave no room for a KV cache.
-    """
-    gpu = get_gpu(cluster.decode_gpu_name)
-    tp = int(cluster.decode_tensor_parallel_size or 1)
-    free = (
-        tp * gpu.memory_bytes * cluster.gpu_memory_utilization
-        - decode_latency.weight_bytes
-        - tp * cluster.reserve_bytes
-    )
-    if cluster.lora is not None:  # the LoRA slots (sunsim.engine.lora_spec)
-        free -= cluster.lora.reserved_bytes
-    per_block = decode_latency.kv_bytes_per_token * cluster.block_size
-    blocks = int(free // per_block) if per_block > 0 else 0
-    if blocks < 1:
-        raise ConfigError(
-            f"decode weights ({decode_latency.weight_bytes / 1e9:.1f} GB) leave no KV cache on "
-            f"{f'{tp} x ' if tp > 1 else ''}{gpu.name} ({gpu.memory_bytes / 1e9:.0f} GB x "
-            f"{cluster.gpu_memory_utilization}, {cluster.reserve_bytes / 1e9:.1f} GB reserve); "
-            "use a larger GPU, a lower-bit decode or a larger decode_tensor_parallel_size"
-        )
-    return blocks
 
 
 class ClusterSim:
@@ -117,6 +75,8 @@ class ClusterSim:
         num_requests: int,
         rng: np.random.Generator,
         timeline_bin_s: float = 1.0,
+        *,
+        defer_timeline: bool = False,
     ) -> None:
         if decode_latency.kv_bytes_per_token != prefill_latency.kv_bytes_per_token:
             raise ConfigError(
@@ -132,6 +92,9 @@ class ClusterSim:
         self.decode_latency = decode_latency
         self.rng = rng
         self.timeline_bin_s = timeline_bin_s
+        #: the timeline's bin width is set after the run (a closed loop's span is not known
+        #: before it); decode workers then keep their run logs until the result is built
+        self.defer_timeline = defer_timeline
         self.kv_bytes_per_token = decode_latency.kv_bytes_per_token
         self.capacity_blocks = kv_capacity_blocks(cluster, decode_latency)
         self.policy = DecodePolicy(cluster.max_num_seqs, self.capacity_blocks, cluster.block_size)
@@ -281,16 +244,10 @@ class ClusterSim:
         prompt: Sequence[int],
         output: Sequence[int],
     ) -> None:
-        """Schedule the trace's arrivals (sequences or NumPy arrays of equal length, sorted by
-        arrival): one timer per distinct arrival instant. The loop reads them in blocks of
-        :data:`ARRIVAL_BLOCK` rows turned into Python lists, so a long trace is never held
-        as Python objects all at once.
-
-        ``arrival_s`` is kept (not copied) and, as a list, may grow during the run: a
-        closed-loop workload appends the arrival time of its next request, at or after the
-        current time, and schedules :meth:`_arrive` itself (:mod:`sunsim.engine.closed_loop`);
-        the loop reads the list's length anew at every call.
-        """
+        """Schedule the arrivals (equal-length sequences or arrays, sorted): one timer per
+        distinct instant, read in blocks of :data:`ARRIVAL_BLOCK` rows. A list ``arrival_s``
+        may grow during the run: a closed loop appends its next arrival (at or after now) and
+        schedules :meth:`_arrive` itself (:mod:`sunsim.engine.closed_loop`)."""
         self._arrival = (arrival_s, model_idx, prompt, output)
         self._num_arrivals = len(arrival_s)
         self._next = 0

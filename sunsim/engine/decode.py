@@ -103,7 +103,8 @@ class DecodeWorker:
         self.policy = policy
         self.max_num_seqs = policy.max_num_seqs
         self.kv = PagedKvCache(policy.capacity_blocks, policy.block_size)
-        self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens, sim.timeline_bin_s)
+        bin_s = None if sim.defer_timeline else sim.timeline_bin_s
+        self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens, bin_s)
         self.central: Central[DecodeWorker] | None = None
         self.load = 0
         self.load_tokens = 0

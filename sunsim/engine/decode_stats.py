@@ -75,6 +75,7 @@ class DecodeStats:
         self._kv_tokens_s = 0.0
         self._num_iterations = 0
         self._num_tokens = 0
+        self._num_fresh_gaps = 0
         self._peak_batch = 0
         self._batch_time = np.zeros(max_num_seqs + 1)
         self.log = array("d")
@@ -138,6 +139,7 @@ class DecodeStats:
             self._fold_kv(g[:, 1], g[:, 2])
             self._fold_itl(g)
         if len(self.fresh_gaps):
+            self._num_fresh_gaps += len(self.fresh_gaps)
             gaps = np.frombuffer(self.fresh_gaps, dtype=float)
             self._itl += np.bincount(_itl_bins(gaps), minlength=ITL_NUM_BINS).astype(np.int64)
         del g
@@ -186,6 +188,13 @@ class DecodeStats:
         """Tokens decoded (batch size x iterations, summed)."""
         self._fold()
         return self._num_tokens
+
+    @property
+    def num_fresh_gaps(self) -> int:
+        """First gaps recorded in ``fresh_gaps`` so far (each a token emitted by a step that
+        is not a decode iteration's: e.g. a co-located recompute's first token)."""
+        self._fold()
+        return self._num_fresh_gaps
 
     @property
     def peak_batch(self) -> int:

@@ -18,11 +18,14 @@ import pyarrow.parquet as pq
 
 __all__ = ["SUMMARY_COLUMNS", "ParquetRecordSink", "read_summary_records"]
 
-#: The records columns :func:`sunsim.metrics.summarize` reads.
+#: The records columns :func:`sunsim.metrics.summarize` and the vLLM-named outputs
+#: (:mod:`sunsim.metrics.benchmark`) read.
 SUMMARY_COLUMNS = (
     "model",
+    "prompt_tokens",
     "output_tokens",
     "arrived_at",
+    "first_token_at",
     "finished_at",
     "num_preemptions",
     "status",
