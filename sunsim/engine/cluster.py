@@ -239,8 +239,8 @@ class ClusterSim:
     # -- arrivals ------------------------------------------------------------------------
     def start_arrivals(
         self,
-        arrival_s: Sequence[float],
-        model_idx: Sequence[int],
+        arrival_s: Sequence[float] | np.ndarray,
+        model_idx: Sequence[int] | np.ndarray,
         prompt: Sequence[int],
         output: Sequence[int],
     ) -> None:
@@ -316,6 +316,23 @@ class ClusterSim:
             self.schedule(self._block[0][i - self._block_lo] - now, self._arrive)
 
 
+def _arrival_inputs(requests: pd.DataFrame, served: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``arrival_s`` (float) and each request's served-model index (int64); ConfigError for
+    a model that is not served or arrivals out of order."""
+    models = requests["model"].astype(str)
+    unknown = sorted(set(models.unique()) - set(served))
+    if unknown:
+        raise ConfigError(
+            f"trace requests are labelled with models {unknown} that are not served "
+            f"({', '.join(served)}); pass --models with those names"
+        )
+    arrival = requests["arrival_s"].to_numpy(dtype=float)
+    if len(arrival) and np.any(np.diff(arrival) < 0):
+        raise ConfigError("requests must be sorted by arrival_s")
+    idx_of = {m: i for i, m in enumerate(served)}
+    return arrival, models.map(idx_of).to_numpy(dtype=np.int64)
+
+
 def simulate(
     requests: pd.DataFrame,
     cluster: ClusterSpec,
@@ -359,28 +376,11 @@ def simulate(
     t0 = time.perf_counter()
     n = len(requests)
     served = list(cluster.served_models)
-    models = requests["model"].astype(str)
-    idx_of = {m: i for i, m in enumerate(served)}
-    unknown = sorted(set(models.unique()) - set(served))
-    if unknown:
-        raise ConfigError(
-            f"trace requests are labelled with models {unknown} that are not served "
-            f"({', '.join(served)}); pass --models with those names"
-        )
-    arrival = requests["arrival_s"].to_numpy(dtype=float)
-    if n and np.any(np.diff(arrival) < 0):
-        raise ConfigError("requests must be sorted by arrival_s")
+    arrival, model_idx = _arrival_inputs(requests, served)
     span = float(arrival[-1]) if n else 0.0
     bin_s = max(span / timeline_bins, 1e-3) if span > 0 else 1.0
-    sim = ClusterSim(
-        cluster,
-        prefill_latency,
-        decode_latency,
-        n,
-        np.random.default_rng(seed),
-        timeline_bin_s=bin_s,
-    )
-    model_idx = models.map(idx_of).to_numpy(dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    sim = ClusterSim(cluster, prefill_latency, decode_latency, n, rng, timeline_bin_s=bin_s)
     prompt = requests["prompt_tokens"].to_numpy(dtype=np.int64)
     output = requests["output_tokens"].to_numpy(dtype=np.int64)
     sim.records.set_inputs(arrival, model_idx, prompt, output)
