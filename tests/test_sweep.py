@@ -159,6 +159,14 @@ max_workers = 64
     assert (t["slo_attainment"] >= 0.9).all()
     md = (tmp_path / "o" / "sweep.md").read_text()
     assert "| point | rate | mode | GPUs | tok/s/GPU |" in md and "step times: analytic" in md
+    # the planned GPUs against the load axis, per design, as SVG and PNG, linked from sweep.md
+    assert "![gpus_vs_rate](gpus_vs_rate.svg)" in md
+    svg = (tmp_path / "o" / "gpus_vs_rate.svg").read_text()
+    assert (
+        "partitioned" in svg
+        and "sun" in svg
+        and (tmp_path / "o" / "gpus_vs_rate.png").stat().st_size
+    )
     # the same grid again: both points from the cache, no cluster started
     res = CliRunner().invoke(app, ["sweep", str(p), "--no-progress", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and "2 points: 2 cached, 0 run" in res.output, res.output
@@ -198,3 +206,36 @@ def test_only_the_sweep_imports_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_sweep_figures_give_median_gpus_against_each_axis(tmp_path: Path):
+    """GPUs against skew and against the number of models: per design, the median over the
+    other axis of the planned GPUs; failed points left out; one SVG+PNG per axis."""
+    from types import SimpleNamespace
+
+    from sunsim.sweep.figures import gpus_by_axis, write_figures
+
+    rows = []
+    for z, n, part, sun in [
+        (0.5, 2, 4, 3),
+        (0.5, 8, 16, 9),
+        (1.5, 2, 5, 3),
+        (1.5, 8, 20, 11),
+    ]:
+        for mode, g in (("partitioned", part), ("sun", sun)):
+            rows.append({"zipf": z, "num_models": n, "mode": mode, "num_gpus": g})
+    rows.append({"zipf": 1.5, "num_models": 4, "mode": "sun", "num_gpus": 99, "error": "x"})
+    t = pd.DataFrame(rows).assign(method="analytic")
+    axes = [
+        SimpleNamespace(name="zipf", section="models", key="zipf"),
+        SimpleNamespace(name="num_models", section="models", key="num_models"),
+    ]
+    r = SimpleNamespace(grid=SimpleNamespace(kind="plan", axes=axes), table=t)
+    f = gpus_by_axis(r)  # type: ignore[arg-type]
+    assert f["num_models"].loc[8, "partitioned"] == 18 and f["num_models"].loc[2, "sun"] == 3
+    assert f["zipf"].loc[1.5, "partitioned"] == 12.5 and 4 not in f["num_models"].index
+    svgs = write_figures(r, tmp_path)  # type: ignore[arg-type]
+    assert [p.name for p in svgs] == ["gpus_vs_zipf.svg", "gpus_vs_num_models.svg"]
+    assert "number of served models" in (tmp_path / "gpus_vs_num_models.svg").read_text()
+    r.grid.kind = "replay"
+    assert gpus_by_axis(r) == {}  # type: ignore[arg-type]

@@ -114,8 +114,9 @@ def report_markdown(r: SweepResult, where: str, cache_dir: str | None) -> str:
 def write_sweep(
     r: SweepResult, out: Path, where: str, cache_dir: str | None, command: str | None
 ) -> list[Path]:
-    """Write ``results.parquet``, ``sweep.json`` and ``sweep.md`` into ``out`` (which
-    exists); returns the paths."""
+    """Write ``results.parquet``, ``sweep.json``, ``sweep.md`` and, for a plan sweep, the
+    planned GPUs against each axis (:mod:`sunsim.sweep.figures`) into ``out`` (which exists);
+    returns the paths."""
     out = Path(out)
     files = [out / RESULTS, out / SWEEP_JSON, out / REPORT_MD]
     r.table.to_parquet(files[0], index=False)
@@ -136,5 +137,11 @@ def write_sweep(
         "keys": {str(i): k for i, k in r.keys.items()},
     }
     files[1].write_text(json.dumps(meta, indent=2))
-    files[2].write_text(report_markdown(r, where, cache_dir))
-    return files
+    from sunsim.sweep.figures import write_figures
+
+    svgs = write_figures(r, out)
+    md = report_markdown(r, where, cache_dir)
+    if svgs:
+        md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in svgs) + "\n"
+    files[2].write_text(md)
+    return files + svgs + [p.with_suffix(".png") for p in svgs]
