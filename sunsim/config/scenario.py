@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from sunsim.config.cluster_of import cluster_of
+from sunsim.config.consistency import check_consistent
 from sunsim.config.fields import (
     Bool,
     Float,
@@ -33,13 +35,13 @@ from sunsim.config.fields import (
     field_meta,
     setting,
 )
-from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, PoolScope, get_design
-from sunsim.engine.lora_spec import LoraSpec, lora_spec
+from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, get_design
 from sunsim.engine.router import ROUTERS
-from sunsim.engine.spec import ClusterSpec, split_workers
+from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
-from sunsim.specs import GPU_ALIASES, GPUS, GiB, LinkSpec, SloSpec, get_gpu, get_model
-from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE, check_heads_divisible
+from sunsim.specs import GPU_ALIASES, GPUS, LinkSpec, SloSpec, get_model
+from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE
+from sunsim.specs.pricing import price_items
 from sunsim.traces.formats import FORMATS
 
 MODES = tuple(DESIGNS)
@@ -320,8 +322,6 @@ class Scenario:
             return v
         from pathlib import Path
 
-        from sunsim.specs import get_model
-
         try:
             spec = get_model(v)
         except ConfigError as e:
@@ -363,18 +363,7 @@ class Scenario:
     @field_validator("gpu_hour_usd", mode="before")
     @classmethod
     def _price_items(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            v = tuple(v.items())
-        if not v:
-            return v
-        out = []
-        for item in v:
-            name, price = tuple(item) if isinstance(item, (list, tuple)) else (item, None)
-            key = GPU_ALIASES.get(str(name).lower(), str(name).lower())
-            if key not in GPUS:
-                raise ValueError(f"unknown GPU '{name}'; known GPUs: {', '.join(GPUS)}")
-            out.append((key, price))
-        return tuple(out)
+        return price_items(v)  # sunsim.specs.pricing
 
     @model_validator(mode="wrap")
     @classmethod
@@ -395,50 +384,8 @@ class Scenario:
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        if self.latency == "profile" and not self.profile:
-            raise ConfigError("latency = 'profile' needs a profile path (--profile DIR)")
-        n = len(self.served_models)
-        if len(set(self.served_models)) != n:
-            raise ConfigError(f"served model names must differ: {', '.join(self.served_models)}")
-        for what, counts in (
-            ("prefill", self.prefill_workers),
-            ("decode", self.decode_workers),
-            ("co-located", self.colocated_workers),
-        ):
-            if len(counts) not in (1, n):
-                total = " (the total)" if what == "decode" else ""
-                raise ConfigError(
-                    f"give one {what} worker count{total} or {n} (one per served model), "
-                    f"got {len(counts)}"
-                )
-        if self.shares is not None:
-            if len(self.shares) != n:
-                raise ConfigError(f"{len(self.shares)} shares for {n} served models")
-            if sum(self.shares) <= 0:
-                raise ConfigError(f"shares must have a positive sum, got {self.shares}")
-        if self.window_s is not None and not 0 <= self.window_s[0] < self.window_s[1]:
-            raise ConfigError(
-                f"window must be START,END with 0 <= START < END, got {self.window_s}"
-            )
-        self._closed_loop_consistent()
-        if self.request_rate is not None and self.rate_scale != 1.0:
-            raise ConfigError(
-                f"give the load once: request_rate {self.request_rate:g} req/s or rate_scale "
-                f"{self.rate_scale:g}, not both"
-            )
-        if "partitioned" in self.modes and len(self.decode_workers) == 1:
-            if self.decode_workers[0] < n:
-                split_workers(self.decode_workers[0], [1.0] * n)  # raises: fewer than pools
-        self._check_tensor_parallel()
+        check_consistent(self)  # sunsim.config.consistency
         return self
-
-    def _check_tensor_parallel(self) -> None:
-        """Each pool's tensor parallel size is a power of two dividing the model's heads."""
-        model = get_model(self.base_model)
-        for role in ("prefill", "decode"):
-            own = getattr(self, f"{role}_tensor_parallel_size")
-            name = "tensor_parallel_size" if own is None else f"{role}_tensor_parallel_size"
-            check_heads_divisible(model, self.pool_tensor_parallel_size(role), name)
 
     # --- derived views --------------------------------------------------------------------
 
@@ -453,26 +400,6 @@ class Scenario:
         import dataclasses
 
         return dataclasses.replace(self, **changes)
-
-    def _closed_loop_consistent(self) -> None:
-        """A closed-loop workload (``max_concurrency`` set) replaces the trace: the trace's
-        options and trace-based labelling are errors with it."""
-        if self.max_concurrency is None:
-            return
-        if self.trace is not None:
-            raise ConfigError(
-                "max_concurrency makes a closed-loop workload that replaces the trace; "
-                "drop the trace or --max-concurrency"
-            )
-        if self.model_map is not None or self.zipf is not None:
-            raise ConfigError(
-                "closed-loop requests go to the served models round-robin or by --shares; "
-                "drop --zipf / --model-map"
-            )
-        if self.request_rate is not None:
-            raise ConfigError(
-                "closed-loop clients (max_concurrency) set their own rate; drop --request-rate"
-            )
 
     @property
     def closed_loop(self) -> bool:
@@ -503,70 +430,15 @@ class Scenario:
     def cluster(
         self, mode: str, output_tokens_per_model: Sequence[float] | None = None
     ) -> ClusterSpec:
-        """The :class:`ClusterSpec` of ``mode``. ``output_tokens_per_model`` (served order)
-        weights partitioned's split of a single decode-worker total."""
-        n = len(self.served_models)
-        pw = self.prefill_workers * n if len(self.prefill_workers) == 1 else self.prefill_workers
-        dw = self.decode_workers
-        design = get_design(mode)
-        cw: tuple[int, ...] = ()
-        if design.colocated:
-            pw, dw, cw = (), (), self._colocated_counts(mode)
-        elif not design.shares_decode:
-            if len(dw) == 1:
-                dw = split_workers(dw[0], output_tokens_per_model or [1.0] * n)
-        else:
-            dw = (sum(dw),)
-        return ClusterSpec(
-            design=design,
-            served_models=self.served_models,
-            prefill_workers=tuple(pw),
-            decode_workers=tuple(dw),
-            decode_precision=self.decode_precision(mode),
-            gpu=self.gpu,
-            max_num_seqs=self.max_num_seqs,
-            max_num_batched_tokens=self.max_num_batched_tokens,
-            block_size=self.block_size,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            reserve_bytes=int(self.reserve_gib * GiB),
-            prefill_router=self.prefill_router,
-            decode_router=self.decode_router,
-            link=self.link,
-            prefill_tensor_parallel_size=self.pool_tensor_parallel_size("prefill"),
-            decode_tensor_parallel_size=self.pool_tensor_parallel_size("decode"),
-            colocated_workers=cw,
-            enable_prefix_caching=self.enable_prefix_caching,
-            prefill_gpu=self.prefill_gpu,
-            decode_gpu=self.decode_gpu,
-            lora=self.lora_spec() if design.lora else None,
-        )
+        """The :class:`ClusterSpec` of ``mode`` (:func:`sunsim.config.cluster_of.cluster_of`).
+        ``output_tokens_per_model`` (served order) weights partitioned's split of a single
+        decode-worker total."""
+        return cluster_of(self, mode, output_tokens_per_model)
 
     def pool_gpu(self, role: str) -> str:
         """GPU of the ``role`` (``prefill``/``decode``) pools: its own key, else ``gpu``."""
         own = getattr(self, f"{role}_gpu")
         return str(self.gpu if own is None else own)
-
-    def lora_spec(self) -> LoraSpec:
-        """The ``lora`` design's adapters: ``max_loras`` slots of ``max_lora_rank`` for the
-        base model on the decode pools' GPU (:func:`sunsim.engine.lora_spec.lora_spec`)."""
-        return lora_spec(
-            get_model(self.base_model),
-            get_gpu(self.pool_gpu("decode")),
-            self.max_loras,
-            self.max_lora_rank,
-            self.pool_tensor_parallel_size("decode"),
-            self.lora_overhead_per_adapter,
-        )
-
-    def _colocated_counts(self, mode: str) -> tuple[int, ...]:
-        """Co-located workers per pool of design ``mode``: ``colocated_workers`` per model
-        (one count: every model's), summed for a shared pool."""
-        n = len(self.served_models)
-        cw = self.colocated_workers
-        cw = cw * n if len(cw) == 1 else cw
-        if get_design(mode).decode.scope is PoolScope.SHARED:
-            cw = (sum(cw),)
-        return tuple(cw)
 
 
 def scenario_fields() -> dict[str, Any]:

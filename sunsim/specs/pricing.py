@@ -69,3 +69,24 @@ def price_source(gpu: str, overrides: Mapping[str, float] | None = None) -> str:
     """Where the price of ``gpu`` comes from: ``scenario [cost]`` or :data:`PRICE_SOURCE`."""
     keys = {str(k).lower() for k in (overrides or {})}
     return "scenario [cost] gpu_hour_usd" if gpu.lower() in keys else PRICE_SOURCE
+
+
+def price_items(v: object) -> object:
+    """A ``[cost] gpu_hour_usd`` value as ``((gpu key, price), ...)``: a TOML table or
+    ``(name, price)`` pairs, GPU names lower-cased and aliases resolved; prices are checked
+    by the scenario field. Raises ValueError naming an unknown GPU (the scenario turns it into
+    one line naming the key)."""
+    from sunsim.specs.hardware import GPU_ALIASES, GPUS
+
+    if isinstance(v, dict):
+        v = tuple(v.items())
+    if not v or not isinstance(v, (list, tuple)):
+        return v
+    out = []
+    for item in v:
+        name, price = tuple(item) if isinstance(item, (list, tuple)) else (item, None)
+        key = GPU_ALIASES.get(str(name).lower(), str(name).lower())
+        if key not in GPUS:
+            raise ValueError(f"unknown GPU '{name}'; known GPUs: {', '.join(GPUS)}")
+        out.append((key, price))
+    return tuple(out)

@@ -1,0 +1,86 @@
+"""Checks across a scenario's fields (:func:`check_consistent`), run by
+:class:`~sunsim.config.scenario.Scenario` after each field is validated: impossible
+combinations raise :class:`~sunsim.errors.ConfigError` in one line naming the keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sunsim.engine.spec import split_workers
+from sunsim.errors import ConfigError
+from sunsim.specs import get_model
+from sunsim.specs.parallel import check_heads_divisible
+
+if TYPE_CHECKING:
+    from sunsim.config.scenario import Scenario
+
+
+def check_consistent(s: Scenario) -> None:
+    """Raise :class:`ConfigError` for combinations no run can have: a profile source without
+    a path, repeated model names, worker counts that are neither one nor one per model,
+    shares that do not fit, a bad window, a closed loop with trace options, the load given
+    twice, fewer decode workers than partitioned's pools, a tensor parallel size that does not
+    divide the model's heads."""
+    if s.latency == "profile" and not s.profile:
+        raise ConfigError("latency = 'profile' needs a profile path (--profile DIR)")
+    n = len(s.served_models)
+    if len(set(s.served_models)) != n:
+        raise ConfigError(f"served model names must differ: {', '.join(s.served_models)}")
+    for what, counts in (
+        ("prefill", s.prefill_workers),
+        ("decode", s.decode_workers),
+        ("co-located", s.colocated_workers),
+    ):
+        if len(counts) not in (1, n):
+            total = " (the total)" if what == "decode" else ""
+            raise ConfigError(
+                f"give one {what} worker count{total} or {n} (one per served model), "
+                f"got {len(counts)}"
+            )
+    if s.shares is not None:
+        if len(s.shares) != n:
+            raise ConfigError(f"{len(s.shares)} shares for {n} served models")
+        if sum(s.shares) <= 0:
+            raise ConfigError(f"shares must have a positive sum, got {s.shares}")
+    if s.window_s is not None and not 0 <= s.window_s[0] < s.window_s[1]:
+        raise ConfigError(f"window must be START,END with 0 <= START < END, got {s.window_s}")
+    check_closed_loop(s)
+    if s.request_rate is not None and s.rate_scale != 1.0:
+        raise ConfigError(
+            f"give the load once: request_rate {s.request_rate:g} req/s or rate_scale "
+            f"{s.rate_scale:g}, not both"
+        )
+    if "partitioned" in s.modes and len(s.decode_workers) == 1:
+        if s.decode_workers[0] < n:
+            split_workers(s.decode_workers[0], [1.0] * n)  # raises: fewer than pools
+    check_tensor_parallel(s)
+
+
+def check_tensor_parallel(s: Scenario) -> None:
+    """Each pool's tensor parallel size is a power of two dividing the model's heads."""
+    model = get_model(s.base_model)
+    for role in ("prefill", "decode"):
+        own = getattr(s, f"{role}_tensor_parallel_size")
+        name = "tensor_parallel_size" if own is None else f"{role}_tensor_parallel_size"
+        check_heads_divisible(model, s.pool_tensor_parallel_size(role), name)
+
+
+def check_closed_loop(s: Scenario) -> None:
+    """A closed-loop workload (``max_concurrency`` set) replaces the trace: the trace's
+    options and trace-based labelling are errors with it."""
+    if s.max_concurrency is None:
+        return
+    if s.trace is not None:
+        raise ConfigError(
+            "max_concurrency makes a closed-loop workload that replaces the trace; "
+            "drop the trace or --max-concurrency"
+        )
+    if s.model_map is not None or s.zipf is not None:
+        raise ConfigError(
+            "closed-loop requests go to the served models round-robin or by --shares; "
+            "drop --zipf / --model-map"
+        )
+    if s.request_rate is not None:
+        raise ConfigError(
+            "closed-loop clients (max_concurrency) set their own rate; drop --request-rate"
+        )
