@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from sunsim.cli.format import console
+from sunsim.cli.format import console, print_table
 from sunsim.metrics import RunSummary
 from sunsim.metrics.compare import gpus_text
 from sunsim.metrics.cost import DesignCost, gpus_by_type_text, saving_text
@@ -98,18 +98,11 @@ def plan_frame(table: pd.DataFrame, costs: Mapping[str, DesignCost]) -> pd.DataF
 
 
 def print_compact(df: pd.DataFrame, title: str) -> None:
-    """Print ``df`` (rows x designs, strings), the title on its own line(s) above it."""
-    from rich.table import Table
-
+    """Print ``df`` (rows x designs, strings), the title on its own line(s) above it (so a
+    long title wraps instead of widening the table: :func:`sunsim.cli.format.print_table`)."""
     if title:
         console.print(title, highlight=False, soft_wrap=True, markup=False)
-    t = Table()
-    t.add_column("")
-    for c in df.columns:
-        t.add_column(str(c), justify="right")
-    for idx, row in df.iterrows():
-        t.add_row(str(idx), *[str(v) for v in row.tolist()])
-    console.print(t)
+    print_table(df, "")
 
 
 def sweep_frame(r: Any) -> pd.DataFrame:
