@@ -58,3 +58,23 @@ def split_list(value: str | None, option: str, conv: Callable[[str], Any] = str)
     except ValueError:
         what = names.get(conv, f"{getattr(conv, '__name__', 'value')} values")  # type: ignore[call-overload]
         raise ConfigError(f"{option}: expected {what} separated by commas, got '{value}'") from None
+
+
+def progress_bar(count: str | None = None, *, enabled: bool = True, width: int = 0) -> Any:
+    """The commands' progress bar on stderr (a :class:`rich.progress.Progress`, cleared when
+    done): description (right-aligned in ``width`` characters when given), bar, ``count``
+    (a rich format such as ``"{task.completed}/{task.total} rows"``; default ``N/M``) and
+    elapsed time. ``enabled`` False shows nothing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    desc = TextColumn(f"{{task.description:>{width}}}" if width else "{task.description}")
+    counter = MofNCompleteColumn() if count is None else TextColumn(count)
+    return Progress(
+        desc,
+        BarColumn(),
+        counter,
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not enabled,
+        transient=True,
+    )

@@ -10,7 +10,7 @@ import typer
 
 from sunsim.cli.app import app
 from sunsim.cli.cache_options import cache_dir_option, resolve_cache_dir
-from sunsim.cli.format import command_line, err_console, say
+from sunsim.cli.format import command_line, progress_bar, say
 from sunsim.cli.json_output import json_mode, json_option, print_json
 from sunsim.cli.options import (
     ScenarioInputs,
@@ -64,19 +64,10 @@ def plan_inputs(inputs: ScenarioInputs, given: dict[str, Any]) -> tuple[Any, Any
 
 
 def _run(s: Any, popts: Any, progress: bool, gpus: tuple[str, ...] | None = None) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.planner import plan as run_plan
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not progress,
-        transient=True,
-    ) as bar:
+    with progress_bar(enabled=progress) as bar:
         task = bar.add_task("simulations", total=0)
         counts = {"submit": 0, "done": 0}
 

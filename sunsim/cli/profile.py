@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from sunsim.cli.app import app, make_typer
-from sunsim.cli.format import command_line, console, err_console
+from sunsim.cli.format import command_line, console, progress_bar
 from sunsim.cli.profile_checks import checked_request
 
 profile_app = make_typer(
@@ -266,18 +266,10 @@ def _timing(
 
 def _measure(model: str, device: str, precision: str, quick: bool, run: dict[str, Any]) -> Any:
     """Run the harness with a progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.profiling import profile_model
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"profiling {model} {precision} on {device}", total=None)
         return profile_model(
             model,

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from sunsim.cli.app import app
-from sunsim.cli.format import command_line, console, err_console, say
+from sunsim.cli.format import command_line, console, progress_bar, say
 from sunsim.cli.json_output import json_mode, json_option, print_json
 from sunsim.cli.options import (
     ScenarioInputs,
@@ -38,19 +38,10 @@ def _print_workload(wl: Any, trace: str | None) -> None:
 
 
 def _simulate(s: Any, wl: Any, progress: bool, records_dir: Path | None = None) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.replay import run_replay
 
-    with Progress(
-        TextColumn("{task.description:>12}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not progress,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.percentage:>3.0f}%", enabled=progress, width=12) as bar:
         tasks = {m: bar.add_task(m, total=1.0) for m in s.modes}
         return run_replay(
             s,

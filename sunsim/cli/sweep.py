@@ -10,7 +10,7 @@ import typer
 
 from sunsim.cli.app import app
 from sunsim.cli.cache_options import cache_dir_option, resolve_cache_dir
-from sunsim.cli.format import command_line, err_console, print_table, say
+from sunsim.cli.format import command_line, err_console, print_table, progress_bar, say
 from sunsim.cli.options import force_option, out_option, progress_option
 from sunsim.errors import ConfigError
 
@@ -25,19 +25,10 @@ def _check_options(workers: int | None, max_requests: int | None) -> None:
 
 
 def _run(grid: Any, executor: Any, cache: Any, found: Any, progress: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.sweep import run_sweep
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not progress,
-        transient=True,
-    ) as bar:
+    with progress_bar(enabled=progress) as bar:
         task = bar.add_task("sweep points", total=len(grid.points))
 
         def on_event(kind: str, info: dict[str, Any]) -> None:

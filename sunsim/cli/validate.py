@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from sunsim.cli.app import app, make_typer
-from sunsim.cli.format import console, err_console, split_list
+from sunsim.cli.format import console, err_console, progress_bar, split_list
 
 validate_app = make_typer(
     help="Check the simulator: against queueing theory (sunsim validate queueing), a real "
@@ -35,19 +35,11 @@ def validate_queueing_cmd(
     as M/D/1, at loads 0.5 and 0.8; compare the probability of waiting and the mean wait with
     Erlang C and Pollaczek-Khinchine, check Little's law, and compare every request's wait
     with the exact FCFS recursion. Exits 1 if a check fails."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.validate.queueing import run_queueing_checks
 
     server_counts, loads = _check_queueing(requests, seed, servers, rhos)
-    with Progress(
-        TextColumn("{task.description:>28}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} runs"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.completed}/{task.total} runs", width=28) as bar:
         task = bar.add_task("queueing", total=None)
         df = run_queueing_checks(
             num_requests=requests,

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from sunsim.cli.format import console, err_console
+from sunsim.cli.format import console, progress_bar
 from sunsim.cli.validate import validate_app
 
 #: Most processes of --jobs (each runs whole simulations).
@@ -70,7 +70,6 @@ def validate_silicon_cmd(
     as a closed loop at the row's concurrency, and compare the mean TTFT and TPOT with the
     measured ones: median and p90 error per GPU, backend and model, the worst rows, and the
     rows skipped by reason. The engine overhead's fit rows are never reported."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sunsim.cli.checks import check_int
     from sunsim.errors import ConfigError
@@ -87,15 +86,7 @@ def validate_silicon_cmd(
         raise ConfigError(f"--client-start {client_start}: choose {' or '.join(CLIENT_STARTS)}")
     path = csv if csv is not None else default_csv()
     dest = out or Path("silicon_validation.csv")
-    with Progress(
-        TextColumn("{task.description:>10}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} rows"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not progress,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.completed}/{task.total} rows", enabled=progress, width=10) as bar:
         task = bar.add_task("silicon", total=None)
         res = validate_silicon(
             path,
