@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from sunsim.cli import app
 from sunsim.data import profiles_root
+from sunsim.latency.catalog import PRECISIONS
 
 GPUS = ("h100", "h200", "a100", "b200")
 MODELS = ("llama-3.1-8b", "qwen3-8b")
@@ -186,3 +187,36 @@ def test_precision_in_a_scenario_file_and_its_errors(tmp_path: Path) -> None:
     assert str(f) in str(e.value) and "precision" in str(e.value) and "\n" not in str(e.value)
     res = CliRunner().invoke(app, ["replay", "--precision", "int3", "--max-requests", "8"])
     assert res.exit_code == 2 and "bf16" in res.stderr and "fp8" in res.stderr
+
+
+@pytest.mark.slow
+def test_readme_precisions_table_is_the_generated_one() -> None:
+    """The README's "Precisions" table is ``python -m sunsim.latency.catalog``'s output (every
+    cell resolved as replay/plan resolve it), and it agrees with this file's hand-written
+    expectations for the 8B models at one GPU per worker."""
+    from sunsim.latency.catalog import catalog_markdown
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.is_file():
+        pytest.skip("no README.md next to tests/")
+    text = readme.read_text(encoding="utf-8")
+    start = text.index("<!-- precisions-table: python -m sunsim.latency.catalog -->\n")
+    block = text[start:].split("\n", 1)[1].split("\n<!-- /precisions-table -->")[0]
+    table = catalog_markdown()
+    assert block == table, "README Precisions table is stale: python -m sunsim.latency.catalog"
+    cells = {}
+    for r in table.splitlines()[2:]:
+        c = [x.strip() for x in r.split("|")[1:-1]]
+        cells.update({(c[0], c[1], c[2], p): v for p, v in zip(PRECISIONS, c[3:], strict=True)})
+    for gpu in GPUS:
+        for model in MODELS:
+            for p in PRECISIONS:
+                got = cells[(gpu, model, "1", p)]
+                if (gpu, p) not in EXPECTED_DIR:
+                    assert got == "refused (exit 2)"
+                    continue
+                d = profiles_root() / EXPECTED_DIR[(gpu, p)] / model / p
+                src = json.loads((d / "meta.json").read_text(encoding="utf-8"))["source"]
+                want = "measured" if "derived_from" not in src else "derived"
+                assert got.startswith(f"{want} (")
+                assert want == "derived" or f"{src['backend']} {src['backend_version']}" in got
