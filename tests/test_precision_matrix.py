@@ -220,3 +220,15 @@ def test_readme_precisions_table_is_the_generated_one() -> None:
                 want = "measured" if "derived_from" not in src else "derived"
                 assert got.startswith(f"{want} (")
                 assert want == "derived" or f"{src['backend']} {src['backend_version']}" in got
+
+
+def test_plan_gpus_with_fp8_ranks_the_gpus_that_run_it(tmp_path: Path) -> None:
+    """``plan --gpus h100,a100 --precision fp8``: the A100 (no FP8 tensor cores) is listed as
+    a failure with the reason, the H100 is planned on its measured FP8 profile."""
+    args = ["plan", "--gpus", "h100,a100", "--precision", "fp8", "--mode", "sun"]
+    args += ["--max-requests", "8", "--jobs", "1", "--no-replays", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    flat = _flat(res.stdout)
+    assert _flat("sun on a100: precision: fp8 (W8A8) on a100") in flat
+    assert _flat(f"from {_label('h100', 'llama-3.1-8b', 'fp8')[0]}") in flat
