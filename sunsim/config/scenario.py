@@ -100,8 +100,9 @@ class Scenario:
     ``precision`` (every pool's weights: bf16 or fp8), ``qsun_precision`` (qsun's decode
     pool), engine limits, routers, link. ``modes`` defaults to the disaggregated
     designs; ``all`` adds ``colocated``. Latency: ``latency`` = ``auto``
-    (a bundled profile for gpu+model+precision if there is one, else the roofline),
-    ``profile`` (``profile`` path required) or ``roofline``. See each field's help.
+    (a bundled profile for gpu+model+precision+TP if there is one, else the calibrated
+    roofline), ``profile`` (``profile`` path required), ``roofline`` or ``calibrated``.
+    See each field's help.
     """
 
     trace: PathStr | None = setting(
