@@ -176,8 +176,8 @@ class Fingerprints:
 
     def scenario_latency(self, s: Scenario) -> list[dict[str, Any]]:
         """The fingerprints (:meth:`latency_model`) of every latency model the scenario's
-        modes resolve to (prefill at bf16, decode at each mode's decode precision), in mode
-        order. Raises what :func:`sunsim.replay.resolve_latency` raises."""
+        modes resolve to (prefill at ``prefill_precision``, decode at each mode's decode
+        precision), in mode order. Raises what :func:`sunsim.replay.resolve_latency` raises."""
         from sunsim.replay import resolve_latency
 
         key = (s.modes,) + tuple(
@@ -189,7 +189,8 @@ class Fingerprints:
             out = []
             for mode in s.modes:
                 cl = s.cluster(mode, [1.0] * len(s.served_models))
-                for precision, role in (("bf16", "prefill"), (str(cl.decode_precision), "decode")):
+                pools = ((s.prefill_precision, "prefill"), (str(cl.decode_precision), "decode"))
+                for precision, role in pools:
                     lat, _ = resolve_latency(s, precision, role)
                     out.append({"role": role, "precision": precision, **self.latency_model(lat)})
             self._latency[key] = out

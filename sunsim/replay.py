@@ -237,7 +237,7 @@ def run_replay(
     summaries: dict[str, RunSummary] = {}
     for mode in s.modes:
         cl = s.cluster(mode, out_per_model)
-        pl = lat("bf16", "prefill")
+        pl = lat(s.prefill_precision, "prefill")
         dl = lat(str(cl.decode_precision), "decode")  # the design's when not set
         cb = (lambda f, _m=mode: on_progress(_m, f)) if on_progress else None
         if wl.closed_loop is not None:

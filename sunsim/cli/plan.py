@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,57 +147,77 @@ def plan(
 ) -> None:
     """Find, for each mode, the fewest decode workers (partitioned: per model; sun/qsun: one
     pool) and prefill workers per model that meet the SLO; print and write the plan."""
-    args = (slo_kind, prefill_target, sweep, jobs, max_workers, out, force, cache, cache_dir)
+    cmd = PlanCommand(
+        inputs=inputs, slo_kind=slo_kind, prefill_target=prefill_target, sweep=sweep,
+        jobs=jobs, max_workers=max_workers, out=out, force=force, cache=cache,
+        cache_dir=cache_dir, progress=progress, replays=replays,
+    )  # fmt: skip
     with json_mode(as_json):
-        if gpus is not None:
-            result = _plan_gpus(inputs, gpus, *args, progress, replays)
-        else:
-            result = _plan(inputs, *args, progress, replays)
+        result = _plan_gpus(cmd, gpus) if gpus is not None else _plan(cmd)
     if as_json:
         print_json(result)
 
 
-def _plan(
-    inputs: ScenarioInputs,
-    slo_kind: str | None,
-    prefill_target: float | None,
-    sweep: str | None,
-    jobs: int | None,
-    max_workers: int | None,
-    out: Path | None,
-    force: bool,
-    cache: bool,
-    cache_dir: Path | None,
-    progress: bool,
-    replays: bool,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PlanCommand:
+    """What ``sunsim plan`` was given besides ``--gpus`` and ``--json``: the scenario inputs,
+    the plan options as typed (None: the ``--scenario`` file's ``[plan]`` table, else the
+    default), the output directory and the run switches. See the options' help."""
+
+    inputs: ScenarioInputs
+    slo_kind: str | None
+    prefill_target: float | None
+    sweep: str | None
+    jobs: int | None
+    max_workers: int | None
+    out: Path | None
+    force: bool
+    cache: bool
+    cache_dir: Path | None
+    progress: bool
+    replays: bool
+
+    def scenario_and_options(self) -> tuple[Any, Any]:
+        """The scenario and :class:`~sunsim.planner.PlanOptions` (:func:`plan_inputs`; the
+        cache directory is :meth:`with_cache`'s). Raises ConfigError: a bad option, file or
+        sweep."""
+        from sunsim.planner import parse_sweep
+
+        given = dict(
+            slo_kind=self.slo_kind,
+            prefill_target=self.prefill_target,
+            max_workers=self.max_workers,
+            jobs=self.jobs,
+            sweep=parse_sweep(self.sweep) if self.sweep else None,
+        )
+        return plan_inputs(self.inputs, given)
+
+    def with_cache(self, popts: Any) -> Any:
+        """``popts`` with the result cache directory ``--cache/--cache-dir`` say."""
+        return dataclasses.replace(popts, cache_dir=resolve_cache_dir(self.cache, self.cache_dir))
+
+
+def _plan(cmd: PlanCommand) -> dict[str, Any]:
     """The plan command (every human line on the console); returns the machine summary."""
-    from sunsim.planner import parse_sweep, write_plan
+    from sunsim.planner import write_plan
     from sunsim.runs import default_run_dir, prepare_run_dir
     from sunsim.runs.results_json import plan_results
 
-    out_dir = out or default_run_dir("plan")
-    given = dict(
-        slo_kind=slo_kind,
-        prefill_target=prefill_target,
-        max_workers=max_workers,
-        jobs=jobs,
-        sweep=parse_sweep(sweep) if sweep else None,
-    )
-    s, popts = plan_inputs(inputs, given)
-    prepare_run_dir(out_dir, force or _repeats_itself(inputs.file, out_dir))
-    popts = dataclasses.replace(popts, cache_dir=resolve_cache_dir(cache, cache_dir))
-    r = _run(s, popts, progress)
+    out_dir = cmd.out or default_run_dir("plan")
+    s, popts = cmd.scenario_and_options()
+    prepare_run_dir(out_dir, cmd.force or _repeats_itself(cmd.inputs.file, out_dir))
+    popts = cmd.with_cache(popts)
+    r = _run(s, popts, cmd.progress)
     _print_header(r, s)
     print_plan_table(r.table(r.reference), s, popts, r)
     if popts.sweep is not None:
         print_sweep(r)
-    files = write_plan(r, out_dir, command=command_line(), replays=replays)
+    files = write_plan(r, out_dir, command=command_line(), replays=cmd.replays)
     say(
         f"{r.num_simulations} simulations ({r.num_cached} cached) in "
         f"{r.wall_s:.1f} s with {r.jobs} processes; wrote {out_dir}/ (plan.json, "
         f"plan.csv, scenario.toml{', sweep.csv' if popts.sweep else ''}"
-        f"{', replay_<mode>/' if replays else ''}; {len(files)} files)",
+        f"{', replay_<mode>/' if cmd.replays else ''}; {len(files)} files)",
         markup=False,
     )
     return plan_results(r)
@@ -223,48 +244,27 @@ def _print_header(r: Any, s: Any, notes: list[str] | None = None) -> None:
         say(f"latency {note}", markup=False)
 
 
-def _plan_gpus(
-    inputs: ScenarioInputs,
-    gpus_text: str,
-    slo_kind: str | None,
-    prefill_target: float | None,
-    sweep: str | None,
-    jobs: int | None,
-    max_workers: int | None,
-    out: Path | None,
-    force: bool,
-    cache: bool,
-    cache_dir: Path | None,
-    progress: bool,
-    replays: bool,
-) -> dict[str, Any]:
+def _plan_gpus(cmd: PlanCommand, gpus_text: str) -> dict[str, Any]:
     """``sunsim plan --gpus``: every design on every GPU type, the cheapest per design ranked;
     writes DIR/plan.csv (every configuration), DIR/ranking.csv, DIR/plan.json and each
     (GPU, design) plan directory as DIR/<gpu>/<design>/."""
     from sunsim.cli.plan_tables import print_gpu_plans
-    from sunsim.planner import parse_gpus, parse_sweep
+    from sunsim.planner import parse_gpus
     from sunsim.runs import default_run_dir, prepare_run_dir
     from sunsim.runs.plan_gpus_dir import write_gpu_plans
 
     gpus = parse_gpus(gpus_text)
-    if "gpu" in inputs.given:
+    if "gpu" in cmd.inputs.given:
         raise ConfigError("give --gpu (one GPU) or --gpus (several to rank), not both")
-    out_dir = out or default_run_dir("plan")
-    given = dict(
-        slo_kind=slo_kind,
-        prefill_target=prefill_target,
-        max_workers=max_workers,
-        jobs=jobs,
-        sweep=parse_sweep(sweep) if sweep else None,
-    )
-    s, popts = plan_inputs(inputs, given)
-    prepare_run_dir(out_dir, force)
-    popts = dataclasses.replace(popts, cache_dir=resolve_cache_dir(cache, cache_dir))
-    gp = _run(s, popts, progress, gpus)
+    out_dir = cmd.out or default_run_dir("plan")
+    s, popts = cmd.scenario_and_options()
+    prepare_run_dir(out_dir, cmd.force)
+    popts = cmd.with_cache(popts)
+    gp = _run(s, popts, cmd.progress, gpus)
     plans = [r for by in gp.plans.values() for r in by.values()]
     _print_header(plans[0], s, [n for r in plans for n in r.latency_notes])
     print_gpu_plans(gp)
-    summary = write_gpu_plans(gp, out_dir, command=command_line(), replays=replays)
+    summary = write_gpu_plans(gp, out_dir, command=command_line(), replays=cmd.replays)
     say(
         f"{gp.num_simulations} simulations ({gp.num_cached} cached) in {gp.wall_s:.1f} s; "
         f"wrote {out_dir}/ (plan.json, plan.csv, ranking.csv, <gpu>/<design>/)",

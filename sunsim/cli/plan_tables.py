@@ -10,7 +10,13 @@ from sunsim.cli.format import console
 def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
     """The plan of the reference point: GPUs, cost, attainment, latency per design (compact:
     three designs fit 80 columns)."""
-    from sunsim.cli.result_tables import as_costs, gpu_title, plan_frame, print_compact
+    from sunsim.cli.result_tables import (
+        as_costs,
+        gpu_title,
+        plan_frame,
+        print_compact,
+        step_time_sources,
+    )
 
     ref = r.points[r.reference]
     costs = as_costs({m: mp.summary for m, mp in ref.modes.items()}, ref.scenario)
@@ -31,6 +37,8 @@ def print_plan_table(df: Any, s: Any, popts: Any, r: Any) -> None:
         f"{s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms, {popts.slo_kind} "
         f"{s.slo_attainment:.0%} per model",
     )
+    sources = dict(zip(df["mode"].astype(str), df["method"].astype(str), strict=True))
+    console.print(step_time_sources(sources), highlight=False, soft_wrap=True, markup=False)
 
 
 def print_sweep(r: Any) -> None:

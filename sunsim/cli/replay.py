@@ -86,7 +86,13 @@ def _replay(
     stream_records: bool = False,
 ) -> dict[str, Any]:
     """The replay command (every human line on the console); returns the machine summary."""
-    from sunsim.cli.result_tables import as_costs, gpu_title, print_compact, replay_frame
+    from sunsim.cli.result_tables import (
+        as_costs,
+        gpu_title,
+        print_compact,
+        replay_frame,
+        step_time_sources,
+    )
     from sunsim.errors import ConfigError
     from sunsim.metrics import sun_vs_partitioned
     from sunsim.replay import load_workload
@@ -113,6 +119,7 @@ def _replay(
         f"{per_gpu_hour}, {price.price_source}); "
         f"SLO TTFT <= {s.slo_ttft_s * 1e3:g} ms, TPOT <= {s.slo_tpot_s * 1e3:g} ms",
     )
+    say(step_time_sources({m: x.method for m, x in r.summaries.items()}), markup=False)
     for line in sun_vs_partitioned(r.summaries):
         say(line, markup=False)
     write_run(r, out_dir, records_format, command=command_line())

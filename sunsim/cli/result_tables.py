@@ -97,6 +97,17 @@ def plan_frame(table: pd.DataFrame, costs: Mapping[str, DesignCost]) -> pd.DataF
     return pd.DataFrame(cols)
 
 
+def step_time_sources(methods: Mapping[str, str]) -> str:
+    """Where each design's step times came from, in one line, designs with the same source
+    together: ``step times: partitioned, sun: measured (aiconfigurator-core 0.12.0, vllm
+    0.24.0, h100_sxm) | qsun: derived (...); prefill measured (...)``. ``methods``: design ->
+    its :attr:`~sunsim.metrics.RunSummary.method` (the full label, never shortened)."""
+    by: dict[str, list[str]] = {}
+    for mode, method in methods.items():
+        by.setdefault(str(method), []).append(mode)
+    return "step times: " + " | ".join(f"{', '.join(ms)}: {m}" for m, ms in by.items())
+
+
 def print_compact(df: pd.DataFrame, title: str) -> None:
     """Print ``df`` (rows x designs, strings), the title on its own line(s) above it (so a
     long title wraps instead of widening the table: :func:`sunsim.cli.format.print_table`)."""

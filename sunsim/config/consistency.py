@@ -54,6 +54,7 @@ def check_consistent(s: Scenario) -> None:
         if s.decode_workers[0] < n:
             split_workers(s.decode_workers[0], [1.0] * n)  # raises: fewer than pools
     check_tensor_parallel(s)
+    check_precisions_run(s)
 
 
 def check_tensor_parallel(s: Scenario) -> None:
@@ -84,3 +85,21 @@ def check_closed_loop(s: Scenario) -> None:
         raise ConfigError(
             "closed-loop clients (max_concurrency) set their own rate; drop --request-rate"
         )
+
+
+def check_precisions_run(s: Scenario) -> None:
+    """Every pool's weight precision can run on that pool's GPU
+    (:func:`sunsim.latency.resolve.precision_refused`): ``precision`` on the prefill and
+    decode GPUs, ``qsun_precision`` on the decode GPU when qsun runs. Refused before the
+    trace is read, as a :class:`~sunsim.config.fields.ScenarioFieldError` naming the key."""
+    from sunsim.config.fields import ScenarioFieldError
+    from sunsim.latency.resolve import precision_refused
+
+    checks = [("precision", s.precision, role) for role in ("prefill", "decode")]
+    if "qsun" in s.modes:
+        checks.append(("qsun_precision", s.qsun_precision, "decode"))
+    for name, precision, role in checks:
+        gpu = s.pool_gpu(role)
+        why = precision_refused(precision, gpu)
+        if why:
+            raise ScenarioFieldError(name, f"{precision} (W8A8) on {gpu} ({role} pools): {why}")

@@ -35,7 +35,13 @@ from sunsim.config.fields import (
     field_meta,
     setting,
 )
-from sunsim.engine.designs import DEFAULT_DESIGNS, DESIGNS, get_design
+from sunsim.engine.designs import (
+    DEFAULT_DESIGNS,
+    DESIGNS,
+    LOW_BIT_PRECISIONS,
+    WEIGHT_PRECISIONS,
+    get_design,
+)
 from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
@@ -54,13 +60,16 @@ if TYPE_CHECKING:  # a type checker sees plain strings
     RouterName: TypeAlias = str
     GpuName: TypeAlias = str
     TraceFormat: TypeAlias = str
+    QsunPrecision: TypeAlias = str
+    WeightPrecision: TypeAlias = str
 else:
     DesignName = Literal[MODES]
     RouterName = Literal[tuple(ROUTERS)]
     GpuName = Literal[tuple(GPUS)]
     TraceFormat = Literal[("auto", *FORMATS)]
+    QsunPrecision = Literal[LOW_BIT_PRECISIONS]
+    WeightPrecision = Literal[WEIGHT_PRECISIONS]
 LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
-QsunPrecision = Literal["w4a16", "w8a16"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 
 #: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
@@ -88,10 +97,12 @@ class Scenario:
     pool), ``colocated_workers`` (the ``colocated`` mode's workers, which run prefill and
     decode: one count for every model, or one per model), ``tensor_parallel_size`` (GPUs per
     worker; ``prefill_``/``decode_`` overrides; co-located workers use the decode size),
-    ``qsun_precision``, engine limits, routers, link. ``modes`` defaults to the disaggregated
+    ``precision`` (every pool's weights: bf16 or fp8), ``qsun_precision`` (qsun's decode
+    pool), engine limits, routers, link. ``modes`` defaults to the disaggregated
     designs; ``all`` adds ``colocated``. Latency: ``latency`` = ``auto``
-    (a bundled profile for gpu+model+precision if there is one, else the roofline),
-    ``profile`` (``profile`` path required) or ``roofline``. See each field's help.
+    (a bundled profile for gpu+model+precision+TP if there is one, else the calibrated
+    roofline), ``profile`` (``profile`` path required), ``roofline`` or ``calibrated``.
+    See each field's help.
     """
 
     trace: PathStr | None = setting(
@@ -216,9 +227,16 @@ class Scenario:
         help="lora mode: measured fraction of the base step time added per distinct adapter "
         "in the batch, on top of the derived adapter cost (sunsim/engine/lora_spec.py).",
     )  # fmt: skip
+    precision: WeightPrecision = setting(
+        "bf16", section="cluster", what="precision",
+        help="Weights of every pool's model (qsun's decode pool: qsun_precision): bf16, or fp8 "
+        "(W8A8, E4M3 weights and activations: vLLM's --quantization fp8); step times from the "
+        "bundled fp8 profiles where measured (H100, H200, B200), else the calibrated roofline.",
+    )  # fmt: skip
     qsun_precision: QsunPrecision = setting(
-        "w4a16", section="cluster", what="qsun precision", help="Weights of qsun's decode pool."
-    )
+        "w4a16", section="cluster", what="qsun precision",
+        help="Weights of qsun's decode pool: w4a16, w8a16 (weight-only) or fp8 (W8A8).",
+    )  # fmt: skip
     tensor_parallel_size: Int = setting(
         1, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs", reason=_TP_WHY,
         help="GPUs per worker (tensor parallelism), every pool: a power of two dividing the "
@@ -417,9 +435,16 @@ class Scenario:
         return LinkSpec(bandwidth=self.link_gbps * 1e9 / 8, latency_s=self.link_latency_us * 1e-6)
 
     def decode_precision(self, mode: str) -> str:
-        """The decode precision of design ``mode`` under this scenario."""
+        """The decode weight precision of design ``mode`` under this scenario:
+        ``qsun_precision`` for a low-bit-decode design (qsun), else ``precision``."""
         d = get_design(mode)
-        return self.qsun_precision if d.low_bit_decode else d.decode.precision
+        return self.qsun_precision if d.low_bit_decode else self.precision
+
+    @property
+    def prefill_precision(self) -> str:
+        """The weight precision of every design's prefill pools (and of co-located workers'
+        prompt chunks): ``precision``."""
+        return self.precision
 
     def pool_tensor_parallel_size(self, role: str) -> int:
         """GPUs per worker of the ``role`` (``prefill``/``decode``) pools: its own key, else

@@ -183,8 +183,11 @@ DEFAULT_DESIGNS: tuple[str, ...] = tuple(
     n for n, d in DESIGNS.items() if not d.colocated and not d.kv_shared_across_models
 )
 
-#: Low-bit precisions a ``low_bit_decode`` design may run.
-LOW_BIT_PRECISIONS = ("w4a16", "w8a16")
+#: Low-bit precisions a ``low_bit_decode`` design may run (fp8: W8A8, one byte per weight).
+LOW_BIT_PRECISIONS = ("w4a16", "w8a16", "fp8")
+#: Weight precisions of the served models (every pool but a ``low_bit_decode`` design's
+#: decode pool): BF16, or FP8 W8A8 (vLLM's ``--quantization fp8``).
+WEIGHT_PRECISIONS = ("bf16", "fp8")
 
 
 def get_design(name: str) -> Design:

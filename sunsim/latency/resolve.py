@@ -13,7 +13,7 @@ from sunsim.data import profiles_root
 from sunsim.errors import ConfigError, ProfileError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.roofline import RooflineLatency
-from sunsim.specs import GPU_ALIASES, ModelSpec, get_gpu, get_model
+from sunsim.specs import GPU_ALIASES, ModelSpec, get_gpu, get_model, get_precision
 
 #: ``latency`` setting: ``auto`` (a measured profile if there is one, else the calibrated
 #: roofline), ``profile`` (a profile is required), ``roofline`` (always the plain roofline),
@@ -64,11 +64,9 @@ def resolve_latency(
 
     model = get_model(base_model)
     tp = tensor_parallel_size
-    if precision == "fp8" and gpu_key(gpu) in NO_FP8_TENSOR_CORES:
-        raise ConfigError(
-            f"precision fp8 (W8A8) on {gpu}: this GPU has no FP8 tensor cores and no FP8 "
-            "kernel was measured on it; use bf16, w8a16 or w4a16 there"
-        )
+    why = precision_refused(precision, gpu)
+    if why:
+        raise ConfigError(f"precision {precision} (W8A8) on {gpu}: {why}")
     roof = RooflineLatency(get_gpu(gpu), model, precision, tensor_parallel_size=tp)
     if source == "roofline":
         return roof, f"{role}: {roof.description} (asked for)"
@@ -100,6 +98,20 @@ def resolve_latency(
         f"{role}: no measured profile for {gpu} {model.name} {precision}{at_tp}; "
         f"using {fallback.description}"
     )
+
+
+def precision_refused(precision: str, gpu: str) -> str | None:
+    """Why weights at ``precision`` cannot run on ``gpu`` (one clause), or None when they can:
+    ``fp8`` (W8A8) on a GPU of :data:`NO_FP8_TENSOR_CORES`. This is a property of the
+    hardware, so it is refused under every ``latency`` source; a precision the GPU can run
+    but nobody measured on it falls back to the labelled calibrated roofline under ``auto``
+    (:func:`resolve_latency`)."""
+    if get_precision(precision).name == "fp8" and gpu_key(gpu) in NO_FP8_TENSOR_CORES:
+        return (
+            "this GPU has no FP8 tensor cores and no FP8 kernel was measured on it; "
+            "use bf16, w8a16 or w4a16 there"
+        )
+    return None
 
 
 def calibrated_latency(

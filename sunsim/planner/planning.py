@@ -107,7 +107,7 @@ def _resolve_latencies(s: Scenario) -> tuple[dict[str, tuple[Any, Any]], list[st
     lat: dict[str, tuple[Any, Any]] = {}
     for mode in s.modes:
         cl = s.cluster(mode, [1.0] * len(s.served_models))
-        pl, pnote = resolve_latency(s, "bf16", "prefill")
+        pl, pnote = resolve_latency(s, s.prefill_precision, "prefill")
         dl, dnote = resolve_latency(s, str(cl.decode_precision), "decode")
         lat[mode] = (pl, dl)
         for n in (pnote, dnote):

@@ -210,8 +210,8 @@ def plan_gpus(
     try:
         for gpu in gpus:
             for mode in s.modes:
-                one = scenario_with(s, gpu=gpu, modes=(mode,))
-                try:
+                try:  # a GPU the scenario cannot run on (fp8 on the A100) is a failure too
+                    one = scenario_with(s, gpu=gpu, modes=(mode,))
                     r = plan(one, options, on_event=on_event, executor=pool, cache=cache)
                 except SunsimError as e:
                     failures.setdefault(gpu, {})[mode] = str(e)

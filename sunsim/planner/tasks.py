@@ -38,11 +38,11 @@ class SimTask:
 
 def task_latency(task: SimTask) -> tuple[Any, Any]:
     """The (prefill, decode) latency models of a task, resolved from its scenario (prefill at
-    bf16, decode at the cluster's decode precision)."""
+    its ``prefill_precision``, decode at the cluster's decode precision)."""
     from sunsim.replay import resolve_latency
 
     s = task.scenario
-    pl, _ = resolve_latency(s, "bf16", "prefill")
+    pl, _ = resolve_latency(s, s.prefill_precision, "prefill")
     dl, _ = resolve_latency(s, str(task.cluster.decode_precision), "decode")
     return pl, dl
 

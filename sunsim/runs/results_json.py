@@ -9,9 +9,14 @@ Shape (schema :data:`~sunsim.metrics.benchmark.SCHEMA_VERSION`)::
      "request_rate": <offered req/s>,
      "slo": {"ttft_ms", "tpot_ms", "attainment_pct"},
      "designs": {<design>: {<metric>: <number>, ...}},        # vLLM names, see benchmark
+     "step_times": {<design>: {"method", "prefill", "decode"}},  # where step times came from
      "sweep": [{"key", "value", "request_rate", "designs"}]}  # plans with --sweep only
 
 Every metric of ``designs`` is a number (or null: not measured), never a display string.
+``step_times`` says where each design's step times came from: ``method`` the full label
+(``measured (aiconfigurator-core 0.12.0, vllm 0.24.0, h100_sxm)``, ``derived (...)``,
+``analytic (calibrated on ...)``; ``...; prefill <label>`` when prefill's differs) and the
+description of each role's latency model.
 """
 
 from __future__ import annotations
@@ -54,6 +59,15 @@ def designs_metrics(
     return out
 
 
+def step_times(summaries: dict[str, RunSummary]) -> dict[str, dict[str, str]]:
+    """Design -> ``{"method", "prefill", "decode"}``: the full step-time label and each role's
+    latency model description (module docstring)."""
+    return {
+        mode: {"method": x.method, "prefill": x.latency.prefill, "decode": x.latency.decode}
+        for mode, x in summaries.items()
+    }
+
+
 def _head(kind: str, s: Scenario, info: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -75,6 +89,7 @@ def replay_results(r: ReplayResult) -> dict[str, Any]:
     """The machine-readable summary of a replay (module docstring), JSON-ready."""
     out = _head("replay", r.scenario, r.workload.info)
     out["designs"] = designs_metrics(r.scenario, r.summaries, dict(r.results))
+    out["step_times"] = step_times(r.summaries)
     result: dict[str, Any] = jsonable(out)
     return result
 
@@ -90,6 +105,7 @@ def plan_results(r: PlanResult) -> dict[str, Any]:
     ref = r.points[r.reference]
     out = _head("plan", ref.scenario, ref.workload_info)
     out["designs"] = _point(ref)
+    out["step_times"] = step_times({m: mp.summary for m, mp in ref.modes.items()})
     if r.options.sweep is not None:
         out["sweep"] = [
             {
