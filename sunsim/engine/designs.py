@@ -128,7 +128,7 @@ DESIGNS: dict[str, Design] = {
     ),
     "sun": Design(
         "sun",
-        "SUN: per-model prefill, one shared frozen BF16 decode pool for all task models",
+        "SUN: per-model prefill, one shared frozen decode pool (served precision) for all models",
         prefill=PoolDesign(PoolScope.PER_MODEL),
         decode=PoolDesign(PoolScope.SHARED),
     ),
