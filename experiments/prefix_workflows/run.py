@@ -223,7 +223,7 @@ def main(argv: list[str]) -> int:
                 for caching in (True, False)
             ]
             planned = pd.concat(plans, ignore_index=True)
-        made = {k: line for k, (_, _, line) in wls.items()}
+        made = {k: line.replace(f"{tmp}/", "") for k, (_, _, line) in wls.items()}
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0 + kids.ru_utime + kids.ru_stime
