@@ -94,8 +94,9 @@ What the package owns, room by room:
   :mod:`~sunsim.planner.driver`: the executor running the chains;
 * :mod:`~sunsim.planner.points`: one sweep point's chains of searches
   (:class:`~sunsim.planner.points.PointPlanner`); :mod:`~sunsim.planner.pooled`: those of a
-  shared prefill pool with per-model decode pools (``prefillshare``); :mod:`~sunsim.planner.goodput`: a rate
-  sweep's goodput; :mod:`~sunsim.planner.planning`: :func:`plan`;
+  shared prefill pool with per-model decode pools (``prefillshare``);
+  :mod:`~sunsim.planner.goodput`: a rate sweep's goodput; :mod:`~sunsim.planner.planning`:
+  :func:`plan`;
 * :mod:`~sunsim.planner.results`: :class:`ModePlan`, :class:`PointPlan`, :class:`PlanResult`
   and its table;
 * :mod:`~sunsim.planner.ranking`: :func:`plan_gpus`, every design on every GPU type given,
