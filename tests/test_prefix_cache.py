@@ -57,10 +57,11 @@ def lat(cache_blocks: int | None = None) -> ConstantLatency:
 def disagg(design: str = "sun", models=("a",), caching: bool = True, **kw) -> ClusterSpec:
     n = len(models)
     dw = (1,) if DESIGNS[design].shares_decode else (1,) * n
+    pw = (1,) * n if DESIGNS[design].num_prefill_pools(n) == n else (n,)  # pooled: n workers
     base = dict(
         design=design,
         served_models=tuple(models),
-        prefill_workers=(1,) * n,
+        prefill_workers=pw,
         decode_workers=dw,
         link=LINK,
         enable_prefix_caching=caching,
@@ -304,7 +305,8 @@ def test_no_request_lost_or_double_counted_under_eviction(df, design, router):
             max_num_batched_tokens=256,
         )
     else:
-        cl = disagg(design, models=("a", "b"), prefill_workers=(2, 1), prefill_router=router)
+        pw = (3,) if design == "prefillshare" else (2, 1)  # 3 workers, one shared pool
+        cl = disagg(design, models=("a", "b"), prefill_workers=pw, prefill_router=router)
     res = run(df, cl, latency)
     rec = res.records
     assert len(rec) == len(df)

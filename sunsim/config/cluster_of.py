@@ -20,8 +20,9 @@ def cluster_of(
 ) -> ClusterSpec:
     """The :class:`ClusterSpec` of design ``mode`` under scenario ``s``.
 
-    ``prefill_workers`` (one count: every model's), ``decode_workers`` (one count for a
-    per-model design: a total split over the pools in proportion to
+    ``prefill_workers`` (one count: every model's; summed for a shared prefill pool, so
+    ``prefillshare`` pools the workers ``partitioned`` gives each model), ``decode_workers``
+    (one count for a per-model design: a total split over the pools in proportion to
     ``output_tokens_per_model``, served order, else evenly; summed for a shared pool) and, for
     co-located designs, ``colocated_workers`` (:func:`colocated_counts`).
 
@@ -40,6 +41,8 @@ def cluster_of(
             dw = split_workers(dw[0], output_tokens_per_model or [1.0] * n)
     else:
         dw = (sum(dw),)
+    if pw and design.prefill.scope is PoolScope.SHARED:
+        pw = (sum(pw),)
     return ClusterSpec(
         design=design,
         served_models=s.served_models,

@@ -201,7 +201,8 @@ class Scenario:
     )  # fmt: skip
     prefill_workers: tuple[WorkerCount, ...] = setting(
         (1,), section="cluster", unit="workers", reason=_WORKERS_WHY,
-        help="Prefill workers: one count for every model, or one per model.",
+        help="Prefill workers: one count for every model, or one per model (summed into "
+        "one shared pool by prefillshare).",
     )  # fmt: skip
     decode_workers: tuple[WorkerCount, ...] = setting(
         (3,), section="cluster", unit="workers", reason=_WORKERS_WHY,

@@ -130,7 +130,7 @@ class ClusterSim:
             self.prefill_routers.append(make_router(cluster.prefill_router, ws, rng, prefill=True))
         if cluster.design.prefill.scope is PoolScope.SHARED:  # one pool (prefillshare)
             shared = make_router(cluster.prefill_router, self.prefill_workers, rng, prefill=True)
-            self.prefill_routers = [shared] * len(cluster.prefill_workers)
+            self.prefill_routers = [shared] * len(cluster.served_models)
         self.decode_workers: list[DecodeWorker] = []
         self.pool_routers: list[DecodeRouter] = []
         for p, count in enumerate(cluster.decode_workers):

@@ -20,8 +20,8 @@ most ``max_loras`` adapters in a batch (:mod:`sunsim.engine.lora`). It is the sh
 co-located design: a co-located pool of the base alone would serve one model, not several.
 
 ``prefillshare`` is PrefillShare (arXiv 2602.12029): one frozen prefill module for every task
-model, so one prefill pool (its workers are counted per model as before and pooled), KV keyed
-by content, per-model decode pools. ``icarus`` is ICaRus (Identical Cache Reuse, arXiv
+model, so one prefill pool (one worker count, like a shared decode pool), KV keyed by
+content, per-model decode pools. ``icarus`` is ICaRus (Identical Cache Reuse, arXiv
 2603.13281): a frozen logical encoder writes one KV cache that every model's LoRA logical
 decoder reads, here as co-located workers that serve every model (one shared pool) with
 content-keyed prefix caches.
@@ -104,6 +104,10 @@ class Design:
     def shares_decode(self) -> bool:
         """Whether one decode pool serves every task model (model-agnostic decode routing)."""
         return self.decode.scope is PoolScope.SHARED
+
+    def num_prefill_pools(self, num_models: int) -> int:
+        """Prefill pools for ``num_models`` served models (one when the prefill is shared)."""
+        return num_models if self.prefill.scope is PoolScope.PER_MODEL else 1
 
     def num_decode_pools(self, num_models: int) -> int:
         """Decode pools for ``num_models`` served models."""

@@ -27,8 +27,8 @@ class SimResult:
             ``busy_s``, ``busy_frac``, ``mean_batch`` (time-weighted over busy time),
             ``kv_occupancy`` (time-weighted mean fraction of KV tokens held, over the run),
             ``num_iterations``, ``num_tokens``, ``num_preemptions``, ``peak_batch``.
-        prefill_workers: ``worker``, ``model``, ``busy_s``, ``busy_frac``, ``num_batches``,
-            ``num_tokens``, ``link_busy_s``, ``link_bytes``.
+        prefill_workers: ``worker``, ``model`` (``shared`` for one shared pool), ``busy_s``,
+            ``busy_frac``, ``num_batches``, ``num_tokens``, ``link_busy_s``, ``link_bytes``.
         timeline: long frame ``worker``, ``t_s`` (bin start), ``busy_frac``, ``mean_batch``,
             ``kv_occupancy`` per decode worker and time bin of ``timeline_bin_s`` seconds.
         batch_time: frame ``batch_size``, ``seconds`` summed over decode workers.
@@ -132,10 +132,11 @@ def _decode_frame(sim: ClusterSim, span: float) -> pd.DataFrame:
 def _prefill_frame(sim: ClusterSim, served: list[str], span: float) -> pd.DataFrame:
     """:attr:`SimResult.prefill_workers` over a run of ``span`` seconds."""
     pws = sim.prefill_workers
+    pools = sim.cluster.prefill_workers  # one count per model, or one shared pool
     return pd.DataFrame(
         {
             "worker": [w.wid for w in pws],
-            "model": [served[w.model_idx] for w in pws],
+            "model": [served[w.model_idx] for w in pws] if len(pools) == len(served) else "shared",
             "busy_s": [w.busy_s for w in pws],
             "busy_frac": [w.busy_s / span for w in pws],
             "num_batches": [w.num_batches for w in pws],

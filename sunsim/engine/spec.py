@@ -21,7 +21,9 @@ from sunsim.specs.parallel import check_tensor_parallel_size
 class ClusterSpec:
     """The cluster of one run, resolved for one design.
 
-    ``prefill_workers[i]`` belongs to ``served_models[i]``; ``decode_workers`` has one count per
+    ``prefill_workers`` has one count per prefill pool: ``prefill_workers[i]`` belongs to
+    ``served_models[i]``, or, for a design whose prefill is shared (``prefillshare``), one count,
+    the pool every model's requests are prefilled on; ``decode_workers`` has one count per
     decode pool: one per served model when the design's decode scope is per model
     (``partitioned``), else one, the shared pool (``sun``/``qsun``). One worker is
     ``prefill_tensor_parallel_size`` (prefill) or ``decode_tensor_parallel_size`` (decode)
@@ -112,11 +114,12 @@ class ClusterSpec:
                 f"design {self.design.name} has no co-located workers; "
                 "colocated_workers is for co-located designs"
             )
-        elif len(self.prefill_workers) != n:
+        elif len(self.prefill_workers) != self.design.num_prefill_pools(n):
             raise ConfigError(
                 f"{len(self.prefill_workers)} prefill worker counts for {n} models; "
-                "give one number or one per model"
-            )
+                + ("give one number or one per model" if self.design.num_prefill_pools(n) == n
+                   else f"design {self.design.name} has one shared prefill pool: give one count")
+            )  # fmt: skip
         want = self.design.num_decode_pools(n)
         if not colocated and len(self.decode_workers) != want:
             raise ConfigError(
@@ -124,7 +127,7 @@ class ClusterSpec:
                 f"got {len(self.decode_workers)}"
             )
         if any(w < 1 for w in self.prefill_workers):
-            raise ConfigError("every model needs at least 1 prefill worker")
+            raise ConfigError("every prefill pool needs at least 1 worker")
         if any(w < 1 for w in self.decode_workers):
             raise ConfigError("every decode pool needs at least 1 worker")
         for r, what in ((self.prefill_router, "prefill"), (self.decode_router, "decode")):

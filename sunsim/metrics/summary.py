@@ -47,8 +47,9 @@ class GpuCounts:
     """GPUs of the simulated cluster: ``prefill`` and ``decode`` GPU totals (workers x their
     tensor parallel size), ``total``, ``decode_per_pool`` (decode *workers* per decode pool;
     partitioned: one pool per model), ``prefill_per_model`` (prefill *workers* per served
-    model), ``prefill_tensor_parallel_size`` / ``decode_tensor_parallel_size`` (GPUs per
-    worker; 1 in summaries written before tensor parallelism).;
+    model; one count, the shared pool, for ``prefillshare``),
+    ``prefill_tensor_parallel_size`` / ``decode_tensor_parallel_size`` (GPUs per worker; 1 in
+    summaries written before tensor parallelism).;
     ``colocated`` and ``colocated_per_pool``: GPUs and workers per pool running both phases
     (co-located designs, where ``prefill`` and ``decode`` are 0; absent from summaries written
     before they existed); ``prefill_gpu`` / ``decode_gpu``: the GPU type of the prefill and

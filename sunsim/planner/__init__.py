@@ -30,10 +30,18 @@ The procedure (documented in ``experiments/sun_claims/README.md`` too):
    exact for a decode pool that never preempts). The criterion is TTFT-only attainment >=
    ``prefill_target`` (default ``(1 + t) / 2``, 0.95 for ``t`` = 0.9: half the miss budget is
    left to decode).
+   A design with **one shared prefill pool** (``prefillshare``) sizes its own pool instead, on
+   every model's requests (cut to one output token, with the design's content-keyed prefix
+   cache when caching is on), to the same goal over all requests and over each model.
 2. **Decode.** With the prefill counts fixed: ``partitioned`` sizes each model's pool with only
    that model's requests through a one-model cluster (exact: a model's requests never touch
    another model's prefill workers, links or decode pool); ``sun``/``qsun`` size the one
-   shared pool with all requests.
+   shared pool with all requests. ``prefillshare``'s per-model decode pools share the prefill
+   pool, so each is sized with every model's requests simulated, the other pools at twice
+   their analytic bound, and the SLO judged on its own model's requests
+   (:mod:`~sunsim.planner.pooled`). Co-located designs size one pool per model on its own
+   requests (``colocated``) or one shared pool on all requests (``lora``, ``icarus``; the
+   bounds use ICaRus's paired decode rows, as the engine does).
 3. **Search.** Each count is found by galloping (``s, 2s, 4s, ...`` from a start ``s``, an
    analytic lower bound: output tokens per second over what one worker decodes at its largest
    batch that fits the KV cache) until the SLO is met, then bisection between the last failing
@@ -85,8 +93,10 @@ What the package owns, room by room:
 * :mod:`~sunsim.planner.tasks`: :class:`SimTask`, :func:`run_task`, :func:`task_key`;
   :mod:`~sunsim.planner.driver`: the executor running the chains;
 * :mod:`~sunsim.planner.points`: one sweep point's chains of searches
-  (:class:`~sunsim.planner.points.PointPlanner`); :mod:`~sunsim.planner.goodput`: a rate
-  sweep's goodput; :mod:`~sunsim.planner.planning`: :func:`plan`;
+  (:class:`~sunsim.planner.points.PointPlanner`); :mod:`~sunsim.planner.pooled`: those of a
+  shared prefill pool with per-model decode pools (``prefillshare``);
+  :mod:`~sunsim.planner.goodput`: a rate sweep's goodput; :mod:`~sunsim.planner.planning`:
+  :func:`plan`;
 * :mod:`~sunsim.planner.results`: :class:`ModePlan`, :class:`PointPlan`, :class:`PlanResult`
   and its table;
 * :mod:`~sunsim.planner.ranking`: :func:`plan_gpus`, every design on every GPU type given,

@@ -12,9 +12,21 @@ import pandas as pd
 
 from sunsim.config import Scenario
 from sunsim.engine.cluster import kv_capacity_blocks
+from sunsim.engine.designs import Design, get_design
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.planner.criteria import EPS
+
+
+def design_decode_latency(design: Design, decode_latency: Any) -> Any:
+    """The decode step times ``design`` runs at: ICaRus's paired rows (an encoder and a
+    decoder row per request, :class:`~sunsim.latency.paired.PairedDecodeLatency`) for a
+    ``paired_decode`` design, as the engine wraps them; else ``decode_latency`` itself."""
+    if not design.paired_decode:
+        return decode_latency
+    from sunsim.latency.paired import PairedDecodeLatency
+
+    return PairedDecodeLatency(decode_latency)
 
 
 def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -> int:
@@ -26,6 +38,7 @@ def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -
     """
     if len(req) < 2:
         return 1
+    decode_latency = design_decode_latency(cluster.design, decode_latency)
     span = float(req["arrival_s"].iloc[-1] - req["arrival_s"].iloc[0])
     if span <= 0:
         return 1
@@ -49,12 +62,12 @@ def check_feasible(
     """Raise :class:`~sunsim.errors.ConfigError` when no number of workers can meet the SLO
     for ``mode``: more requests than the miss budget allows have a standalone prefill time
     above the TTFT bound, or a single-request decode step (context = prompt + half the
-    output) above the TPOT bound."""
+    output; ICaRus's paired rows for a ``paired_decode`` design) above the TPOT bound."""
     if len(req) == 0:
         return
     need_ttft = prefill_goal if kind == "attainment" else s.slo.attainment
     _check_ttft(req, s, need_ttft, prefill_latency)
-    _check_tpot(req, s, mode, decode_latency)
+    _check_tpot(req, s, mode, design_decode_latency(get_design(mode), decode_latency))
 
 
 def _check_ttft(req: pd.DataFrame, s: Scenario, need: float, prefill_latency: Any) -> None:

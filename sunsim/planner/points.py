@@ -1,5 +1,10 @@
 """The plan at one sweep point: the chains of searches (prefill per model, then per mode the
-decode pools and the final simulation) as the methods of :class:`PointPlanner`."""
+decode pools and the final simulation) as the methods of :class:`PointPlanner`.
+
+A design with one shared prefill pool (``prefillshare``) sizes that pool itself, on every
+model's requests with its own prefix cache (a prompt prefilled for one model is a hit for the
+next), instead of taking the per-model prefill pools; its per-model decode pools are then
+sized on the whole workload (:mod:`sunsim.planner.pooled`)."""
 
 from __future__ import annotations
 
@@ -10,13 +15,14 @@ from typing import Any
 import pandas as pd
 
 from sunsim.config import Scenario
-from sunsim.engine.designs import get_design
+from sunsim.engine.designs import PoolScope, get_design
 from sunsim.engine.spec import ClusterSpec
 from sunsim.metrics import summarize
 from sunsim.planner.bounds import decode_start
 from sunsim.planner.criteria import meets_prefill_goal, meets_slo
 from sunsim.planner.driver import Chain, OnEvent, Spawn
 from sunsim.planner.options import PlanOptions, cluster_with
+from sunsim.planner.pooled import pooled_decode_pools, pooled_prefill
 from sunsim.planner.results import ModePlan, PointPlan
 from sunsim.planner.search import PoolSearch, SearchResult
 from sunsim.planner.tasks import SimTask, task_requests
@@ -92,10 +98,15 @@ class PointPlanner:
         self.prefill: tuple[int, ...] = ()
 
     def chain(self) -> Chain:
-        """Prefill pools per model (shared by the modes), then each mode's plan."""
+        """Prefill pools per model (shared by the modes that have them), then each mode's
+        plan."""
         served = self.ctx.served
-        if all(get_design(m).colocated for m in self.ps.modes):
-            pres = []  # no mode has prefill pools
+        per_model = [
+            not d.colocated and d.prefill.scope is PoolScope.PER_MODEL
+            for d in map(get_design, self.ps.modes)
+        ]
+        if not any(per_model):
+            pres = []  # no mode has per-model prefill pools
         else:
             pres = yield Spawn([self._prefill_pool(m) for m in served])
         self.prefill = tuple(r[0] for r in pres)
@@ -114,7 +125,7 @@ class PointPlanner:
         key = self.ctx.options.sweep_key
         return None if key is None else getattr(self.ps, key)
 
-    def _task(
+    def task(
         self,
         mode: str,
         prefill: tuple[int, ...],
@@ -130,13 +141,13 @@ class PointPlanner:
             self.wkey, self.factor, model, prefill_only, cl, self.ps, keep=final, fresh=final
         )
 
-    def _search(self, search: PoolSearch) -> Chain:
+    def search(self, search: PoolSearch) -> Chain:
         return search.chain(self.ctx.options.max_workers, self.ctx.on_event)
 
     # --- prefill ---------------------------------------------------------------------------
 
     def _prefill_task(self, m: str, n: int) -> SimTask:
-        return self._task("partitioned", (n,), (1,), m, prefill_only=True)
+        return self.task("partitioned", (n,), (1,), m, prefill_only=True)
 
     def _prefill_pool(self, m: str) -> Chain:
         """Model ``m``'s prefill pool, sized on its requests cut to one output token."""
@@ -146,12 +157,12 @@ class PointPlanner:
         search = PoolSearch(
             f"prefill {m}", "prefill", m, 1, partial(self._prefill_task, m), goal, self.prefill_log
         )
-        return (yield from self._search(search))
+        return (yield from self.search(search))
 
     # --- decode ----------------------------------------------------------------------------
 
     def _partitioned_task(self, j: int, m: str, n: int) -> SimTask:
-        return self._task("partitioned", (self.prefill[j],), (n,), m)
+        return self.task("partitioned", (self.prefill[j],), (n,), m)
 
     def _partitioned_pool(self, j: int, m: str) -> Chain:
         """Model ``m``'s (index ``j``) partitioned decode pool, on its requests alone."""
@@ -170,14 +181,15 @@ class PointPlanner:
             crit,
             self.logs["partitioned"],
         )
-        return (yield from self._search(search))
+        return (yield from self.search(search))
 
-    def _shared_task(self, mode: str, n: int) -> SimTask:
-        return self._task(mode, self.prefill, (n,))
+    def _shared_task(self, mode: str, prefill: tuple[int, ...], n: int) -> SimTask:
+        return self.task(mode, prefill, (n,))
 
-    def _shared_pool(self, mode: str) -> Chain:
-        """The one shared decode pool of ``mode`` (sun, qsun), on all requests."""
-        cl1 = cluster_of(self.ps, mode, self.prefill, (1,))
+    def _shared_pool(self, mode: str, prefill: tuple[int, ...]) -> Chain:
+        """The one shared decode pool of ``mode`` (sun, qsun), on all requests, behind the
+        prefill pools ``prefill``."""
+        cl1 = cluster_of(self.ps, mode, prefill, (1,))
         start = decode_start(self.req, cl1, self.ctx.latency[mode][1])
         crit = partial(
             meets_slo, slo=self.ps.slo, kind=self.ctx.options.slo_kind, models=self.ctx.served
@@ -187,32 +199,38 @@ class PointPlanner:
             "decode",
             "shared",
             start,
-            partial(self._shared_task, mode),
+            partial(self._shared_task, mode, prefill),
             crit,
             self.logs[mode],
             keep_passing=True,
         )
-        return (yield from self._search(search))
+        return (yield from self.search(search))
 
     def _mode(self, mode: str) -> Chain:
-        """``mode``'s decode pools, then its final full simulation at the chosen counts (the
-        shared pool's last passing run when it was simulated, not cached)."""
+        """``mode``'s prefill pools (the per-model ones, or its own shared pool), its decode
+        pools, then its final full simulation at the chosen counts (the shared pool's last
+        passing run when it was simulated, not cached)."""
         final = None
-        if get_design(mode).colocated:
+        design = get_design(mode)
+        if design.colocated:
             return (yield from self._colocated(mode))
-        if mode == "partitioned":
+        pooled = design.prefill.scope is PoolScope.SHARED
+        prefill = (yield from pooled_prefill(self, mode)) if pooled else self.prefill
+        if design.shares_decode:
+            n, final, _ = yield from self._shared_pool(mode, prefill)
+            decode: tuple[int, ...] = (n,)
+        elif pooled:
+            decode = yield from pooled_decode_pools(self, mode, prefill)
+        else:
             pools = [self._partitioned_pool(j, m) for j, m in enumerate(self.ctx.served)]
             res = yield Spawn(pools)
             decode = tuple(r[0] for r in res)
-        else:
-            n, final, _ = yield from self._shared_pool(mode)
-            decode = (n,)
         if final is None:
-            _, final, _ = yield self._task(mode, self.prefill, decode, final=True)
+            _, final, _ = yield self.task(mode, prefill, decode, final=True)
         summary = summarize(final, self.ps.slo)
-        evaluations = self.prefill_log + self.logs[mode]
+        evaluations = ([] if pooled else self.prefill_log) + self.logs[mode]
         kept = final if self.index == self.ctx.reference else None
-        return ModePlan(mode, self.prefill, decode, summary, evaluations, kept)
+        return ModePlan(mode, prefill, decode, summary, evaluations, kept)
 
     # --- co-located --------------------------------------------------------------------------
 
@@ -233,12 +251,12 @@ class PointPlanner:
             "colocated",
             m or "shared",
             start,
-            lambda n: self._task(mode, (), (n,), m),
+            lambda n: self.task(mode, (), (n,), m),
             crit,
             self.logs[mode],
             keep_passing=m is None,
         )
-        return (yield from self._search(search))
+        return (yield from self.search(search))
 
     def _colocated(self, mode: str) -> Chain:
         """A co-located mode: one count per pool (per model, searched in parallel, or the
@@ -250,7 +268,7 @@ class PointPlanner:
             res = yield Spawn([self._colocated_pool(mode, m) for m in self.ctx.served])
             counts, final = tuple(r[0] for r in res), None
         if final is None:
-            _, final, _ = yield self._task(mode, (), counts, final=True)
+            _, final, _ = yield self.task(mode, (), counts, final=True)
         summary = summarize(final, self.ps.slo)
         kept = final if self.index == self.ctx.reference else None
         return ModePlan(
