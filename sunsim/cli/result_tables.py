@@ -86,7 +86,7 @@ def plan_frame(table: pd.DataFrame, costs: Mapping[str, DesignCost]) -> pd.DataF
             "decode workers/pool": str(
                 r["decode_workers"] or f"co-located {r['colocated_workers']}"
             ),
-            "prefill workers/model": str(r["prefill_workers"]),
+            "prefill workers/pool": str(r["prefill_workers"]),
             **money_rows.get(mode, {}),
             "SLO attainment": f"{r['slo_attainment']:.1%}",
             "TTFT p90 ms": ms(r["ttft_s_p90"]),
