@@ -38,7 +38,7 @@ from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.designs import PoolScope
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
-from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_stats
+from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_kv_timeline, prefix_stats
 from sunsim.engine.records import RecordSink, RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
@@ -397,4 +397,5 @@ def simulate(
     result = build_result(sim, served, time.perf_counter() - t0)
     if caching:
         result.extra["prefix_cache"] = prefix_stats(sim)
+        result.extra["prefix_kv_timeline"] = prefix_kv_timeline(sim)
     return result

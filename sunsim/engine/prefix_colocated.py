@@ -40,7 +40,7 @@ class PrefixColocatedWorker(ColocatedWorker):
         for r, c, hit in chunks[k:]:  # the requests admitted now
             pc.admit(r, hit)
             used += -(-(hit + c) // bs)
-        pc.cache.trim(self.kv.capacity_blocks - used)
+        pc.trim(self.kv.capacity_blocks - used)
 
     def _prefilled(self, r: Request, end: float) -> None:
         self.prefix.computed(r, self.kv.capacity_blocks)
