@@ -451,3 +451,19 @@ def test_replay_prints_the_prefix_rows(prefix_run_dir, tmp_path):
     res = CliRunner().invoke(app, [*args, str(tmp_path / "off")])
     assert res.exit_code == 0, res.output
     assert "prefix hit rate" not in res.output
+
+
+def test_lora_workers_keep_their_class_and_adapter_rules_with_caching():
+    """The cache hooks are a component (``worker.prefix``), not a class swap: a ``lora``
+    worker stays a LoraWorker and its second call of a session hits the cache."""
+    from sunsim.engine.cluster import ClusterSim
+    from sunsim.engine.lora import LoraWorker
+    from sunsim.engine.lora_spec import LoraSpec
+    from sunsim.engine.prefix_hooks import enable_prefix_caching
+
+    cl = coloc("lora", models=("a",), lora=LoraSpec(1))
+    sim = ClusterSim(cl, lat(), lat(), 3, np.random.default_rng(0))
+    assert enable_prefix_caching(sim, SESSION, [0, 0, 0])
+    assert all(type(w) is LoraWorker and w.prefix is not None for w in sim.decode_workers)
+    res = run(SESSION, coloc("lora", models=("a",), lora=LoraSpec(1)))
+    assert res.extra["prefix_cache"]["hit_tokens"] == 2048

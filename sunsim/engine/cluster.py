@@ -38,7 +38,7 @@ from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.designs import PoolScope
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
-from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_kv_timeline, prefix_stats
+from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_extras
 from sunsim.engine.records import RecordSink, RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
@@ -106,10 +106,9 @@ class ClusterSim:
         self.next_admission_id: Callable[[], int] = itertools.count(1).__next__
         self._on_progress: Callable[[float], None] | None = None
         self._progress_at = _INF  # num_done at which to report progress next
-        #: called with the simulated time and the request's id each time a request ends
-        #: (finished or rejected); closed-loop workloads (:mod:`sunsim.engine.closed_loop`,
-        #: :mod:`sunsim.engine.session_loop`) issue their next request from it. None (trace
-        #: replays): nothing is called.
+        #: called with the simulated time and the request id each time a request ends
+        #: (finished or rejected); closed loops (:mod:`sunsim.engine.closed_loop`,
+        #: :mod:`~sunsim.engine.session_loop`) send their next request from it; None: none.
         self.on_request_end: Callable[[float, int], None] | None = None
         self._build_pools(rng)
 
@@ -397,6 +396,5 @@ def simulate(
         sim.records.close()
     result = build_result(sim, served, time.perf_counter() - t0)
     if caching:
-        result.extra["prefix_cache"] = prefix_stats(sim)
-        result.extra["prefix_kv_timeline"] = prefix_kv_timeline(sim)
+        result.extra.update(prefix_extras(sim))
     return result

@@ -24,6 +24,21 @@ cached tokens.
 
 The lookup happens when the request is scheduled (batched, or admitted into a co-located
 step), not when it arrives: blocks evicted while it waited are simply computed.
+
+Hooks: a caching worker holds a :class:`WorkerPrefix` as its ``prefix`` component (None
+without caching; the worker's class is the same either way) and calls it, as vLLM's KV cache
+manager is called by its scheduler. A prefill worker: :meth:`~WorkerPrefix.lookup` and
+:meth:`~WorkerPrefix.admit` when it batches a request, :meth:`~WorkerPrefix.start_batch`,
+:meth:`~WorkerPrefix.computed` when the batch ends, :meth:`~WorkerPrefix.release` when the KV
+has left. A co-located worker (:mod:`sunsim.engine.colocated`): ``lookup`` while admitting
+(the first chunk starts after the hit), :meth:`~WorkerPrefix.admitted` after a step's
+admission (pin the hits, which count among the request's blocks, then evict unreferenced
+blocks until they fit beside the running requests' blocks), ``computed`` when a request's
+last prefill chunk has run, ``release`` when it finishes or is preempted (its blocks stay
+cached, evictable: a preempted request recomputing its prompt may find them again). On a
+co-located worker a block two running requests share is counted once per request (running
+requests' KV is block accounting per request, :class:`PagedKvCache`), so concurrent sharing
+saves compute but not memory; cached blocks no request holds are shared.
 """
 
 from __future__ import annotations
@@ -40,7 +55,6 @@ from sunsim.engine.prefix_cache import (
     chain_keys,
     hash_block_token_counts,
 )
-from sunsim.engine.prefix_colocated import PrefixColocatedWorker
 from sunsim.engine.prefix_timeline import KvTimeline, kv_timeline_frame
 from sunsim.errors import TraceError
 
@@ -159,6 +173,15 @@ class WorkerPrefix:
         c.pin(pinned)
         self.pins[r.request_id] = pinned
 
+    def admitted(self, chunks: Sequence[tuple[Request, int, int]], room: int) -> None:
+        """A co-located step admitted ``chunks`` ``(request, tokens to compute, cached
+        tokens)``: pin each one's hit blocks (they count among its KV blocks) and evict
+        unreferenced cached blocks until at most ``room`` of them stay beside the running
+        requests' blocks."""
+        for r, _c, hit in chunks:
+            self.admit(r, hit)
+        self.trim(room)
+
     def computed(self, r: Request, room: int) -> None:
         """``r``'s prompt KV is computed: cache its blocks (pinned to ``r``) within ``room``
         blocks in all."""
@@ -205,25 +228,9 @@ def prefill_cache_blocks(sim: ClusterSim) -> int:
     return kv_capacity_blocks(as_decode, sim.prefill_latency)
 
 
-_WITH_HOOKS: dict[type, type] = {}
-
-
-def with_prefix_hooks(cls: type) -> type:
-    """``cls`` (a co-located worker class) with the cache hooks of
-    :class:`PrefixColocatedWorker`: that class itself for plain co-located workers, else a
-    subclass of both (e.g. the ``lora`` design's worker keeps its adapter rules)."""
-    if cls is PrefixColocatedWorker or issubclass(cls, PrefixColocatedWorker):
-        return cls
-    if cls is PrefixColocatedWorker.__mro__[1]:
-        return PrefixColocatedWorker
-    if cls not in _WITH_HOOKS:
-        _WITH_HOOKS[cls] = type(f"Prefix{cls.__name__}", (PrefixColocatedWorker, cls), {})
-    return _WITH_HOOKS[cls]
-
-
 def attach_prefix_caches(sim: ClusterSim, index: PrefixIndex) -> None:
-    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`;
-    co-located workers become :class:`PrefixColocatedWorker` (their cache hooks)."""
+    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`,
+    its ``prefix`` component (the workers call its hooks when it is set)."""
     bs = sim.cluster.block_size
     env = sim.env
     n = len(sim.cluster.served_models)
@@ -236,9 +243,7 @@ def attach_prefix_caches(sim: ClusterSim, index: PrefixIndex) -> None:
 
     if sim.cluster.design.colocated:
         for w in sim.decode_workers:  # co-located workers (duck-typed as decode workers)
-            cw = cast(Any, w)
-            cw.__class__ = with_prefix_hooks(type(cw))  # the cache hooks (prefix_colocated)
-            cw.prefix = WorkerPrefix(
+            cast(Any, w).prefix = WorkerPrefix(
                 index, sim.capacity_blocks, bs, sim.decode_latency, clock, tl()
             )
         return
@@ -284,6 +289,12 @@ def prefix_kv_timeline(sim: ClusterSim) -> pd.DataFrame:
     tls = [p.timeline for p in prefixes if p is not None and p.timeline is not None]
     per_block = sim.kv_bytes_per_token * sim.cluster.block_size
     return kv_timeline_frame(tls, float(sim.env.now), per_block, sim.cluster.served_models)
+
+
+def prefix_extras(sim: ClusterSim) -> dict[str, Any]:
+    """What a run with caching adds to :attr:`SimResult.extra`: ``prefix_cache``
+    (:func:`prefix_stats`) and ``prefix_kv_timeline`` (:func:`prefix_kv_timeline`)."""
+    return {"prefix_cache": prefix_stats(sim), "prefix_kv_timeline": prefix_kv_timeline(sim)}
 
 
 def enable_prefix_caching(

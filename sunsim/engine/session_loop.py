@@ -42,9 +42,8 @@ from sunsim.engine.cluster import ClusterSim, _arrival_inputs
 from sunsim.engine.prefix_hooks import (
     PrefixIndex,
     attach_prefix_caches,
+    prefix_extras,
     prefix_index,
-    prefix_kv_timeline,
-    prefix_stats,
 )
 from sunsim.engine.result import SimResult, build_result
 from sunsim.engine.spec import ClusterSpec
@@ -238,8 +237,7 @@ def simulate_sessions(
     result = build_result(sim, served, time.perf_counter() - t0)
     result.records = _in_trace_order(result.records, sessions.row_of)
     if index is not None:
-        result.extra["prefix_cache"] = prefix_stats(sim)
-        result.extra["prefix_kv_timeline"] = prefix_kv_timeline(sim)
+        result.extra.update(prefix_extras(sim))
     return result
 
 
