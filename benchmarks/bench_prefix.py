@@ -7,7 +7,9 @@ prompt is a 1024-token system prompt shared by every session plus 300-1500 sessi
 each later turn's prompt is the previous prompt + its output + 100-1500 new tokens (a tool
 output or a user message), so consecutive turns share everything but the new tokens. Turn
 arrivals are fixed in advance (session start + exponential think times, mean
-``--think-s``), not chained to the previous turn's finish. ``hash_ids``: blocks of 512
+``--think-s``), not chained to the previous turn's finish; with ``--session-arrivals
+after_previous`` they are (:mod:`sunsim.engine.session_loop`: a turn arrives when the previous
+one ends plus an exponential think time of mean ``--think-s``). ``hash_ids``: blocks of 512
 tokens; block i of a session's context hashes (session, i), or (0, i) in the shared system
 prompt; a partial last block hashes its length too (its content differs once it grows).
 
@@ -17,6 +19,7 @@ decode per model), colocated (2 per model), icarus (6 shared co-located).
 
     python benchmarks/bench_prefix.py                    # 3 models, 2000 sessions x 6 turns
     python benchmarks/bench_prefix.py --sessions 8000    # the O(log n) check: 4x the work
+    python benchmarks/bench_prefix.py --session-arrivals after_previous   # closed-loop turns
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def sessions(num: int, turns: int, models: list[str], rate: float, think_s: floa
                 src = 0 if (i + 1) * H <= 1024 else s
                 full = min(H, ctx - i * H)
                 hashes.append(hash((src, i)) if full == H else hash((src, i, full)))
-            rows.append((t, models[k % len(models)], ctx, out, tuple(hashes)))
+            rows.append((t, models[k % len(models)], ctx, out, tuple(hashes), s, k))
             ctx += out + int(rng.integers(100, 1500))
             t += float(rng.exponential(think_s))
     rows.sort(key=lambda r: r[0])
@@ -53,6 +56,8 @@ def sessions(num: int, turns: int, models: list[str], rate: float, think_s: floa
         [r[:4] for r in rows], columns=["arrival_s", "model", "prompt_tokens", "output_tokens"]
     )
     df["hash_ids"] = pd.Series([r[4] for r in rows], dtype=object)
+    df["session_id"] = [r[5] for r in rows]
+    df["turn"] = [r[6] for r in rows]
     df.attrs["hash_block_tokens"] = H
     return df
 
@@ -100,9 +105,12 @@ def main() -> None:
     ap.add_argument("--think-s", type=float, default=5.0)
     ap.add_argument("--designs", default="sun,prefillshare,colocated,icarus")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--session-arrivals", choices=("timestamp", "after_previous"),
+                    default="timestamp")  # fmt: skip
     a = ap.parse_args()
 
     from sunsim.engine import simulate
+    from sunsim.engine.session_loop import simulate_sessions
     from sunsim.latency.roofline import RooflineLatency
     from sunsim.metrics import summarize
     from sunsim.specs import MODELS, SloSpec, get_gpu
@@ -121,7 +129,10 @@ def main() -> None:
         for caching in (False, True):
             cl = clusters(models, caching)[name]
             cpu0 = time.process_time()
-            res = simulate(df, cl, lat, lat, seed=a.seed)
+            if a.session_arrivals == "after_previous":
+                res = simulate_sessions(df, cl, lat, lat, think_time_s=a.think_s, seed=a.seed)
+            else:
+                res = simulate(df, cl, lat, lat, seed=a.seed)
             cpu = time.process_time() - cpu0
             s = summarize(res, SloSpec())
             pc = s.prefix_cache

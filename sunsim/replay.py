@@ -21,6 +21,7 @@ from sunsim.config import Scenario
 from sunsim.data import default_trace
 from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
 from sunsim.engine.cluster import SimResult, simulate
+from sunsim.engine.session_loop import simulate_sessions
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.overhead import with_overhead
@@ -243,6 +244,10 @@ def run_replay(
         if wl.closed_loop is not None:
             res = simulate_closed_loop(
                 wl.closed_loop, cl, pl, dl, requests=req, seed=s.seed, on_progress=cb
+            )
+        elif s.session_arrivals == "after_previous":  # sessions as closed loops
+            res = simulate_sessions(
+                req, cl, pl, dl, think_time_s=s.think_time_s, seed=s.seed, on_progress=cb
             )
         elif records_dir is None:
             res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)

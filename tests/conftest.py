@@ -37,3 +37,30 @@ def _private_result_cache(tmp_path_factory, monkeypatch) -> None:
     """Each test gets its own result cache directory (``SUNSIM_CACHE_DIR``), so that no test
     reads results another test or an earlier run left in ``~/.cache/sunsim``."""
     monkeypatch.setenv("SUNSIM_CACHE_DIR", str(tmp_path_factory.mktemp("sunsim-cache")))
+
+
+#: A small replay with prefix caching on and a KV cache small enough to evict: a generated
+#: 3-model workflow (20 sessions), partitioned / prefillshare / icarus, roofline step times.
+PREFIX_REPLAY = (
+    "--models", "a,b,c", "--mode", "partitioned,prefillshare,icarus",
+    "--enable-prefix-caching", "--latency", "roofline", "--gpu-memory-utilization", "0.24",
+    "--no-progress",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def prefix_run_dir(tmp_path_factory) -> Path:
+    """A replay run directory with prefix caching on (see :data:`PREFIX_REPLAY`)."""
+    from typer.testing import CliRunner
+
+    from sunsim.cli import app
+
+    d = tmp_path_factory.mktemp("prefix_run")
+    trace = d / "workflow.csv"
+    runner = CliRunner()
+    args = ["trace", "workflow", str(trace), "--models", "a,b,c", "-n", "20", "--session-rate"]
+    res = runner.invoke(app, [*args, "4"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["replay", str(trace), *PREFIX_REPLAY, "--out", str(d / "run")])
+    assert res.exit_code == 0, res.output
+    return d / "run"

@@ -394,3 +394,78 @@ def test_scenario_key_reaches_the_cluster():
     assert s.cluster("prefillshare").enable_prefix_caching
     assert s.cluster("icarus").colocated_workers == (sum(s.colocated_workers * 2),)
     assert not Scenario(served_models=("a", "b")).cluster("sun").enable_prefix_caching
+
+
+# -- cached KV by model over time ------------------------------------------------------------
+
+
+def test_kv_timeline_integrates_by_bin():
+    """Bins of 1 s: 2 blocks from 0.5 s, 4 from 1.5 s, the run ends at 2.5 s: bin means 1,
+    3 and (the last bin: over its 0.5 s) 4 blocks; bytes = blocks x bytes per block."""
+    from sunsim.engine.prefix_timeline import KvTimeline, kv_timeline_frame
+
+    tl = KvTimeline(1.0, 2)
+    tl.update(0.5, {0: 2})
+    tl.update(1.5, {0: 4, 1: 0})
+    df = kv_timeline_frame([tl], 2.5, 16, ["a", "b"])
+    a = df[df["model"] == "a"]
+    assert a["t_s"].tolist() == [0.0, 1.0, 2.0]
+    assert a["cached_kv_bytes"].tolist() == pytest.approx([16.0, 48.0, 64.0])
+    assert (df.loc[df["model"] == "b", "cached_kv_bytes"] == 0).all()
+
+
+def test_kv_timeline_of_the_hand_checked_session():
+    """SESSION on one prefill worker, 1 byte of KV a token, 16-token blocks (16 bytes each),
+    bins of 20 / 200 = 0.1 s: turn 1's 64 blocks are cached when its prefill ends (1.124 s),
+    turn 2 adds block 3's 32 at 10.612 s; nothing is evicted."""
+    tl = run(SESSION, disagg()).extra["prefix_kv_timeline"]
+    kv = tl.set_index("t_s")["cached_kv_bytes"]
+    at = {round(t, 6): v for t, v in kv.items()}
+    assert at[1.0] == 0.0
+    assert at[1.1] == pytest.approx(64 * 16 * 0.76)  # cached for 0.076 of the 0.1 s bin
+    assert at[5.0] == pytest.approx(64 * 16)
+    assert at[10.6] == pytest.approx((64 * 0.012 + 96 * 0.088) / 0.1 * 16)
+    assert at[15.0] == pytest.approx(96 * 16)
+    off = run(SESSION, disagg(caching=False)).extra
+    assert "prefix_kv_timeline" not in off
+
+
+def test_replay_prints_the_prefix_rows(prefix_run_dir, tmp_path):
+    """``sunsim replay`` prints each design's hit rate, tokens saved and evictions (the
+    figures of its summary.json); a run without caching prints none of these rows."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from sunsim.cli import app
+
+    trace = str(prefix_run_dir.parent / "workflow.csv")
+    args = ["replay", trace, "--models", "a,b,c", "--mode", "sun", "--latency", "roofline"]
+    args += ["--gpu-memory-utilization", "0.24", "--no-progress", "--out"]
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "on"), "--enable-prefix-caching"])
+    assert res.exit_code == 0, res.output
+    pc = json.loads((tmp_path / "on" / "summary.json").read_text())["modes"]["sun"]
+    pc = pc["prefix_cache"]
+    line = next(ln for ln in res.output.splitlines() if "prefix evictions" in ln)
+    assert f"{pc['evictions']:,}" in line and pc["evictions"] > 0
+    line = next(ln for ln in res.output.splitlines() if "prefix hit rate" in ln)
+    assert f"{pc['hit_rate']:.1%}" in line
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "off")])
+    assert res.exit_code == 0, res.output
+    assert "prefix hit rate" not in res.output
+
+
+def test_lora_workers_keep_their_class_and_adapter_rules_with_caching():
+    """The cache hooks are a component (``worker.prefix``), not a class swap: a ``lora``
+    worker stays a LoraWorker and its second call of a session hits the cache."""
+    from sunsim.engine.cluster import ClusterSim
+    from sunsim.engine.lora import LoraWorker
+    from sunsim.engine.lora_spec import LoraSpec
+    from sunsim.engine.prefix_hooks import enable_prefix_caching
+
+    cl = coloc("lora", models=("a",), lora=LoraSpec(1))
+    sim = ClusterSim(cl, lat(), lat(), 3, np.random.default_rng(0))
+    assert enable_prefix_caching(sim, SESSION, [0, 0, 0])
+    assert all(type(w) is LoraWorker and w.prefix is not None for w in sim.decode_workers)
+    res = run(SESSION, coloc("lora", models=("a",), lora=LoraSpec(1)))
+    assert res.extra["prefix_cache"]["hit_tokens"] == 2048

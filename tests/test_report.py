@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from sunsim.cli import app
 from sunsim.replay import DEFAULT_TRACE
-from sunsim.report import FIGURES, REPLAY_FIGURES
+from sunsim.report import FIGURES, PREFIX_FIGURES, REPLAY_FIGURES
 
 SMALL = [str(DEFAULT_TRACE), "--max-requests", "200", "--latency", "roofline", "--no-progress"]
-RATE_SWEEP_FIGURES = tuple(f for f in FIGURES if f[0] not in ("skew_gpus", "skew"))
+RATE_SWEEP_FIGURES = tuple(
+    f for f in FIGURES if f[0] not in ("skew_gpus", "skew") and f not in PREFIX_FIGURES
+)
 _ANSWER_COLUMNS = (
     "design",
     "GPUs (prefill per model + decode per pool)",
@@ -66,7 +70,7 @@ class _Page(HTMLParser):
             self.th.append(data.strip())
 
 
-def _check_report(d: Path, expected: tuple) -> str:
+def _check_report(d: Path, expected: tuple, trace: Path = DEFAULT_TRACE) -> str:
     html = (d / "report.html").read_text()
     p = _Page()
     p.feed(html)
@@ -89,7 +93,7 @@ def _check_report(d: Path, expected: tuple) -> str:
     assert re.search(r"<td>\d+\.\d%</td>", html)  # attainment as a percentage
     assert "req/s" in html and re.search(r"TTFT &lt;= [\d.]+ ms and TPOT &lt;= [\d.]+ ms", html)
     assert "rate scale (x" not in html and "no rate sweep" not in html  # no placeholders
-    for word in ("sunsim version", "seed", "latency source", str(DEFAULT_TRACE), "per H100-hour"):
+    for word in ("sunsim version", "seed", "latency source", str(trace), "per H100-hour"):
         assert word in html, word
     md = (d / "report.md").read_text()
     assert md.index("$/M output tokens") < md.index("## Figures")
@@ -170,4 +174,45 @@ def test_plan_report_with_zipf_sweep(tmp_path: Path):
     res = runner.invoke(app, ["report", str(d)])
     assert res.exit_code == 0, res.output
     rate_only = ("latency_load", "capacity", "goodput")
-    _check_report(d, tuple(f for f in FIGURES if f[0] not in rate_only))
+    _check_report(d, tuple(f for f in FIGURES if f[0] not in rate_only and f not in PREFIX_FIGURES))
+
+
+def test_prefix_cache_report(prefix_run_dir: Path):
+    """A run with prefix caching: the two prefix figures after the others of a replay, and
+    the prefix table with each design's figures from summary.json."""
+    res = CliRunner().invoke(app, ["report", str(prefix_run_dir)])
+    assert res.exit_code == 0, res.output
+    expected = tuple(f for f in FIGURES if f in REPLAY_FIGURES or f in PREFIX_FIGURES)
+    html = _check_report(prefix_run_dir, expected, prefix_run_dir.parent / "workflow.csv")
+    assert "Prefix cache (hit rate" in html
+    md = (prefix_run_dir / "report.md").read_text()
+    summ = json.loads((prefix_run_dir / "summary.json").read_text())["modes"]
+    section = md.split("## Prefix cache", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert [r.split("|")[1].strip() for r in rows] == ["partitioned", "prefillshare", "icarus"]
+    for r in rows:
+        cells = [c.strip() for c in r.split("|")[1:-1]]
+        pc = summ[cells[0]]["prefix_cache"]
+        assert cells[1] == ("content only" if pc["kv_shared_across_models"] else "per model")
+        assert cells[2] == f"{pc['hit_rate'] * 100:.4g}"
+        assert cells[4] == f"{pc['prefill_tokens_saved']:,}"
+        assert cells[5] == f"{pc['evictions']:,}"
+    assert sum(s["prefix_cache"]["evictions"] for s in summ.values()) > 0  # a tiny cache evicts
+
+
+def test_replay_report_without_caching_has_no_prefix_section(replay_report: Path):
+    html = (replay_report / "report.html").read_text()
+    assert "Prefix cache" not in html and "fig-prefix" not in html
+    assert not list(replay_report.glob("prefix_kv_*.csv"))
+
+
+def test_prefix_kv_timeline_file(prefix_run_dir: Path):
+    """``prefix_kv_<mode>.csv``: every served model in every bin, non-negative, and KV still
+    cached at the end of the run (the cache keeps blocks after their requests finish)."""
+    summ = json.loads((prefix_run_dir / "summary.json").read_text())["modes"]
+    for mode in summ:
+        tl = pd.read_csv(prefix_run_dir / f"prefix_kv_{mode}.csv")
+        assert list(tl.columns) == ["t_s", "model", "cached_kv_bytes"]
+        assert (tl.groupby("t_s")["model"].apply(lambda m: sorted(m) == ["a", "b", "c"])).all()
+        per_bin = tl.groupby("t_s")["cached_kv_bytes"].sum()
+        assert (per_bin >= 0).all() and per_bin.iloc[-1] > 0

@@ -38,6 +38,7 @@ window.addEventListener('load', () => {
     table_text: table ? table.innerText : '',
     context_shown: shown(document.querySelector('#context')),
     answer_top: table ? table.getBoundingClientRect().top : -1,
+    prefix_table_shown: shown(document.querySelector('#prefix-cache + .tw table')),
     figures: [...document.querySelectorAll('figure')].map(f => {
       const img = f.querySelector('img'), r = img.getBoundingClientRect();
       return {id: f.id, shown: shown(img), natural: img.naturalWidth, complete: img.complete,
@@ -139,3 +140,17 @@ def test_plan_report_is_visible_in_chromium(tmp_path: Path):
     result = probe(d / "report.html", tmp_path)
     _check(result, [f["id"][4:] for f in result["figures"]])
     assert {f["id"][4:] for f in result["figures"]} == names
+
+
+def test_prefix_cache_report_is_visible_in_chromium(tmp_path: Path, prefix_run_dir: Path):
+    """A run with prefix caching: its two prefix figures are laid out and decoded like every
+    other figure, and the prefix table is rendered."""
+    if chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does)")
+    res = CliRunner().invoke(app, ["report", str(prefix_run_dir)])
+    assert res.exit_code == 0, res.output
+    result = probe(prefix_run_dir / "report.html", tmp_path)
+    ids = [f["id"][4:] for f in result["figures"]]
+    assert {"prefix_hits", "prefix_kv"} <= set(ids)
+    _check(result, ids)
+    assert result["prefix_table_shown"]

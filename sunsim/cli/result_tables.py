@@ -65,9 +65,25 @@ def replay_frame(
                 f"{s.decode.busy_frac_mean:.0%}/{s.decode.batch_size_mean:.1f}/"
                 f"{s.decode.kv_occupancy_mean:.0%}"
             ),
+            **prefix_rows(s),
             "step times": s.method.split(" (")[0],
         }
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols).fillna("-")  # prefix rows: "-" for a design without caching
+
+
+def prefix_rows(s: RunSummary) -> dict[str, str]:
+    """The prefix-cache cells of a design that ran with caching (none without): token hit
+    rate, prefill tokens saved, evictions (hash blocks), cached KV at the end (GiB)."""
+    pc = s.prefix_cache
+    if pc is None:
+        return {}
+    kv = sum(pc.cached_kv_bytes_by_model.values()) / 2**30
+    return {
+        "prefix hit rate (tok)": "-" if pc.hit_rate != pc.hit_rate else f"{pc.hit_rate:.1%}",
+        "prefill tok saved": f"{pc.prefill_tokens_saved:,}",
+        "prefix evictions": f"{pc.evictions:,}",
+        "cached KV at end GiB": f"{kv:.3g}",
+    }
 
 
 def plan_frame(table: pd.DataFrame, costs: Mapping[str, DesignCost]) -> pd.DataFrame:

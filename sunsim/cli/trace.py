@@ -184,7 +184,15 @@ def _check_synth(
     return served
 
 
-@trace_app.command("workflow")
+@trace_app.command(
+    "workflow",
+    epilog="The timestamps are open loop: replayed as they are, a call arrives even if the "
+    "previous call of its session has not finished. To send each session's next call only when "
+    "its previous call ends, plus think time (a closed loop per session): sunsim replay OUT "
+    "--session-arrivals after_previous --think-time-s S (S: mean think time, s; without it the "
+    "gaps between the trace's timestamps count as think time, and here they also hold the "
+    "previous call's response time).",
+)
 def trace_workflow_cmd(
     out: str = typer.Argument(..., help="Output canonical CSV (with session_id, turn, hash_ids)."),
     models: str = typer.Option(

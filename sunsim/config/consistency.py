@@ -45,6 +45,7 @@ def check_consistent(s: Scenario) -> None:
     if s.window_s is not None and not 0 <= s.window_s[0] < s.window_s[1]:
         raise ConfigError(f"window must be START,END with 0 <= START < END, got {s.window_s}")
     check_closed_loop(s)
+    check_session_arrivals(s)
     if s.request_rate is not None and s.rate_scale != 1.0:
         raise ConfigError(
             f"give the load once: request_rate {s.request_rate:g} req/s or rate_scale "
@@ -103,3 +104,20 @@ def check_precisions_run(s: Scenario) -> None:
         why = precision_refused(precision, gpu)
         if why:
             raise ScenarioFieldError(name, f"{precision} (W8A8) on {gpu} ({role} pools): {why}")
+
+
+def check_session_arrivals(s: Scenario) -> None:
+    """``session_arrivals = after_previous`` replays a trace's sessions; ``think_time_s``
+    belongs to it, and a closed loop (``max_concurrency``) has no sessions."""
+    if s.session_arrivals == "timestamp":
+        if s.think_time_s is not None:
+            raise ConfigError(
+                "think_time_s applies only with session_arrivals = after_previous; "
+                "add --session-arrivals after_previous or drop --think-time-s"
+            )
+        return
+    if s.max_concurrency is not None:
+        raise ConfigError(
+            "session_arrivals = after_previous replays a trace's sessions; a closed loop "
+            "(max_concurrency) has none: drop one of them"
+        )

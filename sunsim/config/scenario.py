@@ -71,6 +71,7 @@ else:
     WeightPrecision = Literal[WEIGHT_PRECISIONS]
 LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
+SessionArrivals = Literal["timestamp", "after_previous"]
 
 #: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
 MAX_CONCURRENCY = 1_000_000
@@ -163,6 +164,17 @@ class Scenario:
         0.0, section="workload", ge=0, lt=1, unit="fraction",
         help="Closed loop: draw lengths uniformly in [L(1-r), L(1+r)] (vLLM's "
         "--random-range-ratio); 0 keeps them fixed.",
+    )  # fmt: skip
+    session_arrivals: SessionArrivals = setting(
+        "timestamp", section="workload",
+        help="Trace sessions (session_id, turn): timestamp sends every call at its trace "
+        "time (open loop); after_previous sends a session's next call when its previous "
+        "call ends, plus think time (sunsim/engine/session_loop.py).",
+    )  # fmt: skip
+    think_time_s: Float | None = setting(
+        None, section="workload", ge=0, unit="s",
+        help="after_previous: mean think time between a call's end and its session's next "
+        "call (exponential, seeded); unset: the trace's gap between the two calls.",
     )  # fmt: skip
     modes: tuple[DesignName, ...] = setting(
         DEFAULT_MODES, section="cluster", option="--mode", what="mode", min_length=1,

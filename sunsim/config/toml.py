@@ -4,7 +4,8 @@ The layout (``[section]`` -> key -> field) is derived from the fields' metadata
 (:func:`~sunsim.config.scenario.scenario_fields`), never written by hand:
 
 * ``[trace]`` path, format, keep_failed, window_s, rate_scale, max_requests
-* ``[workload]`` max_concurrency, num_prompts, input_len, output_len, range_ratio (closed loop)
+* ``[workload]`` max_concurrency, num_prompts, input_len, output_len, range_ratio (closed loop);
+  session_arrivals, think_time_s (a trace's sessions as closed loops)
 * ``[models]`` base, served, zipf, shares, map
 * ``[cluster]`` modes, gpu, workers, engine limits, routers, link
 * ``[slo]`` ttft_s, tpot_s, attainment; ``[cost]`` gpu_hour_usd; ``[latency]`` source,

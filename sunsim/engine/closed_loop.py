@@ -135,7 +135,7 @@ class _Clients:
         self.n = len(recorded)
         self.pending = False  # a zero-delay arrival timer is scheduled and has not fired
 
-    def on_request_end(self, at: float) -> None:
+    def on_request_end(self, at: float, request_id: int = -1) -> None:
         k = len(self.arrival_s)
         if k >= self.n:
             return

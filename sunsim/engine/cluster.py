@@ -38,7 +38,7 @@ from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.designs import PoolScope
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.prefill import PrefillWorker
-from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_stats
+from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_extras
 from sunsim.engine.records import RecordSink, RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
@@ -106,10 +106,10 @@ class ClusterSim:
         self.next_admission_id: Callable[[], int] = itertools.count(1).__next__
         self._on_progress: Callable[[float], None] | None = None
         self._progress_at = _INF  # num_done at which to report progress next
-        #: called with the simulated time each time a request ends (finished or rejected);
-        #: closed-loop workloads (:mod:`sunsim.engine.closed_loop`) issue their next request
-        #: from it. None (trace replays): nothing is called.
-        self.on_request_end: Callable[[float], None] | None = None
+        #: called with the simulated time and the request id each time a request ends
+        #: (finished or rejected); closed loops (:mod:`sunsim.engine.closed_loop`,
+        #: :mod:`~sunsim.engine.session_loop`) send their next request from it; None: none.
+        self.on_request_end: Callable[[float, int], None] | None = None
         self._build_pools(rng)
 
     def _build_pools(self, rng: np.random.Generator) -> None:
@@ -234,7 +234,7 @@ class ClusterSim:
         if self.num_done >= self._progress_at:
             self._progress()
         if self.on_request_end is not None:
-            self.on_request_end(at)
+            self.on_request_end(at, r.request_id)
 
     # -- arrivals ------------------------------------------------------------------------
     def start_arrivals(
@@ -294,7 +294,7 @@ class ClusterSim:
                     if self.num_done >= self._progress_at:
                         self._progress()
                     if self.on_request_end is not None:
-                        self.on_request_end(now)
+                        self.on_request_end(now, lo + j)
                 else:
                     m = model_idx[j]
                     r = Request(lo + j, m, p, o, t)
@@ -396,5 +396,5 @@ def simulate(
         sim.records.close()
     result = build_result(sim, served, time.perf_counter() - t0)
     if caching:
-        result.extra["prefix_cache"] = prefix_stats(sim)
+        result.extra.update(prefix_extras(sim))
     return result

@@ -28,7 +28,9 @@ Sarathi-Serve, Agrawal et al., OSDI'24), with a token budget of ``max_num_batche
    from the next step; a decoding request emits one token per step.
 
 Not modelled: speculative decoding and the per-step CPU overhead. Prefix caching (on by default
-in V1) only with ``enable_prefix_caching`` (:mod:`sunsim.engine.prefix_colocated`).
+in V1) only with ``enable_prefix_caching``: the worker's ``prefix`` component
+(:class:`~sunsim.engine.prefix_hooks.WorkerPrefix`, None without caching) is told when requests
+are admitted, prefilled, preempted and finished.
 
 Records: ``kv_ready_at`` = ``decode_started_at`` = ``first_token_at`` (``docs/metrics.md``).
 Decode-only steps with nothing to admit run as planned runs of iterations, as
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import simpy
 
     from sunsim.engine.cluster import ClusterSim
+    from sunsim.engine.prefix_hooks import WorkerPrefix
 
 __all__ = ["ColocatedWorker"]
 
@@ -125,7 +128,9 @@ class ColocatedWorker:
         self.run_ctx = 0
         self.run_chunks: list[Chunk] | None = None  # the chunks of a mixed step in progress
         self.plan_cap = 64
-        self.prefix: Any = None  # a WorkerPrefix (sunsim.engine.prefix_hooks) or None
+        #: the prefix cache's hooks (:class:`~sunsim.engine.prefix_hooks.WorkerPrefix`),
+        #: attached before the run with ``enable_prefix_caching``; None: caching off
+        self.prefix: WorkerPrefix | None = None
 
     @property
     def capacity_tokens(self) -> int:
@@ -179,6 +184,8 @@ class ColocatedWorker:
 
     # -- preemption ----------------------------------------------------------------------------
     def _requeue(self, r: Request) -> None:
+        if self.prefix is not None:  # its cached blocks stay cached, evictable
+            self.prefix.release(r)
         r.num_preemptions += 1
         self.stats.num_preemptions += 1
         r.status = _QUEUED
@@ -250,6 +257,7 @@ class ColocatedWorker:
         waiting = self.waiting
         bs = self.block_size
         cap = self.kv.capacity_blocks
+        k0 = len(chunks)
         running = self.kv.num_seqs + (self.partial is not None)
         now = self.env.now
         allow = self._admission_filter(chunks)
@@ -275,6 +283,8 @@ class ColocatedWorker:
             chunks.append((r, c, hit))
         if skipped:
             waiting.extendleft(reversed(skipped))
+        if self.prefix is not None:  # pin the hits, evict down to the room left
+            self.prefix.admitted(chunks[k0:], cap - used)
 
     def _admission_filter(self, chunks: list[Chunk]) -> Callable[[Request], bool] | None:
         """A predicate a waiting request must pass to be admitted in this step (``chunks``:
@@ -353,12 +363,16 @@ class ColocatedWorker:
                     self._prefilled(r, end)
 
     def _finish(self, r: Request, end: float) -> None:
+        if self.prefix is not None:
+            self.prefix.release(r)
         self.load -= 1
         self.load_tokens -= r.prompt_tokens
         self.sim.finish(r, end)
 
     def _prefilled(self, r: Request, end: float) -> None:
         """``r``'s last chunk ran: it emits a token now, then decodes from the next step."""
+        if self.prefix is not None:  # its prompt's blocks are cached, pinned to it
+            self.prefix.computed(r, self.kv.capacity_blocks)
         g = r.num_generated_tokens
         if g == 0:
             r.first_token_at = end

@@ -24,12 +24,27 @@ cached tokens.
 
 The lookup happens when the request is scheduled (batched, or admitted into a co-located
 step), not when it arrives: blocks evicted while it waited are simply computed.
+
+Hooks: a caching worker holds a :class:`WorkerPrefix` as its ``prefix`` component (None
+without caching; the worker's class is the same either way) and calls it, as vLLM's KV cache
+manager is called by its scheduler. A prefill worker: :meth:`~WorkerPrefix.lookup` and
+:meth:`~WorkerPrefix.admit` when it batches a request, :meth:`~WorkerPrefix.start_batch`,
+:meth:`~WorkerPrefix.computed` when the batch ends, :meth:`~WorkerPrefix.release` when the KV
+has left. A co-located worker (:mod:`sunsim.engine.colocated`): ``lookup`` while admitting
+(the first chunk starts after the hit), :meth:`~WorkerPrefix.admitted` after a step's
+admission (pin the hits, which count among the request's blocks, then evict unreferenced
+blocks until they fit beside the running requests' blocks), ``computed`` when a request's
+last prefill chunk has run, ``release`` when it finishes or is preempted (its blocks stay
+cached, evictable: a preempted request recomputing its prompt may find them again). On a
+co-located worker a block two running requests share is counted once per request (running
+requests' KV is block accounting per request, :class:`PagedKvCache`), so concurrent sharing
+saves compute but not memory; cached blocks no request holds are shared.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
@@ -40,7 +55,7 @@ from sunsim.engine.prefix_cache import (
     chain_keys,
     hash_block_token_counts,
 )
-from sunsim.engine.prefix_colocated import PrefixColocatedWorker
+from sunsim.engine.prefix_timeline import KvTimeline, kv_timeline_frame
 from sunsim.errors import TraceError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,16 +115,36 @@ class WorkerPrefix:
 
     Args:
         index: the requests' keys; capacity_blocks: the worker's KV blocks; block_size:
-        tokens per block; latency: the worker's latency model (batch times with hits).
+        tokens per block; latency: the worker's latency model (batch times with hits);
+        clock: the simulated time now (seconds) and timeline: where the cached blocks by
+        model are counted over time (both or neither).
     """
 
     def __init__(
-        self, index: PrefixIndex, capacity_blocks: int, block_size: int, latency: LatencyModel
+        self,
+        index: PrefixIndex,
+        capacity_blocks: int,
+        block_size: int,
+        latency: LatencyModel,
+        clock: Callable[[], float] | None = None,
+        timeline: KvTimeline | None = None,
     ) -> None:
         self.index = index
         self.cache = PrefixCache(capacity_blocks, block_size)
         self.latency = latency
         self.pins: dict[int, list[int]] = {}  # request id -> keys it references
+        self.clock = clock
+        self.timeline = timeline
+
+    def _changed(self) -> None:
+        """The cache's blocks changed: note them on the timeline."""
+        if self.timeline is not None and self.clock is not None:
+            self.timeline.update(self.clock(), self.cache.blocks_by_owner)
+
+    def trim(self, max_free_blocks: int) -> None:
+        """Evict unreferenced blocks down to ``max_free_blocks`` (:meth:`PrefixCache.trim`)."""
+        self.cache.trim(max_free_blocks)
+        self._changed()
 
     def lookup(self, r: Request, compute_tokens: int) -> int:
         """Cached prompt tokens ``r`` would reuse now if it has to compute
@@ -138,6 +173,15 @@ class WorkerPrefix:
         c.pin(pinned)
         self.pins[r.request_id] = pinned
 
+    def admitted(self, chunks: Sequence[tuple[Request, int, int]], room: int) -> None:
+        """A co-located step admitted ``chunks`` ``(request, tokens to compute, cached
+        tokens)``: pin each one's hit blocks (they count among its KV blocks) and evict
+        unreferenced cached blocks until at most ``room`` of them stay beside the running
+        requests' blocks."""
+        for r, _c, hit in chunks:
+            self.admit(r, hit)
+        self.trim(room)
+
     def computed(self, r: Request, room: int) -> None:
         """``r``'s prompt KV is computed: cache its blocks (pinned to ``r``) within ``room``
         blocks in all."""
@@ -150,6 +194,7 @@ class WorkerPrefix:
         n = len(old)
         new = self.cache.insert(keys[n:], toks[n:], r.model_idx, room)
         self.pins[r.request_id] = old + new
+        self._changed()
 
     def release(self, r: Request) -> None:
         """``r`` no longer uses its blocks (it finished, was preempted, or its KV left the
@@ -165,7 +210,7 @@ class WorkerPrefix:
         c = self.cache
         bs = c.block_size
         new = sum(-(-(n - h) // bs) for n, h in zip(lens, hits))
-        c.trim(c.capacity_blocks - c.pinned_blocks - new)
+        self.trim(c.capacity_blocks - c.pinned_blocks - new)
         if not any(hits):
             return self.latency.prefill_time(lens)
         chunks = [(n - h, h) for n, h in zip(lens, hits)]
@@ -183,35 +228,28 @@ def prefill_cache_blocks(sim: ClusterSim) -> int:
     return kv_capacity_blocks(as_decode, sim.prefill_latency)
 
 
-_WITH_HOOKS: dict[type, type] = {}
-
-
-def with_prefix_hooks(cls: type) -> type:
-    """``cls`` (a co-located worker class) with the cache hooks of
-    :class:`PrefixColocatedWorker`: that class itself for plain co-located workers, else a
-    subclass of both (e.g. the ``lora`` design's worker keeps its adapter rules)."""
-    if cls is PrefixColocatedWorker or issubclass(cls, PrefixColocatedWorker):
-        return cls
-    if cls is PrefixColocatedWorker.__mro__[1]:
-        return PrefixColocatedWorker
-    if cls not in _WITH_HOOKS:
-        _WITH_HOOKS[cls] = type(f"Prefix{cls.__name__}", (PrefixColocatedWorker, cls), {})
-    return _WITH_HOOKS[cls]
-
-
 def attach_prefix_caches(sim: ClusterSim, index: PrefixIndex) -> None:
-    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`;
-    co-located workers become :class:`PrefixColocatedWorker` (their cache hooks)."""
+    """Give every prefill worker and co-located worker of ``sim`` a :class:`WorkerPrefix`,
+    its ``prefix`` component (the workers call its hooks when it is set)."""
     bs = sim.cluster.block_size
+    env = sim.env
+    n = len(sim.cluster.served_models)
+
+    def clock() -> float:
+        return float(env.now)
+
+    def tl() -> KvTimeline:
+        return KvTimeline(sim.timeline_bin_s, n)
+
     if sim.cluster.design.colocated:
         for w in sim.decode_workers:  # co-located workers (duck-typed as decode workers)
-            cw = cast(Any, w)
-            cw.__class__ = with_prefix_hooks(type(cw))  # the cache hooks (prefix_colocated)
-            cw.prefix = WorkerPrefix(index, sim.capacity_blocks, bs, sim.decode_latency)
+            cast(Any, w).prefix = WorkerPrefix(
+                index, sim.capacity_blocks, bs, sim.decode_latency, clock, tl()
+            )
         return
     cap = prefill_cache_blocks(sim)
     for pw in sim.prefill_workers:
-        pw.prefix = WorkerPrefix(index, cap, bs, sim.prefill_latency)
+        pw.prefix = WorkerPrefix(index, cap, bs, sim.prefill_latency, clock, tl())
 
 
 def prefix_stats(sim: ClusterSim) -> dict[str, Any]:
@@ -241,6 +279,22 @@ def prefix_stats(sim: ClusterSim) -> dict[str, Any]:
         "cached_kv_bytes_by_model": by_model,
         "kv_shared_across_models": bool(sim.cluster.design.kv_shared_across_models),
     }
+
+
+def prefix_kv_timeline(sim: ClusterSim) -> pd.DataFrame:
+    """Cached KV by model over the run: ``t_s`` (bin start, the decode timeline's bins),
+    ``model``, ``cached_kv_bytes`` (time-bin mean, summed over the caching workers; see
+    :func:`~sunsim.engine.prefix_timeline.kv_timeline_frame`)."""
+    prefixes = [getattr(w, "prefix", None) for w in (*sim.prefill_workers, *sim.decode_workers)]
+    tls = [p.timeline for p in prefixes if p is not None and p.timeline is not None]
+    per_block = sim.kv_bytes_per_token * sim.cluster.block_size
+    return kv_timeline_frame(tls, float(sim.env.now), per_block, sim.cluster.served_models)
+
+
+def prefix_extras(sim: ClusterSim) -> dict[str, Any]:
+    """What a run with caching adds to :attr:`SimResult.extra`: ``prefix_cache``
+    (:func:`prefix_stats`) and ``prefix_kv_timeline`` (:func:`prefix_kv_timeline`)."""
+    return {"prefix_cache": prefix_stats(sim), "prefix_kv_timeline": prefix_kv_timeline(sim)}
 
 
 def enable_prefix_caching(

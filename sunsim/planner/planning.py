@@ -176,6 +176,11 @@ def plan(
             "sunsim plan sizes pools for a trace's arrival rate; closed-loop clients "
             "(--max-concurrency) set their own rate: use sunsim replay for them"
         )
+    if s.session_arrivals != "timestamp":
+        raise ConfigError(
+            "sunsim plan replays traces at their timestamps; session_arrivals = "
+            "after_previous is for sunsim replay (drop --session-arrivals)"
+        )
     t0 = time.perf_counter()
     goal = options.prefill_goal(s.slo)
     points = _point_scenarios(s, options)

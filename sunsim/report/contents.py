@@ -3,6 +3,7 @@ single input of the HTML and Markdown renderers."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 
 from sunsim.metrics import sun_vs_partitioned
 from sunsim.report.answer import Answer
+from sunsim.report.prefix import prefix_display, prefix_frame
 from sunsim.report.tables import (
     goodput_text,
     headline_table,
@@ -62,6 +64,7 @@ class ReportContent:
     scenario_toml: str
     command: str | None
     created: str
+    prefix_cache: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def assemble(
@@ -90,4 +93,5 @@ def assemble(
         scenario_toml=run.scenario_toml,
         command=command,
         created=_dt.datetime.now().isoformat(timespec="seconds"),
+        prefix_cache=prefix_display(prefix_frame(run)),
     )

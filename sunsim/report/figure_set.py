@@ -16,6 +16,8 @@ import pandas as pd
 
 from sunsim.report import figures as F
 from sunsim.report import planner_figures as P
+from sunsim.report import prefix as PC
+from sunsim.report import prefix_figures as PF
 from sunsim.report.answer import Answer
 from sunsim.report.tables import models_order, per_model_frame, reference_point, slo_bounds
 from sunsim.runs import RunData
@@ -32,13 +34,25 @@ FIGURES = (
     ("pareto", "Throughput per GPU against TPOT p90 over every configuration simulated"),
     ("latency_breakdown", "Mean time per request in each stage, from the records' timestamps"),
     ("decode_time", "Decode batch size and KV-cache use over time (mean over decode workers)"),
+    ("prefix_hits", "Prefix cache: token hit rate and prefill tokens saved per design"),
+    (
+        "prefix_kv",
+        "Cached KV memory by model (prefix cache): over time, at the end of the run and at its "
+        "highest time bin, with each design's evictions",
+    ),
     ("ttft_cdf", "TTFT distribution per design (dashed: the SLO bound)"),
     ("tpot_cdf", "TPOT distribution per design (dashed: the SLO bound)"),
     ("per_model", "Per-model SLO attainment, TTFT p90 and TPOT p90"),
 )
-#: Figures a replay run can have, and a plan (its sweeps add the others).
+#: Figures only a run with prefix caching on has (``enable_prefix_caching`` and ``hash_ids``).
+PREFIX_FIGURES = tuple(f for f in FIGURES if f[0].startswith("prefix_"))
+#: Figures a replay run without prefix caching can have (with caching it adds
+#: :data:`PREFIX_FIGURES`), and a plan (its sweeps add the others).
 REPLAY_FIGURES = tuple(
-    f for f in FIGURES if f[0] not in ("latency_load", "capacity", "skew_gpus", "skew", "goodput")
+    f
+    for f in FIGURES
+    if f[0] not in ("latency_load", "capacity", "skew_gpus", "skew", "goodput")
+    and f not in PREFIX_FIGURES
 )
 PLAN_FIGURES = FIGURES
 
@@ -94,6 +108,8 @@ def _figure(run: RunData, answer: Answer, name: str, method: str) -> Any:
     if name == "decode_time":
         df = decode_time_frame(run.timelines)
         return P.decode_over_time(df, method) if len(df) else None
+    if name in ("prefix_hits", "prefix_kv"):
+        return _prefix_figure(run, name, method)
     if name in ("ttft_cdf", "tpot_cdf"):
         col = name[:4] + "_s"
         df = _long(run.records, col)
@@ -103,6 +119,17 @@ def _figure(run: RunData, answer: Answer, name: str, method: str) -> Any:
         pm = per_model_frame(run.summaries, models_order(run))
         return F.per_model_breakdown(pm, method) if pm["model"].nunique() > 1 else None
     return None
+
+
+def _prefix_figure(run: RunData, name: str, method: str) -> Any:
+    """The prefix-cache figures, only for runs with caching on (:mod:`sunsim.report.prefix`)."""
+    df = PC.prefix_frame(run)
+    if not len(df):
+        return None
+    if name == "prefix_hits":
+        return PF.prefix_hits(df, method)
+    ev = df.set_index("mode")["evictions"]
+    return PF.prefix_kv(PC.kv_by_model_frame(run), PC.kv_time_frame(run), ev, method)
 
 
 #: Sweep keys over load (``--sweep rate=`` in req/s, ``rate_scale=`` a factor).

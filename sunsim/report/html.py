@@ -17,6 +17,7 @@ import pandas as pd
 
 from sunsim import __version__
 from sunsim.report.contents import ReportContent
+from sunsim.report.prefix import PREFIX_TITLE
 from sunsim.report.tables import fmt
 
 _CSS = """
@@ -119,6 +120,9 @@ def render_html(c: ReportContent) -> str:
     if c.notes:
         parts.append(f"<p>{_e(c.notes)}</p>")
     parts += [_goodput(c), _sweep(c), html_table(c.headline)]
+    if len(c.prefix_cache):
+        parts += [f"<h3 id='prefix-cache'>{_e(PREFIX_TITLE)}</h3>",
+                  html_table(c.prefix_cache, index=False)]  # fmt: skip
     if len(c.per_model):
         parts += ["<h3>Per model</h3>", html_table(c.per_model, index=False)]
     parts.append("<h2 id='provenance'>Provenance</h2><table>")

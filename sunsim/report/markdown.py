@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sunsim.report.contents import ReportContent
+from sunsim.report.prefix import PREFIX_TITLE
 from sunsim.report.tables import fmt
 
 
@@ -61,6 +62,8 @@ def render_markdown(c: ReportContent) -> str:
         else ""
     )
     md.append(gp_md + sweep_md)
+    if len(c.prefix_cache):
+        md += [f"## {PREFIX_TITLE}", "", md_table(c.prefix_cache, index=False), ""]
     if len(c.per_model):
         md += ["## Per model", "", md_table(c.per_model, index=False), ""]
     md += ["## Provenance", "", "| | |", "|---|---|"]

@@ -35,6 +35,8 @@ RUN_CSVS: dict[str, tuple[str, ...]] = {
     "batch_time": ("batch_size", "seconds"),
     "kv_time": ("kv_occupancy_pct", "seconds"),
     "itl": ("lo_s", "hi_s", "tokens"),
+    # prefix caching only: cached KV by model over time (sunsim.engine.prefix_timeline)
+    "prefix_kv": ("t_s", "model", "cached_kv_bytes"),
 }
 #: Plan files -> the columns they must have (when present).
 PLAN_CSVS: dict[str, tuple[str, ...]] = {

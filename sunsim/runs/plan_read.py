@@ -55,6 +55,7 @@ def read_plan_run(d: Path) -> RunData:
         batch_time=merged("batch_time"),
         kv_time=merged("kv_time"),
         itl=merged("itl"),
+        prefix_kv=merged("prefix_kv"),
         plan_table=plan.table,
         sweep=sweep,
         goodput=goodput,

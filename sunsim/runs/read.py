@@ -63,6 +63,8 @@ class RunData:
     batch_time: dict[str, pd.DataFrame] = field(default_factory=dict)
     kv_time: dict[str, pd.DataFrame] = field(default_factory=dict)
     itl: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: cached KV by model over time (``prefix_kv_<mode>.csv``; runs with prefix caching)
+    prefix_kv: dict[str, pd.DataFrame] = field(default_factory=dict)
     plan_table: pd.DataFrame | None = None
     sweep: pd.DataFrame | None = None
     goodput: pd.DataFrame | None = None
@@ -121,6 +123,7 @@ def read_replay(d: Path) -> RunData:
         batch_time=frames["batch_time"],
         kv_time=frames["kv_time"],
         itl=frames["itl"],
+        prefix_kv=frames["prefix_kv"],
     )
 
 

@@ -84,7 +84,8 @@ def write_run(
     ``records_<mode>.parquet|csv`` (one row per request), ``decode_workers_<mode>.csv``,
     ``prefill_workers_<mode>.csv``, ``timeline_<mode>.csv``, ``batch_time_<mode>.csv``,
     ``kv_time_<mode>.csv``, ``itl_<mode>.csv`` (non-empty ITL bins: ``lo_s``, ``hi_s``,
-    ``tokens``). Records streamed into ``out`` during the run (``run_replay(...,
+    ``tokens``), and with prefix caching ``prefix_kv_<mode>.csv`` (cached KV by model over
+    time). Records streamed into ``out`` during the run (``run_replay(...,
     records_dir=out)``) are already there and are not written again.
 
     It does not check whether ``out`` already holds a run: call
@@ -143,6 +144,10 @@ def _write(
         ):
             p = out / f"{name}_{mode}.csv"
             frame.to_csv(p, index=False)
+            files.append(p)
+        if "prefix_kv_timeline" in res.extra:  # prefix caching: cached KV by model over time
+            p = out / f"prefix_kv_{mode}.csv"
+            res.extra["prefix_kv_timeline"].to_csv(p, index=False)
             files.append(p)
         nz = np.nonzero(res.itl_hist)[0]
         p = out / f"itl_{mode}.csv"

@@ -23,7 +23,9 @@ Time: sessions arrive as a Poisson process (``session_rate`` per second). The ga
 arrivals of consecutive calls of a session is exponential with mean ``think_time_s``: it stands
 for the previous call's response time plus the tool's run and think time. The trace is open loop
 (like the published traces): a call arrives at its time even if the simulated previous call has
-not finished.
+not finished. ``[workload] session_arrivals = "after_previous"`` (``--session-arrivals``)
+replays the sessions as closed loops instead (:mod:`sunsim.engine.session_loop`): a session's
+next call arrives when its previous call ends plus think time (``think_time_s``, or these gaps).
 
 Model assignment (:data:`ASSIGN_POLICIES`), over the turns ``t = 0, 1, ...`` of a session with
 models ``m[0..N-1]``:
