@@ -40,7 +40,8 @@ def cluster(design: str = "sun", models=("a",), caching: bool = False) -> Cluste
         pools = dict(prefill_workers=(), decode_workers=(), colocated_workers=cw)
     else:
         dw = (1,) if DESIGNS[design].shares_decode else (1,) * n
-        pools = dict(prefill_workers=(1,) * n, decode_workers=dw)
+        pw = (1,) * DESIGNS[design].num_prefill_pools(n)
+        pools = dict(prefill_workers=pw, decode_workers=dw)
     return ClusterSpec(
         design=design, served_models=tuple(models), link=LINK, enable_prefix_caching=caching,
         gpu_memory_utilization=1.0, reserve_bytes=0, **pools,
