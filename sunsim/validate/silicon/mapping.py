@@ -13,9 +13,11 @@
 * workload: closed loop at the client's concurrency (``silicon_concurrency``), fixed ISL and
   OSL, ``num_prompts = prompts_per_client x concurrency`` (the file does not say how many the
   benchmark sent; 10 per client by default), seed 0; one served model;
-* step times: the serving backend's profile on that GPU for the model, precision and each
-  pool's TP (:mod:`.profiles`), plus the backend's fitted engine overhead when there is one
-  (``engine_overhead``); the scenario records the decode profile's directory, and
+* KV cache: ``kv_cache_dtype`` of the row (:func:`~.rows.kv_cache_dtype_of`: ``fp8`` for
+  FP8 checkpoints), so an FP8 row's worker holds twice the tokens of a BF16 cache;
+* step times: the serving backend's profile on that GPU for the model, precision, KV-cache
+  dtype and each pool's TP (:mod:`.profiles`), plus the backend's fitted engine overhead
+  when there is one (``engine_overhead``); the scenario records the decode profile's directory, and
   :func:`run_case` loads each pool's profile at its own TP.
 
 Client start (``client_start``): ``together`` (default) sends every client's first request
@@ -77,6 +79,7 @@ def row_scenario(
         "engine_overhead": engine_overhead,
         "seed": 0,
         "max_num_seqs": case.max_num_seqs,
+        "kv_cache_dtype": case.kv_cache_dtype,
     }
     if case.mode == "agg":
         kw["modes"] = ("colocated",)
@@ -92,7 +95,7 @@ def row_scenario(
         kw["decode_tensor_parallel_size"] = case.decode_tensor_parallel_size
     fields = scenario_fields()
     for key in [k for k in kw if k not in fields]:
-        if kw[key] not in (1, (1,)):
+        if kw[key] not in (1, (1,), "auto"):
             raise ConfigError(f"scenario key '{key}' = {kw[key]} is not in this build")
         del kw[key]
     return Scenario(**kw)
@@ -127,6 +130,7 @@ def run_case(
             an unknown ``client_start``.
     """
     from sunsim.engine.closed_loop import simulate_closed_loop
+    from sunsim.latency.kv_cache_dtype import with_kv_cache_dtype
     from sunsim.latency.overhead import with_overhead
     from sunsim.latency.profiled import ProfiledLatency
     from sunsim.replay import closed_loop_workload
@@ -136,12 +140,12 @@ def run_case(
     wl = closed_loop_workload(s)
     assert wl.closed_loop is not None
     oh = None if engine_overhead == "none" else engine_overhead
-    pl = with_overhead(
-        ProfiledLatency.from_dir(prefill_dir, model=case.model, precision=case.precision), oh
-    )
-    dl = with_overhead(
-        ProfiledLatency.from_dir(decode_dir, model=case.model, precision=case.precision), oh
-    )
+
+    def load(d: Path) -> LatencyModel:
+        lat = ProfiledLatency.from_dir(d, model=case.model, precision=case.precision)
+        return with_overhead(with_kv_cache_dtype(lat, case.kv_cache_dtype), oh)
+
+    pl, dl = load(prefill_dir), load(decode_dir)
     if client_start not in CLIENT_STARTS:
         raise ConfigError(f"client start '{client_start}': choose {' or '.join(CLIENT_STARTS)}")
     first = min(wl.closed_loop.max_concurrency, wl.closed_loop.num_prompts)

@@ -169,6 +169,8 @@ class Case:
     prefill_batch_size: int  # disagg: requests per prefill batch (1 when not given)
     ttft_s: float
     tpot_s: float
+    #: the serving KV cache's dtype (:func:`kv_cache_dtype_of`): ``auto`` (BF16) or ``fp8``
+    kv_cache_dtype: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,24 @@ def classify(row: dict[str, Any], *, for_fit: bool = False) -> Case | Skip:
         prefill_batch_size=max(1, int(_num(row.get("prefill_batch_size"), 1))),
         ttft_s=float(row["silicon_ttft_ms"]) / 1e3,
         tpot_s=float(row["silicon_tpot_ms"]) / 1e3,
+        kv_cache_dtype=kv_cache_dtype_of(row, precision),
     )
+
+
+def kv_cache_dtype_of(row: dict[str, Any], precision: str) -> str:
+    """The KV-cache dtype a row was served with. The file has no such column, so:
+    a ``kv_cache_dtype`` (or ``kvcache_quant_mode``) column when a file has one, else the
+    default for the row's checkpoint: ``fp8`` for FP8 (W8A8) rows, ``auto`` (BF16) for
+    the others. The FP8 default is aiconfigurator-core 0.12.0's own for FP8 checkpoints
+    (``sdk/models/helpers.py``: an ``fp8``/``fp8_block``/``nvfp4`` quantised checkpoint gets
+    ``kvcache_quant_mode = fp8``), and what the FP8 serving recipes run: NVIDIA's ModelOpt
+    FP8 checkpoints carry ``kv_cache_quant_algo: FP8``, which TensorRT-LLM applies by default,
+    and InferenceMAX's vLLM FP8 recipes pass ``--kv-cache-dtype fp8``."""
+    for col in ("kv_cache_dtype", "kvcache_quant_mode"):
+        v = str(row.get(col) or "").strip().lower()
+        if v:
+            return "fp8" if v.startswith("fp8") else "auto"
+    return "fp8" if precision == "fp8" else "auto"
 
 
 def _basic(row: dict[str, Any]) -> tuple[str, str] | None:
