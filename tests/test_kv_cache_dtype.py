@@ -127,3 +127,32 @@ def test_real_tables_fp8_kv_decode_is_faster_at_long_contexts() -> None:
     a, b = bf.composer.decode(64, 4096), f8.composer.decode(64, 4096)
     assert b.attention < 0.7 * a.attention and b.gemm == a.gemm and b.comm == a.comm
     assert f8.meta.source["kv_cache_dtype"] == "fp8"
+
+
+def test_inferencemax_rows_draw_lengths_like_its_client() -> None:
+    from sunsim.engine.closed_loop import draw_lengths
+    from sunsim.validate.silicon.mapping import client_lengths
+    from sunsim.validate.silicon.rows import Case, classify, client_lengths_of
+
+    src = "source_file=2026-04-06.csv; model=Llama-3.1-70B; silicon_concurrency=8; wip=False"
+    assert client_lengths_of({"silicon_data_source": src}) == 0.8
+    assert client_lengths_of({"silicon_data_source": "x; silicon_concurrency=8"}) == 1.0
+    row = {
+        "id": "r", "mode": "agg", "backend": "vllm", "system": "h100_sxm",
+        "model_path": "meta-llama/Llama-3.1-8B-Instruct", "gemm_quant_mode": "", "isl": 1024,
+        "osl": 8192, "concurrency": 8, "batch_size": 8, "tp_size": 1,
+        "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0, "silicon_data_source": src,
+    }  # fmt: skip
+    case = classify(row, for_fit=True)
+    assert isinstance(case, Case) and case.length_low_ratio == 0.8
+    kw = client_lengths(case)
+    rng = __import__("numpy").random.default_rng(0)
+    for length, key in ((1024, "input_len"), (8192, "output_len")):
+        got = draw_lengths(rng, kw[key], kw["range_ratio"], 20000)
+        # bench_serving: uniform integers in [int(0.8 L), L]; sunsim's form agrees within 1
+        assert abs(int(got.min()) - int(0.8 * length)) <= 1 and abs(int(got.max()) - length) <= 1
+    fixed = classify(row | {"silicon_data_source": "x"}, for_fit=True)
+    assert isinstance(fixed, Case) and client_lengths(fixed) == {
+        "input_len": 1024,
+        "output_len": 8192,
+    }

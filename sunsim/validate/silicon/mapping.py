@@ -11,8 +11,10 @@
   ``decode_tp_size`` GPUs, ``max_num_seqs = decode_batch_size`` (per decode worker),
   ``max_num_batched_tokens = ISL x prefill_batch_size`` (the prefill batch the run used);
 * workload: closed loop at the client's concurrency (``silicon_concurrency``), fixed ISL and
-  OSL, ``num_prompts = prompts_per_client x concurrency`` (the file does not say how many the
-  benchmark sent; 10 per client by default), seed 0; one served model;
+  OSL (or the client's length range, :func:`client_lengths`: InferenceMAX's runs draw
+  from ``[0.8 L, L]``), ``num_prompts = prompts_per_client x concurrency`` (the file does
+  not say how many the benchmark sent; 10 per client by default, InferenceMAX's number),
+  seed 0; one served model;
 * KV cache: ``kv_cache_dtype`` of the row (:func:`~.rows.kv_cache_dtype_of`: ``fp8`` for
   FP8 checkpoints), so an FP8 row's worker holds twice the tokens of a BF16 cache;
 * step times: the serving backend's profile on that GPU for the model, precision, KV-cache
@@ -72,8 +74,7 @@ def row_scenario(
         "gpu": case.gpu,
         "max_concurrency": c,
         "num_prompts": max(prompts_per_client * c, 2),
-        "input_len": case.isl,
-        "output_len": case.osl,
+        **client_lengths(case),
         "latency": "profile",
         "profile": str(profile_dir),
         "engine_overhead": engine_overhead,
@@ -99,6 +100,23 @@ def row_scenario(
             raise ConfigError(f"scenario key '{key}' = {kw[key]} is not in this build")
         del kw[key]
     return Scenario(**kw)
+
+
+def client_lengths(case: Case) -> dict[str, Any]:
+    """``input_len``, ``output_len`` and ``range_ratio`` of the closed loop that draws the
+    benchmark client's lengths: fixed ISL and OSL, or for a client that draws from ``[low x
+    L, L]`` (``case.length_low_ratio`` < 1, :func:`~.rows.client_lengths_of`) the same
+    range in sunsim's (vLLM's newer) ``[L' (1 - r), L' (1 + r)]`` form: ``L' = (1 + low) L
+    / 2`` and ``r = (1 - low) / (1 + low)`` (the ends agree within a token)."""
+    low = case.length_low_ratio
+    if low >= 1.0:
+        return {"input_len": case.isl, "output_len": case.osl}
+    mid = (1.0 + low) / 2.0
+    return {
+        "input_len": max(1, round(case.isl * mid)),
+        "output_len": max(1, round(case.osl * mid)),
+        "range_ratio": (1.0 - low) / (1.0 + low),
+    }
 
 
 def first_arrivals(case: Case, prefill: LatencyModel, decode: LatencyModel, n: int) -> list[float]:
