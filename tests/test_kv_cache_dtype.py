@@ -25,7 +25,7 @@ from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.roofline import RooflineLatency
 from sunsim.profiling.aic import import_profile, write_imported
 from sunsim.specs import get_gpu, get_model
-from sunsim.validate.silicon.rows import kv_cache_dtype_of
+from sunsim.validate.silicon.rows import Case, kv_cache_dtype_of
 from tests.test_profile_import import GRID, HEAD, SHAPES, gemm_ms, gen_ms, needs_aic, write_db
 
 
@@ -156,3 +156,28 @@ def test_inferencemax_rows_draw_lengths_like_its_client() -> None:
         "input_len": 1024,
         "output_len": 8192,
     }
+
+
+@needs_aic
+def test_validate_silicon_runs_an_fp8_row_on_an_fp8_kv_profile(tmp_path: Path) -> None:
+    from sunsim.validate.silicon.mapping import row_scenario
+    from sunsim.validate.silicon.rows import REQUIRED_COLUMNS, classify, in_fit_set
+    from sunsim.validate.silicon.run import validate_silicon
+
+    rid = next(f"fp8row{i}" for i in range(100) if not in_fit_set(f"fp8row{i}"))
+    row = {
+        "id": rid, "mode": "agg", "backend": "vllm", "system": "h100_sxm",
+        "model_path": "nvidia/Llama-3.1-8B-Instruct-FP8", "precision": "fp8",
+        "gemm_quant_mode": "fp8", "isl": 1024, "osl": 64, "batch_size": 4, "tp_size": 1,
+        "pp_size": 1, "attention_dp_size": 1, "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0,
+        "silicon_data_source": "x; silicon_concurrency=4",
+    }  # fmt: skip
+    case = classify(row | {"concurrency": 4.0})
+    assert isinstance(case, Case) and case.kv_cache_dtype == "fp8"
+    assert row_scenario(case, Path("/p"), "none").kv_cache_dtype == "fp8"
+    csv = tmp_path / "s.csv"
+    cols = [*REQUIRED_COLUMNS, "silicon_data_source"]
+    pd.DataFrame([row]).reindex(columns=cols).to_csv(csv, index=False)
+    res = validate_silicon(csv, overhead=False).set_index("id").loc[rid]
+    assert res["status"] == "ok" and res["kv_cache_dtype"] == "fp8"
+    assert str(res["profile"]).endswith("-kvfp8")
