@@ -181,3 +181,10 @@ def test_validate_silicon_runs_an_fp8_row_on_an_fp8_kv_profile(tmp_path: Path) -
     res = validate_silicon(csv, overhead=False).set_index("id").loc[rid]
     assert res["status"] == "ok" and res["kv_cache_dtype"] == "fp8"
     assert str(res["profile"]).endswith("-kvfp8")
+
+
+def test_profile_import_cli_bad_kv_cache_dtype_is_one_line() -> None:
+    args = ["profile", "import", "--gpu", "h100", "--kv-cache-dtype", "int4"]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 2 and len(run.output.strip().splitlines()) == 1
+    assert "--kv-cache-dtype 'int4'" in run.output

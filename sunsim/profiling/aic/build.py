@@ -213,6 +213,10 @@ def import_profile(
     ConfigError: a model or precision sunsim does not know.
     """
     start = time.perf_counter()
+    if kv_cache_dtype not in tables.KV_CACHE_DTYPES:
+        raise ProfileError(
+            f"--kv-cache-dtype '{kv_cache_dtype}': choose {' or '.join(tables.KV_CACHE_DTYPES)}"
+        )
     spec = get_model(model)
     precision = get_precision(precision).name
     if data_root is None:
@@ -225,10 +229,6 @@ def import_profile(
     tp = int(tensor_parallel_size)
     if tp < 1:
         raise ProfileError(f"--tensor-parallel-size {tp}: must be 1 or more")
-    if kv_cache_dtype not in tables.KV_CACHE_DTYPES:
-        raise ProfileError(
-            f"--kv-cache-dtype '{kv_cache_dtype}': choose {' or '.join(tables.KV_CACHE_DTYPES)}"
-        )
     parts = _composer(root, ts, model, precision, gpu, tp, kv_cache_dtype)
     comp = parts.comp
     g = grid or default_grid("cuda")
