@@ -29,8 +29,9 @@ prefill queues behind the others of its wave. ``staggered`` spreads the first re
 the shortest possible request latency (:func:`first_arrivals`), the other extreme: clients
 out of step, each prefill nearly alone. Real clients drift between the two (network and
 tokenizer jitter). The default was chosen on the engine-overhead fit set, never on the
-reported rows: median |TTFT error| 60.8% together vs 67.5% staggered (bias +33% vs -63%),
-TPOT 12.2% vs 12.9% (258 fit rows, 2026-12-02); neither meets the issue's 15% on TTFT.
+reported rows: median |TTFT error| 25.0% together vs 68.4% staggered (bias -12% vs -67%),
+TPOT 11.4% vs 11.5% (258 fit rows, 2026-12-02, with FP8 KV caches and InferenceMAX's
+length range; before those, 60.8% vs 67.5%); neither meets the issue's 15% on TTFT.
 
 Scenario keys that this build lacks (``colocated_workers``, the TP keys) are left out only
 where their value would be the default (1); :func:`~.rows.classify` skips rows that need them.
