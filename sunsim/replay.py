@@ -24,6 +24,7 @@ from sunsim.engine.cluster import SimResult, simulate
 from sunsim.engine.session_loop import simulate_sessions
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
+from sunsim.latency.kv_cache_dtype import with_kv_cache_dtype
 from sunsim.latency.overhead import with_overhead
 from sunsim.latency.resolve import resolve_latency as resolve
 from sunsim.metrics import RunSummary, comparison_table, summarize
@@ -169,7 +170,9 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
     ``s``, and a note saying where it came from (:func:`sunsim.latency.resolve.resolve_latency`
     with the scenario's model, the ``role`` pool's GPU (``prefill_gpu``/``decode_gpu``, else
     ``gpu``), latency source, profile path and the ``role`` pool's tensor parallel size),
-    plus the backend's fitted per-step overhead when ``s.engine_overhead`` names one
+    with an FP8 KV cache when ``s.kv_cache_dtype`` is ``fp8``
+    (:func:`sunsim.latency.kv_cache_dtype.with_kv_cache_dtype`), plus the backend's fitted
+    per-step overhead when ``s.engine_overhead`` names one
     (:class:`sunsim.latency.overhead.OverheadLatency`).
 
     Raises:
@@ -181,6 +184,9 @@ def resolve_latency(s: Scenario, precision: str, role: str) -> tuple[LatencyMode
     lat, note = resolve(
         s.base_model, gpu, precision, role, s.latency, s.profile, tensor_parallel_size=tp
     )
+    if s.kv_cache_dtype != "auto":  # FP8 KV cache (sunsim.latency.kv_cache_dtype)
+        lat = with_kv_cache_dtype(lat, s.kv_cache_dtype)
+        note = f"{note}; KV cache {s.kv_cache_dtype} ({lat.method})"
     if s.engine_overhead != "none":
         lat = with_overhead(lat, s.engine_overhead)
         note = f"{note}; {lat.description.rsplit(' + ', 1)[-1]}"

@@ -41,6 +41,12 @@ def profile_import_cmd(
         help="GPUs per model (Megatron sharding; all-reduce and logits gather from the "
         "measured comm tables); writes <gpu>-aic-<backend>-<version>-tp<N>/.",
     ),
+    kv_cache_dtype: str = typer.Option(
+        "auto",
+        "--kv-cache-dtype",
+        help="auto (BF16 KV cache) or fp8 (attention from the FP8 KV-cache kernels; writes "
+        "...-kvfp8/).",
+    ),
     out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Root directory."),
 ) -> None:
     """Compose prefill and decode step times per grid point from measured GEMM, attention
@@ -56,6 +62,7 @@ def profile_import_cmd(
         backend_version=backend_version,
         command=command_line(),
         tensor_parallel_size=tensor_parallel_size,
+        kv_cache_dtype=kv_cache_dtype,
     )
     d = write_imported(prof, out)
     m = prof.meta

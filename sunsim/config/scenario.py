@@ -72,6 +72,7 @@ else:
 LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 SessionArrivals = Literal["timestamp", "after_previous"]
+KvCacheDtype = Literal["auto", "fp8"]
 
 #: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
 MAX_CONCURRENCY = 1_000_000
@@ -278,6 +279,12 @@ class Scenario:
         16, section="cluster", ge=1, le=4096, unit="tokens", aliases=("kv_block_tokens",),
         reason="larger than any paged-attention kernel supports",
         help="Tokens per paged KV-cache block.",
+    )  # fmt: skip
+    kv_cache_dtype: KvCacheDtype = setting(
+        "auto", section="cluster", what="KV-cache dtype",
+        help="KV-cache data type (vLLM's name): auto (the model's BF16) or fp8 (1 byte per "
+        "element: twice the tokens per worker; decode attention from FP8-KV profiles, else "
+        "derived, sunsim/latency/kv_cache_dtype.py).",
     )  # fmt: skip
     gpu_memory_utilization: Float = setting(
         0.9, section="cluster", gt=0, le=1, unit="fraction",

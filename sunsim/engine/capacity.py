@@ -22,6 +22,9 @@ def kv_capacity_blocks(cluster: ClusterSpec, decode_latency: LatencyModel) -> in
     own reserve, and the KV heads are split too (each GPU holds 1/TP of every token's KV
     bytes), so the worker's KV cache holds (free bytes of its TP GPUs) / (the whole token's KV
     bytes) tokens. TP 1: one GPU, as before.
+    The KV bytes per token are the latency model's: 1 byte per element with an FP8 KV cache
+    (``kv_cache_dtype = fp8``, :mod:`sunsim.latency.kv_cache_dtype`), so a worker then holds
+    twice the blocks.
 
     Raises :class:`ConfigError` when the decode weights leave no room for a KV cache.
     """

@@ -57,6 +57,7 @@ from sunsim.latency.fitting import (
     select_form,
     terms,
 )
+from sunsim.latency.kv_cache_dtype import kv_bytes_per_element, profile_kv_cache_dtype
 from sunsim.latency.profile_find import find_profile, resolve_profile
 from sunsim.latency.profile_format import (
     DECODE_COLUMNS,
@@ -114,9 +115,10 @@ class ProfiledLatency(LatencyModel):
     h100_sxm)``);
     ``description`` names device, model, precision and "measured"; ``weight_bytes`` and
     ``kv_bytes_per_token`` come from the model spec and precision
-    (:func:`sunsim.config.weight_bytes`, BF16 KV cache). ``decode_fit`` / ``prefill_fit``
-    describe the fitted forms. A decode-only (W8A16/W4A16) profile takes its prefill from the
-    ``bf16`` profile of the same device and model when there is one; otherwise
+    (:func:`sunsim.config.weight_bytes`; KV at 2 bytes per element, 1 for a profile
+    imported with an FP8 KV cache, :mod:`sunsim.latency.kv_cache_dtype`). ``decode_fit`` /
+    ``prefill_fit`` describe the fitted forms. A decode-only (W8A16/W4A16) profile takes its
+    prefill from the ``bf16`` profile of the same device and model when there is one; otherwise
     :meth:`prefill_time` raises :class:`ProfileError`.
     """
 
@@ -142,7 +144,10 @@ class ProfiledLatency(LatencyModel):
         #: vllm 0.24.0, h100_sxm)`` (:attr:`ProfileMeta.method_label`).
         self.method = m.method_label
         self.weight_bytes = weight_bytes(self.spec, self.precision)
-        self.kv_bytes_per_token = self.spec.kv_bytes_per_token()
+        # an FP8 KV-cache profile (meta source.kv_cache_dtype) holds 1 byte per element
+        self.kv_bytes_per_token = self.spec.kv_bytes_per_token(
+            kv_bytes_per_element(profile_kv_cache_dtype(m))
+        )
         self.max_model_len = self.spec.max_model_len
         self.device_name = m.device_name if m.device_name is not None else m.device_slug
         self.device_slug = m.device_slug

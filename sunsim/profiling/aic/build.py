@@ -51,11 +51,18 @@ class ImportedProfile:
     estimates: Counter[str] = field(default_factory=Counter)
 
 
-def device_slug(system: str, backend: str, version: str, tensor_parallel_size: int = 1) -> str:
+def device_slug(
+    system: str,
+    backend: str,
+    version: str,
+    tensor_parallel_size: int = 1,
+    kv_cache_dtype: str = "auto",
+) -> str:
     """``h100_sxm``, ``vllm``, ``0.24.0`` -> ``h100-sxm-aic-vllm-0.24.0``; with
-    ``tensor_parallel_size`` N > 1 ``...-tp<N>``."""
+    ``tensor_parallel_size`` N > 1 ``...-tp<N>``; with an FP8 KV cache ``...-kvfp8``."""
     slug = DEVICE_SLUG.format(gpu=system.replace("_", "-"), backend=backend, version=version)
-    return slug + (f"-tp{tensor_parallel_size}" if tensor_parallel_size > 1 else "")
+    slug += f"-tp{tensor_parallel_size}" if tensor_parallel_size > 1 else ""
+    return slug + ("-kvfp8" if kv_cache_dtype == "fp8" else "")
 
 
 def _frame(points: list[tuple[int, int, float]], kind: str) -> pd.DataFrame:
@@ -125,7 +132,13 @@ def _layer_gemms(
 
 
 def _composer(
-    root: Path, ts: tables.TableSet, model: str, precision: str, gpu: str, tp: int
+    root: Path,
+    ts: tables.TableSet,
+    model: str,
+    precision: str,
+    gpu: str,
+    tp: int,
+    kv_cache_dtype: str = "auto",
 ) -> _Parts:
     """The composer of ``model`` at ``precision`` on ``tp`` GPUs and what it is made of."""
     spec = get_model(model)
@@ -142,8 +155,8 @@ def _composer(
         comm_src = {"all_reduce": ar.source, "all_gather": ga.source}
         kernels.update({"all_reduce": ar.source.split(" ", 1)[1], "all_gather": "NCCL"})
     heads, kv = spec.num_heads // tp, max(1, spec.num_kv_heads // tp)
-    crows, cks = tables.attention_rows(ts, "context", heads, kv, spec.head_dim)
-    arows, aks = tables.attention_rows(ts, "generation", heads, kv, spec.head_dim)
+    crows, cks = tables.attention_rows(ts, "context", heads, kv, spec.head_dim, kv_cache_dtype)
+    arows, aks = tables.attention_rows(ts, "generation", heads, kv, spec.head_dim, kv_cache_dtype)
     kernels.update({"context_attention": cks, "generation_attention": aks})
     floor_ms = min(min(lat) for _, lat in bf16.cols.values())
     measured = gemm if isinstance(gemm, GemmTable) else bf16
@@ -164,6 +177,7 @@ def _composer(
         allreduce=ar,
         gather=ga,
         act_quant=precision == "fp8",
+        kv_cache_bytes=1 if kv_cache_dtype == "fp8" else 2,
     )
     return _Parts(comp, kernels, device, rate, derived, comm_src)
 
@@ -179,6 +193,7 @@ def import_profile(
     grid: ProfileGrid | None = None,
     command: str | None = None,
     tensor_parallel_size: int = 1,
+    kv_cache_dtype: str = "auto",
 ) -> ImportedProfile:
     """Compose a profile of ``model`` (a name or config.json, :func:`sunsim.specs.get_model`)
     at ``precision`` on one GPU of ``tensor_parallel_size`` ``gpu``s (``h100``, ``h200``,
@@ -186,14 +201,22 @@ def import_profile(
     newest with GEMM and attention tables). ``data_root``: a ``systems/data`` directory
     (default: the installed aiconfigurator-core's; tests pass small hand-written tables).
     W8A16/W4A16 where the backend measured no weight-only GEMMs: ``method: "derived"``
-    (:mod:`sunsim.profiling.aic.derive`).
+    (:mod:`sunsim.profiling.aic.derive`). ``kv_cache_dtype`` ``fp8`` (vLLM's
+    ``--kv-cache-dtype fp8``): context and generation attention from the tables' FP8
+    KV-cache kernels, the KV-cache write at 1 byte per element; the meta says
+    ``source.kv_cache_dtype: "fp8"`` and the slug ends ``-kvfp8`` (``auto``: BF16, as before).
 
     Raises ProfileError (one line): aiconfigurator-core missing, an unknown GPU, backend or
     version, a precision or model shape with no measurements (FP8 where no FP8 GEMM was
     measured), a tensor-parallel size without comm tables, a grid point outside the
-    measured ranges. ConfigError: a model or precision sunsim does not know.
+    measured ranges, an FP8 KV cache where no FP8 KV-cache attention was measured.
+    ConfigError: a model or precision sunsim does not know.
     """
     start = time.perf_counter()
+    if kv_cache_dtype not in tables.KV_CACHE_DTYPES:
+        raise ProfileError(
+            f"--kv-cache-dtype '{kv_cache_dtype}': choose {' or '.join(tables.KV_CACHE_DTYPES)}"
+        )
     spec = get_model(model)
     precision = get_precision(precision).name
     if data_root is None:
@@ -206,7 +229,7 @@ def import_profile(
     tp = int(tensor_parallel_size)
     if tp < 1:
         raise ProfileError(f"--tensor-parallel-size {tp}: must be 1 or more")
-    parts = _composer(root, ts, model, precision, gpu, tp)
+    parts = _composer(root, ts, model, precision, gpu, tp, kv_cache_dtype)
     comp = parts.comp
     g = grid or default_grid("cuda")
     dec = [(b, c, comp.decode(b, c).total / 1e3) for b, c in g.decode_points()]
@@ -216,6 +239,8 @@ def import_profile(
     estimates = _estimates(comp)
     gspec = get_gpu(gpu)
     source = _source(ts, pkg_version, parts, estimates, precision)
+    if kv_cache_dtype == "fp8":  # absent: the model's BF16 (every profile before this key)
+        source["kv_cache_dtype"] = "fp8"
     kernels = parts.kernels
     meta = ProfileMeta.from_dict(
         {
@@ -226,7 +251,7 @@ def import_profile(
             "modules": ["prefill", "decode"] if pre is not None else ["decode"],
             "device_kind": "cuda",
             "device_name": parts.device,
-            "device_slug": device_slug(ts.system, ts.backend, ts.version, tp),
+            "device_slug": device_slug(ts.system, ts.backend, ts.version, tp, kv_cache_dtype),
             "gpu_key": tables_gpu_key(gpu),
             "device_memory_bytes": gspec.memory_bytes,
             "dtype": "bfloat16",

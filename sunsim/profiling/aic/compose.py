@@ -20,7 +20,8 @@ almost nothing, under CUDA graphs). BF16 activations (2 bytes), T tokens, h hidd
 * per layer: two fused residual-add + RMSNorm (read x and residual, write both: 4 T h x 2
   bytes each), RoPE on q and k (read and write (heads + KV heads) x head_dim x T x 2 bytes),
   the q/k RMSNorm of models with ``qk_norm`` (the same bytes), the KV-cache write (read K
-  and V, write them into the cache: 2 x 2 x KV heads x head_dim x T x 2 bytes), SiLU-and-mul
+  and V in BF16, write them into the cache: 2 x (2 + cache bytes) x KV heads x head_dim x T
+  bytes, cache bytes 2 for BF16, 1 for an FP8 KV cache), SiLU-and-mul
   (read 2 T I, write T I, x 2 bytes);
 * per step: the embedding gather (read and write T h x 2 bytes) and the final RMSNorm
   (4 T h x 2 bytes).
@@ -107,6 +108,7 @@ class StepComposer:
         allreduce: CommLookup | None = None,
         gather: CommLookup | None = None,
         act_quant: bool = False,
+        kv_cache_bytes: int = BF16_BYTES,
     ) -> None:
         self.spec = spec
         self.gemm = gemm
@@ -122,6 +124,8 @@ class StepComposer:
         self.gather = gather
         #: FP8 W8A8: an activation-quantisation kernel before each layer GEMM
         self.act_quant = act_quant
+        #: bytes per KV-cache element (2: BF16; 1: FP8 KV cache), for the cache write
+        self.kv_cache_bytes = kv_cache_bytes
         if tp > 1 and (allreduce is None or gather is None):
             raise ValueError("tensor parallelism needs the all-reduce and gather tables")
 
@@ -184,7 +188,11 @@ class StepComposer:
         kernels: list[tuple[str, int, float]] = [
             ("add_rmsnorm", 2 * layers, 4 * t * h * b),
             ("rope", layers, 2 * qk * t * b),
-            ("kv_cache_write", layers, 2 * 2 * self.kv_heads * s.head_dim * t * b),
+            (
+                "kv_cache_write",
+                layers,
+                2 * (b + self.kv_cache_bytes) * self.kv_heads * s.head_dim * t,
+            ),
             ("silu_and_mul", layers, 3 * t * i * b),
             ("embedding", 1, 2 * t * h * b),
             ("final_rmsnorm", 1, 4 * t * h * b),

@@ -181,13 +181,23 @@ def gemm_rows_at(path: Path, precision: str, where: str) -> tuple[pd.DataFrame, 
     return out, ks, device
 
 
+#: sunsim ``kv_cache_dtype`` -> the tables' ``kv_cache_dtype`` (``auto``: the model's BF16).
+KV_CACHE_DTYPES = {"auto": "bfloat16", "fp8": "fp8"}
+
+
 def attention_rows(
-    ts: TableSet, phase: str, num_heads: int, num_kv_heads: int, head_dim: int
+    ts: TableSet,
+    phase: str,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    kv_cache_dtype: str = "auto",
 ) -> tuple[pd.DataFrame, str]:
     """``(rows batch_size, length, latency_ms; kernel_source)`` of ``phase`` (``context``:
     length = isl; ``generation``: length = isl + step, the KV tokens attended over) for full
-    (unwindowed) attention with a BF16 KV cache and these heads. Raises ProfileError when the
-    table has no rows for them."""
+    (unwindowed) attention with these heads and a KV cache of ``kv_cache_dtype`` (``auto``:
+    BF16; ``fp8``: the FP8 KV-cache kernels, :data:`KV_CACHE_DTYPES`). Raises ProfileError
+    when the table has no rows for them."""
     path = ts.context_attention if phase == "context" else ts.generation_attention
     df = read_table(path)
     if "window_size" not in df.columns:
@@ -197,11 +207,11 @@ def attention_rows(
         & (df["num_key_value_heads"] == num_kv_heads)
         & (df["head_dim"] == head_dim)
         & (df["window_size"] == 0)
-        & (df["kv_cache_dtype"] == "bfloat16")
+        & (df["kv_cache_dtype"] == KV_CACHE_DTYPES[kv_cache_dtype])
     ]
     what = (
         f"{phase} attention with {num_heads} heads, {num_kv_heads} KV heads, head_dim "
-        f"{head_dim}, BF16 KV cache"
+        f"{head_dim}, {KV_CACHE_DTYPES[kv_cache_dtype]} KV cache"
     )
     rows, ks = pick_kernel(sel, what, path)
     length = rows["isl"] if phase == "context" else rows["isl"] + rows["step"]

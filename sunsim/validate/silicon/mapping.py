@@ -11,11 +11,15 @@
   ``decode_tp_size`` GPUs, ``max_num_seqs = decode_batch_size`` (per decode worker),
   ``max_num_batched_tokens = ISL x prefill_batch_size`` (the prefill batch the run used);
 * workload: closed loop at the client's concurrency (``silicon_concurrency``), fixed ISL and
-  OSL, ``num_prompts = prompts_per_client x concurrency`` (the file does not say how many the
-  benchmark sent; 10 per client by default), seed 0; one served model;
-* step times: the serving backend's profile on that GPU for the model, precision and each
-  pool's TP (:mod:`.profiles`), plus the backend's fitted engine overhead when there is one
-  (``engine_overhead``); the scenario records the decode profile's directory, and
+  OSL (or the client's length range, :func:`client_lengths`: InferenceMAX's runs draw
+  from ``[0.8 L, L]``), ``num_prompts = prompts_per_client x concurrency`` (the file does
+  not say how many the benchmark sent; 10 per client by default, InferenceMAX's number),
+  seed 0; one served model;
+* KV cache: ``kv_cache_dtype`` of the row (:func:`~.rows.kv_cache_dtype_of`: ``fp8`` for
+  FP8 checkpoints), so an FP8 row's worker holds twice the tokens of a BF16 cache;
+* step times: the serving backend's profile on that GPU for the model, precision, KV-cache
+  dtype and each pool's TP (:mod:`.profiles`), plus the backend's fitted engine overhead
+  when there is one (``engine_overhead``); the scenario records the decode profile's directory, and
   :func:`run_case` loads each pool's profile at its own TP.
 
 Client start (``client_start``): ``together`` (default) sends every client's first request
@@ -25,8 +29,9 @@ prefill queues behind the others of its wave. ``staggered`` spreads the first re
 the shortest possible request latency (:func:`first_arrivals`), the other extreme: clients
 out of step, each prefill nearly alone. Real clients drift between the two (network and
 tokenizer jitter). The default was chosen on the engine-overhead fit set, never on the
-reported rows: median |TTFT error| 60.8% together vs 67.5% staggered (bias +33% vs -63%),
-TPOT 12.2% vs 12.9% (258 fit rows, 2026-12-02); neither meets the issue's 15% on TTFT.
+reported rows: median |TTFT error| 25.0% together vs 68.4% staggered (bias -12% vs -67%),
+TPOT 11.4% vs 11.5% (258 fit rows, 2026-12-02, with FP8 KV caches and InferenceMAX's
+length range; before those, 60.8% vs 67.5%); neither meets the issue's 15% on TTFT.
 
 Scenario keys that this build lacks (``colocated_workers``, the TP keys) are left out only
 where their value would be the default (1); :func:`~.rows.classify` skips rows that need them.
@@ -70,13 +75,13 @@ def row_scenario(
         "gpu": case.gpu,
         "max_concurrency": c,
         "num_prompts": max(prompts_per_client * c, 2),
-        "input_len": case.isl,
-        "output_len": case.osl,
+        **client_lengths(case),
         "latency": "profile",
         "profile": str(profile_dir),
         "engine_overhead": engine_overhead,
         "seed": 0,
         "max_num_seqs": case.max_num_seqs,
+        "kv_cache_dtype": case.kv_cache_dtype,
     }
     if case.mode == "agg":
         kw["modes"] = ("colocated",)
@@ -92,10 +97,27 @@ def row_scenario(
         kw["decode_tensor_parallel_size"] = case.decode_tensor_parallel_size
     fields = scenario_fields()
     for key in [k for k in kw if k not in fields]:
-        if kw[key] not in (1, (1,)):
+        if kw[key] not in (1, (1,), "auto"):
             raise ConfigError(f"scenario key '{key}' = {kw[key]} is not in this build")
         del kw[key]
     return Scenario(**kw)
+
+
+def client_lengths(case: Case) -> dict[str, Any]:
+    """``input_len``, ``output_len`` and ``range_ratio`` of the closed loop that draws the
+    benchmark client's lengths: fixed ISL and OSL, or for a client that draws from ``[low x
+    L, L]`` (``case.length_low_ratio`` < 1, :func:`~.rows.client_lengths_of`) the same
+    range in sunsim's (vLLM's newer) ``[L' (1 - r), L' (1 + r)]`` form: ``L' = (1 + low) L
+    / 2`` and ``r = (1 - low) / (1 + low)`` (the ends agree within a token)."""
+    low = case.length_low_ratio
+    if low >= 1.0:
+        return {"input_len": case.isl, "output_len": case.osl}
+    mid = (1.0 + low) / 2.0
+    return {
+        "input_len": max(1, round(case.isl * mid)),
+        "output_len": max(1, round(case.osl * mid)),
+        "range_ratio": (1.0 - low) / (1.0 + low),
+    }
 
 
 def first_arrivals(case: Case, prefill: LatencyModel, decode: LatencyModel, n: int) -> list[float]:
@@ -127,6 +149,7 @@ def run_case(
             an unknown ``client_start``.
     """
     from sunsim.engine.closed_loop import simulate_closed_loop
+    from sunsim.latency.kv_cache_dtype import with_kv_cache_dtype
     from sunsim.latency.overhead import with_overhead
     from sunsim.latency.profiled import ProfiledLatency
     from sunsim.replay import closed_loop_workload
@@ -136,12 +159,12 @@ def run_case(
     wl = closed_loop_workload(s)
     assert wl.closed_loop is not None
     oh = None if engine_overhead == "none" else engine_overhead
-    pl = with_overhead(
-        ProfiledLatency.from_dir(prefill_dir, model=case.model, precision=case.precision), oh
-    )
-    dl = with_overhead(
-        ProfiledLatency.from_dir(decode_dir, model=case.model, precision=case.precision), oh
-    )
+
+    def load(d: Path) -> LatencyModel:
+        lat = ProfiledLatency.from_dir(d, model=case.model, precision=case.precision)
+        return with_overhead(with_kv_cache_dtype(lat, case.kv_cache_dtype), oh)
+
+    pl, dl = load(prefill_dir), load(decode_dir)
     if client_start not in CLIENT_STARTS:
         raise ConfigError(f"client start '{client_start}': choose {' or '.join(CLIENT_STARTS)}")
     first = min(wl.closed_loop.max_concurrency, wl.closed_loop.num_prompts)

@@ -93,7 +93,9 @@ def _latencies(case: Case, cache: Path) -> tuple[LatencyModel, LatencyModel, str
     from sunsim.validate.silicon.profiles import backend_profile
 
     def load(tp: int) -> tuple[LatencyModel, str]:
-        d = backend_profile(cache, case.gpu, case.backend, case.model, case.precision, tp)
+        d = backend_profile(
+            cache, case.gpu, case.backend, case.model, case.precision, tp, case.kv_cache_dtype
+        )
         lat = ProfiledLatency.from_dir(d, model=case.model, precision=case.precision)
         return lat, d.parent.parent.name
 

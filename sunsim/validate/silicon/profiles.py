@@ -25,10 +25,19 @@ class NoProfile(Exception):
 
 
 def find_backend_profile(
-    roots: list[Path], gpu: str, backend: str, model: str, precision: str, tp: int
+    roots: list[Path],
+    gpu: str,
+    backend: str,
+    model: str,
+    precision: str,
+    tp: int,
+    kv_cache_dtype: str = "auto",
 ) -> Path | None:
     """The first profile directory under ``roots`` (``<slug>/<model>/<precision>/``) whose
-    meta matches (quick test-grid profiles excluded), or None."""
+    meta matches, KV-cache dtype included (``source.kv_cache_dtype``, missing = ``auto``;
+    quick test-grid profiles excluded), or None."""
+    from sunsim.latency.kv_cache_dtype import profile_kv_cache_dtype
+
     for root in roots:
         if not root.is_dir():
             continue
@@ -45,6 +54,7 @@ def find_backend_profile(
                 and int(src.get("tensor_parallel_size") or 1) == tp
                 and meta.get("model") == model
                 and meta.get("precision") == precision
+                and profile_kv_cache_dtype(meta) == kv_cache_dtype
             ):
                 return meta_path.parent
     return None
@@ -56,9 +66,16 @@ def aic_installed() -> bool:
 
 
 def backend_profile(
-    cache: Path, gpu: str, backend: str, model: str, precision: str, tp: int
+    cache: Path,
+    gpu: str,
+    backend: str,
+    model: str,
+    precision: str,
+    tp: int,
+    kv_cache_dtype: str = "auto",
 ) -> Path:
-    """The profile directory for these, found or imported into ``cache`` (module docstring).
+    """The profile directory for these, found or imported into ``cache`` (module docstring;
+    ``kv_cache_dtype`` ``fp8``: imported with the FP8 KV-cache attention kernels).
 
     Raises:
         NoProfile: none bundled, and none can be imported (package missing, no kernel data
@@ -66,7 +83,9 @@ def backend_profile(
     """
     from sunsim.data import profiles_root
 
-    found = find_backend_profile([profiles_root(), cache], gpu, backend, model, precision, tp)
+    found = find_backend_profile(
+        [profiles_root(), cache], gpu, backend, model, precision, tp, kv_cache_dtype
+    )
     if found is not None:
         return found
     if not aic_installed():
@@ -76,7 +95,9 @@ def backend_profile(
         )
     from sunsim.profiling.aic import import_profile, write_imported
 
-    kw: dict[str, int] = {}
+    kw: dict[str, int | str] = {}
+    if kv_cache_dtype != "auto":
+        kw["kv_cache_dtype"] = kv_cache_dtype
     if tp != 1:
         if "tensor_parallel_size" not in inspect.signature(import_profile).parameters:
             raise NoProfile(f"profile import at tensor parallel size {tp} not in this build")
@@ -85,5 +106,8 @@ def backend_profile(
         prof = import_profile(gpu, backend, model, precision, **kw)  # type: ignore[arg-type]
         d = write_imported(prof, cache)
     except SunsimError as e:
-        raise NoProfile(f"no {backend} kernel data for {gpu} {model} {precision}: {e}") from None
+        kv = f" (KV cache {kv_cache_dtype})" if kv_cache_dtype != "auto" else ""
+        raise NoProfile(
+            f"no {backend} kernel data for {gpu} {model} {precision}{kv}: {e}"
+        ) from None
     return Path(d)

@@ -81,6 +81,7 @@ def _plan(
         res.update(
             profile=dirs[1].parent.parent.name, engine_overhead=oh, overhead_note=note,
             sunsim_model=case.model, sunsim_precision=case.precision,
+            kv_cache_dtype=case.kv_cache_dtype,
         )  # fmt: skip
         todo.append((len(out) - 1, case, dirs[0], dirs[1], oh))
     return out, todo
@@ -90,7 +91,7 @@ def _profile(found: dict[tuple[Any, ...], Any], cache: Path, case: Case, tp: int
     """:func:`~.profiles.backend_profile`, looked up (or imported) once per key."""
     from sunsim.validate.silicon.profiles import NoProfile, backend_profile
 
-    key = (case.gpu, case.backend, case.model, case.precision, tp)
+    key = (case.gpu, case.backend, case.model, case.precision, tp, case.kv_cache_dtype)
     if key not in found:
         try:
             found[key] = backend_profile(cache, *key)
