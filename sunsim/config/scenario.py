@@ -97,7 +97,8 @@ class Scenario:
     pool of sun/qsun, split over partitioned's per-model pools in proportion to each model's
     output tokens in the trace, at least 1 each; or one per model, summed for the shared
     pool), ``colocated_workers`` (the ``colocated`` mode's workers, which run prefill and
-    decode: one count for every model, or one per model), ``tensor_parallel_size`` (GPUs per
+    decode: one count for every model, or one per model; in a per-model list of a shared
+    pool a model's part may be 0, every pool gets at least 1), ``tensor_parallel_size`` (GPUs per
     worker; ``prefill_``/``decode_`` overrides; co-located workers use the decode size),
     ``precision`` (every pool's weights: bf16 or fp8), ``qsun_precision`` (qsun's decode
     pool), engine limits, routers, link. ``modes`` defaults to the disaggregated
