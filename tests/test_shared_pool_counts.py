@@ -64,7 +64,7 @@ def test_one_zero_part_gives_a_shared_pool_of_one():
         (
             {"modes": ("prefillshare",), "prefill_workers": (0, 0, 0)},
             "prefill_workers",
-            "shared pool of design 'prefillshare' gets no worker",
+            "must be >= 1 in all for design 'prefillshare', got [0, 0, 0]",
         ),
         ({"modes": ("sun",), "decode_workers": (0,)}, "decode_workers", "design 'sun'"),
         ({"modes": ("lora",), "colocated_workers": (0,)}, "colocated_workers", "design 'lora'"),

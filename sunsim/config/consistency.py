@@ -64,8 +64,9 @@ def check_pool_counts(s: Scenario) -> None:
     """Every pool of every design in ``modes`` gets at least 1 worker. A count may be 0 only
     as one model's part of a shared pool (``prefill_workers = [1, 0, 0]`` with
     ``prefillshare``: one shared prefill pool of 1); a per-model pool's 0, or a shared pool
-    whose parts sum to 0, raises a :class:`~sunsim.config.fields.ScenarioFieldError` naming
-    the key, the model and the design. Keys no design in ``modes`` uses are not checked."""
+    whose parts sum to 0 (a one-count total of 0), raises a
+    :class:`~sunsim.config.fields.ScenarioFieldError` naming the key, the design and, for a
+    per-model pool, the model. Keys no design in ``modes`` uses are not checked."""
     from sunsim.config.fields import ScenarioFieldError
 
     for mode in s.modes:
@@ -80,16 +81,11 @@ def check_pool_counts(s: Scenario) -> None:
         )
         for key, scope, one_is_total in keys:
             counts = getattr(s, key)
-            if len(counts) == 1 and (one_is_total or scope is PoolScope.SHARED):
-                if counts[0] == 0:
-                    raise ScenarioFieldError(key, f"0 workers for design '{mode}'; give at least 1")
-                continue
-            if scope is PoolScope.SHARED:
-                if sum(counts) == 0:
+            if scope is PoolScope.SHARED or (one_is_total and len(counts) == 1):
+                if sum(counts) == 0:  # one pool: the shared one, or partitioned's total
+                    shown = counts[0] if len(counts) == 1 else list(counts)
                     raise ScenarioFieldError(
-                        key,
-                        f"{list(counts)}: the shared pool of design '{mode}' gets no worker; "
-                        "give at least 1 in all",
+                        key, f"must be >= 1 in all for design '{mode}', got {shown}"
                     )
                 continue
             per_model = counts * len(s.served_models) if len(counts) == 1 else counts
