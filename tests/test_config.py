@@ -44,7 +44,7 @@ from sunsim.errors import ConfigError
         ({"link_gbps": float("inf")}, "link_gbps", "finite"),
         ({"link_latency_us": -1.0}, "link_latency_us", "must be >= 0"),
         ({"decode_workers": (10**9,)}, "decode_workers", "at most 4096 workers per pool"),
-        ({"prefill_workers": (1, 0, 1)}, "prefill_workers", "item 2: must be >= 1, got 0"),
+        ({"prefill_workers": (1, 0, 1)}, "prefill_workers", "model 'code' in design 'partitioned'"),
         ({"decode_workers": (True,)}, "decode_workers", "expected an integer"),
         ({"gpu": "tpu"}, "gpu", "unknown GPU 'tpu'; choose from h100"),
         ({"base_model": "gpt-9"}, "base_model", "unknown model 'gpt-9'"),

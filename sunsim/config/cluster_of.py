@@ -21,7 +21,8 @@ def cluster_of(
     """The :class:`ClusterSpec` of design ``mode`` under scenario ``s``.
 
     ``prefill_workers`` (one count: every model's; summed for a shared prefill pool, so
-    ``prefillshare`` pools the workers ``partitioned`` gives each model), ``decode_workers``
+    ``prefillshare`` pools the workers ``partitioned`` gives each model; a per-model list of
+    a shared pool holds each model's part of it, zeros allowed), ``decode_workers``
     (one count for a per-model design: a total split over the pools in proportion to
     ``output_tokens_per_model``, served order, else evenly; summed for a shared pool) and, for
     co-located designs, ``colocated_workers`` (:func:`colocated_counts`).
@@ -83,10 +84,46 @@ def scenario_lora_spec(s: Scenario) -> LoraSpec:
 
 def colocated_counts(s: Scenario, mode: str) -> tuple[int, ...]:
     """Co-located workers per pool of design ``mode``: ``colocated_workers`` per model (one
-    count: every model's), summed for a shared pool."""
+    count: every model's), summed for a shared pool (whose per-model parts may be 0)."""
     n = len(s.served_models)
     cw = s.colocated_workers
     cw = cw * n if len(cw) == 1 else cw
     if get_design(mode).decode.scope is PoolScope.SHARED:
         cw = (sum(cw),)
     return tuple(cw)
+
+
+def shared_pool_split(workers: int, num_models: int) -> tuple[int, ...]:
+    """A shared pool of ``workers`` as ``num_models`` per-model parts that sum back to it:
+    ``workers // num_models`` each, one more for the first ``workers % num_models`` models
+    (zeros when the pool has fewer workers than models: 1 over 3 models is ``(1, 0, 0)``).
+    What a scenario lists for a shared pool so that :func:`cluster_of` rebuilds it."""
+    q, r = divmod(int(workers), num_models)
+    return tuple(q + (i < r) for i in range(num_models))
+
+
+def scenario_counts(
+    mode: str,
+    num_models: int,
+    prefill_workers: Sequence[int],
+    decode_workers: Sequence[int],
+    colocated_workers: Sequence[int] = (),
+) -> dict[str, tuple[int, ...]]:
+    """The scenario keys that make :func:`cluster_of` build design ``mode`` with these
+    :class:`ClusterSpec` counts (per pool): a shared pool's one count becomes per-model parts
+    (:func:`shared_pool_split`), since one scenario count means every model's; per-model
+    pools and a shared decode pool's total are kept. Co-located designs give
+    ``colocated_workers`` only, the others ``prefill_workers`` and ``decode_workers``."""
+    design = get_design(mode)
+
+    def per_model(counts: Sequence[int], scope: PoolScope) -> tuple[int, ...]:
+        if scope is PoolScope.SHARED and len(counts) == 1:
+            return shared_pool_split(counts[0], num_models)
+        return tuple(int(c) for c in counts)
+
+    if design.colocated:
+        return {"colocated_workers": per_model(colocated_workers, design.decode.scope)}
+    return {
+        "prefill_workers": per_model(prefill_workers, design.prefill.scope),
+        "decode_workers": tuple(int(c) for c in decode_workers),
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sunsim.engine.designs import DESIGNS, PoolScope, get_design
 from sunsim.engine.spec import split_workers
 from sunsim.errors import ConfigError
 from sunsim.specs import get_model
@@ -19,7 +20,8 @@ def check_consistent(s: Scenario) -> None:
     """Raise :class:`ConfigError` for combinations no run can have: a profile source without
     a path, repeated model names, worker counts that are neither one nor one per model,
     shares that do not fit, a bad window, a closed loop with trace options, the load given
-    twice, fewer decode workers than partitioned's pools, a tensor parallel size that does not
+    twice, an empty pool (:func:`check_pool_counts`), fewer decode workers than
+    partitioned's pools, a tensor parallel size that does not
     divide the model's heads."""
     if s.latency == "profile" and not s.profile:
         raise ConfigError("latency = 'profile' needs a profile path (--profile DIR)")
@@ -37,6 +39,7 @@ def check_consistent(s: Scenario) -> None:
                 f"give one {what} worker count{total} or {n} (one per served model), "
                 f"got {len(counts)}"
             )
+    check_pool_counts(s)
     if s.shares is not None:
         if len(s.shares) != n:
             raise ConfigError(f"{len(s.shares)} shares for {n} served models")
@@ -56,6 +59,54 @@ def check_consistent(s: Scenario) -> None:
             split_workers(s.decode_workers[0], [1.0] * n)  # raises: fewer than pools
     check_tensor_parallel(s)
     check_precisions_run(s)
+
+
+def check_pool_counts(s: Scenario) -> None:
+    """Every pool of every design in ``modes`` gets at least 1 worker. A count may be 0 only
+    as one model's part of a shared pool (``prefill_workers = [1, 0, 0]`` with
+    ``prefillshare``: one shared prefill pool of 1); a per-model pool's 0, or a shared pool
+    whose parts sum to 0 (a one-count total of 0), raises a
+    :class:`~sunsim.config.fields.ScenarioFieldError` naming the key, the design and, for a
+    per-model pool, the model. Keys no design in ``modes`` uses are not checked."""
+    from sunsim.config.fields import ScenarioFieldError
+
+    for mode in s.modes:
+        d = get_design(mode)
+        keys = (
+            (("colocated_workers", d.decode.scope, False),)
+            if d.colocated
+            else (
+                ("prefill_workers", d.prefill.scope, False),
+                ("decode_workers", d.decode.scope, True),
+            )
+        )
+        for key, scope, one_is_total in keys:
+            counts = getattr(s, key)
+            if scope is PoolScope.SHARED or (one_is_total and len(counts) == 1):
+                if sum(counts) == 0:  # one pool: the shared one, or partitioned's total
+                    shown = counts[0] if len(counts) == 1 else list(counts)
+                    raise ScenarioFieldError(
+                        key, f"must be >= 1 in all for design '{mode}', got {shown}"
+                    )
+                continue
+            per_model = counts * len(s.served_models) if len(counts) == 1 else counts
+            for model, c in zip(s.served_models, per_model, strict=True):
+                if c == 0:
+                    raise ScenarioFieldError(key, _empty_pool(model, mode, key))
+
+
+def _empty_pool(model: str, mode: str, key: str) -> str:
+    """Why a 0 in a per-model pool is refused, naming the designs whose pool it could share."""
+    role = "prefill" if key == "prefill_workers" else "decode"
+    shared = [
+        n for n, d in DESIGNS.items()
+        if (d.colocated == (key == "colocated_workers"))
+        and getattr(d, role).scope is PoolScope.SHARED
+    ]  # fmt: skip
+    return (
+        f"0 workers for model '{model}' in design '{mode}': each model's pool needs at least "
+        f"1 worker (a 0 is only a model's part of a shared pool: {', '.join(shared)})"
+    )
 
 
 def check_tensor_parallel(s: Scenario) -> None:

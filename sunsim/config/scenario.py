@@ -80,7 +80,9 @@ MAX_PROMPTS = 10_000_000
 #: Largest worker count of one pool: each worker is a simulated process with its own state.
 MAX_WORKERS = 4096
 _WORKERS_WHY = f"at most {MAX_WORKERS} workers per pool: each is a simulated process"
-WorkerCount = Annotated[Int, Field(ge=1, le=MAX_WORKERS)]
+#: A worker count: 0 only as one model's part of a shared pool; every pool gets at least 1
+#: (:func:`sunsim.config.consistency.check_pool_counts`).
+WorkerCount = Annotated[Int, Field(ge=0, le=MAX_WORKERS)]
 _TP_WHY = "the largest power of two in one NVLink domain (GB200 NVL72)"
 Share = Annotated[Float, Field(ge=0)]
 
@@ -97,7 +99,8 @@ class Scenario:
     pool of sun/qsun, split over partitioned's per-model pools in proportion to each model's
     output tokens in the trace, at least 1 each; or one per model, summed for the shared
     pool), ``colocated_workers`` (the ``colocated`` mode's workers, which run prefill and
-    decode: one count for every model, or one per model), ``tensor_parallel_size`` (GPUs per
+    decode: one count for every model, or one per model; in a per-model list of a shared
+    pool a model's part may be 0, every pool gets at least 1), ``tensor_parallel_size`` (GPUs per
     worker; ``prefill_``/``decode_`` overrides; co-located workers use the decode size),
     ``precision`` (every pool's weights: bf16 or fp8), ``qsun_precision`` (qsun's decode
     pool), engine limits, routers, link. ``modes`` defaults to the disaggregated
@@ -215,17 +218,20 @@ class Scenario:
     prefill_workers: tuple[WorkerCount, ...] = setting(
         (1,), section="cluster", unit="workers", reason=_WORKERS_WHY,
         help="Prefill workers: one count for every model, or one per model (summed into "
-        "one shared pool by prefillshare).",
+        "one shared pool by prefillshare, where a model's part may be 0, e.g. 1,0,0 = a pool "
+        "of 1; every other pool needs at least 1).",
     )  # fmt: skip
     decode_workers: tuple[WorkerCount, ...] = setting(
         (3,), section="cluster", unit="workers", reason=_WORKERS_WHY,
         help="Decode workers: the total (split over partitioned's pools by output-token "
-        "share), or one per model.",
+        "share), or one per model (summed into sun's and qsun's shared pool, where a model's "
+        "part may be 0; every per-model pool needs at least 1).",
     )  # fmt: skip
     colocated_workers: tuple[WorkerCount, ...] = setting(
         (2,), section="cluster", unit="workers", reason=_WORKERS_WHY,
         help="Co-located workers (colocated mode: each runs prefill and decode of its model): "
-        "one count for every model, or one per model.",
+        "one count for every model, or one per model (summed into lora's and icarus's shared "
+        "pool, where a model's part may be 0, e.g. 1,0,0 = a pool of 1).",
     )  # fmt: skip
     max_loras: Int = setting(
         4, section="cluster", ge=1, le=4096, unit="adapters", reason=_WORKERS_WHY,

@@ -226,7 +226,11 @@ def _write_tables(r: PlanResult, out: Path, command: str | None) -> list[Path]:
 def _write_replays(
     r: PlanResult, out: Path, command: str | None, records_format: str
 ) -> list[Path]:
-    """``replay_<mode>/`` per mode whose final simulation was kept (reference point)."""
+    """``replay_<mode>/`` per mode whose final simulation was kept (reference point); its
+    ``scenario.toml`` holds the planned counts as scenario keys
+    (:func:`~sunsim.config.cluster_of.scenario_counts`: a shared pool's count as per-model
+    parts), so ``sunsim replay --scenario`` rebuilds the planned cluster."""
+    from sunsim.config.cluster_of import scenario_counts
     from sunsim.planner.options import scenario_with
     from sunsim.replay import ReplayResult, Workload
     from sunsim.runs.write import write_run
@@ -236,10 +240,9 @@ def _write_replays(
     for mode, mp in pp.modes.items():
         if mp.result is None:
             continue
-        counts: dict[str, Any] = (
-            {"colocated_workers": mp.colocated_workers}
-            if mp.colocated_workers
-            else {"prefill_workers": mp.prefill_workers, "decode_workers": mp.decode_workers}
+        n = len(pp.scenario.served_models)
+        counts = scenario_counts(
+            mode, n, mp.prefill_workers, mp.decode_workers, mp.colocated_workers
         )
         ms = scenario_with(pp.scenario, modes=(mode,), **counts)
         wl = Workload(pd.DataFrame(), pp.workload_info, pp.model_counts, pp.labelling)
