@@ -268,7 +268,7 @@ def split_workers(total: int, weights: Sequence[float]) -> tuple[int, ...]:
     if total < n:
         raise ConfigError(
             f"{total} decode workers cannot give each of {n} models its own "
-            f"pool in partitioned mode; use at least {n}"
+            f"decode pool (per-model decode pools); use at least {n}"
         )
     w = [max(float(x), 0.0) for x in weights]
     s = sum(w)
