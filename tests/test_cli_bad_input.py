@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from sunsim import __version__
 from sunsim.cli import app
-from sunsim.config.scenario import LatencySource
+from sunsim.config.choices import LatencySource
 from sunsim.specs import GPUS
 
 runner = CliRunner()

@@ -20,8 +20,9 @@ It does not own model/GPU/link/SLO specs (:mod:`sunsim.specs`), the cluster spec
 (:mod:`sunsim.cli`), which derives its options from :func:`scenario_fields`.
 """
 
+from sunsim.config.choices import DEFAULT_MODES, MAX_WORKERS, MODES
 from sunsim.config.fields import FieldMeta, ScenarioFieldError
-from sunsim.config.scenario import DEFAULT_MODES, MAX_WORKERS, MODES, Scenario, scenario_fields
+from sunsim.config.scenario import Scenario, scenario_fields
 from sunsim.config.toml import (
     SCENARIO_TOML,
     SECTIONS,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator, Field, Strict
+from pydantic import BeforeValidator, Field, Strict, ValidationError
 from pydantic.fields import FieldInfo
 
 from sunsim.errors import ConfigError
@@ -194,3 +194,22 @@ def describe_error(err: Any, meta: FieldMeta | None) -> str:
         word = "at least" if kind == "too_short" else "at most"
         return f"expected {word} {lim} item(s), got {n}"
     return f"{err.get('msg', 'bad value')}, got {_shown(got)}"
+
+
+def one_line_errors(cls: Any, values: Any, handler: Any) -> Any:
+    """Run pydantic's validation ``handler(values)`` of dataclass ``cls``, turning its first
+    error into one line naming the field: :class:`ScenarioFieldError`, or
+    :class:`~sunsim.errors.ConfigError` for an unknown field (a wrap model validator)."""
+    try:
+        return handler(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = str(err["loc"][0]) if err.get("loc") else "scenario"
+        info = cls.__pydantic_fields__.get(name)
+        meta = field_meta(name, info) if info is not None else None
+        if err["type"] == "unexpected_keyword_argument":
+            raise ConfigError(f"unknown scenario field '{name}'") from None
+        if err["type"] == "value_error" and meta is not None:
+            what = str(err["ctx"]["error"])
+            raise ScenarioFieldError(name, f"{what}, got {err['input']}") from None
+        raise ScenarioFieldError(name, describe_error(err, meta)) from None

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sunsim.config.scenario import MODES, scenario_fields
+from sunsim.config.choices import MODES
+from sunsim.config.scenario import scenario_fields
 
 
 def _default(v: Any) -> str:

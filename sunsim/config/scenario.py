@@ -17,11 +17,31 @@ in the engine: every worker and every running sequence is a simulated object.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from sunsim.config.choices import (
+    DEFAULT_MODES,
+    MAX_CONCURRENCY,
+    MAX_PROMPTS,
+    MODES,
+    TP_WHY,
+    WORKERS_WHY,
+    DesignName,
+    EngineOverheadName,
+    GpuName,
+    KvCacheDtype,
+    LatencySource,
+    QsunPrecision,
+    RouterName,
+    SessionArrivals,
+    Share,
+    TraceFormat,
+    WeightPrecision,
+    WorkerCount,
+)
 from sunsim.config.cluster_of import cluster_of
 from sunsim.config.consistency import check_consistent
 from sunsim.config.fields import (
@@ -29,85 +49,35 @@ from sunsim.config.fields import (
     Float,
     Int,
     PathStr,
-    ScenarioFieldError,
     Str,
-    describe_error,
     field_meta,
+    one_line_errors,
     setting,
 )
 from sunsim.engine.designs import (
-    DEFAULT_DESIGNS,
-    DESIGNS,
-    LOW_BIT_PRECISIONS,
-    WEIGHT_PRECISIONS,
     get_design,
 )
-from sunsim.engine.router import ROUTERS
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
-from sunsim.specs import GPU_ALIASES, GPUS, LinkSpec, SloSpec, get_model
+from sunsim.specs import GPU_ALIASES, LinkSpec, SloSpec, get_model
 from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE
 from sunsim.specs.pricing import price_items
-from sunsim.traces.formats import FORMATS
 
-MODES = tuple(DESIGNS)
-#: The modes a scenario runs unless told (``--mode all`` is :data:`MODES`).
-DEFAULT_MODES = DEFAULT_DESIGNS
-
-# Choices (shown by --help, checked on every scenario), built from their registries.
-if TYPE_CHECKING:  # a type checker sees plain strings
-    DesignName: TypeAlias = str
-    RouterName: TypeAlias = str
-    GpuName: TypeAlias = str
-    TraceFormat: TypeAlias = str
-    QsunPrecision: TypeAlias = str
-    WeightPrecision: TypeAlias = str
-else:
-    DesignName = Literal[MODES]
-    RouterName = Literal[tuple(ROUTERS)]
-    GpuName = Literal[tuple(GPUS)]
-    TraceFormat = Literal[("auto", *FORMATS)]
-    QsunPrecision = Literal[LOW_BIT_PRECISIONS]
-    WeightPrecision = Literal[WEIGHT_PRECISIONS]
-LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
-EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
-SessionArrivals = Literal["timestamp", "after_previous"]
-KvCacheDtype = Literal["auto", "fp8"]
-
-#: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
-MAX_CONCURRENCY = 1_000_000
-MAX_PROMPTS = 10_000_000
-#: Largest worker count of one pool: each worker is a simulated process with its own state.
-MAX_WORKERS = 4096
-_WORKERS_WHY = f"at most {MAX_WORKERS} workers per pool: each is a simulated process"
-#: A worker count: 0 only as one model's part of a shared pool; every pool gets at least 1
-#: (:func:`sunsim.config.consistency.check_pool_counts`).
-WorkerCount = Annotated[Int, Field(ge=0, le=MAX_WORKERS)]
-_TP_WHY = "the largest power of two in one NVLink domain (GB200 NVL72)"
-Share = Annotated[Float, Field(ge=0)]
+_COUNT_KEYS = ("prefill_workers", "decode_workers", "colocated_workers")
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Scenario:
     """Everything a replay needs, as a user writes it (CLI options or a TOML file).
 
-    Trace: ``trace`` (path; None = the bundled default trace), ``trace_format``,
-    ``keep_failed``, ``window_s`` ((start, end) seconds), ``rate_scale``, ``max_requests``.
-    Models: ``base_model``, ``served_models``, labelling by ``zipf`` alpha, ``shares`` or
-    ``model_map`` (trace model -> served). Cluster: ``gpu``, ``prefill_workers`` (one count
-    for every model, or one per model), ``decode_workers`` (one count = the total: the shared
-    pool of sun/qsun, split over partitioned's per-model pools in proportion to each model's
-    output tokens in the trace, at least 1 each; or one per model, summed for the shared
-    pool), ``colocated_workers`` (the ``colocated`` mode's workers, which run prefill and
-    decode: one count for every model, or one per model; in a per-model list of a shared
-    pool a model's part may be 0, every pool gets at least 1), ``tensor_parallel_size`` (GPUs per
-    worker; ``prefill_``/``decode_`` overrides; co-located workers use the decode size),
-    ``precision`` (every pool's weights: bf16 or fp8), ``qsun_precision`` (qsun's decode
-    pool), engine limits, routers, link. ``modes`` defaults to the disaggregated
-    designs; ``all`` adds ``colocated``. Latency: ``latency`` = ``auto``
-    (a bundled profile for gpu+model+precision+TP if there is one, else the calibrated
-    roofline), ``profile`` (``profile`` path required), ``roofline`` or ``calibrated``.
-    See each field's help.
+    Sections: ``[trace]`` (file, format, window, rate, request limit), ``[workload]`` (closed
+    loops, session arrivals), ``[models]`` (base and served models, labelling), ``[cluster]``
+    (GPUs, worker counts per pool, tensor parallelism, precisions, engine limits, routers,
+    prefix caching, link), ``[slo]``, ``[latency]`` (``auto``: a bundled profile for
+    gpu+model+precision+TP if there is one, else the calibrated roofline) and ``[cost]``.
+    Each field's help (``python -m sunsim.config.reference``, the README's options table) is
+    the one description of what it means; cross-field rules are in
+    :mod:`sunsim.config.consistency`, a design's cluster in :mod:`sunsim.config.cluster_of`.
     """
 
     trace: PathStr | None = setting(
@@ -216,25 +186,25 @@ class Scenario:
         "default: gpu.",
     )  # fmt: skip
     prefill_workers: tuple[WorkerCount, ...] = setting(
-        (1,), section="cluster", unit="workers", reason=_WORKERS_WHY,
+        (1,), section="cluster", unit="workers", reason=WORKERS_WHY,
         help="Prefill workers: one count for every model, or one per model (summed into "
         "one shared pool by prefillshare, where a model's part may be 0, e.g. 1,0,0 = a pool "
         "of 1; every other pool needs at least 1).",
     )  # fmt: skip
     decode_workers: tuple[WorkerCount, ...] = setting(
-        (3,), section="cluster", unit="workers", reason=_WORKERS_WHY,
+        (3,), section="cluster", unit="workers", reason=WORKERS_WHY,
         help="Decode workers: the total (split over partitioned's pools by output-token "
         "share), or one per model (summed into sun's and qsun's shared pool, where a model's "
         "part may be 0; every per-model pool needs at least 1).",
     )  # fmt: skip
     colocated_workers: tuple[WorkerCount, ...] = setting(
-        (2,), section="cluster", unit="workers", reason=_WORKERS_WHY,
+        (2,), section="cluster", unit="workers", reason=WORKERS_WHY,
         help="Co-located workers (colocated mode: each runs prefill and decode of its model): "
         "one count for every model, or one per model (summed into lora's and icarus's shared "
         "pool, where a model's part may be 0, e.g. 1,0,0 = a pool of 1).",
     )  # fmt: skip
     max_loras: Int = setting(
-        4, section="cluster", ge=1, le=4096, unit="adapters", reason=_WORKERS_WHY,
+        4, section="cluster", ge=1, le=4096, unit="adapters", reason=WORKERS_WHY,
         help="lora mode: distinct LoRA adapters in one worker's batch, and its GPU slots "
         "(vLLM's max_loras).",
     )  # fmt: skip
@@ -258,17 +228,17 @@ class Scenario:
         help="Weights of qsun's decode pool: w4a16, w8a16 (weight-only) or fp8 (W8A8).",
     )  # fmt: skip
     tensor_parallel_size: Int = setting(
-        1, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs", reason=_TP_WHY,
+        1, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs", reason=TP_WHY,
         help="GPUs per worker (tensor parallelism), every pool: a power of two dividing the "
         "model's attention and KV heads. Every GPU count is workers x this.",
     )  # fmt: skip
     prefill_tensor_parallel_size: Int | None = setting(
         None, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs",
-        reason=_TP_WHY, help="GPUs per prefill worker; default: tensor_parallel_size.",
+        reason=TP_WHY, help="GPUs per prefill worker; default: tensor_parallel_size.",
     )  # fmt: skip
     decode_tensor_parallel_size: Int | None = setting(
         None, section="cluster", ge=1, le=MAX_TENSOR_PARALLEL_SIZE, unit="GPUs",
-        reason=_TP_WHY, help="GPUs per decode worker; default: tensor_parallel_size.",
+        reason=TP_WHY, help="GPUs per decode worker; default: tensor_parallel_size.",
     )  # fmt: skip
     max_num_seqs: Int = setting(
         256, section="cluster", ge=1, le=65536, unit="sequences",
@@ -380,15 +350,7 @@ class Scenario:
             return GPU_ALIASES.get(v, v)
         return v
 
-    @field_validator(
-        "modes",
-        "served_models",
-        "prefill_workers",
-        "decode_workers",
-        "colocated_workers",
-        "shares",
-        mode="before",
-    )
+    @field_validator("modes", "served_models", "shares", *_COUNT_KEYS, mode="before")
     @classmethod
     def _as_tuple(cls, v: Any) -> Any:
         if isinstance(v, str) and v == "all":
@@ -412,19 +374,7 @@ class Scenario:
     @model_validator(mode="wrap")
     @classmethod
     def _one_line(cls, values: Any, handler: Any) -> Any:
-        try:
-            return handler(values)
-        except ValidationError as e:
-            err = e.errors()[0]
-            name = str(err["loc"][0]) if err.get("loc") else "scenario"
-            info = cls.__pydantic_fields__.get(name)  # type: ignore[attr-defined]
-            meta = field_meta(name, info) if info is not None else None
-            if err["type"] == "unexpected_keyword_argument":
-                raise ConfigError(f"unknown scenario field '{name}'") from None
-            if err["type"] == "value_error" and meta is not None:
-                what = str(err["ctx"]["error"])
-                raise ScenarioFieldError(name, f"{what}, got {err['input']}") from None
-            raise ScenarioFieldError(name, describe_error(err, meta)) from None
+        return one_line_errors(cls, values, handler)  # sunsim.config.fields
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
