@@ -171,16 +171,7 @@ def plan(
             limits), or the errors of :func:`sunsim.replay.load_workload`.
         TraceError: an unreadable trace.
     """
-    if s.closed_loop:
-        raise ConfigError(
-            "sunsim plan sizes pools for a trace's arrival rate; closed-loop clients "
-            "(--max-concurrency) set their own rate: use sunsim replay for them"
-        )
-    if s.session_arrivals != "timestamp":
-        raise ConfigError(
-            "sunsim plan replays traces at their timestamps; session_arrivals = "
-            "after_previous is for sunsim replay (drop --session-arrivals)"
-        )
+    _check_plannable(s)
     t0 = time.perf_counter()
     goal = options.prefill_goal(s.slo)
     points = _point_scenarios(s, options)
@@ -214,20 +205,24 @@ def plan(
             pool.shutdown(wait=True, cancel_futures=True)
     pps: list[PointPlan] = out[: len(roots)]
     gp = goodput_frame(list(out[len(roots) :])) if gp_chains else None
-    return PlanResult(
-        s,
-        options,
-        pps,
-        ref,
-        gp,
-        notes,
-        time.perf_counter() - t0,
-        driver.num_sims,
-        driver.num_cached,
-        driver.sim_wall_s,
-        _processes(executor, pool, jobs),
-        native,
-    )
+    wall = time.perf_counter() - t0
+    procs = _processes(executor, pool, jobs)
+    sims = (driver.num_sims, driver.num_cached, driver.sim_wall_s)
+    return PlanResult(s, options, pps, ref, gp, notes, wall, *sims, procs, native)
+
+
+def _check_plannable(s: Scenario) -> None:
+    """Refuse the workloads ``plan`` cannot size (:class:`ConfigError`, one line)."""
+    if s.closed_loop:
+        raise ConfigError(
+            "sunsim plan sizes pools for a trace's arrival rate; closed-loop clients "
+            "(--max-concurrency) set their own rate: use sunsim replay for them"
+        )
+    if s.session_arrivals != "timestamp":
+        raise ConfigError(
+            "sunsim plan replays traces at their timestamps; session_arrivals = "
+            "after_previous is for sunsim replay (drop --session-arrivals)"
+        )
 
 
 def _processes(given: cf.Executor | None, pool: cf.Executor | None, jobs: int) -> int:

@@ -32,7 +32,7 @@ from sunsim.profiling.aic.compose import GemmLookup, StepComposer
 from sunsim.profiling.aic.interp import AttentionTable, GemmTable
 from sunsim.profiling.grid import ProfileGrid, default_grid
 from sunsim.serialize import as_dict
-from sunsim.specs import get_gpu, get_model, get_precision
+from sunsim.specs import ModelSpec, get_gpu, get_model, get_precision
 
 DEVICE_SLUG = "{gpu}-aic-{backend}-{version}"
 #: precisions whose profiles have prefill (the others are QSUN's decode-only low-bit ones)
@@ -237,43 +237,55 @@ def import_profile(
     if precision in PREFILL_PRECISIONS:
         pre = [(b, l, comp.prefill(b, l).total / 1e3) for b, l in g.prefill_points()]
     estimates = _estimates(comp)
-    gspec = get_gpu(gpu)
     source = _source(ts, pkg_version, parts, estimates, precision)
     if kv_cache_dtype == "fp8":  # absent: the model's BF16 (every profile before this key)
         source["kv_cache_dtype"] = "fp8"
-    kernels = parts.kernels
+    meta = _meta(spec, precision, pre is not None, parts, ts, tp, kv_cache_dtype, g, gpu)
     meta = ProfileMeta.from_dict(
-        {
-            "method": "derived" if parts.derived else "measured",
-            "model": spec.name,
-            "precision": precision,
-            "model_spec": as_dict(spec),
-            "modules": ["prefill", "decode"] if pre is not None else ["decode"],
-            "device_kind": "cuda",
-            "device_name": parts.device,
-            "device_slug": device_slug(ts.system, ts.backend, ts.version, tp, kv_cache_dtype),
-            "gpu_key": tables_gpu_key(gpu),
-            "device_memory_bytes": gspec.memory_bytes,
-            "dtype": "bfloat16",
-            "attention": f"{kernels['context_attention']} / {kernels['generation_attention']}",
-            "layers_run": spec.num_layers,
-            "layers_total": spec.num_layers,
-            "scaling": {"scaled": False, "note": "every layer's operators summed"},
-            "grid": as_dict(g),
-            "fit_statistic": "median",
-            "fit_statistic_note": "one composed value per point (sum of kernel medians)",
-            "copy_bandwidth_bytes_per_s": gspec.mem_bw,
-            "matmul_flops_per_s": parts.rate,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "sunsim_version": __version__,
-            "command": command,
-            "wall_s": time.perf_counter() - start,
-            "source": source,
-        },
+        {**meta, "command": command, "wall_s": time.perf_counter() - start, "source": source},
         source="imported meta",
     )
     prefill = _frame(pre, "prefill") if pre is not None else None
     return ImportedProfile(prefill, _frame(dec, "decode"), meta, comp, estimates)
+
+
+def _meta(
+    spec: ModelSpec,
+    precision: str,
+    has_prefill: bool,
+    parts: Any,
+    ts: Any,
+    tp: int,
+    kv_cache_dtype: str,
+    g: ProfileGrid,
+    gpu: str,
+) -> dict[str, Any]:
+    """The imported profile's meta fields, less ``command``, ``wall_s`` and ``source``."""
+    kernels, gspec = parts.kernels, get_gpu(gpu)
+    return {
+        "method": "derived" if parts.derived else "measured",
+        "model": spec.name,
+        "precision": precision,
+        "model_spec": as_dict(spec),
+        "modules": ["prefill", "decode"] if has_prefill else ["decode"],
+        "device_kind": "cuda",
+        "device_name": parts.device,
+        "device_slug": device_slug(ts.system, ts.backend, ts.version, tp, kv_cache_dtype),
+        "gpu_key": tables_gpu_key(gpu),
+        "device_memory_bytes": gspec.memory_bytes,
+        "dtype": "bfloat16",
+        "attention": f"{kernels['context_attention']} / {kernels['generation_attention']}",
+        "layers_run": spec.num_layers,
+        "layers_total": spec.num_layers,
+        "scaling": {"scaled": False, "note": "every layer's operators summed"},
+        "grid": as_dict(g),
+        "fit_statistic": "median",
+        "fit_statistic_note": "one composed value per point (sum of kernel medians)",
+        "copy_bandwidth_bytes_per_s": gspec.mem_bw,
+        "matmul_flops_per_s": parts.rate,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "sunsim_version": __version__,
+    }
 
 
 def _estimates(comp: StepComposer) -> Counter[str]:
