@@ -4,6 +4,7 @@ request traces."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -264,17 +265,23 @@ def trace_workflow_cmd(
     check_out_file("OUT", Path(out))
     df = workflow_trace(spec, np.random.default_rng(seed))
     path = write_canonical(df, out)
+    _print_workflow(df, path, spec, seed, workflow_command(out, spec, seed))
+
+
+def _print_workflow(df: Any, path: Path, spec: Any, seed: int, command: str) -> None:
+    """What ``trace workflow`` wrote (calls, sessions, lengths) and how to regenerate it."""
     counts = ", ".join(f"{k} {v:,}" for k, v in df["model"].value_counts(sort=False).items())
     console.print(
-        f"wrote {len(df):,} calls of {sessions:,} sessions over "
+        f"wrote {len(df):,} calls of {spec.num_sessions:,} sessions over "
         f"{float(df['arrival_s'].iloc[-1]):,.1f} s to {path} ({counts}); prompt tokens mean "
         f"{df['prompt_tokens'].mean():,.0f}, max {df['prompt_tokens'].max():,}; output tokens "
-        f"mean {df['output_tokens'].mean():,.0f}; hash_ids in blocks of {hash_block_tokens} tokens",
+        f"mean {df['output_tokens'].mean():,.0f}; hash_ids in blocks of "
+        f"{spec.hash_block_tokens} tokens",
         highlight=False,
         soft_wrap=True,
     )
     console.print(
-        f"regenerate with (seed {seed}): {workflow_command(out, spec, seed)}",
+        f"regenerate with (seed {seed}): {command}",
         highlight=False,
         soft_wrap=True,
         markup=False,
