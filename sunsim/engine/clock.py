@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, cast
 
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["Timer", "call_later", "delay_pusher", "run", "timer_pusher"]
+__all__ = ["Timer", "call_later", "cancel", "delay_pusher", "run", "timer_pusher"]
 
 
 class Timer:
@@ -58,6 +58,16 @@ class Timer:
 
 
 _new = object.__new__
+#: A cancelled timer's callback: a built-in that takes the timer and does nothing with it
+#: (cheaper than a Python function; its result is dropped).
+_NOTHING = cast("Callable[[Any], None]", id)
+
+
+def cancel(timer: Timer | None) -> None:
+    """Make ``timer`` do nothing when it fires (it stays in the queue: O(1), no heap search).
+    Cancelling a timer that has fired already changes nothing; None is ignored."""
+    if timer is not None:
+        timer.fn = _NOTHING
 
 
 def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> Timer:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
-from sunsim.engine.clock import Timer, timer_pusher
+from sunsim.engine.clock import Timer, cancel, timer_pusher
 from sunsim.engine.decode_stats import (
     ITL_BINS_PER_DECADE,
     ITL_MIN_S,
@@ -165,9 +165,10 @@ class DecodeWorker:
                 self._set_timer(self.run_t0 + cum[j - 1])
 
     def _set_timer(self, at: float) -> None:
-        """(Re)schedule the worker's one timer; the one it replaces is ignored when it fires."""
+        """(Re)schedule the worker's one timer; the one it replaces does nothing when it fires."""
         self.timer_at = at
         self.num_events += 1
+        cancel(self.timer)
         self.timer = self._push(at)
 
     def _on_timer(self, ev: Timer) -> None:
@@ -216,9 +217,11 @@ class DecodeWorker:
         k = base + 1
         kv = self.kv
         # growth: preempt the newest until this iteration's KV fits (the O(1) upper bound
-        # rules it out at most boundaries)
+        # rules it out at most boundaries: blocks_upper_bound(k) <= capacity exactly when
+        # last_safe_iteration(base) >= 1, a figure the run's plan reuses)
         preempted = False
-        if kv.num_seqs and kv.blocks_upper_bound(k) > kv.capacity_blocks:
+        safe = kv.last_safe_iteration(base) if kv.num_seqs else 0
+        if kv.num_seqs and safe < 1:
             preempted = self._preempt_to_fit(k)
         # admission, FCFS, when nothing was preempted (vLLM)
         fresh = None
@@ -239,8 +242,9 @@ class DecodeWorker:
         if preempted:
             last = 1  # admission was skipped at this boundary; try at the next one
         else:
-            # the last iteration whose KV surely fits
-            i_max = kv.last_safe_iteration(base)
+            # the last iteration whose KV surely fits (the batch as checked above, unless
+            # requests were admitted since)
+            i_max = kv.last_safe_iteration(base) if fresh else safe
             if last > i_max:
                 last = i_max if i_max > 1 else 1
         t_stop = pending[0][0] - now if pending else _INF
