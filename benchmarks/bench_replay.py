@@ -19,17 +19,20 @@ processes (load 9 to 10), so compare CPU seconds, not wall seconds. Each pair of
 timed in turn, A B A B A B, 3 runs each, with ``python benchmarks/bench_replay.py --requests
 200000``. The figures are medians of the pairwise ratios of simulate()'s CPU seconds, and
 whole-process CPU seconds (both modes, trace generation and summaries included). 90527bd is
-the issue's baseline and 71c8673 the first speed-up; "now" is the list-buffered run log and
-records, the shared decode-pool load list, and fewer calls per timer and per prefill batch:
+the issue's baseline and 71c8673 the first speed-up. "now" is the list-buffered run log and
+records, the shared decode-pool load list, and fewer calls per timer and per prefill batch
+(047b84c), plus cancelled superseded timers (c9423a5 in the third session):
 
-    simulate() speed-up, req per CPU-second    vs 90527bd   vs 71c8673
-    sun                                          1.16x        1.08x
-    partitioned                                  1.00x        1.05x
-    whole process CPU s, now / then              0.94         0.93
+    simulate() speed-up (old CPU s / new)   vs 90527bd   vs 71c8673   vs 71c8673 (c9423a5)
+    sun                                       1.16x        1.08x        0.97x
+    partitioned                               1.00x        1.05x        0.98x
+    whole process CPU s, new / old            0.94         0.93         1.04
 
-Medians of simulate() requests per CPU-second (sun / partitioned): 90527bd 18,303 / 19,775;
-71c8673 22,485 / 21,592; now 21,457 to 23,777 / 19,155 to 22,073 (the two sessions). Events
-are the same in all three (877,907 and 863,538): the model schedules no fewer events.
+Medians of simulate() requests per CPU-second, sun / partitioned: 90527bd 18,303 / 19,775;
+71c8673 22,485 / 21,592 and 19,351 / 19,808; now 17,536 to 23,777 / 19,155 to 22,073 over
+the three sessions. On this machine the change is within the noise, about 1.05x at most
+(in-process, the least of 4 runs of 20k requests, it measured 1.05x). The events are the
+same in all three versions (877,907 and 863,538): the model schedules no fewer.
 ``benchmarks/ab_records.py`` checks that a change leaves every record and every run
 statistic the same (116 design runs over 28 scenarios).
 
