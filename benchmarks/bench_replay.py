@@ -14,19 +14,50 @@ peak RSS is its own.
 during the run (``simulate(..., records_sink=...)``) and makes the summary from the columns
 read back, as ``sunsim replay --stream-records`` does.
 
-Before/after, issue 13 item 4 (2-core machine shared with about 15 other busy processes, so
-CPU seconds, not wall seconds, are the figures to compare; medians of 3 interleaved runs of
-``python benchmarks/bench_replay.py --requests 200000``, before = commit 90527bd):
+Before/after, issue 13 item 4. The machine has 2 cores shared with 6 to 8 other busy
+processes (load 9 to 10), so compare CPU seconds, not wall seconds. Each pair of versions was
+timed in turn, A B A B A B, 3 runs each, with ``python benchmarks/bench_replay.py --requests
+200000``. The figures are medians of the pairwise ratios of simulate()'s CPU seconds, and
+whole-process CPU seconds (both modes, trace generation and summaries included). 90527bd is
+the issue's baseline and 71c8673 the first speed-up. "now" is the list-buffered run log and
+records, the shared decode-pool load list, and fewer calls per timer and per prefill batch
+(047b84c), plus cancelled superseded timers (c9423a5 in the third session):
 
-    simulate() requests per CPU-second   before   after   after/before
-    sun                                   13,319  15,462   1.16x
-    partitioned                           14,256  15,519   1.09x
-    whole bench process (both modes), CPU s  31.4    28.3   0.89x the CPU
+    simulate() speed-up (old CPU s / new)   vs 90527bd   vs 71c8673   vs 71c8673 (c9423a5)
+    sun                                       1.16x        1.08x        0.97x
+    partitioned                               1.00x        1.05x        0.98x
+    whole process CPU s, new / old            0.94         0.93         1.04
 
-In-process (30k requests, minimum of 5 runs, less contended) the same change measured 1.2x to
-1.25x. The 2x asked for is not reached: what is left per request is spread over the event
-path (timers and heap ~19%, the decode run loop ~13%, per-run statistics ~10%, routing ~8%,
-worker bookkeeping), each a small share of plain-Python work.
+Medians of simulate() requests per CPU-second, sun / partitioned: 90527bd 18,303 / 19,775;
+71c8673 22,485 / 21,592 and 19,351 / 19,808; now 17,536 to 23,777 / 19,155 to 22,073 over
+the three sessions. On this machine the change is within the noise, about 1.05x at most
+(in-process, the least of 4 runs of 20k requests, it measured 1.05x). The events are the
+same in all three versions (877,907 and 863,538): the model schedules no fewer.
+``benchmarks/ab_records.py`` checks that a change leaves every record and every run
+statistic the same (116 design runs over 28 scenarios).
+
+The 2x asked for is not reached. Where simulate()'s time goes now (sun, 100k requests,
+sampled by py-spy at 1 kHz, self time grouped; 4.4 events and 1.8 planned decode runs per
+request):
+
+    decode boundary: admission, KV block accounting, run planning        20%
+    event loop and timers (heap push/pop, dispatch, superseded timers)   17%
+    decode run end: finishing requests, writing records                  13%
+    decode step times (the decode_run loop; 1.8x the iterations run)     13%
+    arrivals (trace rows, reject check, Request, prefill queue)           9%
+    per-run statistics (DecodeStats.commit and folding)                   9%
+    prefill batches                                                       8%
+    routing (least_loaded over the pools)                                 7%
+    KV transfer and delivery to decode                                    6%
+
+No single entry is large, so no local change can halve the total. Each request costs about
+four events: its arrival, its prefill batch's end, the decode boundary where it joins, and
+the boundary where it finishes. A KV arrival also cuts a planned decode run, which leaves
+a superseded timer in the heap and throws away the iterations computed past the cut. Halving
+the time needs fewer events per request. One way is to let a decode run continue through
+finishes while nobody waits to join. The other is to handle a join when its KV transfer is
+issued. Either needs the router's view of worker loads, and SimPy's same-instant order,
+kept exact for requests whose finish was not yet processed; that was not done here.
 
 10M requests, sun, streamed records, same machine under the same load
 (``/usr/bin/time -v python benchmarks/bench_replay.py --child sun --requests 10000000

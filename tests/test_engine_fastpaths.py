@@ -4,7 +4,9 @@
   ``decode_step_time`` (the base class's loop), bit for bit, including where ``stop_s`` cuts;
 * :func:`sunsim.engine.clock.call_later` timers interleave with ``env.timeout`` events in
   SimPy's order (time, then scheduling order) and :func:`sunsim.engine.clock.run` runs both;
-* folding the decode run log early (every few rows) gives the same distributions as one pass.
+* folding the decode run log early (every few rows) gives the same distributions as one pass;
+* routers reading a pool's shared load list choose as ``min`` over the workers does;
+* ``benchmarks/ab_records.py --compare`` flags a changed record and ignores the event count.
 """
 
 from __future__ import annotations
@@ -111,3 +113,63 @@ def test_timers_also_run_under_simpy_own_loop():
     env.timeout(1.0).callbacks.append(lambda _ev: seen.append(env.now))
     env.run()
     assert seen == [1.0, 2.0]
+
+
+class _W:
+    def __init__(self, load: int, tokens: int) -> None:
+        self.load = load
+        self.load_tokens = tokens
+        self.max_num_seqs = 4
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=30), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_shared_load_list_routes_as_the_attributes_do(loads, central):
+    """least_loaded and central over a pool's shared load list choose the worker that
+    ``min`` over the workers' ``load`` attributes chooses (ties to the lowest index)."""
+    from sunsim.engine.router import Central, LeastLoaded
+
+    shared: list[int] = []
+    ws = []
+    for i, x in enumerate(loads):
+        w = _W(x, 0)
+        w.loads, w.slot = shared, i  # type: ignore[attr-defined]
+        shared.append(x)
+        ws.append(w)
+    plain = [_W(x, 0) for x in loads]
+    cls = Central if central else LeastLoaded
+    fast, slow = cls(ws, np.random.default_rng(0)), cls(plain, np.random.default_rng(0))
+    assert fast.loads is shared and slow.loads is None
+    got, want = fast.choose(), slow.choose()
+    assert (got is None) == (want is None)
+    if got is not None:
+        assert ws.index(got) == plain.index(want)
+
+
+@given(st.lists(st.integers(0, 9), min_size=2, max_size=2))
+def test_two_worker_prefill_choice_is_min(tokens):
+    from sunsim.engine.router import LeastLoaded
+
+    ws = [_W(0, t) for t in tokens]
+    assert LeastLoaded(ws, np.random.default_rng(0), prefill=True).choose() is min(
+        ws, key=lambda w: w.load_tokens
+    )
+
+
+def test_ab_records_compare_flags_a_difference(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    path = Path(__file__).parents[1] / "benchmarks" / "ab_records.py"
+    spec = importlib.util.spec_from_file_location("ab_records", path)
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    fp = {"s": {"sun": {"records.finished_at": "x", "_num_events": 5}}}
+    (tmp_path / "a.json").write_text(json.dumps(fp))
+    fp["s"]["sun"]["_num_events"] = 3  # fewer events is not a difference
+    (tmp_path / "b.json").write_text(json.dumps(fp))
+    assert ab.compare(str(tmp_path / "a.json"), str(tmp_path / "b.json")) == 0
+    fp["s"]["sun"]["records.finished_at"] = "y"
+    (tmp_path / "c.json").write_text(json.dumps(fp))
+    assert ab.compare(str(tmp_path / "a.json"), str(tmp_path / "c.json")) == 1
+    assert "DIFF s sun: ['records.finished_at']" in capsys.readouterr().out

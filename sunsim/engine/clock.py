@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, cast
 
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["Timer", "call_later", "run"]
+__all__ = ["Timer", "call_later", "cancel", "delay_pusher", "run", "timer_pusher"]
 
 
 class Timer:
@@ -58,6 +58,16 @@ class Timer:
 
 
 _new = object.__new__
+#: A cancelled timer's callback: a built-in that takes the timer and does nothing with it
+#: (cheaper than a Python function; its result is dropped).
+_NOTHING = cast("Callable[[Any], None]", id)
+
+
+def cancel(timer: Timer | None) -> None:
+    """Make ``timer`` do nothing when it fires (it stays in the queue: O(1), no heap search).
+    Cancelling a timer that has fired already changes nothing; None is ignored."""
+    if timer is not None:
+        timer.fn = _NOTHING
 
 
 def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> Timer:
@@ -70,6 +80,43 @@ def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], N
     queue: list[Any] = env._queue
     heappush(queue, (env._now + delay, NORMAL, next(env._eid), t))
     return t
+
+
+def timer_pusher(
+    env: simpy.Environment, callback: Callable[[Any], None]
+) -> Callable[[float], Timer]:
+    """A function ``push(at)`` that schedules ``callback(timer)`` at ``at`` (seconds, >= now)
+    and returns the timer: the queue entry of ``call_later(env, at - env.now, callback)``
+    (its time ``now + (at - now)``, rounded as that call rounds it), for a caller that sets
+    many timers with one callback (a worker's)."""
+    queue: list[Any] = env._queue
+    eid = env._eid
+
+    def push(at: float) -> Timer:
+        t = _new(Timer)
+        t.fn = callback
+        now = env._now
+        heappush(queue, (now + (at - now), NORMAL, next(eid), t))
+        return t
+
+    return push
+
+
+def delay_pusher(
+    env: simpy.Environment, callback: Callable[[Any], None]
+) -> Callable[[float], Timer]:
+    """A function ``push(delay)``: ``call_later(env, delay, callback)`` with the environment
+    and the callback bound once."""
+    queue: list[Any] = env._queue
+    eid = env._eid
+
+    def push(delay: float) -> Timer:
+        t = _new(Timer)
+        t.fn = callback
+        heappush(queue, (env._now + delay, NORMAL, next(eid), t))
+        return t
+
+    return push
 
 
 def run(env: simpy.Environment) -> None:

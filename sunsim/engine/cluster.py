@@ -23,13 +23,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import simpy
 
+from sunsim.engine.arrivals import Arrivals
 from sunsim.engine.capacity import kv_capacity_blocks
 from sunsim.engine.clock import Timer, call_later
 from sunsim.engine.clock import run as run_events
@@ -43,7 +44,7 @@ from sunsim.engine.records import RecordSink, RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
 from sunsim.engine.router import Central, DecodeRouter, PrefillRouter, make_router
-from sunsim.engine.scheduler import DecodePolicy, reject_reason
+from sunsim.engine.scheduler import DecodePolicy
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
@@ -53,15 +54,14 @@ __all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "si
 
 _DONE = RequestStatus.DONE
 _INF = math.inf
-#: Trace rows the arrival loop turns into Python lists at a time.
-ARRIVAL_BLOCK = 1 << 16
 
 
-class ClusterSim:
+class ClusterSim(Arrivals):
     """Builds the workers of ``cluster`` in a fresh :class:`simpy.Environment`.
 
     Use :func:`simulate`; this class is the engine it drives.
 
+    Arrivals (:meth:`start_arrivals`) are :class:`~sunsim.engine.arrivals.Arrivals`'s.
     Counters: ``num_events`` (SimPy events scheduled), ``num_done`` (requests ended);
     ``next_seq()`` and ``next_admission_id()`` draw the cluster-wide increasing numbers that
     order KV arrivals and identify admissions into decode batches.
@@ -99,6 +99,7 @@ class ClusterSim:
         self.capacity_blocks = kv_capacity_blocks(cluster, decode_latency)
         self.policy = DecodePolicy(cluster.max_num_seqs, self.capacity_blocks, cluster.block_size)
         self.records = RecordTable(num_requests)
+        self._record_finish = self.records.finish
         self.num_requests = num_requests
         self.num_done = 0
         self._num_events = 0  # the arrival timers; the workers count their own
@@ -135,9 +136,10 @@ class ClusterSim:
         self.pool_routers: list[DecodeRouter] = []
         for p, count in enumerate(cluster.decode_workers):
             dws = []
+            loads: list[int] = []  # the pool's loads, one slot per worker
             for _ in range(count):
                 dw = DecodeWorker(
-                    self, len(self.decode_workers), p, self.decode_latency, self.policy
+                    self, len(self.decode_workers), p, self.decode_latency, self.policy, loads
                 )
                 self.decode_workers.append(dw)
                 dws.append(dw)
@@ -212,7 +214,7 @@ class ClusterSim:
         """Assign ``r`` to decode worker ``dw`` and transfer its KV over ``pw``'s link."""
         now = self.env.now
         r.routed_tokens = r.prompt_tokens + r.num_generated_tokens
-        dw.load += 1
+        dw.loads[dw.slot] += 1
         dw.load_tokens += r.routed_tokens
         ready = pw.link.transfer(now, num_tokens * self.kv_bytes_per_token)
         if r.kv_ready_at < 0:
@@ -229,91 +231,12 @@ class ClusterSim:
     def finish(self, r: Request, at: float) -> None:
         """``r`` finished at ``at`` (seconds): write its record."""
         r.status = _DONE
-        self.records.finish(r, at)
+        self._record_finish(r, at)
         self.num_done += 1
         if self.num_done >= self._progress_at:
             self._progress()
         if self.on_request_end is not None:
             self.on_request_end(at, r.request_id)
-
-    # -- arrivals ------------------------------------------------------------------------
-    def start_arrivals(
-        self,
-        arrival_s: Sequence[float] | np.ndarray,
-        model_idx: Sequence[int] | np.ndarray,
-        prompt: Sequence[int],
-        output: Sequence[int],
-    ) -> None:
-        """Schedule the arrivals (equal-length sequences or arrays, sorted): one timer per
-        distinct instant, read in blocks of :data:`ARRIVAL_BLOCK` rows. A list ``arrival_s``
-        may grow during the run: a closed loop appends its next arrival (at or after now) and
-        schedules :meth:`_arrive` itself (:mod:`sunsim.engine.closed_loop`)."""
-        self._arrival = (arrival_s, model_idx, prompt, output)
-        self._num_arrivals = len(arrival_s)
-        self._next = 0
-        self._block_lo = self._block_hi = 0
-        if self._num_arrivals:
-            self._load_block(0)
-            self.schedule(max(self._block[0][0], 0.0), self._arrive)
-
-    def _load_block(self, lo: int) -> None:
-        hi = min(lo + ARRIVAL_BLOCK, len(self._arrival[0]))
-        self._block: tuple[list[Any], ...] = tuple(
-            a[lo:hi].tolist() if isinstance(a, np.ndarray) else list(a[lo:hi])
-            for a in self._arrival
-        )
-        self._block_lo, self._block_hi = lo, hi
-
-    def _arrive(self, _ev: Any) -> None:
-        """Every request arriving now: reject it (:func:`reject_reason`) or queue it for
-        prefill; idle prefill workers start once all of this instant's arrivals are queued."""
-        now = self.env._now
-        max_len = self.decode_latency.max_model_len
-        B = self.cluster.block_size
-        cap = self.capacity_blocks
-        routers = self.prefill_routers
-        records = self.records
-        n = len(self._arrival[0])  # a closed loop's list grows during the run
-        i = self._next
-        touched = []
-        while i < n:
-            if i >= self._block_hi:
-                self._load_block(i)
-            lo = self._block_lo
-            arrival_s, model_idx, prompt, output = self._block
-            j = i - lo
-            m_end = self._block_hi - lo
-            while j < m_end and arrival_s[j] <= now:
-                t = arrival_s[j]
-                p = prompt[j]
-                o = output[j]
-                reason = reject_reason(p, o, max_len, cap, B)
-                if reason is not None:
-                    records.reject(lo + j, t, reason)
-                    self.num_done += 1
-                    if self.num_done >= self._progress_at:
-                        self._progress()
-                    if self.on_request_end is not None:
-                        self.on_request_end(now, lo + j)
-                else:
-                    m = model_idx[j]
-                    r = Request(lo + j, m, p, o, t)
-                    w = routers[m].choose_for(r)
-                    assert w is not None
-                    w.submit(r, defer=False)
-                    if not w.busy:
-                        touched.append(w)
-                j += 1
-            i = lo + j
-            if j < m_end:
-                break
-        self._next = i
-        for w in touched:  # all of this instant's arrivals are queued: start idle workers
-            w.start_if_idle()
-        if i < n:
-            if i >= self._block_hi:
-                self._load_block(i)
-            self.schedule(self._block[0][i - self._block_lo] - now, self._arrive)
 
 
 def _arrival_inputs(requests: pd.DataFrame, served: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,9 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sunsim.engine.clock import Timer, call_later
+from sunsim.engine.clock import Timer, cancel, timer_pusher
 from sunsim.engine.decode_stats import (
     ITL_BINS_PER_DECADE,
     ITL_MIN_S,
@@ -78,9 +78,12 @@ class DecodeWorker:
         pool_idx: which decode pool.
         latency: the decode module's latency model.
         policy: the scheduling policy (``max_num_seqs``, KV capacity and block size).
+        loads: the load list of the worker's pool (None: a list of its own).
 
-    Router view: ``load`` = requests assigned (in transfer, waiting or running);
-    ``load_tokens`` = their KV tokens when they were assigned; ``max_num_seqs``.
+    Router view: ``load`` = requests assigned (in transfer, waiting or running), kept at
+    ``loads[slot]``, a list the workers of a pool share (``loads``: the pool's list, grown by
+    one slot per worker; the routers read it whole); ``load_tokens`` = their KV tokens when
+    they were assigned; ``max_num_seqs``.
     ``central`` is the pool's :class:`~sunsim.engine.router.Central` router when there is
     one (the worker tells the cluster when it frees a slot while that router holds requests).
     """
@@ -92,6 +95,7 @@ class DecodeWorker:
         pool_idx: int,
         latency: LatencyModel,
         policy: DecodePolicy,
+        loads: list[int] | None = None,
     ) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
@@ -106,7 +110,9 @@ class DecodeWorker:
         bin_s = None if sim.defer_timeline else sim.timeline_bin_s
         self.stats = DecodeStats(policy.max_num_seqs, self.kv.capacity_tokens, bin_s)
         self.central: Central[DecodeWorker] | None = None
-        self.load = 0
+        self.loads: list[int] = [] if loads is None else loads
+        self.slot = len(self.loads)
+        self.loads.append(0)
         self.load_tokens = 0
         # requests: KV in flight, waiting, running; finishing iterations
         self.pending: list[tuple[float, int, Request]] = []  # heap (kv_ready_at, seq, r)
@@ -118,7 +124,8 @@ class DecodeWorker:
         self.idle = True
         self.timer: Timer | None = None  # the live timer; an older one that fires is stale
         self.timer_at = _INF  # when it fires (idle: the next KV arrival)
-        self._on_timer_cb: Callable[[Any], None] = self._on_timer
+        self._push: Callable[[float], Timer] = timer_pusher(self.env, self._on_timer)
+        self._commit = self.stats.commit
         self.num_events = 0  # timers scheduled (the cluster sums them)
         self.run_t0 = 0.0
         self.run_cum: list[float] = []  # cumulative seconds at the end of each iteration
@@ -126,7 +133,12 @@ class DecodeWorker:
         self.run_todo = 0
         self.run_n = 0
         self.run_fresh: list[Request] | None = None
-        self.plan_cap = 64
+        self.plan_cap = min(64, MAX_MACRO_ITERATIONS)
+
+    @property
+    def load(self) -> int:
+        """Requests assigned to the worker and not yet gone."""
+        return self.loads[self.slot]
 
     @property
     def capacity_tokens(self) -> int:
@@ -153,24 +165,25 @@ class DecodeWorker:
                 self._set_timer(self.run_t0 + cum[j - 1])
 
     def _set_timer(self, at: float) -> None:
-        """(Re)schedule the worker's one timer; the one it replaces is ignored when it fires."""
+        """(Re)schedule the worker's one timer; the one it replaces does nothing when it fires."""
         self.timer_at = at
         self.num_events += 1
-        env = self.env
-        self.timer = call_later(env, at - env._now, self._on_timer_cb)
+        cancel(self.timer)
+        self.timer = self._push(at)
 
     def _on_timer(self, ev: Timer) -> None:
-        if ev is self.timer:  # else superseded
-            self.timer_at = _INF
-            if not self.idle:
-                self._end_run()
-            self._boundary()
+        if ev is not self.timer:
+            return  # superseded
+        self.timer_at = _INF
+        if not self.idle:
+            self._end_run()
+        self._boundary()
 
     # -- leaving the batch ----------------------------------------------------------------
     def _remove(self, r: Request) -> None:
         """``r`` leaves the running batch (finished or preempted): its blocks and slot free."""
         self.kv.remove(r.kv_offset)
-        self.load -= 1
+        self.loads[self.slot] -= 1
         self.load_tokens -= r.routed_tokens
         central = self.central
         if central is not None and central.held:  # the pool holds requests for a free slot
@@ -189,7 +202,10 @@ class DecodeWorker:
     # -- iteration boundaries -----------------------------------------------------------
     def _boundary(self) -> None:
         """At an iteration boundary (or on waking): take arrived KV, apply the policy
-        (preempt, else admit FCFS), then plan the next run of iterations or go idle."""
+        (preempt, else admit FCFS), then plan the next run of iterations (up to the first
+        finish, the first boundary at or after a known KV arrival, a possible KV overflow,
+        or ``plan_cap`` iterations, adapted to how often runs get cut) and set the timer to
+        its end; or go idle."""
         now = self.env._now  # the property's value, without the call
         pending = self.pending
         waiting = self.waiting
@@ -197,22 +213,19 @@ class DecodeWorker:
             r = heappop(pending)[2]
             r.status = _WAITING
             waiting.append(r)
-        k = self.iteration + 1
+        base = self.iteration
+        k = base + 1
         kv = self.kv
-        policy = self.policy
         # growth: preempt the newest until this iteration's KV fits (the O(1) upper bound
-        # rules it out at most boundaries)
+        # rules it out at most boundaries: blocks_upper_bound(k) <= capacity exactly when
+        # last_safe_iteration(base) >= 1, a figure the run's plan reuses)
         preempted = False
-        if kv.num_seqs and kv.blocks_upper_bound(k) > kv.capacity_blocks:
-            blocks = kv.blocks_at(k)
-            while policy.must_preempt(blocks):
-                self._preempt_newest()
-                preempted = True
-                blocks = kv.blocks_at(k)
+        safe = kv.last_safe_iteration(base) if kv.num_seqs else 0
+        if kv.num_seqs and safe < 1:
+            preempted = self._preempt_to_fit(k)
         # admission, FCFS, when nothing was preempted (vLLM)
         fresh = None
-        max_seqs = self.max_num_seqs
-        if waiting and kv.num_seqs < max_seqs and not preempted:
+        if waiting and kv.num_seqs < self.max_num_seqs and not preempted:
             fresh = self._admit(now, k)
         n = kv.num_seqs
         if n == 0:
@@ -221,7 +234,45 @@ class DecodeWorker:
                 self._set_timer(pending[0][0])
             return
         self.idle = False
-        self._plan(now, n, preempted, fresh)
+        # the run: up to the first finish, at most plan_cap iterations
+        last = self.finish_heap[0][0] - base
+        cap_it = self.plan_cap
+        if last > cap_it:
+            last = cap_it
+        if preempted:
+            last = 1  # admission was skipped at this boundary; try at the next one
+        else:
+            # the last iteration whose KV surely fits (the batch as checked above, unless
+            # requests were admitted since)
+            i_max = kv.last_safe_iteration(base) if fresh else safe
+            if last > i_max:
+                last = i_max if i_max > 1 else 1
+        t_stop = pending[0][0] - now if pending else _INF
+        ctx1 = kv.sum_offset + n * k
+        cum = self.decode_run(n, ctx1, last, t_stop)
+        self.run_t0 = now
+        self.run_cum = cum
+        self.run_ctx1 = ctx1
+        self.run_todo = len(cum)
+        self.run_n = n
+        self.run_fresh = fresh or None
+        at = now + cum[-1]
+        self.timer_at = at
+        self.num_events += 1
+        self.timer = self._push(at)
+
+    def _preempt_to_fit(self, k: int) -> bool:
+        """Preempt the newest running requests while iteration ``k``'s KV does not fit;
+        True if any was."""
+        kv = self.kv
+        must_preempt = self.policy.must_preempt
+        preempted = False
+        blocks = kv.blocks_at(k)
+        while must_preempt(blocks):
+            self._preempt_newest()
+            preempted = True
+            blocks = kv.blocks_at(k)
+        return preempted
 
     def _admit(self, now: float, k: int) -> list[Request]:
         """Admit waiting requests in FCFS order while the policy allows, before iteration
@@ -264,49 +315,18 @@ class DecodeWorker:
             fresh.append(r)
         return fresh
 
-    def _plan(self, now: float, n: int, preempted: bool, fresh: list[Request] | None) -> None:
-        """Plan a run of iterations with the current batch, up to the first finish, the first
-        boundary at or after a known KV arrival, a possible KV overflow, or ``plan_cap``
-        iterations (adapted to how often runs get cut), and set the timer to its end."""
-        base = self.iteration
-        kv = self.kv
-        last = self.finish_heap[0][0] - base
-        cap_it = self.plan_cap
-        if cap_it > MAX_MACRO_ITERATIONS:
-            cap_it = MAX_MACRO_ITERATIONS
-        if last > cap_it:
-            last = cap_it
-        if preempted:
-            last = 1  # admission was skipped at this boundary; try at the next one
-        else:
-            # the last iteration whose KV surely fits
-            i_max = kv.last_safe_iteration(base)
-            if last > i_max:
-                last = i_max if i_max > 1 else 1
-        pending = self.pending
-        t_stop = pending[0][0] - now if pending else _INF
-        ctx1 = kv.sum_offset + n * (base + 1)
-        cum = self.decode_run(n, ctx1, last, t_stop)
-        self.run_t0 = now
-        self.run_cum = cum
-        self.run_ctx1 = ctx1
-        self.run_todo = len(cum)
-        self.run_n = n
-        self.run_fresh = fresh if fresh else None
-        self._set_timer(now + cum[-1])
-
     def _end_run(self) -> None:
         """The planned run (possibly cut short) ended now: account it, finish requests."""
         todo = self.run_todo
         self.run_todo = 0  # no run in progress: a delivery during this boundary cuts nothing
         cum = self.run_cum
-        if todo < len(cum):
-            self.plan_cap = max(32, 8 * todo)
+        if todo < len(cum):  # cut short: plan shorter runs (plan_cap <= MAX_MACRO_ITERATIONS)
+            self.plan_cap = min(MAX_MACRO_ITERATIONS, 8 * todo if todo > 4 else 32)
         elif self.plan_cap < MAX_MACRO_ITERATIONS:
             self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
         k = self.iteration + todo
         self.iteration = k
-        self.stats.commit(self.run_t0, cum, todo, self.run_n, self.run_ctx1, self.run_fresh)
+        self._commit(self.run_t0, cum, todo, self.run_n, self.run_ctx1, self.run_fresh)
         self.run_fresh = None
         fheap = self.finish_heap
         if not fheap or fheap[0][0] > k:

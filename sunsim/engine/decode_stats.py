@@ -25,8 +25,8 @@ ITL_NUM_BINS = ITL_BINS_PER_DECADE * 10  # 1 us .. 10^4 s
 #: Columns of the run log, one float64 each (counts are exact in float64 below 2**53).
 LOG_COLUMNS = ("t0", "busy", "kv", "n", "todo", "dt0", "dt1", "fresh")
 _NCOL = len(LOG_COLUMNS)
-#: Log rows a worker keeps before folding them into its distributions (about 1 MB).
-FOLD_ROWS = 1 << 14
+#: Log rows a worker keeps before folding them into its distributions (a few MB at most).
+FOLD_ROWS = 1 << 12
 
 
 def itl_bin(dt: float) -> int:
@@ -52,7 +52,8 @@ class DecodeStats:
     integral of KV tokens held; ``batch_time[b]`` = seconds spent at batch size ``b``;
     ``num_iterations``, ``num_tokens`` (decoded), ``num_preemptions``, ``peak_batch``.
 
-    The log (``log``, one flat float64 array) has one row of :data:`LOG_COLUMNS` per run of
+    The log (``log``, a flat list of floats: appending a tuple to a list is several times
+    cheaper than to an ``array``) has one row of :data:`LOG_COLUMNS` per run of
     iterations: start (s), busy seconds, KV token-seconds, batch size, iterations, the first
     and the last iteration's seconds, and the requests on their first iteration after
     (re)admission; ``fresh_gaps`` holds those requests' first ITL (s). Every
@@ -61,7 +62,8 @@ class DecodeStats:
     so memory stays bounded however long the run. Folding adds the rows' contributions in
     log order, the order a single pass over the whole log would use, so the results do not
     depend on when it happens. With ``timeline_bin_s=None`` the bin width is fixed by the
-    first call of :meth:`timeline` and the log is kept until then.
+    first call of :meth:`timeline` and the log is kept until then (every :data:`FOLD_ROWS`
+    rows moved into a compact float64 array, ``_held``).
     """
 
     def __init__(
@@ -78,10 +80,12 @@ class DecodeStats:
         self._num_fresh_gaps = 0
         self._peak_batch = 0
         self._batch_time = np.zeros(max_num_seqs + 1)
-        self.log = array("d")
-        self.fresh_gaps = array("d")
+        self.log: list[float] = []
+        self._held = array("d")  # log rows kept while the timeline's bins are unknown
+        self._held_gaps = array("d")  # and their fresh gaps
+        self.fresh_gaps: list[float] = []
         self.timeline_bin_s = timeline_bin_s
-        self._fold_len = FOLD_ROWS * _NCOL if timeline_bin_s is not None else -1
+        self._fold_len = FOLD_ROWS * _NCOL
         # folded distributions: timeline (busy, batch x s, KV token-s) of runs inside one bin,
         # the runs crossing bins (first and last bin, t0, busy, batch x s, KV token-s; split
         # at the end), the number of bins, KV occupancy seconds, ITL tokens
@@ -121,14 +125,24 @@ class DecodeStats:
                 gaps.append(end - r.last_token_at)
             nf = len(fresh)
         log = self.log
-        log.extend((t0, busy, kv_s, n, todo, cum[0], dt1, nf))
-        if len(log) == self._fold_len:
-            self._fold()
+        log += (t0, busy, kv_s, n, todo, cum[0], dt1, nf)
+        if len(log) >= self._fold_len:
+            if self.timeline_bin_s is None:  # keep the rows, compactly, until bins are known
+                self._held.fromlist(log)
+                log.clear()
+                self._held_gaps.fromlist(self.fresh_gaps)
+                self.fresh_gaps.clear()
+            else:
+                self._fold()
 
     # -- distributions: the log folded in, in log order ---------------------------------
     def _fold(self) -> None:
         """Fold the log rows and fresh gaps into the distributions and clear them."""
-        g = np.frombuffer(self.log, dtype=float).reshape(-1, _NCOL)
+        g = np.array(self.log, dtype=float)
+        if len(self._held):
+            g = np.concatenate((np.frombuffer(self._held, dtype=float), g))
+            self._held = array("d")
+        g = g.reshape(-1, _NCOL)
         if len(g):
             self._fold_counters(g)
             tl = (g[:, 0], g[:, 1], g[:, 3] * g[:, 1], g[:, 2])
@@ -138,13 +152,16 @@ class DecodeStats:
                 self._tl_pending.append(np.stack(tl))
             self._fold_kv(g[:, 1], g[:, 2])
             self._fold_itl(g)
-        if len(self.fresh_gaps):
-            self._num_fresh_gaps += len(self.fresh_gaps)
-            gaps = np.frombuffer(self.fresh_gaps, dtype=float)
+        gaps = np.array(self.fresh_gaps, dtype=float)
+        if len(self._held_gaps):
+            gaps = np.concatenate((np.frombuffer(self._held_gaps, dtype=float), gaps))
+            self._held_gaps = array("d")
+        if len(gaps):
+            self._num_fresh_gaps += len(gaps)
             self._itl += np.bincount(_itl_bins(gaps), minlength=ITL_NUM_BINS).astype(np.int64)
         del g
-        self.log = array("d")
-        self.fresh_gaps = array("d")
+        self.log = []
+        self.fresh_gaps = []
 
     def _fold_counters(self, g: np.ndarray) -> None:
         """Counters over the rows, summed in row order (``np.cumsum`` and ``np.add.at`` add

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from sunsim.engine.clock import call_later
+from sunsim.engine.clock import call_later, delay_pusher
 from sunsim.engine.kv_link import KvLink
 from sunsim.engine.request import Request, RequestStatus
 
@@ -49,6 +49,10 @@ class PrefillWorker:
         self.num_batches = 0
         self.num_tokens = 0
         self.num_events = 0  # timers scheduled (the cluster sums them)
+        self.budget = sim.cluster.max_num_batched_tokens
+        self.prefill_time = sim.prefill_latency.prefill_time
+        #: schedules the running batch's end (now + its duration)
+        self._push = delay_pusher(self.env, self._done)
         #: the prefix cache (:mod:`sunsim.engine.prefix_hooks`); None: caching off
         self.prefix: WorkerPrefix | None = None
 
@@ -70,7 +74,8 @@ class PrefillWorker:
         else:
             self.queue.append(r)
         self.load += 1
-        self.load_tokens += self.tokens_to_prefill(r)
+        g = r.num_generated_tokens  # tokens_to_prefill(r), inlined
+        self.load_tokens += r.prompt_tokens + (g - 1 if g > 1 else 0)
         if defer and not self.busy and not self.start_scheduled:
             self.start_scheduled = True
             self.num_events += 1
@@ -88,34 +93,30 @@ class PrefillWorker:
         if not q:
             self.busy = False
             return
-        now = self.env.now
-        budget = self.sim.cluster.max_num_batched_tokens
-        batch: list[Request] = []
-        lens: list[int] = []
-        tokens = 0
-        pc = self.prefix
-        hits: list[int] = []
-        while q:
-            r = q[0]
-            n = self.tokens_to_prefill(r)
-            hit = pc.lookup(r, n) if pc is not None else 0
-            if batch and tokens + n - hit > budget:
-                break
-            q.popleft()
-            batch.append(r)
-            lens.append(n)
-            tokens += n - hit
-            if pc is not None:
-                pc.admit(r, hit)
-                hits.append(hit)
-            r.status = _PREFILLING
-            if r.prefill_started_at < 0:
-                r.prefill_started_at = now
-                r.prefill_worker = self.wid
-        if pc is None:
-            dt = self.sim.prefill_latency.prefill_time(lens)
+        if self.prefix is not None:
+            batch, lens, tokens, dt = self._cached_batch()
         else:
-            dt = pc.start_batch(lens, hits)
+            now = self.env._now
+            budget = self.budget
+            wid = self.wid
+            batch = []
+            lens = []
+            tokens = 0
+            while q:
+                r = q[0]
+                g = r.num_generated_tokens  # tokens_to_prefill(r), inlined
+                n = r.prompt_tokens + (g - 1 if g > 1 else 0)
+                if batch and tokens + n > budget:
+                    break
+                q.popleft()
+                batch.append(r)
+                lens.append(n)
+                tokens += n
+                r.status = _PREFILLING
+                if r.prefill_started_at < 0:
+                    r.prefill_started_at = now
+                    r.prefill_worker = wid
+            dt = self.prefill_time(lens)
         self.busy = True
         self.batch = batch
         self.batch_lens = lens
@@ -123,7 +124,37 @@ class PrefillWorker:
         self.num_batches += 1
         self.num_tokens += tokens
         self.num_events += 1
-        call_later(self.env, dt, self._done)
+        self._push(dt)
+
+    def _cached_batch(self) -> tuple[list[Request], list[int], int, float]:
+        """The next batch with the prefix cache on: each request's cached blocks are not
+        computed (they count neither in the budget nor in the step time)."""
+        pc = self.prefix
+        assert pc is not None
+        q = self.queue
+        now = self.env._now
+        budget = self.budget
+        batch: list[Request] = []
+        lens: list[int] = []
+        tokens = 0
+        hits: list[int] = []
+        while q:
+            r = q[0]
+            n = self.tokens_to_prefill(r)
+            hit = pc.lookup(r, n)
+            if batch and tokens + n - hit > budget:
+                break
+            q.popleft()
+            batch.append(r)
+            lens.append(n)
+            tokens += n - hit
+            pc.admit(r, hit)
+            hits.append(hit)
+            r.status = _PREFILLING
+            if r.prefill_started_at < 0:
+                r.prefill_started_at = now
+                r.prefill_worker = self.wid
+        return batch, lens, tokens, pc.start_batch(lens, hits)
 
     def _done(self, _ev: Any) -> None:
         batch, lens = self.batch, self.batch_lens
@@ -139,4 +170,8 @@ class PrefillWorker:
             self.load -= 1
             self.load_tokens -= n
             on_prefilled(r, self, n)
-        self._start()
+        if self.queue:
+            self._start()
+        else:
+            self.start_scheduled = False
+            self.busy = False

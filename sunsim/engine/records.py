@@ -1,11 +1,12 @@
 """Per-request records: written once when a request ends, turned into columns in trace order.
 
-A finished request appends one row of floats to a flat buffer (cheap in the event loop);
-the columns are built from the buffer (scattered by request id) when the table becomes a
-DataFrame. With a ``sink`` (a :class:`RecordSink`, e.g. a Parquet writer) the table streams:
-every ``chunk_rows`` consecutive trace rows form one frame, handed to the sink as soon as
-all of its requests have ended, in trace order, so memory holds only the chunks with
-requests still in flight (not the whole run).
+A finished request appends one row of values to a list (cheap in the event loop), moved
+into a flat float64 buffer every :data:`_FLUSH_ROWS` rows; the columns are built from the
+buffer (scattered by request id) when the table becomes a DataFrame. With a ``sink`` (a
+:class:`RecordSink`, e.g. a Parquet writer) the table streams: every ``chunk_rows``
+consecutive trace rows form one frame, handed to the sink as soon as all of its requests have
+ended, in trace order, so memory holds only the chunks with requests still in flight (not the
+whole run).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ _REJECT_CODE = {r: i + 1 for i, r in enumerate(RejectReason)}
 _ROW = 9
 #: Rows buffered before a streaming table moves them into its chunks.
 _DRAIN_ROWS = 1 << 16
+#: Rows appended to the row list before they move into the float64 buffer.
+_FLUSH_ROWS = 1 << 12
 
 
 class RecordSink(Protocol):
@@ -45,6 +48,7 @@ class RecordTable:
     def __init__(self, n: int) -> None:
         self.n = n
         self.buf = array("d")  # finished rows, _ROW floats each, in finishing order
+        self._rows: list[float] = []  # the latest rows, not yet in buf
         self.reason = np.zeros(n, dtype=np.int8)
         self.num_ended = 0
         self.served: list[str] = []
@@ -76,22 +80,27 @@ class RecordTable:
 
     def finish(self, r: Request, at: float) -> None:
         """Write the row of finished request ``r`` (it finished at ``at``, seconds)."""
-        buf = self.buf
-        buf.extend(
-            (
-                r.request_id,
-                r.prefill_started_at,
-                r.first_token_at,
-                r.kv_ready_at,
-                r.decode_started_at,
-                at,
-                r.prefill_worker,
-                r.decode_worker,
-                r.num_preemptions,
-            )
+        rows = self._rows
+        rows += (
+            r.request_id,
+            r.prefill_started_at,
+            r.first_token_at,
+            r.kv_ready_at,
+            r.decode_started_at,
+            at,
+            r.prefill_worker,
+            r.decode_worker,
+            r.num_preemptions,
         )
         self.num_ended += 1
-        if len(buf) == self._drain_len:
+        if len(rows) >= _FLUSH_ROWS * _ROW:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Move the row list into ``buf``; a streaming table drains a full buffer."""
+        self.buf.fromlist(self._rows)
+        self._rows.clear()
+        if 0 <= self._drain_len <= len(self.buf):
             self._drain()
 
     def reject(self, rid: int, at: float, reason: RejectReason) -> None:
@@ -106,6 +115,8 @@ class RecordTable:
     # -- building columns -----------------------------------------------------------------
     def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
         """The buffered rows' request ids and values ((rows, 8) float64); clears the buffer."""
+        self.buf.fromlist(self._rows)
+        self._rows.clear()
         rows = np.frombuffer(self.buf, dtype=float).reshape(-1, _ROW).copy()
         self.buf = array("d")
         return rows[:, 0].astype(np.int64), rows[:, 1:]

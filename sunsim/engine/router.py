@@ -26,7 +26,11 @@ Policies:
   a request to one worker's queue when its prefill ends, so a request can wait behind a long
   one while another worker idles. For prefill, ``central`` is ``least_loaded``.
 
-Cost is O(workers in the pool) per routing decision (pools hold tens of workers).
+Cost is O(workers in the pool) per routing decision (pools hold tens of workers). When the
+workers of a pool keep their loads in one shared list (``loads``, worker ``i``'s at index
+``i``, as decode workers do), ``least_loaded`` and ``central`` read that list with the
+built-in ``min`` and ``list.index`` (the same choice, ties to the lowest index, without a
+Python-level call per worker).
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
 class Routable(Protocol):
     """What a router reads of a worker."""
 
-    load: int
+    @property
+    def load(self) -> int: ...
+
     load_tokens: int
 
 
@@ -55,7 +61,11 @@ W = TypeVar("W", bound=Routable)
 
 
 class Router(Generic[W]):
-    """Picks one of ``workers``. ``prefill`` selects the prefill meaning of load."""
+    """Picks one of ``workers``. ``prefill`` selects the prefill meaning of load.
+    ``reads_request``: whether :meth:`choose_for` looks at the request (else it is
+    :meth:`choose`, which callers may call directly)."""
+
+    reads_request = False
 
     def __init__(
         self, workers: Sequence[W], rng: np.random.Generator, prefill: bool = False
@@ -63,6 +73,8 @@ class Router(Generic[W]):
         self.workers = list(workers)
         self.rng = rng
         self.prefill = prefill
+        #: the pool's shared load list when its workers keep one (see the module docstring)
+        self.loads: list[int] | None = _shared_loads(self.workers)
 
     def choose(self) -> W | None:
         """The worker for the next request; None only for :class:`Central` (hold it)."""
@@ -93,7 +105,13 @@ class LeastLoaded(Router[W]):
         if len(ws) == 1:
             return ws[0]
         if self.prefill:
+            if len(ws) == 2:  # min(ws, key=_tokens) without the calls: ties to the first
+                a, b = ws
+                return b if b.load_tokens < a.load_tokens else a
             return min(ws, key=_tokens)
+        loads = self.loads
+        if loads is not None:
+            return ws[loads.index(min(loads))]
         return min(ws, key=_load)
 
 
@@ -132,6 +150,19 @@ class PowerOfTwo(Router[W]):
 
 
 _load = attrgetter("load")
+
+
+def _shared_loads(workers: Sequence[object]) -> list[int] | None:
+    """The load list ``workers`` share (worker ``i`` at slot ``i``), or None."""
+    loads = getattr(workers[0], "loads", None) if workers else None
+    if loads is None or len(loads) != len(workers):
+        return None
+    for i, w in enumerate(workers):
+        if getattr(w, "loads", None) is not loads or getattr(w, "slot", -1) != i:
+            return None
+    return loads
+
+
 _tokens = attrgetter("load_tokens")
 
 #: A request held by a :class:`Central` router: (request, its prefill worker, KV tokens).
@@ -153,6 +184,11 @@ class Central(Router[W]):
     def choose(self) -> W | None:
         if self.prefill:
             return min(self.workers, key=_tokens)
+        loads = self.loads
+        if loads is not None:
+            i = loads.index(min(loads))
+            w = self.workers[i]
+            return w if loads[i] < w.max_num_seqs else None  # type: ignore[attr-defined]
         w = min(self.workers, key=_load)
         return w if w.load < w.max_num_seqs else None  # type: ignore[attr-defined]
 
@@ -184,6 +220,7 @@ class KvAware(Router[W]):
     """
 
     overlap_weight = 1.0
+    reads_request = True
 
     def choose(self) -> W:
         return min(self.workers, key=_tokens)
