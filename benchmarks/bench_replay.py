@@ -84,39 +84,39 @@ def child(
     cl = s.cluster(mode, weights)
     gpu, spec = get_gpu("h100"), SPECS["llama-3.1-8b"]
     lat = RooflineLatency(gpu, spec, "bf16")
+    rss_trace_mb = _peak_rss_mb()
     cpu0 = time.process_time()
-    if stream:  # records to Parquet row groups as they complete, summary columns read back
-        from sunsim.runs.stream import ParquetRecordSink, read_summary_records
+    records = None
+    if stream:  # records to Parquet row groups as they complete, summary read from the file
+        from sunsim.runs.stream import ParquetColumns, ParquetRecordSink
 
         path = f"{stream}/records_{mode}.parquet"
         with ParquetRecordSink(path) as sink:
             res = simulate(df, cl, lat, lat, seed=seed, records_sink=sink)
-        del df
-        rss_sim_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t1 = time.perf_counter()
-        res.records = read_summary_records(path)
-        summary = _summary(res)
-        t_summary = time.perf_counter() - t1
+        records = ParquetColumns(path)
     else:
         res = simulate(df, cl, lat, lat, seed=seed)
-        rss_sim_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t1 = time.perf_counter()
-        summary = _summary(res)
-        t_summary = time.perf_counter() - t1
+    del df
+    cpu_sim_s = time.process_time() - cpu0
+    rss_sim_mb = _peak_rss_mb()
+    t1 = time.perf_counter()
+    summary, vllm = _summary(res, records)  # as `sunsim replay` makes them
+    t_summary = time.perf_counter() - t1
     cpu_s = time.process_time() - cpu0
-    rec = res.records
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _peak_rss_mb()
     return {
         "mode": mode,
         "requests": n,
         "trace_gen_s": round(t_gen, 2),
         "wall_s": round(res.wall_s, 2),
         "requests_per_wall_s": round(n / res.wall_s),
-        "cpu_s": round(cpu_s, 2),
+        "cpu_s": round(cpu_s, 2),  # simulate() and the summary, as in earlier figures
         "requests_per_cpu_s": round(n / cpu_s),
+        "cpu_s_simulate": round(cpu_sim_s, 2),
         "events": res.num_events,
         "events_per_wall_s": round(res.num_events / res.wall_s),
         "peak_rss_mb": round(rss_mb),
+        "peak_rss_mb_to_end_of_trace": round(rss_trace_mb),
         "peak_rss_mb_to_end_of_simulate": round(rss_sim_mb),
         "sim_span_s": round(res.sim_end_s),
         "mean_batch": round(
@@ -128,19 +128,29 @@ def child(
         ),
         "decode_pools": list(cl.decode_workers),
         "prefill_workers": list(cl.prefill_workers),
-        "finished": int((rec.status == "finished").sum()),
-        "preemptions": int(rec.num_preemptions.sum()),
+        "finished": summary.requests.finished,
+        "preemptions": summary.requests.preemptions,
         "summary_s": round(t_summary, 2),
-        "ttft_p99_s": summary["latency_s"]["ttft_s_p99"],
+        "ttft_p99_s": summary.latency_s.ttft_s_p99,
+        "mean_tpot_ms": vllm["mean_tpot_ms"],
         "records_streamed_to": f"{stream}/records_{mode}.parquet" if stream else None,
     }
 
 
-def _summary(res) -> dict:  # noqa: ANN001
+def _summary(res, records):  # noqa: ANN001, ANN202
+    """The run's summary and its vLLM-named metrics (means need the records: the frame in
+    memory, or the streamed file read one column at a time)."""
     from sunsim.metrics import summarize
+    from sunsim.metrics.benchmark import design_metrics
     from sunsim.specs import SloSpec
 
-    return summarize(res, SloSpec()).to_dict()
+    summary = summarize(res, SloSpec(), records)
+    return summary, design_metrics(summary, None, res.records if records is None else records)
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MB; Linux ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
