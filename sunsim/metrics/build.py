@@ -7,12 +7,11 @@ the engine's objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sunsim.metrics.columns import LatencyStats, RecordColumns, RecordStats, record_stats
+from sunsim.metrics.columns import RecordColumns, RecordStats, record_stats
 from sunsim.metrics.latency import PERCENTILES, itl_percentiles
 from sunsim.metrics.summary import (
     DecodeUtilisation,
@@ -56,7 +55,7 @@ def summarize(
     cl = result.cluster
     window = st.window_s
     tput = st.output_tokens / window if window and window > 0 else NAN
-    overall = _percentile_fields(st, lambda ls: ls.percentiles)
+    overall = _percentile_fields(st)
     overall.update(itl_percentiles(result.itl_hist))
     attainment = st.slo_met / st.total if st.total else NAN
     hetero = cl.prefill_gpu is not None or cl.decode_gpu is not None  # a pool's own GPU
@@ -114,14 +113,14 @@ def summarize(
     )
 
 
-def _percentile_fields(
-    st: RecordStats, pick: Callable[[LatencyStats], tuple[float, ...]]
-) -> dict[str, float]:
-    """``ttft_s_p50`` ... ``e2e_s_p99`` from the percentiles ``pick`` takes of each latency."""
+def _percentile_fields(st: RecordStats, model: str | None = None) -> dict[str, float]:
+    """``ttft_s_p50`` ... ``e2e_s_p99``: of all finished requests, or of ``model``'s."""
     return {
         f"{col}_p{p}": v
         for col, ls in st.latency.items()
-        for p, v in zip(PERCENTILES, pick(ls), strict=True)
+        for p, v in zip(
+            PERCENTILES, ls.percentiles if model is None else ls.per_model[model], strict=True
+        )
     }
 
 
@@ -142,7 +141,7 @@ def _per_model(st: RecordStats) -> dict[str, ModelSummary]:
             num_finished=st.model_finished[m],
             num_requests=n,
             slo_attainment=st.model_slo_met[m] / n if n else NAN,
-            **_percentile_fields(st, lambda ls, _m=m: ls.per_model[_m]),
+            **_percentile_fields(st, m),
         )
     return out
 

@@ -53,7 +53,7 @@ class FrameColumns:
         return len(self.records)
 
     def values(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
-        v = self.records[name].to_numpy()
+        v: np.ndarray = self.records[name].to_numpy()
         return v if rows is None else v[rows]
 
     def labels(self, name: str) -> pd.Series:

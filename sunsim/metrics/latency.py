@@ -42,7 +42,7 @@ def slo_met_values(
         ok_tpot = np.isnan(tpot_s) | (tpot_s <= slo.tpot_s)
         ok_tpot &= ttft_s <= slo.ttft_s
     ok_tpot &= finished
-    return ok_tpot
+    return np.asarray(ok_tpot, dtype=bool)
 
 
 def percentiles_of(values: np.ndarray, percentiles: Iterable[int] = PERCENTILES) -> list[float]:
