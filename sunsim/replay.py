@@ -219,10 +219,10 @@ def run_replay(
 
     ``on_progress(mode, fraction)`` is called as each mode advances. With ``records_dir``,
     each mode's records stream to ``records_dir/records_<mode>.parquet`` in row groups as
-    the run goes (:class:`sunsim.runs.stream.ParquetRecordSink`); the summary is made from
-    the columns read back and the result's ``records`` holds only those columns
-    (:data:`sunsim.runs.stream.SUMMARY_COLUMNS`), so a long trace's records never sit in
-    memory whole.
+    the run goes (:class:`sunsim.runs.stream.ParquetRecordSink`); the summary reads the
+    file back one column at a time (:class:`sunsim.runs.stream.ParquetColumns`), the
+    result's ``records`` is an empty frame and ``extra["records_path"]`` names the file, so
+    a long trace's records never sit in memory whole.
     """
     wl = workload if workload is not None else load_workload(s)
     req = wl.requests
@@ -239,6 +239,8 @@ def run_replay(
             cache[key] = m
             notes.append(note)
         return cache[key]
+
+    from sunsim.runs.stream import result_records
 
     results: dict[str, SimResult] = {}
     summaries: dict[str, RunSummary] = {}
@@ -258,17 +260,16 @@ def run_replay(
         elif records_dir is None:
             res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
         else:
-            from sunsim.runs.stream import ParquetRecordSink, read_summary_records
+            from sunsim.runs.stream import ParquetRecordSink
 
             path = Path(records_dir) / f"records_{mode}.parquet"
             with ParquetRecordSink(path) as sink:
                 res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb, records_sink=sink)
-            res.records = read_summary_records(path)
             res.extra["records_path"] = str(path)
         if records_dir is None:  # session_id, turn: only when the trace has them
             add_session_columns(res.records, req)
         results[mode] = res
-        summaries[mode] = summarize(res, s.slo)
+        summaries[mode] = summarize(res, s.slo, result_records(res))
     return ReplayResult(s, wl, results, summaries, notes)
 
 

@@ -101,7 +101,10 @@ def test_vllm_metrics_by_hand():
     # two finished requests: 3 and 5 output tokens; decode spans 0.2 s and 0.8 s
     rec = pd.DataFrame(
         {
+            "model": ["a", "b", "a"],
             "status": ["finished", "finished", "rejected"],
+            "reject_reason": ["", "", "exceeds_kv_capacity"],
+            "num_preemptions": [0, 1, 0],
             "prompt_tokens": [100, 300, 50],
             "output_tokens": [3, 5, 4],
             "first_token_at": [1.0, 2.0, np.nan],

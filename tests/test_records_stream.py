@@ -15,7 +15,8 @@ from sunsim.engine import records as records_mod
 from sunsim.engine import simulate
 from sunsim.latency.roofline import RooflineLatency
 from sunsim.metrics import summarize
-from sunsim.runs.stream import ParquetRecordSink, read_summary_records
+from sunsim.metrics.benchmark import design_metrics
+from sunsim.runs.stream import ParquetColumns, ParquetRecordSink
 from sunsim.specs import MODELS, SloSpec, get_gpu
 from sunsim.traces import synth_trace
 
@@ -45,13 +46,60 @@ def test_streamed_records_equal_in_memory(tmp_path, monkeypatch, chunk_rows):
     back = pd.read_parquet(path)
     pd.testing.assert_frame_equal(back, mem.records, check_categorical=True)
     assert (mem.records["status"] == "rejected").sum() == 1
-    # the summary from the columns read back is the in-memory summary
-    slo = SloSpec()
-    streamed.records = read_summary_records(path)
-    a, b = summarize(mem, slo).to_dict(), summarize(streamed, slo).to_dict()
-    for d in (a, b):
+    # the summary read from the file one column at a time is the in-memory summary, exactly
+    slo = SloSpec(ttft_s=0.5, tpot_s=0.05)
+    cols = ParquetColumns(path)
+    a, b = summarize(mem, slo), summarize(streamed, slo, cols)
+    assert 0 < a.slo.attainment < 1 and a.requests.rejected == 1
+    da, db = a.to_dict(), b.to_dict()
+    for d in (da, db):
         d["sim"].pop("wall_s")
-    assert a == b
+    assert json.dumps(da) == json.dumps(db)  # same keys in the same order, same bits
+    ma, mb = design_metrics(a, records=mem.records), design_metrics(b, records=cols)
+    assert json.dumps(ma) == json.dumps(mb)
+    assert all(ma[f"mean_{k}_ms"] > 0 for k in ("ttft", "tpot", "itl", "e2el"))
+
+
+def test_parquet_columns_summary_with_an_idle_model_and_rejections(tmp_path):
+    """A served model without requests keeps its (empty) per-model row, rejected requests
+    are counted by reason, and the streamed file's summary is the in-memory one."""
+    served = ("a", "idle", "b")
+    df = synth_trace(num_requests=600, rate=80.0, served=("b", "a"), rng=np.random.default_rng(1))
+    df.loc[[3, 50, 51], "prompt_tokens"] = 300_000  # rejected: over max_model_len
+    cl = Scenario(served_models=served, decode_workers=(3,), prefill_workers=(1, 1, 1)).cluster(
+        "sun", [1.0, 1.0, 1.0]
+    )
+    lat = RooflineLatency(get_gpu("h100"), MODELS["llama-3.1-8b"], "bf16")
+    mem = simulate(df, cl, lat, lat, seed=0)
+    path = tmp_path / "r.parquet"
+    with ParquetRecordSink(path) as sink:
+        streamed = simulate(df, cl, lat, lat, seed=0, records_sink=sink)
+    slo = SloSpec()
+    a, b = summarize(mem, slo), summarize(streamed, slo, ParquetColumns(path))
+    assert list(a.per_model) == ["b", "a", "idle"]  # first appearance, then unused models
+    assert a.per_model["idle"].num_requests == 0 and np.isnan(a.per_model["idle"].ttft_s_p50)
+    assert a.requests.rejected == 3 and sum(a.requests.rejected_by_reason.values()) == 3
+    da, db = a.to_dict(), b.to_dict()
+    for d in (da, db):
+        d["sim"].pop("wall_s")
+    assert json.dumps(da) == json.dumps(db)
+
+
+def test_parquet_columns_reads_one_column_and_names_a_missing_one(tmp_path):
+    from sunsim.errors import TraceError
+
+    path = tmp_path / "r.parquet"
+    frame = pd.DataFrame({"ttft_s": [0.5, np.nan, 1.5], "num_preemptions": [0, 2, 1]})
+    with ParquetRecordSink(path) as sink:
+        sink.write(frame.iloc[:2])
+        sink.write(frame.iloc[2:])
+    cols = ParquetColumns(path)
+    assert len(cols) == 3 and sink.num_row_groups == 2
+    np.testing.assert_array_equal(cols.values("ttft_s"), [0.5, np.nan, 1.5])
+    got = cols.values("num_preemptions", np.array([False, True, True]))
+    assert got.dtype == np.int64 and got.tolist() == [2, 1]
+    with pytest.raises(TraceError, match=r"r\.parquet: no column 'status'"):
+        cols.labels("status")
 
 
 def test_replay_stream_records_gives_the_same_run_dir(tmp_path):
@@ -60,12 +108,15 @@ def test_replay_stream_records_gives_the_same_run_dir(tmp_path):
     from sunsim.cli import app
 
     runner = CliRunner()
-    args = ["replay", "--no-progress", "--max-requests", "400", "--latency", "roofline"]
+    args = ["replay", "--no-progress", "--max-requests", "400", "--latency", "roofline", "--json"]
     a, b = tmp_path / "mem", tmp_path / "streamed"
     r = runner.invoke(app, [*args, "--out", str(a)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    ja = json.loads(r.stdout)
     r = runner.invoke(app, [*args, "--out", str(b), "--stream-records"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == ja  # vLLM-named metrics, means from the streamed file
+    assert ja["designs"]["sun"]["mean_ttft_ms"] > 0
     for mode in ("partitioned", "sun", "qsun"):
         name = f"records_{mode}.parquet"
         pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))

@@ -240,20 +240,20 @@ class ClusterSim(Arrivals):
 
 
 def _arrival_inputs(requests: pd.DataFrame, served: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``arrival_s`` (float) and each request's served-model index (int64); ConfigError for
-    a model that is not served or arrivals out of order."""
-    models = requests["model"].astype(str)
-    unknown = sorted(set(models.unique()) - set(served))
+    """``arrival_s`` (float) and each request's served-model index (int64, from category codes:
+    no string per request); ConfigError for a model not served or arrivals out of order."""
+    cat = requests["model"].astype("category").cat
+    codes, names = cat.codes.to_numpy(), [str(c) for c in cat.categories]
+    unknown = sorted({names[c] if c >= 0 else "nan" for c in np.unique(codes)} - set(served))
     if unknown:
         raise ConfigError(
             f"trace requests are labelled with models {unknown} that are not served "
             f"({', '.join(served)}); pass --models with those names"
         )
     arrival = requests["arrival_s"].to_numpy(dtype=float)
-    if len(arrival) and np.any(np.diff(arrival) < 0):
+    if len(arrival) and np.any(arrival[1:] < arrival[:-1]):
         raise ConfigError("requests must be sorted by arrival_s")
-    idx_of = {m: i for i, m in enumerate(served)}
-    return arrival, models.map(idx_of).to_numpy(dtype=np.int64)
+    return arrival, np.fromiter((served.index(n) if n in served else -1 for n in names), int)[codes]
 
 
 def simulate(

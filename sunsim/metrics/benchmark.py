@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sunsim.metrics.columns import RecordColumns, RecordStats, record_stats
 from sunsim.metrics.cost import DesignCost
-from sunsim.metrics.latency import slo_met
 from sunsim.metrics.summary import RunSummary
 from sunsim.specs import SloSpec
 
@@ -43,16 +43,18 @@ _STEMS = {"ttft": "ttft_s", "tpot": "tpot_s", "itl": "itl_s", "e2el": "e2e_s"}
 def design_metrics(
     s: RunSummary,
     cost: DesignCost | None = None,
-    records: pd.DataFrame | None = None,
+    records: pd.DataFrame | RecordColumns | None = None,
     itl_hist: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """One design's flat metrics (see the module docstring for every key and unit).
 
-    ``records``: the run's per-request records (one row per request) for means, standard
-    deviations, input tokens and goodput; ``itl_hist``: (token counts per bin, bin edges in
-    seconds) for ``std_itl_ms``.
+    ``records``: the run's per-request records (one row per request; a frame, or
+    :class:`~sunsim.metrics.columns.RecordColumns` such as records streamed to Parquet) for
+    means, standard deviations, input tokens and goodput (read one column at a time,
+    :func:`~sunsim.metrics.columns.record_stats`); ``itl_hist``: (token counts per bin, bin
+    edges in seconds) for ``std_itl_ms``.
     """
-    fin = None if records is None else records[records["status"] == "finished"]
+    st = None if records is None else record_stats(records, _slo(s))
     window = s.throughput.window_s
     row: dict[str, Any] = {
         "design": s.mode,
@@ -73,12 +75,11 @@ def design_metrics(
             "saving_usd_per_hour_vs_partitioned": cost.saving_usd_per_hour,
             "saving_pct_vs_partitioned": cost.saving_pct,
         }
-    in_tokens = float(fin["prompt_tokens"].sum()) if fin is not None else NAN
+    in_tokens = float(st.input_tokens) if st is not None else NAN
     out_tokens = float(s.throughput.output_tokens)
     good = NAN
-    if records is not None and window and window > 0:
-        slo = SloSpec(s.slo.ttft_s, s.slo.tpot_s, s.slo.target)
-        good = float((slo_met(records, slo) & (records["status"] == "finished")).sum()) / window
+    if st is not None and window and window > 0:
+        good = float(st.slo_met) / window
     row |= {
         "duration": window,
         "completed": s.requests.finished,
@@ -95,30 +96,30 @@ def design_metrics(
         "preemptions": s.requests.preemptions,
     }
     for stem, col in _STEMS.items():
-        row |= _latency_stats(s, stem, col, fin, itl_hist)
+        row |= _latency_stats(s, stem, col, st, itl_hist)
     return row
+
+
+def _slo(s: RunSummary) -> SloSpec:
+    return SloSpec(s.slo.ttft_s, s.slo.tpot_s, s.slo.target)
 
 
 def _latency_stats(
     s: RunSummary,
     stem: str,
     col: str,
-    fin: pd.DataFrame | None,
+    st: RecordStats | None,
     itl_hist: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, float]:
     """``mean/median/std/p90/p99_<stem>_ms`` of one latency."""
     lat = s.latency_s
     pct = {p: getattr(lat, f"{col}_p{p}") * 1e3 for p in (50, 90, 99)}
     mean = std = NAN
-    if fin is not None and stem != "itl":
-        v = fin[col].dropna().to_numpy(dtype=float) * 1e3
-        if len(v):
-            mean, std = float(v.mean()), float(v.std())
-    elif fin is not None:
-        multi = fin[fin["output_tokens"] > 1]
-        steps = float((multi["output_tokens"] - 1).sum())
-        if steps > 0:
-            mean = float((multi["finished_at"] - multi["first_token_at"]).sum()) / steps * 1e3
+    if st is not None and stem != "itl":
+        mean, std = st.latency[col].mean_ms, st.latency[col].std_ms
+    elif st is not None:
+        if st.decode_steps > 0:
+            mean = st.decode_s / st.decode_steps * 1e3
         if itl_hist is not None:
             std = _hist_std_ms(*itl_hist)
     return {

@@ -7,11 +7,12 @@ the engine's objects.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sunsim.metrics.latency import itl_percentiles, latency_percentiles, slo_met
+from sunsim.metrics.columns import RecordColumns, RecordStats, record_stats
+from sunsim.metrics.latency import PERCENTILES, itl_percentiles
 from sunsim.metrics.summary import (
     DecodeUtilisation,
     GpuCounts,
@@ -34,9 +35,15 @@ if TYPE_CHECKING:
 NAN = float("nan")
 
 
-def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
+def summarize(
+    result: SimResult, slo: SloSpec, records: pd.DataFrame | RecordColumns | None = None
+) -> RunSummary:
     """Everything one run reports, as a :class:`RunSummary` (``to_dict()`` is the per-mode
     object of ``summary.json``).
+
+    ``records``: the run's records when they are not ``result.records`` (e.g. streamed to a
+    Parquet file: :class:`sunsim.runs.stream.ParquetColumns`); they are read one column at a
+    time (:func:`~sunsim.metrics.columns.record_stats`).
 
     Definitions (docs and :mod:`sunsim.metrics`): the measured window runs from the first
     arrival to the last finish; throughput counts output tokens of finished requests; SLO
@@ -44,18 +51,13 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
     time; GPU counts are workers x their pool's tensor parallel size, and throughput per GPU
     divides by all of them.
     """
-    rec = result.records
+    st = record_stats(result.records if records is None else records, slo)
     cl = result.cluster
-    fin = rec[rec["status"] == "finished"]
-    rejected = rec[rec["status"] == "rejected"]
-    met = slo_met(rec, slo)
-    window = float(fin["finished_at"].max() - rec["arrived_at"].min()) if len(fin) else NAN
-    out_tokens = int(fin["output_tokens"].sum())
-    tput = out_tokens / window if window and window > 0 else NAN
-    overall = latency_percentiles(rec).iloc[0].to_dict()
-    overall.pop("num_finished", None)
+    window = st.window_s
+    tput = st.output_tokens / window if window and window > 0 else NAN
+    overall = _percentile_fields(st)
     overall.update(itl_percentiles(result.itl_hist))
-    attainment = float(met.mean()) if len(rec) else NAN
+    attainment = st.slo_met / st.total if st.total else NAN
     hetero = cl.prefill_gpu is not None or cl.decode_gpu is not None  # a pool's own GPU
     return RunSummary(
         mode=cl.design.name,
@@ -75,23 +77,21 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
             decode_gpu=cl.decode_gpu_name if hetero else "",
         ),
         requests=RequestCounts(
-            total=int(len(rec)),
-            finished=int(len(fin)),
-            rejected=int(len(rejected)),
-            rejected_by_reason={
-                str(k): int(v) for k, v in rejected["reject_reason"].value_counts().items()
-            },
-            preempted_requests=int((rec["num_preemptions"] > 0).sum()),
-            preemptions=int(rec["num_preemptions"].sum()),
+            total=st.total,
+            finished=st.finished,
+            rejected=st.rejected,
+            rejected_by_reason=dict(st.rejected_by_reason),
+            preempted_requests=st.preempted_requests,
+            preemptions=st.preemptions,
         ),
-        latency_s=LatencyPercentiles(**{k: float(v) for k, v in overall.items()}),
-        per_model=_per_model(rec, met),
+        latency_s=LatencyPercentiles(**overall),
+        per_model=_per_model(st),
         throughput=Throughput(
             window_s=window,
-            output_tokens=out_tokens,
+            output_tokens=st.output_tokens,
             output_tokens_per_s=tput,
             output_tokens_per_s_per_gpu=tput / cl.num_gpus,
-            requests_per_s=len(fin) / window if window and window > 0 else NAN,
+            requests_per_s=st.finished / window if window and window > 0 else NAN,
         ),
         slo=SloResult(
             ttft_s=slo.ttft_s,
@@ -113,6 +113,17 @@ def summarize(result: SimResult, slo: SloSpec) -> RunSummary:
     )
 
 
+def _percentile_fields(st: RecordStats, model: str | None = None) -> dict[str, float]:
+    """``ttft_s_p50`` ... ``e2e_s_p99``: of all finished requests, or of ``model``'s."""
+    return {
+        f"{col}_p{p}": v
+        for col, ls in st.latency.items()
+        for p, v in zip(
+            PERCENTILES, ls.percentiles if model is None else ls.per_model[model], strict=True
+        )
+    }
+
+
 def _prefix_cache(result: SimResult) -> PrefixCacheSummary | None:
     """The run's prefix-cache figures, or None when caching was off."""
     pc = result.extra.get("prefix_cache")
@@ -123,20 +134,15 @@ def _prefix_cache(result: SimResult) -> PrefixCacheSummary | None:
     )
 
 
-def _per_model(rec: pd.DataFrame, met: pd.Series) -> dict[str, ModelSummary]:
-    pm = latency_percentiles(rec, by="model")
+def _per_model(st: RecordStats) -> dict[str, ModelSummary]:
     out = {}
-    for model, g in rec.groupby("model", observed=False, sort=False):
-        d: dict[str, Any] = (
-            pm.loc[str(model)].to_dict() if str(model) in pm.index else {"num_finished": 0}
+    for m, n in st.model_requests.items():
+        out[m] = ModelSummary(
+            num_finished=st.model_finished[m],
+            num_requests=n,
+            slo_attainment=st.model_slo_met[m] / n if n else NAN,
+            **_percentile_fields(st, m),
         )
-        d = {k: float(v) for k, v in d.items()}
-        d["num_finished"] = int((g["status"] == "finished").sum())
-        d["num_requests"] = int(len(g))
-        d["slo_attainment"] = float(met[g.index].mean()) if len(g) else NAN
-        for f in ModelSummary.__dataclass_fields__:
-            d.setdefault(f, NAN)
-        out[str(model)] = ModelSummary(**d)
     return out
 
 

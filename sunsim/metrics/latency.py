@@ -24,10 +24,34 @@ LATENCIES = ("ttft_s", "tpot_s", "e2e_s")
 def slo_met(records: pd.DataFrame, slo: SloSpec) -> pd.Series:
     """Boolean per request: finished, TTFT within ``slo.ttft_s`` and TPOT within ``slo.tpot_s``
     (requests with one output token have no TPOT and need only the TTFT)."""
-    ok_ttft = records["ttft_s"] <= slo.ttft_s
-    tpot = records["tpot_s"]
-    ok_tpot = tpot.isna() | (tpot <= slo.tpot_s)
-    return (records["status"] == "finished") & ok_ttft & ok_tpot
+    met = slo_met_values(
+        (records["status"] == "finished").to_numpy(dtype=bool),
+        records["ttft_s"].to_numpy(dtype=float),
+        records["tpot_s"].to_numpy(dtype=float),
+        slo,
+    )
+    return pd.Series(met, index=records.index)
+
+
+def slo_met_values(
+    finished: np.ndarray, ttft_s: np.ndarray, tpot_s: np.ndarray, slo: SloSpec
+) -> np.ndarray:
+    """:func:`slo_met` on arrays (one value per request): ``finished`` (bool), ``ttft_s`` and
+    ``tpot_s`` (seconds, NaN where there is none). The one definition of meeting the SLO."""
+    with np.errstate(invalid="ignore"):
+        ok_tpot = np.isnan(tpot_s) | (tpot_s <= slo.tpot_s)
+        ok_tpot &= ttft_s <= slo.ttft_s
+    ok_tpot &= finished
+    return np.asarray(ok_tpot, dtype=bool)
+
+
+def percentiles_of(values: np.ndarray, percentiles: Iterable[int] = PERCENTILES) -> list[float]:
+    """The ``percentiles`` (linear interpolation, ``numpy.percentile``) of the non-NaN
+    ``values``; NaN each when there is none. Works on a copy, never on ``values``."""
+    vals = values[~np.isnan(values)]
+    if not len(vals):
+        return [float("nan") for _ in percentiles]
+    return [float(np.percentile(vals, p, overwrite_input=True)) for p in percentiles]
 
 
 def slo_attainment(records: pd.DataFrame, slo: SloSpec) -> float:
@@ -47,6 +71,7 @@ def latency_percentiles(
     columns ``num_finished`` (float), ``ttft_s_p50``, ``ttft_s_p90``, ..., ``e2e_s_p99``
     (NaN where a group has no value). Percentiles interpolate linearly (``numpy.percentile``).
     """
+    ps = tuple(percentiles)
     fin = records[records["status"] == "finished"]
     groups = (
         [("all", fin)]
@@ -57,9 +82,8 @@ def latency_percentiles(
     for key, g in groups:
         row: dict[str, float] = {"num_finished": float(len(g))}
         for col in LATENCIES:
-            vals = g[col].dropna().to_numpy()
-            for p in percentiles:
-                row[f"{col}_p{p}"] = float(np.percentile(vals, p)) if len(vals) else float("nan")
+            qs = percentiles_of(g[col].to_numpy(dtype=float), ps)
+            row |= {f"{col}_p{p}": q for p, q in zip(ps, qs, strict=True)}
         rows[key] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 

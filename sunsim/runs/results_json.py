@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sunsim import __version__
 from sunsim.metrics.benchmark import SCHEMA_VERSION, design_metrics
 from sunsim.metrics.cost import design_costs
+from sunsim.runs.stream import result_records
 from sunsim.serialize import jsonable
 from sunsim.specs.pricing import price_source
 
@@ -54,7 +55,7 @@ def designs_metrics(
     out = {}
     for mode, summ in summaries.items():
         res = results.get(mode)
-        rec = res.records if res is not None else None
+        rec = result_records(res) if res is not None else None
         out[mode] = design_metrics(summ, costs[mode], rec, _itl(res))
     return out
 

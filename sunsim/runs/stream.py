@@ -1,39 +1,31 @@
-"""Records streamed to Parquet during a run, and the columns a summary needs read back.
+"""Records streamed to Parquet during a run, and read back one column at a time.
 
 For traces too long to hold every record in memory (millions of requests):
 :class:`ParquetRecordSink` is a :class:`~sunsim.engine.records.RecordSink` that writes each
 frame the engine hands it (consecutive trace rows, in order) as one Parquet row group, and
-:func:`read_summary_records` reads back only the columns
-:func:`sunsim.metrics.summarize` uses, with the text columns as categoricals, so the
-summary of a 10-million-request run fits in a few hundred megabytes.
+:class:`ParquetColumns` gives :func:`sunsim.metrics.summarize` and
+:func:`sunsim.metrics.benchmark.design_metrics` the file's columns one at a time (row group
+by row group into one array; text columns as dictionary-encoded categoricals), so the
+summary of a 10-million-request run needs a few hundred megabytes on top of the run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["SUMMARY_COLUMNS", "ParquetRecordSink", "read_summary_records"]
+if TYPE_CHECKING:
+    from sunsim.engine.cluster import SimResult
+    from sunsim.metrics.columns import RecordColumns
 
-#: The records columns :func:`sunsim.metrics.summarize` and the vLLM-named outputs
-#: (:mod:`sunsim.metrics.benchmark`) read.
-SUMMARY_COLUMNS = (
-    "model",
-    "prompt_tokens",
-    "output_tokens",
-    "arrived_at",
-    "first_token_at",
-    "finished_at",
-    "num_preemptions",
-    "status",
-    "reject_reason",
-    "ttft_s",
-    "tpot_s",
-    "e2e_s",
-)
+from sunsim.errors import TraceError
+
+__all__ = ["ParquetColumns", "ParquetRecordSink", "result_records"]
 
 
 class ParquetRecordSink:
@@ -71,13 +63,56 @@ class ParquetRecordSink:
         self.close()
 
 
-def read_summary_records(path: str | Path) -> pd.DataFrame:
-    """The :data:`SUMMARY_COLUMNS` of a records Parquet file, one row per request in trace
-    order (``model`` and ``status`` categoricals; ``reject_reason`` strings shared between
-    rows, as :meth:`RecordTable.to_frame` makes them)."""
-    table = pq.read_table(
-        path, columns=list(SUMMARY_COLUMNS), read_dictionary=["status", "reject_reason"]
-    )
-    df = table.to_pandas()
-    df["reject_reason"] = df["reject_reason"].astype(object)
-    return df
+class ParquetColumns:
+    """The records in a Parquet file (:class:`ParquetRecordSink`'s, or any records file
+    with the columns of :meth:`~sunsim.engine.records.RecordTable.to_frame`) as a
+    :class:`~sunsim.metrics.columns.RecordColumns`: each call reads one column, row group by
+    row group, into one NumPy array (numeric) or a categorical Series (text).
+
+    Raises :class:`~sunsim.errors.TraceError` naming the file and the column when a column
+    asked for is not in the file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with pq.ParquetFile(self.path) as f:
+            self.num_rows = f.metadata.num_rows
+            self.schema = f.schema_arrow
+
+    def __len__(self) -> int:
+        return int(self.num_rows)
+
+    def _field(self, name: str) -> pa.Field:
+        if self.schema.get_field_index(name) < 0:
+            raise TraceError(f"{self.path}: no column '{name}' (records written by sunsim have it)")
+        return self.schema.field(name)
+
+    def values(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        t = self._field(name).type
+        # integers as stored; everything else as float, NaN where the file has nulls
+        dtype = np.dtype(t.to_pandas_dtype()) if pa.types.is_integer(t) else np.dtype(float)
+        out = np.empty(len(self) if rows is None else int(np.count_nonzero(rows)), dtype=dtype)
+        at = lo = 0
+        with pq.ParquetFile(self.path) as f:
+            for i in range(f.num_row_groups):
+                col = f.read_row_group(i, columns=[name]).column(0)
+                v = col.to_numpy()
+                if rows is not None:
+                    v = v[rows[lo : lo + len(v)]]
+                lo += len(col)
+                out[at : at + len(v)] = v
+                at += len(v)
+        return out
+
+    def labels(self, name: str) -> pd.Series:
+        self._field(name)
+        table = pq.read_table(self.path, columns=[name], read_dictionary=[name])
+        return table.column(0).to_pandas()
+
+
+def result_records(result: SimResult) -> pd.DataFrame | RecordColumns:
+    """A run's records for summaries: its :class:`ParquetColumns` when they were streamed
+    (``result.extra["records_path"]``, set by :func:`sunsim.replay.run_replay`), else its
+    ``records`` frame."""
+    path = result.extra.get("records_path")
+    return result.records if path is None else ParquetColumns(path)
