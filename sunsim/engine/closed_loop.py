@@ -134,10 +134,18 @@ class _Clients:
         self.recorded = recorded  # the records' arrival column, filled as requests are sent
         self.n = len(recorded)
         self.pending = False  # a zero-delay arrival timer is scheduled and has not fired
+        #: a client-side delay (seconds) drawn per request sent after a request end; None: 0
+        self.client_delay_s: Callable[[], float] | None = None
+        self.delayed = 0  # requests scheduled through a client delay and not yet sent
 
     def on_request_end(self, at: float, request_id: int = -1) -> None:
         k = len(self.arrival_s)
-        if k >= self.n:
+        if k + self.delayed >= self.n:
+            return
+        if self.client_delay_s is not None:
+            self.delayed += 1
+            wait = max(at - self.sim.env.now, 0.0) + self.client_delay_s()
+            self.sim.schedule(wait, self._send_delayed)
             return
         if at < self.arrival_s[-1]:  # a staggered first request is still to come: keep order
             at = self.arrival_s[-1]
@@ -149,6 +157,15 @@ class _Clients:
 
     def _fire(self, ev: Any) -> None:
         self.pending = False
+        self.sim._arrive(ev)
+
+    def _send_delayed(self, ev: Any) -> None:
+        """A client's delay ended: send its next request now (timers fire in time order, so
+        the arrivals stay sorted)."""
+        self.delayed -= 1
+        now = max(float(self.sim.env.now), self.arrival_s[-1])
+        self.recorded[len(self.arrival_s)] = now
+        self.arrival_s.append(now)
         self.sim._arrive(ev)
 
 
@@ -163,6 +180,7 @@ def simulate_closed_loop(
     on_progress: Callable[[float], None] | None = None,
     timeline_bins: int = 200,
     first_arrivals_s: Sequence[float] | None = None,
+    client_delay_s: Callable[[], float] | None = None,
 ) -> SimResult:
     """Run ``workload`` through ``cluster`` (see the module docstring).
 
@@ -179,6 +197,9 @@ def simulate_closed_loop(
             (every client starts at once). A request that ends before the last client has
             started has its client's next request sent at that last start instead, so the
             sending order stays the arrival order.
+        client_delay_s: draws a client-side delay (seconds, >= 0) per request sent after a
+            request end (a benchmark client's own time between one response and the next
+            send); default none (sent at the end).
 
     Returns:
         a :class:`SimResult` whose records' ``arrived_at`` are the send times.
@@ -216,6 +237,7 @@ def simulate_closed_loop(
         )
     arrival[:first] = sent
     clients = _Clients(sim, sent, arrival)
+    clients.client_delay_s = client_delay_s
     sim.on_request_end = clients.on_request_end
     sim.records.set_inputs(arrival, model_idx, prompt, output)
     sim.report_progress(on_progress)
