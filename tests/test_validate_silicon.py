@@ -322,3 +322,17 @@ def test_client_delay_changes_a_lock_step_run(tmp_path: Path) -> None:
     assert runs[1].loc[REPORTED[0], "client_delay_mean_s"] == 0.5
     # 16 clients in step queue their prefills; drifting apart they queue less
     assert runs[1].loc[REPORTED[0], "sim_ttft_ms"] < runs[0].loc[REPORTED[0], "sim_ttft_ms"]
+
+
+def test_client_delay_fit_runs_only_fit_rows_and_keeps_the_best(tmp_path: Path) -> None:
+    from sunsim.validate.silicon.client_fit import fit, load_client_delay, main
+
+    rows = [AGG | {"id": FITTED[0], "batch_size": 16}, AGG | {"id": REPORTED[0]}]
+    csv = _write(tmp_path, rows)
+    doc = fit(csv, (0.0, 0.5), jobs=1)
+    assert set(doc["grid"]) == {"0", "0.5"} and doc["grid"]["0"]["rows"] == 1.0
+    best = min((0.0, 0.5), key=lambda g: doc["grid"][f"{g:g}"]["ttft_median_abs"])
+    assert doc["client_delay_mean_s"] == best and "1 fit-set rows" in doc["fitted_on"]
+    out = tmp_path / "d.json"
+    main(["--csv", str(csv), "--grid", "0.5", "--jobs", "1", "--out", str(out)])
+    assert load_client_delay(out)[0] == 0.5

@@ -18,9 +18,10 @@ as V1 preempts) and records; only the choice of step differs:
 
 * a step boundary with a partly computed prompt or a waiting request: a prefill-only step
   (no decodes; ``mixed_step_time(0, 0, chunks)``) of up to ``max_num_batched_tokens``
-  tokens (SGLang's ``chunked_prefill_size``; its default is 8192 on 80-141 GB GPUs such as
-  H100 and H200), the partial prompt first, then waiting requests FCFS while ``max_num_seqs``
-  (``max_running_requests``) and the KV blocks allow; the decoding requests do not advance;
+  tokens (SGLang's ``chunked_prefill_size``, whose default SGLang sets from the GPU's memory
+  and its version; not checked here), the partial prompt first, then waiting requests FCFS
+  while ``max_num_seqs`` (``max_running_requests``) and the KV blocks allow; the decoding
+  requests do not advance;
 * otherwise (nothing admissible): the decodes, exactly as the base worker plans them.
 
 Not modelled: SGLang's ``new_token_ratio`` reservation of KV for future decode tokens
