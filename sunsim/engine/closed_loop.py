@@ -128,14 +128,20 @@ class ClosedLoopWorkload:
 class _Clients:
     """The clients of one run: on every request end, send the next request now."""
 
-    def __init__(self, sim: ClusterSim, arrival_s: list[float], recorded: np.ndarray) -> None:
+    def __init__(
+        self,
+        sim: ClusterSim,
+        arrival_s: list[float],
+        recorded: np.ndarray,
+        client_delay_s: Callable[[], float] | None = None,
+    ) -> None:
         self.sim = sim
         self.arrival_s = arrival_s  # the list ClusterSim._arrive reads; grows here
         self.recorded = recorded  # the records' arrival column, filled as requests are sent
         self.n = len(recorded)
         self.pending = False  # a zero-delay arrival timer is scheduled and has not fired
         #: a client-side delay (seconds) drawn per request sent after a request end; None: 0
-        self.client_delay_s: Callable[[], float] | None = None
+        self.client_delay_s = client_delay_s
         self.delayed = 0  # requests scheduled through a client delay and not yet sent
 
     def on_request_end(self, at: float, request_id: int = -1) -> None:
@@ -197,9 +203,8 @@ def simulate_closed_loop(
             (every client starts at once). A request that ends before the last client has
             started has its client's next request sent at that last start instead, so the
             sending order stays the arrival order.
-        client_delay_s: draws a client-side delay (seconds, >= 0) per request sent after a
-            request end (a benchmark client's own time between one response and the next
-            send); default none (sent at the end).
+        client_delay_s: draws a client's own delay (seconds, >= 0) before each request it
+            sends after a response; default none (sent at the response's end).
 
     Returns:
         a :class:`SimResult` whose records' ``arrived_at`` are the send times.
@@ -236,8 +241,7 @@ def simulate_closed_loop(
             f"(one per client), got {len(sent)}"
         )
     arrival[:first] = sent
-    clients = _Clients(sim, sent, arrival)
-    clients.client_delay_s = client_delay_s
+    clients = _Clients(sim, sent, arrival, client_delay_s)
     sim.on_request_end = clients.on_request_end
     sim.records.set_inputs(arrival, model_idx, prompt, output)
     sim.report_progress(on_progress)

@@ -341,8 +341,7 @@ class ColocatedWorker:
                 self.plan_cap = max(32, 8 * todo)
             elif self.plan_cap < MAX_MACRO_ITERATIONS:
                 self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
-        if self.run_decodes:
-            self.iteration += todo
+        self.iteration += todo if self.run_decodes else 0
         self.stats.commit(self.run_t0, self.run_cum, todo, self.run_n, self.run_ctx, None)
         k = self.iteration
         end = self.env.now
