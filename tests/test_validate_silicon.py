@@ -261,3 +261,78 @@ def test_closed_loop_first_arrivals_are_checked() -> None:
     res = simulate_closed_loop(wl, cl, lat, lat, first_arrivals_s=[0.0, 0.5, 1.0])
     arr = res.records.sort_values("request_id")["arrived_at"].to_numpy()
     assert arr[:3].tolist() == [0.0, 0.5, 1.0] and (arr[3:] >= 1.0).all()
+
+
+def test_client_delays_are_exponential_and_drift_clients_apart() -> None:
+    import numpy as np
+
+    from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
+    from sunsim.engine.spec import ClusterSpec
+    from sunsim.latency.base import ConstantLatency
+    from sunsim.validate.silicon.mapping import client_delays
+
+    assert client_delays(0.0) is None
+    draw = client_delays(0.5)
+    assert draw is not None
+    xs = np.array([draw() for _ in range(4000)])
+    assert (xs >= 0).all() and xs.mean() == pytest.approx(0.5, rel=0.08)
+    wl = ClosedLoopWorkload(max_concurrency=4, num_prompts=40, input_len=10, output_len=5)
+    cl = ClusterSpec(
+        design="partitioned", served_models=("model",), prefill_workers=(1,), decode_workers=(1,)
+    )
+    lat = ConstantLatency(prefill_s=0.01, decode_s=0.001)
+    res = simulate_closed_loop(wl, cl, lat, lat, client_delay_s=client_delays(0.2))
+    rec = res.records.sort_values("request_id")
+    arr = rec["arrived_at"].to_numpy()
+    assert len(rec) == 40 and (rec["status"] == "finished").all()
+    assert (np.diff(arr) >= 0).all() and arr[:4].tolist() == [0.0] * 4
+    # every later request is sent a delay after some request's end: never before the first end
+    first_end = rec["finished_at"].min()
+    assert (arr[4:] > first_end).all() and len(np.unique(arr[4:])) == 36
+    # no more requests in flight than clients at any send time
+    ends = np.sort(rec["finished_at"].to_numpy())
+    for i, t in enumerate(arr):
+        assert i + 1 - np.searchsorted(ends, t, side="right") <= 4
+
+
+def test_client_delay_fit_is_bundled_and_bad_values_are_one_line(tmp_path: Path) -> None:
+    from sunsim.errors import ConfigError
+    from sunsim.validate.silicon.client_fit import load_client_delay
+
+    mean, note = load_client_delay()
+    assert mean >= 0 and "fit-set rows" in note
+    bad = tmp_path / "d.json"
+    bad.write_text('{"client_delay_mean_s": -1, "fitted_on": "x"}')
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        load_client_delay(bad)
+    with pytest.raises(ConfigError, match="no usable client-delay fit"):
+        load_client_delay(tmp_path / "missing.json")
+    csv = _write(tmp_path, [AGG | {"id": REPORTED[0]}])
+    r = CliRunner().invoke(app, ["validate", "silicon", "--csv", str(csv), "--client-delay", "x"])
+    assert r.exit_code == 2 and "--client-delay x" in r.output
+
+
+def test_client_delay_changes_a_lock_step_run(tmp_path: Path) -> None:
+    csv = _write(tmp_path, [AGG | {"id": REPORTED[0], "batch_size": 16}])
+    runs = [
+        validate_silicon(csv, overhead=False, client_delay_mean_s=d).set_index("id")
+        for d in (0.0, 0.5)
+    ]
+    assert all(r.loc[REPORTED[0], "status"] == "ok" for r in runs)
+    assert runs[1].loc[REPORTED[0], "client_delay_mean_s"] == 0.5
+    # 16 clients in step queue their prefills; drifting apart they queue less
+    assert runs[1].loc[REPORTED[0], "sim_ttft_ms"] < runs[0].loc[REPORTED[0], "sim_ttft_ms"]
+
+
+def test_client_delay_fit_runs_only_fit_rows_and_keeps_the_best(tmp_path: Path) -> None:
+    from sunsim.validate.silicon.client_fit import fit, load_client_delay, main
+
+    rows = [AGG | {"id": FITTED[0], "batch_size": 16}, AGG | {"id": REPORTED[0]}]
+    csv = _write(tmp_path, rows)
+    doc = fit(csv, (0.0, 0.5), jobs=1)
+    assert set(doc["grid"]) == {"0", "0.5"} and doc["grid"]["0"]["rows"] == 1.0
+    best = min((0.0, 0.5), key=lambda g: doc["grid"][f"{g:g}"]["ttft_median_abs"])
+    assert doc["client_delay_mean_s"] == best and "1 fit-set rows" in doc["fitted_on"]
+    out = tmp_path / "d.json"
+    main(["--csv", str(csv), "--grid", "0.5", "--jobs", "1", "--out", str(out)])
+    assert load_client_delay(out)[0] == 0.5

@@ -57,6 +57,13 @@ def validate_silicon_cmd(
         help="together: every client's first request at time 0 (chosen on the fit set); "
         "staggered: spread over the shortest request latency (clients out of step).",
     ),
+    client_delay: str = typer.Option(
+        "fitted",
+        "--client-delay",
+        help="Mean client-side delay per request in seconds (exponential; clients drift out "
+        "of step), or 'fitted': the value chosen on the fit set "
+        "(sunsim/data/client/client_delay.json).",
+    ),
     fit_set: bool = typer.Option(
         False,
         "--fit-set",
@@ -84,6 +91,7 @@ def validate_silicon_cmd(
     check_int("--worst", worst, 0, 1000, "a table, not a dump: see the CSV")
     if client_start not in CLIENT_STARTS:
         raise ConfigError(f"--client-start {client_start}: choose {' or '.join(CLIENT_STARTS)}")
+    delay, delay_note = _client_delay(client_delay)
     path = csv if csv is not None else default_csv()
     dest = out or Path("silicon_validation.csv")
     with progress_bar("{task.completed}/{task.total} rows", enabled=progress, width=10) as bar:
@@ -96,12 +104,32 @@ def validate_silicon_cmd(
             prompts_per_client=prompts_per_client,
             client_start=client_start,
             fit_set=fit_set,
+            client_delay_mean_s=delay,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(dest, index=False)
     _print(res, path, worst)
+    console.print(f"client delay: mean {delay:g} s ({delay_note})", highlight=False)
     console.print(f"wrote {dest} (one row per CSV row)", highlight=False)
+
+
+def _client_delay(value: str) -> tuple[float, str]:
+    """(mean seconds, where it came from) of ``--client-delay``; ConfigError when it is
+    neither ``fitted`` nor a number in [0, 60]."""
+    from sunsim.errors import ConfigError
+    from sunsim.validate.silicon.client_fit import load_client_delay
+
+    if value == "fitted":
+        mean, note = load_client_delay()
+        return mean, f"fitted on {note}"
+    try:
+        mean = float(value)
+    except ValueError:
+        mean = float("nan")
+    if not 0.0 <= mean <= 60.0:
+        raise ConfigError(f"--client-delay {value}: give 'fitted' or seconds in [0, 60]")
+    return mean, "given"
 
 
 def _print(res: Any, path: Path, worst: int) -> None:

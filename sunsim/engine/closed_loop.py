@@ -128,16 +128,30 @@ class ClosedLoopWorkload:
 class _Clients:
     """The clients of one run: on every request end, send the next request now."""
 
-    def __init__(self, sim: ClusterSim, arrival_s: list[float], recorded: np.ndarray) -> None:
+    def __init__(
+        self,
+        sim: ClusterSim,
+        arrival_s: list[float],
+        recorded: np.ndarray,
+        client_delay_s: Callable[[], float] | None = None,
+    ) -> None:
         self.sim = sim
         self.arrival_s = arrival_s  # the list ClusterSim._arrive reads; grows here
         self.recorded = recorded  # the records' arrival column, filled as requests are sent
         self.n = len(recorded)
         self.pending = False  # a zero-delay arrival timer is scheduled and has not fired
+        #: a client-side delay (seconds) drawn per request sent after a request end; None: 0
+        self.client_delay_s = client_delay_s
+        self.delayed = 0  # requests scheduled through a client delay and not yet sent
 
     def on_request_end(self, at: float, request_id: int = -1) -> None:
         k = len(self.arrival_s)
-        if k >= self.n:
+        if k + self.delayed >= self.n:
+            return
+        if self.client_delay_s is not None:
+            self.delayed += 1
+            wait = max(at - self.sim.env.now, 0.0) + self.client_delay_s()
+            self.sim.schedule(wait, self._send_delayed)
             return
         if at < self.arrival_s[-1]:  # a staggered first request is still to come: keep order
             at = self.arrival_s[-1]
@@ -149,6 +163,15 @@ class _Clients:
 
     def _fire(self, ev: Any) -> None:
         self.pending = False
+        self.sim._arrive(ev)
+
+    def _send_delayed(self, ev: Any) -> None:
+        """A client's delay ended: send its next request now (timers fire in time order, so
+        the arrivals stay sorted)."""
+        self.delayed -= 1
+        now = max(float(self.sim.env.now), self.arrival_s[-1])
+        self.recorded[len(self.arrival_s)] = now
+        self.arrival_s.append(now)
         self.sim._arrive(ev)
 
 
@@ -163,6 +186,7 @@ def simulate_closed_loop(
     on_progress: Callable[[float], None] | None = None,
     timeline_bins: int = 200,
     first_arrivals_s: Sequence[float] | None = None,
+    client_delay_s: Callable[[], float] | None = None,
 ) -> SimResult:
     """Run ``workload`` through ``cluster`` (see the module docstring).
 
@@ -179,6 +203,8 @@ def simulate_closed_loop(
             (every client starts at once). A request that ends before the last client has
             started has its client's next request sent at that last start instead, so the
             sending order stays the arrival order.
+        client_delay_s: draws a client's own delay (seconds, >= 0) before each request it
+            sends after a response; default none (sent at the response's end).
 
     Returns:
         a :class:`SimResult` whose records' ``arrived_at`` are the send times.
@@ -215,7 +241,7 @@ def simulate_closed_loop(
             f"(one per client), got {len(sent)}"
         )
     arrival[:first] = sent
-    clients = _Clients(sim, sent, arrival)
+    clients = _Clients(sim, sent, arrival, client_delay_s)
     sim.on_request_end = clients.on_request_end
     sim.records.set_inputs(arrival, model_idx, prompt, output)
     sim.report_progress(on_progress)

@@ -127,6 +127,7 @@ class ColocatedWorker:
         self.run_n = 0
         self.run_ctx = 0
         self.run_chunks: list[Chunk] | None = None  # the chunks of a mixed step in progress
+        self.run_decodes = True  # whether the step in progress advances the decodes
         self.plan_cap = 64
         #: the prefix cache's hooks (:class:`~sunsim.engine.prefix_hooks.WorkerPrefix`),
         #: attached before the run with ``enable_prefix_caching``; None: caching off
@@ -340,7 +341,7 @@ class ColocatedWorker:
                 self.plan_cap = max(32, 8 * todo)
             elif self.plan_cap < MAX_MACRO_ITERATIONS:
                 self.plan_cap = min(MAX_MACRO_ITERATIONS, 2 * self.plan_cap)
-        self.iteration += todo
+        self.iteration += todo if self.run_decodes else 0
         self.stats.commit(self.run_t0, self.run_cum, todo, self.run_n, self.run_ctx, None)
         k = self.iteration
         end = self.env.now

@@ -29,6 +29,10 @@ def build_colocated_pools(sim: ClusterSim, rng: np.random.Generator) -> None:
     cl = sim.cluster
     router = "least_loaded" if cl.decode_router == "central" else cl.decode_router
     worker = LoraWorker if cl.lora is not None else ColocatedWorker
+    if cl.colocated_scheduler == "sglang":
+        from sunsim.engine.sglang_colocated import SglangWorker
+
+        worker = SglangWorker
     workers: list[ColocatedWorker] = []
     routers = []
     for p, count in enumerate(cl.colocated_workers):

@@ -95,6 +95,9 @@ class ClusterSpec:
     decode_gpu: str | None = None
     lora: LoraSpec | None = None
     enable_prefix_caching: bool = False
+    #: a co-located worker's scheduler: ``vllm`` (decode-first mixed batches) or ``sglang``
+    #: (prefill-first, decodes paused: :mod:`sunsim.engine.sglang_colocated`)
+    colocated_scheduler: str = "vllm"
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -220,6 +223,12 @@ class ClusterSpec:
             )
         if any(w < 1 for w in self.colocated_workers):
             raise ConfigError("every co-located pool needs at least 1 worker")
+        if self.colocated_scheduler not in ("vllm", "sglang"):
+            raise ConfigError(
+                f"colocated_scheduler '{self.colocated_scheduler}': choose vllm or sglang"
+            )
+        if self.colocated_scheduler == "sglang" and self.lora is not None:
+            raise ConfigError("colocated_scheduler sglang is not simulated with LoRA adapters")
         if self.prefill_workers or self.decode_workers:
             raise ConfigError(
                 f"design {self.design.name} has no prefill or decode pools; give its workers "

@@ -15,6 +15,15 @@
   from ``[0.8 L, L]``), ``num_prompts = prompts_per_client x concurrency`` (the file does
   not say how many the benchmark sent; 10 per client by default, InferenceMAX's number),
   seed 0; one served model;
+* scheduler: an aggregated SGLang row runs SGLang's prefill-first scheduler
+  (``colocated_scheduler = sglang``, :mod:`sunsim.engine.sglang_colocated`), the others
+  vLLM V1's decode-first mixed batches (TensorRT-LLM's in-flight batching also mixes the
+  context chunks into generation steps);
+* client delay: each request a client sends after a response waits an exponential delay
+  of a mean fitted on the fit set (:func:`client_delays`, :mod:`.client_fit`); the fit
+  (2026-12-02, 258 fit-set rows) chose 0: median |TTFT error| 19.6% at 0, 21.2% at 10 ms,
+  25.7% at 50 ms, so a delay that breaks the clients' lock-step helps some rows (vLLM
+  Qwen3-32B) and hurts more;
 * KV cache: ``kv_cache_dtype`` of the row (:func:`~.rows.kv_cache_dtype_of`: ``fp8`` for
   FP8 checkpoints), so an FP8 row's worker holds twice the tokens of a BF16 cache;
 * step times: the serving backend's profile on that GPU for the model, precision, KV-cache
@@ -41,10 +50,14 @@ The simulated TTFT and TPOT are means over every request, as the benchmark clien
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sunsim.config import Scenario, scenario_fields
 from sunsim.errors import ConfigError
@@ -131,6 +144,20 @@ def first_arrivals(case: Case, prefill: LatencyModel, decode: LatencyModel, n: i
     return [i * lo / n for i in range(n)]
 
 
+def client_delays(mean_s: float, seed: int = 0) -> Callable[[], float] | None:
+    """A draw of the benchmark client's own delay between a response's end and its next
+    request (seconds): exponential with mean ``mean_s`` (one parameter; its value is fitted
+    on the fit set, :mod:`.client_fit`), from a generator seeded ``seed``; None for 0.
+    Real clients spend time per request outside the server (detokenising and recording the
+    response, building and sending the next HTTP request, event-loop scheduling), and that
+    time varies, so clients that a fixed ISL/OSL would keep in step drift apart."""
+    if not mean_s > 0:
+        return None
+    rng = np.random.default_rng(seed)
+    draw = rng.exponential
+    return lambda: float(draw(mean_s))
+
+
 def run_case(
     case: Case,
     prefill_dir: Path,
@@ -138,11 +165,13 @@ def run_case(
     engine_overhead: str,
     prompts_per_client: int = PROMPTS_PER_CLIENT,
     client_start: str = CLIENT_START,
+    client_delay_mean_s: float = 0.0,
 ) -> dict[str, Any]:
     """Simulate ``case``; returns ``sim_ttft_ms``, ``sim_tpot_ms`` (means over the finished
     requests), ``num_requests``, ``num_rejected``, ``num_preemptions``, ``wall_s``.
     ``client_start``: ``staggered`` (:func:`first_arrivals`) or ``together`` (every client's
-    first request at time 0).
+    first request at time 0). ``client_delay_mean_s``: mean of the client-side delay drawn
+    per request sent after a request end (:func:`client_delays`; 0: none).
 
     Raises:
         ConfigError, ProfileError: the scenario or a profile is unusable in this build, or
@@ -169,9 +198,12 @@ def run_case(
         raise ConfigError(f"client start '{client_start}': choose {' or '.join(CLIENT_STARTS)}")
     first = min(wl.closed_loop.max_concurrency, wl.closed_loop.num_prompts)
     starts = first_arrivals(case, pl, dl, first) if client_start == "staggered" else None
+    cluster = s.cluster(s.modes[0])
+    if case.mode == "agg" and case.backend == "sglang":  # prefill-first, decodes paused
+        cluster = dataclasses.replace(cluster, colocated_scheduler="sglang")
     res = simulate_closed_loop(
-        wl.closed_loop, s.cluster(s.modes[0]), pl, dl, requests=wl.requests,
-        first_arrivals_s=starts,
+        wl.closed_loop, cluster, pl, dl, requests=wl.requests,
+        first_arrivals_s=starts, client_delay_s=client_delays(client_delay_mean_s),
     )  # fmt: skip
     rec = res.records
     done = rec[rec["status"] == "finished"]

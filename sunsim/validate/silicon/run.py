@@ -104,10 +104,12 @@ def _profile(found: dict[tuple[Any, ...], Any], cache: Path, case: Case, tp: int
 
 
 def _run_one(
-    case: Case, pre: Path, dec: Path, oh: str, per_client: int, start: str
+    case: Case, pre: Path, dec: Path, oh: str, per_client: int, start: str, delay: float
 ) -> dict[str, Any]:
     try:
-        return {"status": "ok"} | run_case(case, pre, dec, oh, per_client, start)
+        return {"status": "ok", "client_delay_mean_s": delay} | run_case(
+            case, pre, dec, oh, per_client, start, delay
+        )
     except SunsimError as e:
         return {"status": "error", "reason": "simulation refused", "detail": str(e)}
 
@@ -121,6 +123,7 @@ def validate_silicon(
     prompts_per_client: int = PROMPTS_PER_CLIENT,
     client_start: str = CLIENT_START,
     fit_set: bool = False,
+    client_delay_mean_s: float = 0.0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """One row per CSV row: its identity and shape, ``status`` (``ok``, ``skipped``,
@@ -132,6 +135,8 @@ def validate_silicon(
     processes; ``overhead``: add the backend's fitted engine overhead where there is one;
     ``client_start``: ``staggered`` or ``together`` (:func:`~.mapping.run_case`);
     ``fit_set``: simulate the overhead fit set instead of the reported rows;
+    ``client_delay_mean_s``: the clients' mean delay per request (seconds,
+    :func:`~.mapping.client_delays`; the fitted one is :func:`~.client_fit.load_client_delay`);
     ``on_progress(done, total)`` after each simulated row.
 
     Raises:
@@ -143,7 +148,10 @@ def validate_silicon(
         total = len(todo)
         if on_progress is not None:
             on_progress(0, total)
-        args = [(c, p, d, oh, prompts_per_client, client_start) for _, c, p, d, oh in todo]
+        args = [
+            (c, p, d, oh, prompts_per_client, client_start, client_delay_mean_s)
+            for _, c, p, d, oh in todo
+        ]
         if jobs <= 1:
             for n, ((i, *_), a) in enumerate(zip(todo, args), 1):
                 out[i].update(_run_one(*a))
