@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_profile_import import GRID, HEAD, SHAPES, gemm_ms, gen_ms, needs_aic, write_db
 from typer.testing import CliRunner
 
 from sunsim.cli import app
@@ -26,7 +27,6 @@ from sunsim.latency.roofline import RooflineLatency
 from sunsim.profiling.aic import import_profile, write_imported
 from sunsim.specs import get_gpu, get_model
 from sunsim.validate.silicon.rows import Case, kv_cache_dtype_of
-from tests.test_profile_import import GRID, HEAD, SHAPES, gemm_ms, gen_ms, needs_aic, write_db
 
 
 def _fp8_attention(root: Path) -> Path:
