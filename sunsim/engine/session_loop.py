@@ -50,10 +50,7 @@ from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 
-__all__ = ["SESSION_ARRIVALS", "session_chains", "simulate_sessions", "think_times"]
-
-#: ``[workload] session_arrivals``: at the trace's timestamps, or after the previous call.
-SESSION_ARRIVALS = ("timestamp", "after_previous")
+__all__ = ["session_chains", "simulate_sessions", "think_times"]
 
 
 def session_chains(requests: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
