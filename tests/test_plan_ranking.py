@@ -123,6 +123,10 @@ def test_plan_gpus_cli_writes_numbers(tiny_trace, tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "cheapest configuration per design on h100, a100" in res.output
+    # each ranked configuration's full step-time label, not just "analytic"
+    sources = next(line for line in res.output.splitlines() if line.startswith("step times: "))
+    assert "sun on a100" in sources and "partitioned on a100" in sources
+    assert sources.endswith(": analytic")  # --latency roofline: the plain roofline
     assert max(len(line) for line in res.output.splitlines() if "┃" in line or "│" in line) <= 80
     csv = pd.read_csv(out / "plan.csv")
     assert len(csv) == 4 and csv["usd_per_hour"].dtype.kind == "f"

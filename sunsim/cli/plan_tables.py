@@ -114,7 +114,7 @@ def gpu_matrix_frame(table: Any, gpus: tuple[str, ...], failures: dict) -> Any:
 def print_gpu_plans(gp: Any) -> None:
     """The ranking per point (cheapest configuration per design) and the design x GPU
     matrix, each under a title saying the SLO, the load in req/s and the prices' source."""
-    from sunsim.cli.result_tables import print_compact
+    from sunsim.cli.result_tables import print_compact, step_time_sources
 
     s = gp.scenario
     table = gp.table()
@@ -137,6 +137,8 @@ def print_gpu_plans(gp: Any) -> None:
             markup=False,
         )
         print_compact(ranking_frame(best), "")
+        sources = {f"{r['mode']} on {r['gpu']}": r["method"] for r in best.to_dict("records")}
+        console.print(step_time_sources(sources), highlight=False, soft_wrap=True, markup=False)
     ref = (
         table
         if "sweep_value" not in table
