@@ -21,6 +21,7 @@ from sunsim.engine.designs import (
     WEIGHT_PRECISIONS,
 )
 from sunsim.engine.router import ROUTERS
+from sunsim.latency.kv_cache_dtype import KV_CACHE_DTYPES
 from sunsim.specs import GPUS
 from sunsim.traces.formats import FORMATS
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # a type checker sees plain strings
     TraceFormat: TypeAlias = str
     QsunPrecision: TypeAlias = str
     WeightPrecision: TypeAlias = str
+    KvCacheDtype: TypeAlias = str
 else:
     DesignName = Literal[MODES]
     RouterName = Literal[tuple(ROUTERS)]
@@ -43,10 +45,10 @@ else:
     TraceFormat = Literal[("auto", *FORMATS)]
     QsunPrecision = Literal[LOW_BIT_PRECISIONS]
     WeightPrecision = Literal[WEIGHT_PRECISIONS]
+    KvCacheDtype = Literal[tuple(KV_CACHE_DTYPES)]
 LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 SessionArrivals = Literal["timestamp", "after_previous"]
-KvCacheDtype = Literal["auto", "fp8"]
 
 #: Largest closed-loop concurrency and prompt count: each is a simulated, recorded request.
 MAX_CONCURRENCY = 1_000_000
