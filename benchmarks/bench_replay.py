@@ -66,7 +66,7 @@ kept exact for requests whose finish was not yet processed; that was not done he
 so wall times are not comparable, CPU seconds roughly):
 
                                           before  summary from  + model codes in
-                                                  the file      _arrival_inputs
+                                                  the file      arrival_inputs
     peak RSS MB, whole process             3,407         1,276            1,047
     peak RSS MB to the end of simulate()   1,292         1,276              752
     peak RSS MB to the end of the trace        -           752              752
@@ -77,7 +77,7 @@ so wall times are not comparable, CPU seconds roughly):
 Before: commit 71c8673, the summary read the records' columns back into pandas (its peak).
 Then the summary and the vLLM-named means read the Parquet file one column at a time
 (``sunsim.runs.stream.ParquetColumns``, ``sunsim.metrics.columns.record_stats``): the peak
-was the run's own, ``_arrival_inputs`` turning 10M categorical model labels into strings
+was the run's own, ``arrival_inputs`` turning 10M categorical model labels into strings
 (measured alone: VmHWM 1,290 MB from 350 MB, 47 s). It now maps category codes (alone:
 VmHWM 458 MB from 351 MB, 0.44 s): ``simulate()`` stays under the trace generation's 752 MB
 and the whole process peaks in the summary, at 1,047 MB. TTFT p99 is the same in all three.

@@ -239,7 +239,7 @@ class ClusterSim(Arrivals):
             self.on_request_end(at, r.request_id)
 
 
-def _arrival_inputs(requests: pd.DataFrame, served: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def arrival_inputs(requests: pd.DataFrame, served: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``arrival_s`` (float) and each request's served-model index (int64, from category codes:
     no string per request); ConfigError for a model not served or arrivals out of order."""
     cat = requests["model"].astype("category").cat
@@ -299,7 +299,7 @@ def simulate(
     t0 = time.perf_counter()
     n = len(requests)
     served = list(cluster.served_models)
-    arrival, model_idx = _arrival_inputs(requests, served)
+    arrival, model_idx = arrival_inputs(requests, served)
     span = float(arrival[-1]) if n else 0.0
     bin_s = max(span / timeline_bins, 1e-3) if span > 0 else 1.0
     rng = np.random.default_rng(seed)

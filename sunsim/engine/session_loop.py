@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sunsim.engine.cluster import ClusterSim, _arrival_inputs
+from sunsim.engine.cluster import ClusterSim, arrival_inputs
 from sunsim.engine.prefix_hooks import (
     PrefixIndex,
     attach_prefix_caches,
@@ -199,7 +199,7 @@ def simulate_sessions(
     t0 = time.perf_counter()
     n = len(requests)
     served = list(cluster.served_models)
-    arrival, model_idx = _arrival_inputs(requests, served)
+    arrival, model_idx = arrival_inputs(requests, served)
     nxt, first = session_chains(requests)
     think = think_times(requests, nxt, think_time_s, seed)
     span = float(arrival[-1]) if n else 0.0
