@@ -48,7 +48,7 @@ from sunsim.engine.scheduler import DecodePolicy
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
-from sunsim.latency.paired import PairedDecodeLatency
+from sunsim.latency.paired import design_decode_latency
 
 __all__ = ["ClusterSim", "SimResult", "itl_bin_edges", "kv_capacity_blocks", "simulate"]
 
@@ -84,8 +84,7 @@ class ClusterSim(Arrivals):
                 f"({prefill_latency.kv_bytes_per_token} vs "
                 f"{decode_latency.kv_bytes_per_token}): they are for different models"
             )
-        if cluster.design.paired_decode:  # ICaRus: encoder + decoder rows per decode
-            decode_latency = PairedDecodeLatency(decode_latency)
+        decode_latency = design_decode_latency(cluster.design.paired_decode, decode_latency)
         self.cluster = cluster
         self.env = simpy.Environment()
         self.prefill_latency = prefill_latency

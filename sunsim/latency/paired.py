@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from sunsim.latency.base import LatencyModel
 
-__all__ = ["PairedDecodeLatency"]
+__all__ = ["PairedDecodeLatency", "design_decode_latency"]
 
 
 class PairedDecodeLatency(LatencyModel):
@@ -67,3 +67,10 @@ class PairedDecodeLatency(LatencyModel):
         return self.inner.mixed_step_time(
             2 * decode_batch, 2 * decode_context_tokens, prefill_chunks
         )
+
+
+def design_decode_latency(paired_decode: bool, decode_latency: LatencyModel) -> LatencyModel:
+    """The decode step times a design runs at: :class:`PairedDecodeLatency` (ICaRus: an
+    encoder and a decoder row per decoding request) when its ``paired_decode`` is set, else
+    ``decode_latency`` itself. The engine and the planner's bounds both call this."""
+    return PairedDecodeLatency(decode_latency) if paired_decode else decode_latency

@@ -12,21 +12,11 @@ import pandas as pd
 
 from sunsim.config import Scenario
 from sunsim.engine.cluster import kv_capacity_blocks
-from sunsim.engine.designs import Design, get_design
+from sunsim.engine.designs import get_design
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
+from sunsim.latency.paired import design_decode_latency
 from sunsim.planner.criteria import EPS
-
-
-def design_decode_latency(design: Design, decode_latency: Any) -> Any:
-    """The decode step times ``design`` runs at: ICaRus's paired rows (an encoder and a
-    decoder row per request, :class:`~sunsim.latency.paired.PairedDecodeLatency`) for a
-    ``paired_decode`` design, as the engine wraps them; else ``decode_latency`` itself."""
-    if not design.paired_decode:
-        return decode_latency
-    from sunsim.latency.paired import PairedDecodeLatency
-
-    return PairedDecodeLatency(decode_latency)
 
 
 def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -> int:
@@ -38,7 +28,7 @@ def decode_start(req: pd.DataFrame, cluster: ClusterSpec, decode_latency: Any) -
     """
     if len(req) < 2:
         return 1
-    decode_latency = design_decode_latency(cluster.design, decode_latency)
+    decode_latency = design_decode_latency(cluster.design.paired_decode, decode_latency)
     span = float(req["arrival_s"].iloc[-1] - req["arrival_s"].iloc[0])
     if span <= 0:
         return 1
@@ -67,7 +57,7 @@ def check_feasible(
         return
     need_ttft = prefill_goal if kind == "attainment" else s.slo.attainment
     _check_ttft(req, s, need_ttft, prefill_latency)
-    _check_tpot(req, s, mode, design_decode_latency(get_design(mode), decode_latency))
+    _check_tpot(req, s, mode, design_decode_latency(get_design(mode).paired_decode, decode_latency))
 
 
 def _check_ttft(req: pd.DataFrame, s: Scenario, need: float, prefill_latency: Any) -> None:
