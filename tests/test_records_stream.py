@@ -102,19 +102,27 @@ def test_parquet_columns_reads_one_column_and_names_a_missing_one(tmp_path):
         cols.labels("status")
 
 
-def test_replay_stream_records_gives_the_same_run_dir(tmp_path):
+def test_replay_stream_records_gives_the_same_run_dir(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from sunsim.cli import app
+    from sunsim.metrics import columns
 
+    computed = []  # record figures computed from a streamed file: once per mode
+    orig = columns._record_stats
+    monkeypatch.setattr(
+        columns, "_record_stats", lambda c, slo: computed.append(type(c).__name__) or orig(c, slo)
+    )
     runner = CliRunner()
     args = ["replay", "--no-progress", "--max-requests", "400", "--latency", "roofline", "--json"]
     a, b = tmp_path / "mem", tmp_path / "streamed"
     r = runner.invoke(app, [*args, "--out", str(a)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     ja = json.loads(r.stdout)
+    computed.clear()
     r = runner.invoke(app, [*args, "--out", str(b), "--stream-records"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert computed == ["ParquetColumns"] * 3  # summarize and design_metrics share them
     assert json.loads(r.stdout) == ja  # vLLM-named metrics, means from the streamed file
     assert ja["designs"]["sun"]["mean_ttft_ms"] > 0
     for mode in ("partitioned", "sun", "qsun"):

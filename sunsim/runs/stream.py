@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
     from sunsim.engine.cluster import SimResult
-    from sunsim.metrics.columns import RecordColumns
+    from sunsim.metrics.columns import RecordColumns, RecordStats
 
 from sunsim.errors import TraceError
 
@@ -78,6 +78,9 @@ class ParquetColumns:
         with pq.ParquetFile(self.path) as f:
             self.num_rows = f.metadata.num_rows
             self.schema = f.schema_arrow
+        #: :func:`~sunsim.metrics.columns.record_stats` of this file, by SLO bounds (computed
+        #: once: summarize and design_metrics of a run share them)
+        self.stats_memo: dict[tuple[float, float], RecordStats] = {}
 
     def __len__(self) -> int:
         return int(self.num_rows)
@@ -113,6 +116,12 @@ class ParquetColumns:
 def result_records(result: SimResult) -> pd.DataFrame | RecordColumns:
     """A run's records for summaries: its :class:`ParquetColumns` when they were streamed
     (``result.extra["records_path"]``, set by :func:`sunsim.replay.run_replay`), else its
-    ``records`` frame."""
+    ``records`` frame. The same :class:`ParquetColumns` each call (kept in
+    ``result.extra["records_columns"]``), so the figures computed from it are computed once."""
     path = result.extra.get("records_path")
-    return result.records if path is None else ParquetColumns(path)
+    if path is None:
+        return result.records
+    cols = result.extra.get("records_columns")
+    if not isinstance(cols, ParquetColumns) or cols.path != Path(path):
+        cols = result.extra["records_columns"] = ParquetColumns(path)
+    return cols
