@@ -86,7 +86,7 @@ def test_parquet_columns_summary_with_an_idle_model_and_rejections(tmp_path):
 
 
 def test_parquet_columns_reads_one_column_and_names_a_missing_one(tmp_path):
-    from sunsim.errors import TraceError
+    from sunsim.runs import RunDirError
 
     path = tmp_path / "r.parquet"
     frame = pd.DataFrame({"ttft_s": [0.5, np.nan, 1.5], "num_preemptions": [0, 2, 1]})
@@ -98,8 +98,33 @@ def test_parquet_columns_reads_one_column_and_names_a_missing_one(tmp_path):
     np.testing.assert_array_equal(cols.values("ttft_s"), [0.5, np.nan, 1.5])
     got = cols.values("num_preemptions", np.array([False, True, True]))
     assert got.dtype == np.int64 and got.tolist() == [2, 1]
-    with pytest.raises(TraceError, match=r"r\.parquet: no column 'status'"):
+    with pytest.raises(
+        RunDirError, match=r"r\.parquet: no column 'status'.*re-run `sunsim replay`"
+    ):
         cols.labels("status")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing", "rewritten"])
+def test_parquet_columns_on_a_damaged_file_is_one_line(tmp_path, damage):
+    """A records file that is not (or no longer) readable Parquet is a RunDirError line naming
+    the file and how to fix it, whether it breaks before it is opened or between reads."""
+    from sunsim.errors import SunsimError, TraceError
+
+    path = tmp_path / "records_sun.parquet"
+    pd.DataFrame({"ttft_s": np.arange(1000.0)}).to_parquet(path)
+    cols = None
+    if damage == "rewritten":  # opened, then truncated before a column is read
+        cols = ParquetColumns(path)
+    if damage == "missing":
+        path.unlink()
+    else:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SunsimError) as e:
+        (cols or ParquetColumns(path)).values("ttft_s")
+    msg = str(e.value)
+    assert not isinstance(e.value, TraceError) and "\n" not in msg
+    assert msg.startswith(f"{path}: cannot read the records") and "re-run `sunsim replay`" in msg
 
 
 def test_replay_stream_records_gives_the_same_run_dir(tmp_path, monkeypatch):

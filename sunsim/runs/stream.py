@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from sunsim.engine.cluster import SimResult
     from sunsim.metrics.columns import RecordColumns, RecordStats
 
-from sunsim.errors import TraceError
+from sunsim.runs.layout import RunDirError
 
 __all__ = ["ParquetColumns", "ParquetRecordSink", "result_records"]
+
+_RERUN = "re-run `sunsim replay` (with --stream-records) to write it again"
 
 
 class ParquetRecordSink:
@@ -69,15 +71,19 @@ class ParquetColumns:
     :class:`~sunsim.metrics.columns.RecordColumns`: each call reads one column, row group by
     row group, into one NumPy array (numeric) or a categorical Series (text).
 
-    Raises :class:`~sunsim.errors.TraceError` naming the file and the column when a column
-    asked for is not in the file.
+    Raises :class:`~sunsim.runs.layout.RunDirError` (one line: the file, what is wrong, how
+    to fix it) when the file is not a readable Parquet file (missing, truncated, damaged) or
+    a column asked for is not in it.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with pq.ParquetFile(self.path) as f:
-            self.num_rows = f.metadata.num_rows
-            self.schema = f.schema_arrow
+        try:
+            with pq.ParquetFile(self.path) as f:
+                self.num_rows = f.metadata.num_rows
+                self.schema = f.schema_arrow
+        except Exception as e:  # noqa: BLE001 - OSError, ArrowInvalid...: one line for each
+            raise self._damaged(e) from None
         #: :func:`~sunsim.metrics.columns.record_stats` of this file, by SLO bounds (computed
         #: once: summarize and design_metrics of a run share them)
         self.stats_memo: dict[tuple[float, float], RecordStats] = {}
@@ -87,8 +93,19 @@ class ParquetColumns:
 
     def _field(self, name: str) -> pa.Field:
         if self.schema.get_field_index(name) < 0:
-            raise TraceError(f"{self.path}: no column '{name}' (records written by sunsim have it)")
+            raise RunDirError(
+                f"{self.path}: no column '{name}', so not a records file sunsim wrote "
+                f"(every one has it); {_RERUN}"
+            )
         return self.schema.field(name)
+
+    def _damaged(self, e: BaseException) -> RunDirError:
+        """The one-line error for a file pyarrow cannot read (``e``: what it raised)."""
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        return RunDirError(
+            f"{self.path}: cannot read the records, the file is missing, truncated or "
+            f"damaged ({first}); {_RERUN}"
+        )
 
     def values(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
         t = self._field(name).type
@@ -96,20 +113,26 @@ class ParquetColumns:
         dtype = np.dtype(t.to_pandas_dtype()) if pa.types.is_integer(t) else np.dtype(float)
         out = np.empty(len(self) if rows is None else int(np.count_nonzero(rows)), dtype=dtype)
         at = lo = 0
-        with pq.ParquetFile(self.path) as f:
-            for i in range(f.num_row_groups):
-                col = f.read_row_group(i, columns=[name]).column(0)
-                v = col.to_numpy()
-                if rows is not None:
-                    v = v[rows[lo : lo + len(v)]]
-                lo += len(col)
-                out[at : at + len(v)] = v
-                at += len(v)
+        try:
+            with pq.ParquetFile(self.path) as f:
+                for i in range(f.num_row_groups):
+                    col = f.read_row_group(i, columns=[name]).column(0)
+                    v = col.to_numpy()
+                    if rows is not None:
+                        v = v[rows[lo : lo + len(v)]]
+                    lo += len(col)
+                    out[at : at + len(v)] = v
+                    at += len(v)
+        except (OSError, pa.ArrowException) as e:
+            raise self._damaged(e) from None
         return out
 
     def labels(self, name: str) -> pd.Series:
         self._field(name)
-        table = pq.read_table(self.path, columns=[name], read_dictionary=[name])
+        try:
+            table = pq.read_table(self.path, columns=[name], read_dictionary=[name])
+        except (OSError, pa.ArrowException) as e:
+            raise self._damaged(e) from None
         return table.column(0).to_pandas()
 
 
