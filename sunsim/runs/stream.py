@@ -11,6 +11,7 @@ summary of a 10-million-request run needs a few hundred megabytes on top of the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,16 +37,23 @@ class ParquetRecordSink:
     Use as a context manager, or call :meth:`close`; the file is complete only after it.
     Frames must have the same columns and types (the engine's records frames do; ``model``
     is stored as a dictionary column with the served models as its categories).
+    ``prepare``, when given, is applied to each frame before it is written (e.g.
+    :func:`sunsim.traces.sessions.add_session_columns`, which only needs ``request_id``).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    ) -> None:
         self.path = Path(path)
+        self.prepare = prepare
         self._writer: pq.ParquetWriter | None = None
         self.num_rows = 0
         self.num_row_groups = 0
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame`` as one row group."""
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema)
