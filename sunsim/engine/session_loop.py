@@ -212,18 +212,7 @@ def simulate_sessions(
     bin_s = max(span / timeline_bins, 1e-3) if span > 0 else 1.0
     rng = np.random.default_rng(seed)
     sim = ClusterSim(cluster, prefill_latency, decode_latency, n, rng, timeline_bin_s=bin_s)
-    rows: dict[str, Any] = {
-        "model": model_idx.tolist(),
-        "prompt": requests["prompt_tokens"].to_numpy(dtype=np.int64).tolist(),
-        "output": requests["output_tokens"].to_numpy(dtype=np.int64).tolist(),
-    }
-    index = None
-    if cluster.enable_prefix_caching:
-        by_row = prefix_index(requests, rows["model"], cluster.design.kv_shared_across_models)
-        if by_row is not None:
-            rows["keys"], rows["tokens"] = by_row.keys, by_row.tokens
-            index = PrefixIndex([None] * n, [None] * n)
-            attach_prefix_caches(sim, index)
+    rows, index = _row_inputs(sim, requests, cluster, model_idx)
     sessions = _Sessions(sim, nxt, think, rows, index)
     sim.on_request_end = sessions.on_request_end
     sim.records.set_inputs(sessions.sent_at, sessions.model, sessions.prompt, sessions.output)
@@ -250,6 +239,30 @@ def simulate_sessions(
     if index is not None:
         result.extra.update(prefix_extras(sim))
     return result
+
+
+def _row_inputs(
+    sim: ClusterSim, requests: pd.DataFrame, cluster: ClusterSpec, model_idx: np.ndarray
+) -> tuple[dict[str, Any], PrefixIndex | None]:
+    """Per trace row: ``model`` (index), ``prompt`` and ``output`` tokens (lists), and with
+    prefix caching on a trace with prefix keys, ``keys`` and ``tokens``; then the
+    :class:`PrefixIndex` the caches of ``sim`` read (attached here; filled in send order as
+    calls are sent), or None without caching."""
+    n = len(requests)
+    rows: dict[str, Any] = {
+        "model": model_idx.tolist(),
+        "prompt": requests["prompt_tokens"].to_numpy(dtype=np.int64).tolist(),
+        "output": requests["output_tokens"].to_numpy(dtype=np.int64).tolist(),
+    }
+    if not cluster.enable_prefix_caching:
+        return rows, None
+    by_row = prefix_index(requests, rows["model"], cluster.design.kv_shared_across_models)
+    if by_row is None:
+        return rows, None
+    rows["keys"], rows["tokens"] = by_row.keys, by_row.tokens
+    index = PrefixIndex([None] * n, [None] * n)
+    attach_prefix_caches(sim, index)
+    return rows, index
 
 
 class _TraceOrderSink:
