@@ -21,6 +21,18 @@ from sunsim.specs import MODELS, SloSpec, get_gpu
 from sunsim.traces import synth_trace
 
 
+def stream_in_chunks(monkeypatch: pytest.MonkeyPatch, chunk_rows: int, drain_rows: int) -> None:
+    """Make record tables stream in frames of ``chunk_rows`` and drain every ``drain_rows``
+    ended requests (small values exercise chunks completing out of order)."""
+    monkeypatch.setattr(records_mod, "_DRAIN_ROWS", drain_rows)
+    orig = records_mod.RecordTable.stream
+    monkeypatch.setattr(
+        records_mod.RecordTable,
+        "stream",
+        lambda self, sink, served: orig(self, sink, served, chunk_rows=chunk_rows),
+    )
+
+
 @pytest.mark.parametrize("chunk_rows", [97, 1 << 18])
 def test_streamed_records_equal_in_memory(tmp_path, monkeypatch, chunk_rows):
     served = ("a", "b", "c")
@@ -31,13 +43,7 @@ def test_streamed_records_equal_in_memory(tmp_path, monkeypatch, chunk_rows):
     )
     lat = RooflineLatency(get_gpu("h100"), MODELS["llama-3.1-8b"], "bf16")
     mem = simulate(df, cl, lat, lat, seed=2)
-    monkeypatch.setattr(records_mod, "_DRAIN_ROWS", 50)  # drain often, out of order
-    orig = records_mod.RecordTable.stream
-    monkeypatch.setattr(
-        records_mod.RecordTable,
-        "stream",
-        lambda self, sink, served: orig(self, sink, served, chunk_rows=chunk_rows),
-    )
+    stream_in_chunks(monkeypatch, chunk_rows, drain_rows=50)  # drain often, out of order
     path = tmp_path / "records.parquet"
     with ParquetRecordSink(path) as sink:
         streamed = simulate(df, cl, lat, lat, seed=2, records_sink=sink)

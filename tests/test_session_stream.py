@@ -10,15 +10,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_records_stream import stream_in_chunks
+from test_session_loop import LAT, cluster
 from typer.testing import CliRunner
 
 from sunsim.cli import app
-from sunsim.engine import records as records_mod
 from sunsim.engine.session_loop import simulate_sessions
 from sunsim.metrics import summarize
 from sunsim.runs.stream import ParquetColumns, ParquetRecordSink
 from sunsim.specs import SloSpec
-from tests.test_session_loop import LAT, cluster
 
 
 def _sessions(n_sessions: int = 60, seed: int = 3) -> pd.DataFrame:
@@ -45,13 +45,7 @@ def test_streamed_session_records_equal_in_memory(tmp_path, monkeypatch, design,
     order = mem.records["arrived_at"].to_numpy()
     assert (np.diff(order) < 0).any()  # sent in another order than the trace's rows
     assert (mem.records["status"] == "rejected").any()
-    monkeypatch.setattr(records_mod, "_DRAIN_ROWS", 5)  # drain often
-    orig = records_mod.RecordTable.stream
-    monkeypatch.setattr(
-        records_mod.RecordTable,
-        "stream",
-        lambda self, sink, served: orig(self, sink, served, chunk_rows=chunk_rows),
-    )
+    stream_in_chunks(monkeypatch, chunk_rows, drain_rows=5)
     path = tmp_path / "records.parquet"
     with ParquetRecordSink(path) as sink:
         streamed = simulate_sessions(df, cl, LAT, LAT, think_time_s=0.2, seed=4, records_sink=sink)
