@@ -9,6 +9,7 @@ The CLI's ``sunsim replay`` is a thin layer over ``run_replay`` and ``sunsim.run
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,9 @@ from sunsim.config import Scenario
 from sunsim.data import default_trace
 from sunsim.engine.closed_loop import ClosedLoopWorkload, simulate_closed_loop
 from sunsim.engine.cluster import SimResult, simulate
+from sunsim.engine.records import RecordSink
 from sunsim.engine.session_loop import simulate_sessions
+from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.kv_cache_dtype import with_kv_cache_dtype
@@ -222,9 +225,15 @@ def run_replay(
     the run goes (:class:`sunsim.runs.stream.ParquetRecordSink`); the summary reads the
     file back one column at a time (:class:`sunsim.runs.stream.ParquetColumns`), the
     result's ``records`` is an empty frame and ``extra["records_path"]`` names the file, so
-    a long trace's records never sit in memory whole.
+    a long trace's records never sit in memory whole. Timestamp and session
+    (``after_previous``) replays stream; closed-loop clients do not (:class:`ConfigError`).
     """
     wl = workload if workload is not None else load_workload(s)
+    if records_dir is not None and wl.closed_loop is not None:
+        raise ConfigError(
+            "--stream-records: closed-loop clients (--max-concurrency) keep their records in "
+            "memory; drop --stream-records (or replay a trace)"
+        )
     req = wl.requests
     out_per_model = [
         float(req.loc[req["model"] == m, "output_tokens"].sum()) for m in s.served_models
@@ -240,7 +249,7 @@ def run_replay(
             notes.append(note)
         return cache[key]
 
-    from sunsim.runs.stream import result_records
+    from sunsim.runs.stream import ParquetRecordSink, result_records
 
     results: dict[str, SimResult] = {}
     summaries: dict[str, RunSummary] = {}
@@ -249,28 +258,46 @@ def run_replay(
         pl = lat(s.prefill_precision, "prefill")
         dl = lat(str(cl.decode_precision), "decode")  # the design's when not set
         cb = (lambda f, _m=mode: on_progress(_m, f)) if on_progress else None
-        if wl.closed_loop is not None:
-            res = simulate_closed_loop(
-                wl.closed_loop, cl, pl, dl, requests=req, seed=s.seed, on_progress=cb
-            )
-        elif s.session_arrivals == "after_previous":  # sessions as closed loops
-            res = simulate_sessions(
-                req, cl, pl, dl, think_time_s=s.think_time_s, seed=s.seed, on_progress=cb
-            )
-        elif records_dir is None:
-            res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb)
-        else:
-            from sunsim.runs.stream import ParquetRecordSink
-
-            path = Path(records_dir) / f"records_{mode}.parquet"
-            with ParquetRecordSink(path) as sink:
-                res = simulate(req, cl, pl, dl, seed=s.seed, on_progress=cb, records_sink=sink)
-            res.extra["records_path"] = str(path)
-        if records_dir is None:  # session_id, turn: only when the trace has them
+        path = None if records_dir is None else Path(records_dir) / f"records_{mode}.parquet"
+        # session_id, turn (only when the trace has them) on the records, in memory or streamed
+        with contextlib.ExitStack() as stack:
+            sink = None
+            if path is not None:
+                sink = ParquetRecordSink(path, prepare=lambda f: add_session_columns(f, req))
+                stack.enter_context(sink)
+            res = _simulate_mode(s, wl, cl, (pl, dl), cb, sink)
+        if path is None:
             add_session_columns(res.records, req)
+        else:
+            res.extra["records_path"] = str(path)
         results[mode] = res
         summaries[mode] = summarize(res, s.slo, result_records(res))
     return ReplayResult(s, wl, results, summaries, notes)
+
+
+def _simulate_mode(
+    s: Scenario,
+    wl: Workload,
+    cl: ClusterSpec,
+    latency: tuple[LatencyModel, LatencyModel],
+    on_progress: Callable[[float], None] | None,
+    sink: RecordSink | None,
+) -> SimResult:
+    """One mode's run on the cluster ``cl`` with (prefill, decode) ``latency``: closed-loop
+    clients, sessions (``after_previous``) or the trace's timestamps; records to ``sink``
+    when given (not for closed loops: :func:`run_replay` refuses that)."""
+    pl, dl = latency
+    req = wl.requests
+    if wl.closed_loop is not None:
+        return simulate_closed_loop(
+            wl.closed_loop, cl, pl, dl, requests=req, seed=s.seed, on_progress=on_progress
+        )
+    if s.session_arrivals == "after_previous":  # sessions as closed loops
+        return simulate_sessions(
+            req, cl, pl, dl, think_time_s=s.think_time_s, seed=s.seed,
+            on_progress=on_progress, records_sink=sink,
+        )  # fmt: skip
+    return simulate(req, cl, pl, dl, seed=s.seed, on_progress=on_progress, records_sink=sink)
 
 
 __all__ = [

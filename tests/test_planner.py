@@ -369,7 +369,7 @@ def _write(name: str, text: str):
     [
         (lambda d: (d / "plan.json").unlink(), "plan.json", "missing"),
         (_write("plan.json", '{"kind": "plan", "points": ['), "plan.json", "not valid JSON"),
-        (_write("plan.json", "[1, 2]"), "plan.json", "not a sunsim plan"),
+        (_write("plan.json", "[1, 2]"), "plan.json", "expected a JSON object"),
         (_set_json(kind="replay"), "plan.json", "not a sunsim plan"),
         (_set_json(points=None), "plan.json", "missing key(s) points"),
         (_set_json(points=[]), "plan.json", "non-empty list"),
@@ -377,7 +377,7 @@ def _write(name: str, text: str):
         (_set_json(reference_point="0"), "plan.json", "reference_point"),
         (lambda d: (d / "plan.csv").unlink(), "plan.csv", "missing"),
         (_write("plan.csv", "a,b\n1,2\n"), "plan.csv", "missing column(s) mode"),
-        (_write("plan.csv", 'mode,x\n"sun,1\n'), "plan.csv", "not a readable CSV"),
+        (_write("plan.csv", 'mode,x\n"sun,1\n'), "plan.csv", "cannot read"),
         (_write("goodput.csv", "mode,rate_scale\nsun,1\n"), "goodput.csv", "column(s) met"),
         (_write("scenario.toml", "[trace\npath = 1"), "scenario.toml", "not valid TOML"),
     ],
@@ -393,6 +393,10 @@ def test_bad_plan_directory_is_one_line_naming_the_file(plan_dir, tmp_path, edit
         read_plan_dir(d)
     msg = str(e.value)
     assert str(d / file) in msg and words in msg and "\n" not in msg, msg
+    from sunsim.runs import RunDirError
+
+    # a damaged plan directory is not a bad setting; scenario.toml is the plan's settings
+    assert isinstance(e.value, ConfigError if file == "scenario.toml" else RunDirError)
 
 
 def test_read_plan_dir_refuses_a_missing_directory(tmp_path):

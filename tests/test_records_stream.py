@@ -21,6 +21,18 @@ from sunsim.specs import MODELS, SloSpec, get_gpu
 from sunsim.traces import synth_trace
 
 
+def stream_in_chunks(monkeypatch: pytest.MonkeyPatch, chunk_rows: int, drain_rows: int) -> None:
+    """Make record tables stream in frames of ``chunk_rows`` and drain every ``drain_rows``
+    ended requests (small values exercise chunks completing out of order)."""
+    monkeypatch.setattr(records_mod, "_DRAIN_ROWS", drain_rows)
+    orig = records_mod.RecordTable.stream
+    monkeypatch.setattr(
+        records_mod.RecordTable,
+        "stream",
+        lambda self, sink, served: orig(self, sink, served, chunk_rows=chunk_rows),
+    )
+
+
 @pytest.mark.parametrize("chunk_rows", [97, 1 << 18])
 def test_streamed_records_equal_in_memory(tmp_path, monkeypatch, chunk_rows):
     served = ("a", "b", "c")
@@ -31,13 +43,7 @@ def test_streamed_records_equal_in_memory(tmp_path, monkeypatch, chunk_rows):
     )
     lat = RooflineLatency(get_gpu("h100"), MODELS["llama-3.1-8b"], "bf16")
     mem = simulate(df, cl, lat, lat, seed=2)
-    monkeypatch.setattr(records_mod, "_DRAIN_ROWS", 50)  # drain often, out of order
-    orig = records_mod.RecordTable.stream
-    monkeypatch.setattr(
-        records_mod.RecordTable,
-        "stream",
-        lambda self, sink, served: orig(self, sink, served, chunk_rows=chunk_rows),
-    )
+    stream_in_chunks(monkeypatch, chunk_rows, drain_rows=50)  # drain often, out of order
     path = tmp_path / "records.parquet"
     with ParquetRecordSink(path) as sink:
         streamed = simulate(df, cl, lat, lat, seed=2, records_sink=sink)
@@ -86,7 +92,7 @@ def test_parquet_columns_summary_with_an_idle_model_and_rejections(tmp_path):
 
 
 def test_parquet_columns_reads_one_column_and_names_a_missing_one(tmp_path):
-    from sunsim.errors import TraceError
+    from sunsim.runs import RunDirError
 
     path = tmp_path / "r.parquet"
     frame = pd.DataFrame({"ttft_s": [0.5, np.nan, 1.5], "num_preemptions": [0, 2, 1]})
@@ -98,23 +104,56 @@ def test_parquet_columns_reads_one_column_and_names_a_missing_one(tmp_path):
     np.testing.assert_array_equal(cols.values("ttft_s"), [0.5, np.nan, 1.5])
     got = cols.values("num_preemptions", np.array([False, True, True]))
     assert got.dtype == np.int64 and got.tolist() == [2, 1]
-    with pytest.raises(TraceError, match=r"r\.parquet: no column 'status'"):
+    with pytest.raises(
+        RunDirError, match=r"r\.parquet: no column 'status'.*re-run `sunsim replay`"
+    ):
         cols.labels("status")
 
 
-def test_replay_stream_records_gives_the_same_run_dir(tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "missing", "rewritten"])
+def test_parquet_columns_on_a_damaged_file_is_one_line(tmp_path, damage):
+    """A records file that is not (or no longer) readable Parquet is a RunDirError line naming
+    the file and how to fix it, whether it breaks before it is opened or between reads."""
+    from sunsim.errors import SunsimError, TraceError
+
+    path = tmp_path / "records_sun.parquet"
+    pd.DataFrame({"ttft_s": np.arange(1000.0)}).to_parquet(path)
+    cols = None
+    if damage == "rewritten":  # opened, then truncated before a column is read
+        cols = ParquetColumns(path)
+    if damage == "missing":
+        path.unlink()
+    else:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SunsimError) as e:
+        (cols or ParquetColumns(path)).values("ttft_s")
+    msg = str(e.value)
+    assert not isinstance(e.value, TraceError) and "\n" not in msg
+    assert msg.startswith(f"{path}: cannot read the records") and "re-run `sunsim replay`" in msg
+
+
+def test_replay_stream_records_gives_the_same_run_dir(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from sunsim.cli import app
+    from sunsim.metrics import columns
 
+    computed = []  # record figures computed from a streamed file: once per mode
+    orig = columns._record_stats
+    monkeypatch.setattr(
+        columns, "_record_stats", lambda c, slo: computed.append(type(c).__name__) or orig(c, slo)
+    )
     runner = CliRunner()
     args = ["replay", "--no-progress", "--max-requests", "400", "--latency", "roofline", "--json"]
     a, b = tmp_path / "mem", tmp_path / "streamed"
     r = runner.invoke(app, [*args, "--out", str(a)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     ja = json.loads(r.stdout)
+    computed.clear()
     r = runner.invoke(app, [*args, "--out", str(b), "--stream-records"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert computed == ["ParquetColumns"] * 3  # summarize and design_metrics share them
     assert json.loads(r.stdout) == ja  # vLLM-named metrics, means from the streamed file
     assert ja["designs"]["sun"]["mean_ttft_ms"] > 0
     for mode in ("partitioned", "sun", "qsun"):

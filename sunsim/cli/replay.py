@@ -66,7 +66,8 @@ def replay(
         False,
         "--stream-records",
         help="Write each mode's records to the run directory in Parquet row groups as the "
-        "run goes, instead of holding them in memory (for traces of millions of requests).",
+        "run goes, instead of holding them in memory (for traces of millions of requests; "
+        "timestamp and session replays, not closed-loop clients).",
     ),
 ) -> None:
     """Replay a trace (or closed-loop clients: --max-concurrency, no trace) through

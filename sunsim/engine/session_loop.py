@@ -45,6 +45,7 @@ from sunsim.engine.prefix_hooks import (
     prefix_extras,
     prefix_index,
 )
+from sunsim.engine.records import RecordSink
 from sunsim.engine.result import SimResult, build_result
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
@@ -174,6 +175,7 @@ def simulate_sessions(
     seed: int = 0,
     on_progress: Callable[[float], None] | None = None,
     timeline_bins: int = 200,
+    records_sink: RecordSink | None = None,
 ) -> SimResult:
     """Replay the sessions of ``requests`` with ``after_previous`` arrivals (module docstring).
 
@@ -186,6 +188,10 @@ def simulate_sessions(
             trace's gaps.
         timeline_bins: time bins over the trace's span (a run longer than the trace has
             more bins of the same width).
+        records_sink: as for ``simulate``: the records stream to it in frames of
+            consecutive trace rows (the frames of the in-memory records, in trace order;
+            :class:`_TraceOrderSink` puts the engine's send-order frames back in order), and
+            the result's ``records`` is an empty frame.
 
     Returns:
         a :class:`SimResult` whose records are in trace order, ``arrived_at`` the simulated
@@ -206,21 +212,15 @@ def simulate_sessions(
     bin_s = max(span / timeline_bins, 1e-3) if span > 0 else 1.0
     rng = np.random.default_rng(seed)
     sim = ClusterSim(cluster, prefill_latency, decode_latency, n, rng, timeline_bin_s=bin_s)
-    rows: dict[str, Any] = {
-        "model": model_idx.tolist(),
-        "prompt": requests["prompt_tokens"].to_numpy(dtype=np.int64).tolist(),
-        "output": requests["output_tokens"].to_numpy(dtype=np.int64).tolist(),
-    }
-    index = None
-    if cluster.enable_prefix_caching:
-        by_row = prefix_index(requests, rows["model"], cluster.design.kv_shared_across_models)
-        if by_row is not None:
-            rows["keys"], rows["tokens"] = by_row.keys, by_row.tokens
-            index = PrefixIndex([None] * n, [None] * n)
-            attach_prefix_caches(sim, index)
+    rows, index = _row_inputs(sim, requests, cluster, model_idx)
     sessions = _Sessions(sim, nxt, think, rows, index)
     sim.on_request_end = sessions.on_request_end
     sim.records.set_inputs(sessions.sent_at, sessions.model, sessions.prompt, sessions.output)
+    in_order = None
+    if records_sink is not None:
+        in_order = _TraceOrderSink(records_sink, sessions.row_of)
+        sim.records.stream(in_order, served)
+        in_order.chunk_rows = sim.records.chunk_rows  # trace-order frames of the same size
     sim.report_progress(on_progress)
     sim.start_arrivals(*sessions.lists)  # empty: the sessions' timer feeds them
     for row in np.flatnonzero(first).tolist():  # first calls, in trace (arrival) order
@@ -231,11 +231,79 @@ def simulate_sessions(
             f"session replay ended with {n - sim.num_done} of {n} requests unfinished "
             f"({n - len(sessions.lists[0])} never sent)"
         )
+    if in_order is not None:
+        sim.records.close()
+        in_order.check_done()
     result = build_result(sim, served, time.perf_counter() - t0)
     result.records = _in_trace_order(result.records, sessions.row_of)
     if index is not None:
         result.extra.update(prefix_extras(sim))
     return result
+
+
+def _row_inputs(
+    sim: ClusterSim, requests: pd.DataFrame, cluster: ClusterSpec, model_idx: np.ndarray
+) -> tuple[dict[str, Any], PrefixIndex | None]:
+    """Per trace row: ``model`` (index), ``prompt`` and ``output`` tokens (lists), and with
+    prefix caching on a trace with prefix keys, ``keys`` and ``tokens``; then the
+    :class:`PrefixIndex` the caches of ``sim`` read (attached here; filled in send order as
+    calls are sent), or None without caching."""
+    n = len(requests)
+    rows: dict[str, Any] = {
+        "model": model_idx.tolist(),
+        "prompt": requests["prompt_tokens"].to_numpy(dtype=np.int64).tolist(),
+        "output": requests["output_tokens"].to_numpy(dtype=np.int64).tolist(),
+    }
+    if not cluster.enable_prefix_caching:
+        return rows, None
+    by_row = prefix_index(requests, rows["model"], cluster.design.kv_shared_across_models)
+    if by_row is None:
+        return rows, None
+    rows["keys"], rows["tokens"] = by_row.keys, by_row.tokens
+    index = PrefixIndex([None] * n, [None] * n)
+    attach_prefix_caches(sim, index)
+    return rows, index
+
+
+class _TraceOrderSink:
+    """Between the record table, which numbers requests in send order, and the run's sink:
+    takes frames of consecutive send-order rows (``request_id`` = send index ``k``, trace
+    row ``row_of[k]``) and writes frames of ``chunk_rows`` consecutive trace rows, each as
+    soon as all of its rows have come, with ``request_id`` the trace row (the rows and
+    values of :func:`_in_trace_order`'s records). Holds only the rows of incomplete chunks."""
+
+    def __init__(self, sink: RecordSink, row_of: np.ndarray, chunk_rows: int = 1 << 18) -> None:
+        self.sink, self.row_of, self.chunk_rows = sink, row_of, chunk_rows
+        self.n = len(row_of)
+        self.parts: dict[int, list[pd.DataFrame]] = {}  # chunk -> its rows come so far
+        self.have: dict[int, int] = {}  # chunk -> how many
+        self.next_chunk = 0  # the first chunk not yet written
+        self.rows_written = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        frame = frame.copy()
+        row = self.row_of[frame["request_id"].to_numpy()]
+        frame["request_id"] = row.astype(frame["request_id"].dtype)
+        chunk = row // self.chunk_rows
+        for c in np.unique(chunk).tolist():
+            part = frame[chunk == c]
+            self.parts.setdefault(c, []).append(part)
+            self.have[c] = self.have.get(c, 0) + len(part)
+        C = self.chunk_rows
+        while self.next_chunk * C < self.n:
+            c = self.next_chunk
+            if self.have.get(c, 0) < min(C, self.n - c * C):
+                break
+            del self.have[c]
+            out = pd.concat(self.parts.pop(c), ignore_index=True)
+            out = out.iloc[np.argsort(out["request_id"].to_numpy(), kind="stable")]
+            self.sink.write(out.reset_index(drop=True))
+            self.rows_written += len(out)
+            self.next_chunk += 1
+
+    def check_done(self) -> None:
+        if self.rows_written != self.n:  # pragma: no cover - engine invariant
+            raise RuntimeError(f"{self.n - self.rows_written} session records were not written")
 
 
 def _in_trace_order(rec: pd.DataFrame, row_of: np.ndarray) -> pd.DataFrame:

@@ -58,24 +58,11 @@ def summarize(
     overall = _percentile_fields(st)
     overall.update(itl_percentiles(result.itl_hist))
     attainment = st.slo_met / st.total if st.total else NAN
-    hetero = cl.prefill_gpu is not None or cl.decode_gpu is not None  # a pool's own GPU
     return RunSummary(
         mode=cl.design.name,
         method=result.method,
         latency=LatencyModels(prefill=result.prefill_latency, decode=result.decode_latency),
-        gpus=GpuCounts(
-            prefill=int(cl.num_prefill_gpus),
-            decode=int(cl.num_decode_gpus),
-            total=int(cl.num_gpus),
-            decode_per_pool=tuple(int(x) for x in cl.decode_workers),
-            prefill_per_model=tuple(int(x) for x in cl.prefill_workers),
-            prefill_tensor_parallel_size=int(cl.prefill_tensor_parallel_size or 1),
-            decode_tensor_parallel_size=int(cl.decode_tensor_parallel_size or 1),
-            colocated=int(cl.num_colocated_gpus),
-            colocated_per_pool=tuple(int(x) for x in cl.colocated_workers),
-            prefill_gpu=cl.prefill_gpu_name if hetero else "",
-            decode_gpu=cl.decode_gpu_name if hetero else "",
-        ),
+        gpus=_gpus(result),
         requests=RequestCounts(
             total=st.total,
             finished=st.finished,
@@ -110,6 +97,25 @@ def summarize(
             sim_end_s=float(result.sim_end_s),
         ),
         prefix_cache=_prefix_cache(result),
+    )
+
+
+def _gpus(result: SimResult) -> GpuCounts:
+    """The GPUs and workers of the run's cluster (GPU types only when a pool has its own)."""
+    cl = result.cluster
+    hetero = cl.prefill_gpu is not None or cl.decode_gpu is not None  # a pool's own GPU
+    return GpuCounts(
+        prefill=int(cl.num_prefill_gpus),
+        decode=int(cl.num_decode_gpus),
+        total=int(cl.num_gpus),
+        decode_per_pool=tuple(int(x) for x in cl.decode_workers),
+        prefill_per_model=tuple(int(x) for x in cl.prefill_workers),
+        prefill_tensor_parallel_size=int(cl.prefill_tensor_parallel_size or 1),
+        decode_tensor_parallel_size=int(cl.decode_tensor_parallel_size or 1),
+        colocated=int(cl.num_colocated_gpus),
+        colocated_per_pool=tuple(int(x) for x in cl.colocated_workers),
+        prefill_gpu=cl.prefill_gpu_name if hetero else "",
+        decode_gpu=cl.decode_gpu_name if hetero else "",
     )
 
 

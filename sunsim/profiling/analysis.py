@@ -81,10 +81,27 @@ def roofline_ratios(profile_dir: str | Path) -> Any:
     cnt = GpuSpec("flop-counter", 0, math.inf, 1.0, math.inf, 1.0, True)
     by_bytes = RooflineLatency(mem, spec, lat.precision)
     by_flops = RooflineLatency(cnt, spec, lat.precision)
+    rows = _decode_rows(pd.read_csv(d / "decode.csv"), lat.time_column, by_bytes, by_flops, bw)
+    if (d / "prefill.csv").exists():
+        rows += _prefill_rows(pd.read_csv(d / "prefill.csv"), lat.time_column, by_flops, rate)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df.attrs.update(
+        copy_bandwidth_bytes_per_s=bw,
+        matmul_flops_per_s=rate,
+        profile=str(d),
+        description=lat.description,
+    )
+    return df
+
+
+def _decode_rows(
+    dec: Any, time_column: str, by_bytes: Any, by_flops: Any, bw: float
+) -> list[dict[str, Any]]:
+    """Rows of :func:`roofline_ratios` for the decode grid ``dec``: its roofline is the bytes
+    moved at the measured copy bandwidth ``bw`` (bytes/s); ``by_flops`` counts the FLOPs."""
     rows = []
-    dec = pd.read_csv(d / "decode.csv")
     for r in dec.itertuples(index=False):
-        b, c, t = int(r.batch_size), int(r.context_tokens), float(getattr(r, lat.time_column))
+        b, c, t = int(r.batch_size), int(r.context_tokens), float(getattr(r, time_column))
         roof = by_bytes.decode_step_time(b, b * c)
         rows.append(
             {
@@ -100,34 +117,32 @@ def roofline_ratios(profile_dir: str | Path) -> Any:
                 "matmul_fraction": math.nan,
             }
         )
-    if (d / "prefill.csv").exists():
-        pre = pd.read_csv(d / "prefill.csv")
-        for r in pre.itertuples(index=False):
-            b, l, t = int(r.batch_size), int(r.prompt_tokens), float(getattr(r, lat.time_column))
-            flops = by_flops.prefill_time([l] * b)
-            ach = flops / t
-            rows.append(
-                {
-                    "module": "prefill",
-                    "batch_size": b,
-                    "tokens": l,
-                    "time_s": t,
-                    "roofline_s": flops / rate,
-                    "ratio": t / (flops / rate),
-                    "bytes_moved": math.nan,
-                    "flops": flops,
-                    "achieved_flops_per_s": ach,
-                    "matmul_fraction": ach / rate,
-                }
-            )
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
-    df.attrs.update(
-        copy_bandwidth_bytes_per_s=bw,
-        matmul_flops_per_s=rate,
-        profile=str(d),
-        description=lat.description,
-    )
-    return df
+    return rows
+
+
+def _prefill_rows(pre: Any, time_column: str, by_flops: Any, rate: float) -> list[dict[str, Any]]:
+    """Rows of :func:`roofline_ratios` for the prefill grid ``pre``: its roofline is the
+    FLOPs (``by_flops``) at the measured matmul rate ``rate`` (FLOP/s)."""
+    rows = []
+    for r in pre.itertuples(index=False):
+        b, l, t = int(r.batch_size), int(r.prompt_tokens), float(getattr(r, time_column))
+        flops = by_flops.prefill_time([l] * b)
+        ach = flops / t
+        rows.append(
+            {
+                "module": "prefill",
+                "batch_size": b,
+                "tokens": l,
+                "time_s": t,
+                "roofline_s": flops / rate,
+                "ratio": t / (flops / rate),
+                "bytes_moved": math.nan,
+                "flops": flops,
+                "achieved_flops_per_s": ach,
+                "matmul_fraction": ach / rate,
+            }
+        )
+    return rows
 
 
 def roofline_summary(df: Any) -> dict[str, float]:

@@ -14,8 +14,9 @@ A plan directory (``sunsim plan --out DIR``) holds:
 * ``replay_<mode>/``: each mode's final simulation at the reference point as a replay run
   directory (optional).
 
-:func:`write_plan` writes one, :func:`read_plan_dir` reads and checks one. Errors are
-:class:`~sunsim.errors.ConfigError` with one line naming the file.
+:func:`write_plan` writes one, :func:`read_plan_dir` reads and checks one. Errors are one
+line naming the file: :class:`~sunsim.runs.layout.RunDirError` for a damaged plan directory,
+:class:`~sunsim.errors.ConfigError` for a bad ``scenario.toml``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import tomli_w
 from sunsim import __version__
 from sunsim.config import Scenario, scenario_from_toml_dict, scenario_to_toml_dict
 from sunsim.errors import ConfigError
+from sunsim.runs.layout import RunDirError
+from sunsim.runs.read import read_csv, read_json
 
 if TYPE_CHECKING:
     from sunsim.planner.options import PlanOptions
@@ -306,58 +309,46 @@ class PlanDir:
 
 def _read_plan_json(p: Path) -> dict[str, Any]:
     if not p.is_file():
-        raise ConfigError(f"{p}: missing; not a plan directory (sunsim plan --out writes one)")
-    try:
-        meta = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read: {e}") from None
-    except ValueError as e:
-        raise ConfigError(f"{p}: not valid JSON ({e}); rewrite it with sunsim plan") from None
-    if not isinstance(meta, dict) or meta.get("kind") != "plan":
-        raise ConfigError(f'{p}: not a sunsim plan (no "kind": "plan")')
+        raise RunDirError(f"{p}: missing; not a plan directory (sunsim plan --out writes one)")
+    meta = read_json(p)  # unreadable, not JSON (truncated), not an object: one line each
+    if meta.get("kind") != "plan":
+        raise RunDirError(f'{p}: not a sunsim plan (no "kind": "plan")')
     missing = [k for k in PLAN_JSON_KEYS if k not in meta]
     if missing:
-        raise ConfigError(f"{p}: missing key(s) {', '.join(missing)}; rewrite it with sunsim plan")
+        raise RunDirError(f"{p}: missing key(s) {', '.join(missing)}; rewrite it with sunsim plan")
     points, ref = meta["points"], meta["reference_point"]
     if not isinstance(points, list) or not points or not all(isinstance(x, dict) for x in points):
-        raise ConfigError(f"{p}: 'points' must be a non-empty list of objects")
+        raise RunDirError(f"{p}: 'points' must be a non-empty list of objects")
     if not isinstance(ref, int) or isinstance(ref, bool) or not 0 <= ref < len(points):
-        raise ConfigError(f"{p}: 'reference_point' must be an index into 'points', got {ref!r}")
+        raise RunDirError(f"{p}: 'reference_point' must be an index into 'points', got {ref!r}")
     return meta
 
 
 def _read_csv(
     p: Path, required: tuple[str, ...] = (), optional: bool = True
 ) -> pd.DataFrame | None:
-    """The CSV ``p`` (None when absent and ``optional``); checks ``required`` columns."""
+    """The CSV ``p`` (None when absent and ``optional``; an empty frame for an empty file,
+    e.g. ``evaluations.csv`` of a plan that searched nothing), checked as the run
+    directory's CSVs are (:func:`sunsim.runs.read.read_csv`: ``required`` columns)."""
     if not p.is_file():
         if optional:
             return None
-        raise ConfigError(f"{p}: missing; not a plan directory (sunsim plan --out writes one)")
-    try:
-        df = pd.read_csv(p)
-    except pd.errors.EmptyDataError:
-        df = pd.DataFrame()
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise ConfigError(f"{p}: not a readable CSV: {str(e).splitlines()[0]}") from None
-    absent = [c for c in required if c not in df.columns]
-    if absent:
-        raise ConfigError(f"{p}: missing column(s) {', '.join(absent)}")
-    return df
+        raise RunDirError(f"{p}: missing; not a plan directory (sunsim plan --out writes one)")
+    return read_csv(p, required, empty_ok=True)
 
 
 def read_plan_dir(path: Path) -> PlanDir:
     """Read and check the plan directory ``path``.
 
-    Raises :class:`~sunsim.errors.ConfigError` (one line naming the file) when ``path`` is not
-    a directory, ``plan.json`` is missing, not JSON, not a plan or lacks its keys
+    Raises :class:`~sunsim.runs.layout.RunDirError` (one line naming the file) when ``path``
+    is not a directory, ``plan.json`` is missing, not JSON, not a plan or lacks its keys
     (:data:`PLAN_JSON_KEYS`), ``plan.csv`` is missing or lacks ``mode``, a CSV present is
-    unreadable (``goodput.csv`` needs ``mode``, ``rate_scale``, ``met``), or ``scenario.toml``
-    is not valid TOML.
+    unreadable (``goodput.csv`` needs ``mode``, ``rate_scale``, ``met``);
+    :class:`~sunsim.errors.ConfigError` when ``scenario.toml`` is not valid TOML.
     """
     d = Path(path)
     if not d.is_dir():
-        raise ConfigError(f"{d}: no such plan directory")
+        raise RunDirError(f"{d}: no such plan directory")
     meta = _read_plan_json(d / "plan.json")
     table = _read_csv(d / "plan.csv", ("mode",), optional=False)
     assert table is not None

@@ -37,6 +37,7 @@ def gpu_plans_summary(gp: GpuPlans) -> dict[str, Any]:
     ``ranking.csv``), ``configurations`` (rows of ``plan.csv``), ``failures`` ({gpu: {design:
     reason}}). Numbers stay numbers; NaN is null."""
     from sunsim.metrics.benchmark import SCHEMA_VERSION
+    from sunsim.runs.results_json import slo_json, trace_json
 
     s = gp.scenario
     first = next(iter(next(iter(gp.plans.values())).values()))
@@ -47,13 +48,8 @@ def gpu_plans_summary(gp: GpuPlans) -> dict[str, Any]:
         "sunsim_version": __version__,
         "gpus": list(gp.gpus),
         "designs": list(s.modes),
-        "slo": {
-            "ttft_ms": s.slo_ttft_s * 1e3,
-            "tpot_ms": s.slo_tpot_s * 1e3,
-            "attainment_pct": s.slo_attainment * 100,
-            "kind": gp.options.slo_kind,
-        },
-        "trace": {k: info.get(k) for k in ("path", "format", "num_requests", "span_s")},
+        "slo": {**slo_json(s), "kind": gp.options.slo_kind},
+        "trace": trace_json(info),
         "options": gp.options.to_dict(),
         "ranking": gp.ranking().to_dict(orient="records"),
         "configurations": gp.table().to_dict(orient="records"),

@@ -210,11 +210,14 @@ def read_records(d: Path, mode: str, num_requests: int | None = None) -> pd.Data
     return df
 
 
-def read_csv(p: Path, columns: tuple[str, ...], required: bool = True) -> pd.DataFrame:
+def read_csv(
+    p: Path, columns: tuple[str, ...], required: bool = True, empty_ok: bool = False
+) -> pd.DataFrame:
     """The CSV ``p`` checked for ``columns`` (numbers except labels such as ``worker``).
 
     A missing file is :class:`RunDirError` when ``required``, else an empty frame with
-    ``columns``.
+    ``columns``. An empty file (no header) is an empty frame when ``empty_ok``, else a
+    :class:`RunDirError` (truncated).
     """
     if not p.exists():
         if required:
@@ -222,7 +225,11 @@ def read_csv(p: Path, columns: tuple[str, ...], required: bool = True) -> pd.Dat
         return pd.DataFrame(columns=list(columns))
     try:
         df = pd.read_csv(p)
-    except Exception as e:  # noqa: BLE001 - EmptyDataError, ParserError, UnicodeDecodeError...
+    except pd.errors.EmptyDataError as e:
+        if empty_ok:
+            return pd.DataFrame()
+        raise RunDirError(f"{p}: cannot read ({_short(e)}); {_RERUN}") from None
+    except Exception as e:  # noqa: BLE001 - ParserError, UnicodeDecodeError...
         raise RunDirError(f"{p}: cannot read ({_short(e)}); {_RERUN}") from None
     check_columns(df, p, columns)
     return df

@@ -69,6 +69,22 @@ def step_times(summaries: dict[str, RunSummary]) -> dict[str, dict[str, str]]:
     }
 
 
+def trace_json(info: dict[str, Any]) -> dict[str, Any]:
+    """The ``trace`` object of a machine-readable summary: ``path``, ``format``,
+    ``num_requests``, ``span_s`` of the workload's ``info`` (None where it has none)."""
+    return {k: info.get(k) for k in ("path", "format", "num_requests", "span_s")}
+
+
+def slo_json(s: Scenario) -> dict[str, Any]:
+    """The ``slo`` object of a machine-readable summary: ``ttft_ms``, ``tpot_ms`` and
+    ``attainment_pct`` of the scenario's SLO."""
+    return {
+        "ttft_ms": s.slo_ttft_s * 1e3,
+        "tpot_ms": s.slo_tpot_s * 1e3,
+        "attainment_pct": s.slo_attainment * 100,
+    }
+
+
 def _head(kind: str, s: Scenario, info: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -76,13 +92,9 @@ def _head(kind: str, s: Scenario, info: dict[str, Any]) -> dict[str, Any]:
         "sunsim_version": __version__,
         "gpu": s.gpu,
         "price_source": price_source(s.gpu, s.gpu_prices),
-        "trace": {k: info.get(k) for k in ("path", "format", "num_requests", "span_s")},
+        "trace": trace_json(info),
         "request_rate": info.get("mean_rate"),
-        "slo": {
-            "ttft_ms": s.slo_ttft_s * 1e3,
-            "tpot_ms": s.slo_tpot_s * 1e3,
-            "attainment_pct": s.slo_attainment * 100,
-        },
+        "slo": slo_json(s),
     }
 
 

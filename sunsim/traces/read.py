@@ -118,12 +118,7 @@ def read_trace(
     check_options(fmt, window, rate_scale, max_requests)
     block = check_hash_block_tokens(hash_block_tokens)
     p = Path(path)
-    check_file(p)
-    first = first_line(p)
-    if first is None:
-        raise TraceError(f"{where(p)}the file is empty; pass a trace with a header and data rows")
-    tf = detect_format(p, first) if fmt == "auto" else TRACE_FORMATS[fmt]
-    rows = validate_rows(read_raw(p, tf, first), p, tf, sort_arrivals=sort_arrivals)
+    tf, rows = _read_rows(p, fmt, sort_arrivals)
     frame, num_failed, num_excluded, num_zero = _requests(rows, tf, keep_failed)
     if len(frame) == 0:
         raise TraceError(
@@ -147,6 +142,18 @@ def read_trace(
         sessions=sessions,
         hash_block_tokens=block if "hash_ids" in frame.columns else None,
     )
+
+
+def _read_rows(p: Path, fmt: str, sort_arrivals: bool) -> tuple[TraceFormat, Rows]:
+    """The format of the file ``p`` (``fmt``, or detected from its header for ``"auto"``)
+    and its rows, every value checked (:func:`~sunsim.traces.rows.validate_rows`); a
+    missing, unreadable or empty file is a :class:`TraceError`."""
+    check_file(p)
+    first = first_line(p)
+    if first is None:
+        raise TraceError(f"{where(p)}the file is empty; pass a trace with a header and data rows")
+    tf = detect_format(p, first) if fmt == "auto" else TRACE_FORMATS[fmt]
+    return tf, validate_rows(read_raw(p, tf, first), p, tf, sort_arrivals=sort_arrivals)
 
 
 def _requests(rows: Rows, tf: TraceFormat, keep_failed: bool) -> tuple[pd.DataFrame, int, int, int]:

@@ -49,9 +49,7 @@ def check_file(p: Path) -> None:
         with p.open("rb") as f:
             head = f.read(_SNIFF_BYTES)
     except OSError as e:
-        raise TraceError(
-            f"{where(p)}cannot read the file ({e.strerror}); check its permissions"
-        ) from None
+        raise _unreadable(p, e) from None
     for magic, what in _MAGIC:
         if head.startswith(magic):
             raise TraceError(f"{where(p)}is {what}")
@@ -74,10 +72,13 @@ def first_line(p: Path) -> str | None:
                 if line.strip():
                     return _text_line(p, line.strip())
     except OSError as e:
-        raise TraceError(
-            f"{where(p)}cannot read the file ({e.strerror}); check its permissions"
-        ) from None
+        raise _unreadable(p, e) from None
     return None
+
+
+def _unreadable(p: Path, e: OSError) -> TraceError:
+    """The one-line error for a trace file the OS will not let us read."""
+    return TraceError(f"{where(p)}cannot read the file ({e.strerror}); check its permissions")
 
 
 def _text_line(p: Path, line: str) -> str:

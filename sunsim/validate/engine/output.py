@@ -91,31 +91,8 @@ def figure(res: EngineCheck) -> Any:
             "iterations",
         ),
     ]
-    for ax, x, y, name, st, what in panels:
-        m = x.notna() & y.notna()
-        x, y = x[m], y[m]
-        ax.scatter(x, y, s=8 if what == "requests" else 3, alpha=0.6)
-        if len(x):
-            lo = float(min(x.min(), y.min()))
-            hi = float(max(x.max(), y.max()))
-            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
-            if lo > 0 and hi / lo > 20:
-                from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                for axis in (ax.xaxis, ax.yaxis):
-                    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-                    axis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(f"measured {name}")
-        ax.set_ylabel(f"simulated {name}" if what == "requests" else f"profile-predicted {name}")
-        ax.set_title(
-            f"{name}: |err| median {100 * (st['median_abs'] or math.nan):.1f}%, "
-            f"p90 {100 * (st['p90_abs'] or math.nan):.1f}% ({st['n']} {what})",
-            fontsize=10,
-        )
-        ax.legend(loc="upper left", fontsize=8)
+    for panel in panels:
+        _panel(*panel)
     s = res.summary["settings"]
     fig.suptitle(
         f"sunsim validate engine: {s['model']} on {s['device_name']} "
@@ -125,3 +102,33 @@ def figure(res: EngineCheck) -> Any:
     )
     fig.tight_layout()
     return fig
+
+
+def _panel(ax: Any, x: pd.Series, y: pd.Series, name: str, st: dict[str, Any], what: str) -> None:
+    """One scatter of :func:`figure`: measured ``x`` against simulated (or profile-predicted)
+    ``y`` (ms), y = x dashed, log axes when the values span more than 20x; ``st`` the
+    errors' ``median_abs``, ``p90_abs`` and ``n`` (``what``: requests or iterations)."""
+    m = x.notna() & y.notna()
+    x, y = x[m], y[m]
+    ax.scatter(x, y, s=8 if what == "requests" else 3, alpha=0.6)
+    if len(x):
+        lo = float(min(x.min(), y.min()))
+        hi = float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+        if lo > 0 and hi / lo > 20:
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+                axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(f"measured {name}")
+    ax.set_ylabel(f"simulated {name}" if what == "requests" else f"profile-predicted {name}")
+    ax.set_title(
+        f"{name}: |err| median {100 * (st['median_abs'] or math.nan):.1f}%, "
+        f"p90 {100 * (st['p90_abs'] or math.nan):.1f}% ({st['n']} {what})",
+        fontsize=10,
+    )
+    ax.legend(loc="upper left", fontsize=8)
