@@ -87,6 +87,23 @@ def test_max_batch_size_caps_the_requests_of_a_step() -> None:
     assert r["finished_at"].tolist() == pytest.approx([0.12, 0.23, 0.23])
 
 
+def test_an_arrival_joins_the_step_after_next_overlap_scheduler_hand_checked() -> None:
+    """A decodes from 0.1 (one token per 0.01 s); B (4-token prompt, 2 out) arrives at 0.125,
+    during A's 4th token's step (0.12..0.13). The step from 0.13 was scheduled at 0.12,
+    before B arrived, so B's context runs in the step after it, 0.14..0.24 (beside A's 6th
+    token): B's tokens at 0.24, 0.25; A's 7th..10th at 0.25..0.28. Without the overlap
+    scheduler (vLLM's worker here) B's context would start at 0.13."""
+    lat = ConstantLatency(prefill_s=0.1, decode_s=0.01, weight_bytes=H100_BYTES - 4000)
+    cl = colo(colocated_scheduler="trtllm", max_num_batched_tokens=16, max_num_seqs=4)
+    work = frame([0.0, 0.125], [4, 4], [10, 2])
+    r = simulate(work, cl, lat, lat).records
+    assert r["prefill_started_at"].tolist() == pytest.approx([0.0, 0.14])
+    assert r["first_token_at"].tolist() == pytest.approx([0.1, 0.24])
+    assert r["finished_at"].tolist() == pytest.approx([0.28, 0.25])
+    v = simulate(work, colo(max_num_batched_tokens=16, max_num_seqs=4), lat, lat).records
+    assert v["prefill_started_at"].tolist() == pytest.approx([0.0, 0.13])
+
+
 # -- no request lost --------------------------------------------------------------------------
 
 

@@ -1,10 +1,10 @@
 """A co-located worker scheduled as TensorRT-LLM's in-flight batching scheduler runs one with
 its defaults: ``GUARANTEED_NO_EVICT`` admission, chunked context off, a ``max_num_tokens``
-budget and ``max_batch_size`` per step.
+budget and ``max_batch_size`` per step, and the overlap scheduler.
 
 TensorRT-LLM schedules each iteration in two passes (docs: "Scheduler", PyTorch backend;
 "Useful Runtime Options"; ``cpp/tensorrt_llm/batch_manager/capacityScheduler.cpp`` and
-``microBatchScheduler.cpp``):
+``microBatchScheduler.cpp``), ahead of time:
 
 1. **capacity scheduler**, ``GUARANTEED_NO_EVICT`` (the default ``capacity_scheduler_policy``):
    every request already generating is kept and its KV blocks *to completion* are reserved
@@ -19,7 +19,15 @@ TensorRT-LLM schedules each iteration in two passes (docs: "Scheduler", PyTorch 
    request takes its **whole prompt** in this step or, if it does not fit in what is left,
    stops the scan (it and every later request wait for the next iteration); at most
    ``max_batch_size`` requests per step. The contexts and the generations run as one batch
-   (in-flight batching: the context tokens come first in the packed input).
+   (in-flight batching: the context tokens come first in the packed input);
+3. **overlap scheduler** (PyTorch backend, on by default: ``disable_overlap_scheduler =
+   False``, docs "Overlap Scheduler"): the executor schedules and launches step ``n + 1``
+   while step ``n`` runs on the GPU, and handles step ``n``'s outputs (responses, finished
+   requests) during step ``n + 1``. So the step starting at a boundary was scheduled when
+   the step that just ended started: a request arriving during step ``n``, or at its start
+   (a client answering a response sent then), is admitted from step ``n + 2``; with
+   lock-step closed-loop clients every new request waits one step more than under vLLM's
+   scheduler. An idle engine, or one with no request generating, schedules at once.
 
 In sunsim's terms (:class:`TrtllmWorker`, the :class:`~sunsim.engine.colocated.ColocatedWorker`
 with another step boundary): ``max_num_batched_tokens`` is ``max_num_tokens``,
@@ -38,8 +46,8 @@ chunked context (TensorRT-LLM refuses such a request); it raises
 capped at the whole cache, so a request the arrival check accepts (its ``prompt + output - 1``
 tokens fit) always runs once alone.
 
-Not modelled: the overlap scheduler (the PyTorch backend prepares step ``n + 1`` while step
-``n`` runs: a request arriving during step ``n`` is scheduled from step ``n + 2``), the
+Not modelled: the overlap scheduler's extra decoding step of a finishing request (it is in
+the step after its last token, which costs that step one more token), the
 ``MAX_UTILIZATION`` policy, chunked context (``enable_chunked_prefill``), KV block reuse,
 LoRA and the per-step CPU overhead.
 """
@@ -58,9 +66,12 @@ _PREFILLING = RequestStatus.PREFILLING
 class TrtllmWorker(ColocatedWorker):
     """A :class:`~sunsim.engine.colocated.ColocatedWorker` scheduled as TensorRT-LLM's
     defaults schedule (module docstring); same arguments. ``reserved_blocks``: the KV blocks
-    reserved to completion by the admitted, unfinished requests (never above the cache)."""
+    reserved to completion by the admitted, unfinished requests (never above the cache);
+    ``known_waiting``: how many of the waiting requests (the first ones) were waiting when
+    the step in progress started, so that the overlap scheduler saw them."""
 
     reserved_blocks = 0
+    known_waiting = 0
 
     def reservation(self, r: Request) -> int:
         """KV blocks ``r`` reserves to completion when admitted: ``ceil((prompt_tokens +
@@ -86,21 +97,30 @@ class TrtllmWorker(ColocatedWorker):
         super().submit(r, front, defer)
 
     def _boundary(self) -> None:
-        """Admit and batch (module docstring), then run a mixed step, plan a run of decode
-        iterations up to the next finish (nothing can be admitted before one), or go idle."""
+        """Admit and batch (module docstring), then run a mixed step, or decode: one
+        iteration when a waiting request is held back only by the overlap scheduler (it
+        joins the step after), else a run up to the next finish (nothing can be admitted
+        before one); or go idle."""
         n = self.kv.num_seqs
-        chunks = self._schedule_contexts(n)
+        # the step starting now was scheduled when the step that just ended started (overlap
+        # scheduler): only the requests waiting then may join; an idle engine, or one with
+        # no request generating, schedules now, every waiting request
+        known = self.known_waiting if self.busy and n else len(self.waiting)
+        chunks, held = self._schedule_contexts(n, known)
+        self.known_waiting = len(self.waiting)
         if chunks:
             self._start_mixed(n, chunks)
         elif n:
-            self._plan_decode(n, False)
+            self._plan_decode(n, held)
         else:
             self.busy = False
 
-    def _schedule_contexts(self, n: int) -> list[Chunk]:
+    def _schedule_contexts(self, n: int, known: int) -> tuple[list[Chunk], bool]:
         """The waiting requests that join this step with their whole prompt, FCFS, beside
-        ``n`` generating requests: each needs its reservation to fit the cache, its prompt
-        to fit the tokens left, and a batch slot; the scan stops at the first that does not."""
+        ``n`` generating requests: each must be among the first ``known`` waiting (those
+        the overlap scheduler saw), its reservation must fit the cache, its prompt the
+        tokens left, and a batch slot must be free; the scan stops at the first that does
+        not. Also returns whether it stopped only because the head came after ``known``."""
         waiting = self.waiting
         cap = self.kv.capacity_blocks
         budget = self.token_budget - n
@@ -108,11 +128,15 @@ class TrtllmWorker(ColocatedWorker):
         reserved = self.reserved_blocks
         now = self.env.now
         chunks: list[Chunk] = []
+        held = False
         while waiting and slots > 0:
             r = waiting[0]
             need = self.reservation(r)
             p = r.prompt_tokens
             if reserved + need > cap or p > budget:
+                break
+            if len(chunks) >= known:
+                held = True
                 break
             waiting.popleft()
             reserved += need
@@ -123,7 +147,7 @@ class TrtllmWorker(ColocatedWorker):
             r.prefill_worker = self.wid
             chunks.append((r, p, 0))
         self.reserved_blocks = reserved
-        return chunks
+        return chunks, held
 
     def _finish(self, r: Request, end: float) -> None:
         """``r`` finished: its reservation is released."""
