@@ -288,8 +288,9 @@ class Scenario:
     colocated_scheduler: ColocatedScheduler = setting(
         "vllm", section="cluster", what="co-located scheduler",
         help="Scheduler of co-located workers: vllm (decode-first mixed steps, chunked "
-        "prefill), sglang (prefill-first, decodes paused) or trtllm (TensorRT-LLM defaults: "
-        "whole prompts, no chunking; admission reserves KV for prompt + output).",
+        "prefill), sglang (prefill-first, decodes paused) or trtllm (TensorRT-LLM's defaults: "
+        "whole prompts, no chunking; admission reserves KV for prompt + output; overlap "
+        "scheduler).",
     )  # fmt: skip
     link_gbps: Float = setting(
         400.0, section="cluster", gt=0, unit="Gb/s",
