@@ -58,5 +58,5 @@ def test_an_arrival_pauses_the_running_decodes() -> None:
 
 
 def test_unknown_scheduler_is_one_line() -> None:
-    with pytest.raises(ConfigError, match="colocated_scheduler 'x': choose vllm or sglang"):
+    with pytest.raises(ConfigError, match="colocated_scheduler 'x': choose vllm, sglang or trtllm"):
         colo(colocated_scheduler="x")

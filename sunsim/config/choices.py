@@ -21,6 +21,7 @@ from sunsim.engine.designs import (
     WEIGHT_PRECISIONS,
 )
 from sunsim.engine.router import ROUTERS
+from sunsim.engine.spec import COLOCATED_SCHEDULERS
 from sunsim.latency.kv_cache_dtype import KV_CACHE_DTYPES
 from sunsim.specs import GPUS
 from sunsim.traces.formats import FORMATS
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # a type checker sees plain strings
     QsunPrecision: TypeAlias = str
     WeightPrecision: TypeAlias = str
     KvCacheDtype: TypeAlias = str
+    ColocatedScheduler: TypeAlias = str
 else:
     DesignName = Literal[MODES]
     RouterName = Literal[tuple(ROUTERS)]
@@ -46,6 +48,7 @@ else:
     QsunPrecision = Literal[LOW_BIT_PRECISIONS]
     WeightPrecision = Literal[WEIGHT_PRECISIONS]
     KvCacheDtype = Literal[tuple(KV_CACHE_DTYPES)]
+    ColocatedScheduler = Literal[COLOCATED_SCHEDULERS]
 LatencySource = Literal["auto", "profile", "roofline", "calibrated"]
 EngineOverheadName = Literal["none", "vllm", "sglang", "trtllm"]
 SessionArrivals = Literal["timestamp", "after_previous"]

@@ -63,6 +63,7 @@ def cluster_of(
         decode_tensor_parallel_size=s.pool_tensor_parallel_size("decode"),
         colocated_workers=cw,
         enable_prefix_caching=s.enable_prefix_caching,
+        colocated_scheduler=s.colocated_scheduler,
         prefill_gpu=s.prefill_gpu,
         decode_gpu=s.decode_gpu,
         lora=scenario_lora_spec(s) if design.lora else None,

@@ -29,6 +29,7 @@ from sunsim.config.choices import (
     MODES,
     TP_WHY,
     WORKERS_WHY,
+    ColocatedScheduler,
     DesignName,
     EngineOverheadName,
     GpuName,
@@ -283,6 +284,13 @@ class Scenario:
         help="Prefix caching (vLLM's name): prefill and co-located workers keep prompt KV "
         "blocks by content hash (the trace's hash_ids), LRU-evicted; off: every request "
         "prefills its whole prompt.",
+    )  # fmt: skip
+    colocated_scheduler: ColocatedScheduler = setting(
+        "vllm", section="cluster", what="co-located scheduler",
+        help="Scheduler of co-located workers: vllm (decode-first mixed steps, chunked "
+        "prefill), sglang (prefill-first, decodes paused) or trtllm (TensorRT-LLM's defaults: "
+        "whole prompts, no chunking; admission reserves KV for prompt + output; overlap "
+        "scheduler).",
     )  # fmt: skip
     link_gbps: Float = setting(
         400.0, section="cluster", gt=0, unit="Gb/s",

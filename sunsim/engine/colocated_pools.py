@@ -33,6 +33,10 @@ def build_colocated_pools(sim: ClusterSim, rng: np.random.Generator) -> None:
         from sunsim.engine.sglang_colocated import SglangWorker
 
         worker = SglangWorker
+    elif cl.colocated_scheduler == "trtllm":
+        from sunsim.engine.trtllm_colocated import TrtllmWorker
+
+        worker = TrtllmWorker
     workers: list[ColocatedWorker] = []
     routers = []
     for p, count in enumerate(cl.colocated_workers):

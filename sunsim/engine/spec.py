@@ -16,6 +16,11 @@ from sunsim.errors import ConfigError
 from sunsim.specs import GPU_ALIASES, GiB, LinkSpec, get_gpu, get_precision
 from sunsim.specs.parallel import check_tensor_parallel_size
 
+#: A co-located worker's schedulers (``colocated_scheduler``): vLLM V1's
+#: (:mod:`sunsim.engine.colocated`), SGLang's (:mod:`sunsim.engine.sglang_colocated`) and
+#: TensorRT-LLM's (:mod:`sunsim.engine.trtllm_colocated`) defaults.
+COLOCATED_SCHEDULERS = ("vllm", "sglang", "trtllm")
+
 
 @dataclass(frozen=True)
 class ClusterSpec:
@@ -95,8 +100,10 @@ class ClusterSpec:
     decode_gpu: str | None = None
     lora: LoraSpec | None = None
     enable_prefix_caching: bool = False
-    #: a co-located worker's scheduler: ``vllm`` (decode-first mixed batches) or ``sglang``
-    #: (prefill-first, decodes paused: :mod:`sunsim.engine.sglang_colocated`)
+    #: a co-located worker's scheduler (:data:`COLOCATED_SCHEDULERS`): ``vllm`` (decode-first
+    #: mixed batches), ``sglang`` (prefill-first, decodes paused:
+    #: :mod:`sunsim.engine.sglang_colocated`) or ``trtllm`` (whole prompts, no-evict
+    #: reservations: :mod:`sunsim.engine.trtllm_colocated`)
     colocated_scheduler: str = "vllm"
 
     def __post_init__(self) -> None:
@@ -223,12 +230,18 @@ class ClusterSpec:
             )
         if any(w < 1 for w in self.colocated_workers):
             raise ConfigError("every co-located pool needs at least 1 worker")
-        if self.colocated_scheduler not in ("vllm", "sglang"):
+        sched = self.colocated_scheduler
+        if sched not in COLOCATED_SCHEDULERS:
             raise ConfigError(
-                f"colocated_scheduler '{self.colocated_scheduler}': choose vllm or sglang"
+                f"colocated_scheduler '{sched}': choose {', '.join(COLOCATED_SCHEDULERS[:-1])} "
+                f"or {COLOCATED_SCHEDULERS[-1]}"
             )
-        if self.colocated_scheduler == "sglang" and self.lora is not None:
-            raise ConfigError("colocated_scheduler sglang is not simulated with LoRA adapters")
+        if sched != "vllm" and self.lora is not None:
+            raise ConfigError(f"colocated_scheduler {sched} is not simulated with LoRA adapters")
+        if sched == "trtllm" and self.enable_prefix_caching:
+            raise ConfigError(
+                "colocated_scheduler trtllm is not simulated with enable_prefix_caching"
+            )
         if self.prefill_workers or self.decode_workers:
             raise ConfigError(
                 f"design {self.design.name} has no prefill or decode pools; give its workers "

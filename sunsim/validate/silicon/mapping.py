@@ -16,9 +16,11 @@
   not say how many the benchmark sent; 10 per client by default, InferenceMAX's number),
   seed 0; one served model;
 * scheduler: an aggregated SGLang row runs SGLang's prefill-first scheduler
-  (``colocated_scheduler = sglang``, :mod:`sunsim.engine.sglang_colocated`), the others
-  vLLM V1's decode-first mixed batches (TensorRT-LLM's in-flight batching also mixes the
-  context chunks into generation steps);
+  (``colocated_scheduler = sglang``, :mod:`sunsim.engine.sglang_colocated`), an aggregated
+  TensorRT-LLM row TensorRT-LLM's defaults (``colocated_scheduler = trtllm``,
+  :mod:`sunsim.engine.trtllm_colocated`: whole prompts, ``GUARANTEED_NO_EVICT`` admission,
+  ``max_num_tokens`` from :func:`trtllm_max_num_tokens`), the others vLLM V1's decode-first
+  mixed batches;
 * client delay: each request a client sends after a response waits an exponential delay
   of a mean fitted on the fit set (:func:`client_delays`, :mod:`.client_fit`); the fit
   (2026-12-02, 258 fit-set rows) chose 0: median |TTFT error| 19.6% at 0, 21.2% at 10 ms,
@@ -71,6 +73,8 @@ DEFAULT_TOKEN_BUDGET = 8192
 #: How the simulated clients start (:func:`run_case`), and the default.
 CLIENT_STARTS = ("staggered", "together")
 CLIENT_START = "together"
+#: ``max_num_tokens`` of InferenceMAX's TensorRT-LLM runs (:func:`trtllm_max_num_tokens`).
+INFERENCEMAX_TRTLLM_MAX_NUM_TOKENS = 16384
 
 
 def row_scenario(
@@ -158,6 +162,19 @@ def client_delays(mean_s: float, seed: int = 0) -> Callable[[], float] | None:
     return lambda: float(draw(mean_s))
 
 
+def trtllm_max_num_tokens(case: Case) -> int:
+    """``max_num_tokens`` of an aggregated TensorRT-LLM row's engine: 16384 for InferenceMAX's
+    runs (``case.length_low_ratio < 1``: their Llama-3.1-70B FP8 ``trtllm-serve`` launch
+    passes ``--max_num_tokens 16384``, with no ``--max_batch_size``, so TensorRT-LLM's
+    default 2048, above every concurrency run), else TensorRT-LLM's default
+    :data:`DEFAULT_TOKEN_BUDGET` (also aiconfigurator-core's ``TRTLLM_DEFAULT_MAX_NUM_TOKENS``),
+    at least ``max_num_seqs``."""
+    budget = (
+        INFERENCEMAX_TRTLLM_MAX_NUM_TOKENS if case.length_low_ratio < 1.0 else DEFAULT_TOKEN_BUDGET
+    )
+    return max(budget, case.max_num_seqs)
+
+
 def run_case(
     case: Case,
     prefill_dir: Path,
@@ -201,6 +218,12 @@ def run_case(
     cluster = s.cluster(s.modes[0])
     if case.mode == "agg" and case.backend == "sglang":  # prefill-first, decodes paused
         cluster = dataclasses.replace(cluster, colocated_scheduler="sglang")
+    if case.mode == "agg" and case.backend == "trtllm":  # whole prompts, no-evict admission
+        cluster = dataclasses.replace(
+            cluster,
+            colocated_scheduler="trtllm",
+            max_num_batched_tokens=trtllm_max_num_tokens(case),
+        )
     res = simulate_closed_loop(
         wl.closed_loop, cluster, pl, dl, requests=wl.requests,
         first_arrivals_s=starts, client_delay_s=client_delays(client_delay_mean_s),
