@@ -1,10 +1,10 @@
-"""Arrivals: the trace's requests enter the cluster, at most one timer per distinct arrival instant.
+"""Arrivals: the trace's requests enter the cluster, at most one timer per arrival instant.
 
 :class:`Arrivals` is the part of :class:`~sunsim.engine.cluster.ClusterSim` that reads the
-trace: it schedules a timer at each distinct arrival instant (or, when that timer would be the
-next event anyway, does its work at once), rejects the requests that can
-never run (:func:`~sunsim.engine.scheduler.reject_reason`) and queues the others on their
-model's prefill workers through the prefill router. The trace's columns are turned into
+trace: it schedules a timer at each distinct arrival instant (or, when that timer would be
+the next event anyway, does its work at once), rejects the requests that can never run
+(:func:`~sunsim.engine.scheduler.reject_reason`) and queues the others on their model's
+prefill workers through the prefill router. The trace's columns are turned into
 Python lists :data:`ARRIVAL_BLOCK` rows at a time, so a long trace is never held as Python
 objects whole; a closed loop (:mod:`sunsim.engine.closed_loop`) appends to a list
 ``arrival_s`` during the run instead.
