@@ -4,6 +4,8 @@
   ``decode_step_time`` (the base class's loop), bit for bit, including where ``stop_s`` cuts;
 * :func:`sunsim.engine.clock.call_later` timers interleave with ``env.timeout`` events in
   SimPy's order (time, then scheduling order) and :func:`sunsim.engine.clock.run` runs both;
+* :func:`sunsim.engine.clock.advance_if_next` runs a timer's work in place only when that
+  timer would have been the next event, so the order of everything else is unchanged;
 * folding the decode run log early (every few rows) gives the same distributions as one pass;
 * routers reading a pool's shared load list choose as ``min`` over the workers does;
 * ``benchmarks/ab_records.py --compare`` flags a changed record and ignores the event count.
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 import sunsim
 from sunsim.engine import decode_stats, simulate
-from sunsim.engine.clock import call_later, run
+from sunsim.engine.clock import advance_if_next, call_later, run
 from sunsim.latency.base import LatencyModel
 from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.roofline import RooflineLatency
@@ -78,6 +80,52 @@ def test_timers_keep_simpy_order():
     env.process(proc(env))
     run(env)
     assert seen == [("c", 0.5), ("p", 0.75), ("a", 1.0), ("b", 1.0), ("d", 1.0)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    others=st.lists(st.integers(0, 6), max_size=6),
+    chain=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6)), min_size=1, max_size=6),
+)
+def test_advance_if_next_keeps_the_order(others: list[int], chain: list[tuple[int, int]]):
+    """A chain of timers (link ``i`` schedules a timer of its own after ``chain[i][1]``
+    quarter-seconds and the next link after ``chain[i][0]`` half-seconds; ties included)
+    gives the same sequence of (name, time) whether each link is scheduled or, where
+    :func:`advance_if_next` allows, run in place."""
+
+    def play(inline: bool) -> list[tuple[str, float]]:
+        env = simpy.Environment()
+        seen: list[tuple[str, float]] = []
+        for k, t in enumerate(others):
+            call_later(env, t * 0.5, lambda _ev, k=k: seen.append((f"o{k}", env.now)))
+
+        def link(i: int) -> None:
+            while True:
+                seen.append((f"c{i}", env.now))
+                own = chain[i][1] * 0.25
+                call_later(env, own, lambda _ev, i=i: seen.append((f"x{i}", env.now)))
+                i += 1
+                if i == len(chain):
+                    return
+                delay = chain[i - 1][0] * 0.5
+                if not (inline and advance_if_next(env, delay)):
+                    call_later(env, delay, lambda _ev, i=i: link(i))
+                    return
+
+        call_later(env, 0.0, lambda _ev: link(0))
+        run(env)
+        return seen
+
+    assert play(True) == play(False)
+
+
+def test_advance_if_next_refuses_a_tie():
+    env = simpy.Environment()
+    call_later(env, 1.0, lambda _ev: None)
+    assert not advance_if_next(env, 1.0)  # the queued entry goes first
+    assert env.now == 0.0
+    assert advance_if_next(env, 0.5)
+    assert env.now == 0.5
 
 
 def test_run_raises_a_failed_event():

@@ -1,9 +1,10 @@
-"""Arrivals: the trace's requests enter the cluster, one timer per distinct arrival instant.
+"""Arrivals: the trace's requests enter the cluster, at most one timer per arrival instant.
 
 :class:`Arrivals` is the part of :class:`~sunsim.engine.cluster.ClusterSim` that reads the
-trace: it schedules a timer at each distinct arrival instant, rejects the requests that can
-never run (:func:`~sunsim.engine.scheduler.reject_reason`) and queues the others on their
-model's prefill workers through the prefill router. The trace's columns are turned into
+trace: it schedules a timer at each distinct arrival instant (or, when that timer would be
+the next event anyway, does its work at once), rejects the requests that can never run
+(:func:`~sunsim.engine.scheduler.reject_reason`) and queues the others on their model's
+prefill workers through the prefill router. The trace's columns are turned into
 Python lists :data:`ARRIVAL_BLOCK` rows at a time, so a long trace is never held as Python
 objects whole; a closed loop (:mod:`sunsim.engine.closed_loop`) appends to a list
 ``arrival_s`` during the run instead.
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sunsim.engine.clock import advance_if_next
 from sunsim.engine.request import Request
 from sunsim.engine.scheduler import reject_reason
 
@@ -80,9 +82,26 @@ class Arrivals:
         self._block_lo, self._block_hi = lo, hi
 
     def _arrive(self, _ev: Any) -> None:
-        """Every request arriving now: reject it (:func:`reject_reason`) or queue it for
-        prefill; idle prefill workers start once all of this instant's arrivals are queued."""
-        now = self.env._now
+        """The arrival timer: :meth:`_arrive_now`, then the timer of the next arrival instant,
+        or, when that timer would be the very next event, its work at once
+        (:func:`~sunsim.engine.clock.advance_if_next`: same order, one event fewer)."""
+        env = self.env
+        while True:
+            i = self._arrive_now(env._now)
+            if i < 0:
+                return
+            if i >= self._block_hi:
+                self._load_block(i)
+            delay = self._block[0][i - self._block_lo] - env._now
+            if not advance_if_next(env, delay):
+                self.schedule(delay, self._arrive)
+                return
+
+    def _arrive_now(self, now: float) -> int:
+        """Every request arriving by ``now``: reject it (:func:`reject_reason`) or queue it for
+        prefill; idle prefill workers start once all of this instant's arrivals are queued.
+        Returns the index of the first request still to arrive, or -1 when none was left when
+        the call began (a closed loop schedules the arrivals it adds itself)."""
         max_len = self.decode_latency.max_model_len
         B = self.cluster.block_size
         cap = self.capacity_blocks
@@ -125,7 +144,4 @@ class Arrivals:
         self._next = i
         for w in touched:  # all of this instant's arrivals are queued: start idle workers
             w.start_if_idle()
-        if i < n:
-            if i >= self._block_hi:
-                self._load_block(i)
-            self.schedule(self._block[0][i - self._block_lo] - now, self._arrive)
+        return i if i < n else -1

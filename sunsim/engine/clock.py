@@ -17,9 +17,10 @@ Both keep SimPy's semantics exactly:
 
 This is the one engine module that touches SimPy's internals: the environment's event
 queue, id counter and clock (``_queue``, ``_eid``, ``_now``; unchanged through SimPy 4.x);
-events themselves are read through their public API. ``tests/test_engine_fastpaths.py`` pins
-the ordering against ``env.timeout`` and SimPy's own loop. Cost: O(log n) per timer (one
-heap push and one pop).
+events themselves are read through their public API. :func:`advance_if_next` lets a callback
+do the work of the timer it was about to schedule at once, when that timer would be the very
+next event. ``tests/test_engine_fastpaths.py`` pins the ordering against ``env.timeout`` and
+SimPy's own loop. Cost: O(log n) per timer (one heap push and one pop).
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from typing import Any, cast
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["Timer", "call_later", "cancel", "delay_pusher", "run", "timer_pusher"]
+__all__ = [
+    "Timer",
+    "advance_if_next",
+    "call_later",
+    "cancel",
+    "delay_pusher",
+    "run",
+    "timer_pusher",
+]
 
 
 class Timer:
@@ -80,6 +89,26 @@ def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], N
     queue: list[Any] = env._queue
     heappush(queue, (env._now + delay, NORMAL, next(env._eid), t))
     return t
+
+
+def advance_if_next(env: simpy.Environment, delay: float) -> bool:
+    """If a timer of ``delay`` seconds (>= 0) scheduled now would be the next event of ``env``,
+    set ``env.now`` to its time and return True; else change nothing and return False.
+
+    It would be the next event exactly when its time ``now + delay`` is below every queued
+    entry's time (an entry at the same time was scheduled earlier, so it goes first). Then
+    nothing runs between now and that time, and the caller may do the timer's work in place
+    of scheduling it: the same work at the same ``env.now``, with every event it schedules
+    in the same order relative to all others (one fewer event, and no id drawn for it: ids
+    only order entries of equal time, and later ids stay later). Under
+    ``env.run(until=...)`` the stop is itself a queued event, so it is never passed.
+    """
+    at = env._now + delay  # the time call_later would give the timer
+    queue: list[Any] = env._queue
+    if queue and queue[0][0] <= at:
+        return False
+    env._now = at
+    return True
 
 
 def timer_pusher(

@@ -187,7 +187,7 @@ class ClusterSim(Arrivals):
     # -- callbacks from workers --------------------------------------------------------
     def on_prefilled(self, r: Request, pw: PrefillWorker, num_tokens: int) -> None:
         """A prefill (or recompute) of ``num_tokens`` finished: transfer its KV to decode."""
-        now = self.env.now
+        now = self.env._now  # the property's value, without the call (once per request)
         if r.num_generated_tokens == 0:
             r.first_token_at = now
             r.last_token_at = now
@@ -211,7 +211,7 @@ class ClusterSim(Arrivals):
 
     def _send(self, r: Request, pw: PrefillWorker, num_tokens: int, dw: DecodeWorker) -> None:
         """Assign ``r`` to decode worker ``dw`` and transfer its KV over ``pw``'s link."""
-        now = self.env.now
+        now = self.env._now
         r.routed_tokens = r.prompt_tokens + r.num_generated_tokens
         dw.loads[dw.slot] += 1
         dw.load_tokens += r.routed_tokens
