@@ -173,6 +173,12 @@ def main() -> None:
         sys.exit(compare(*a.compare))
     if not a.out:
         ap.error("--out or --compare is required")
+    try:
+        from sunsim.build_info import engine_build
+
+        print(f"engine: {engine_build()}", flush=True)
+    except ImportError:  # a sunsim from before the optional compiled build: pure Python
+        print("engine: pure Python (no sunsim.build_info)", flush=True)
     sc = scenarios()
     names = a.only.split(",") if a.only else list(sc)
     res: dict[str, Any] = {}
