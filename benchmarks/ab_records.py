@@ -9,6 +9,10 @@ with the old code and once with the new, then compare::
     PYTHONPATH=$PWD python benchmarks/ab_records.py --out /tmp/ab_new.json
     python benchmarks/ab_records.py --compare /tmp/ab_base.json /tmp/ab_new.json
 
+The compiled engine (README "Compiled engine") is checked the same way: once with the pure
+code, once with the python of a ``SUNSIM_COMPILE=1 pip install .`` environment, run from
+outside the checkout and without PYTHONPATH (the first line printed says which build ran).
+
 Each scenario is a :class:`sunsim.config.Scenario` replayed with :func:`sunsim.replay.run_replay`
 on the first requests of the Azure 2023 traces (``$SUNSIM_TRACES``, default
 ``../shared/traces``) or a closed loop; it covers every design, every decode router, tensor

@@ -12,10 +12,11 @@ medians of the paired ratios of ``simulate()``'s CPU seconds, per mode::
 Each bench_replay row says which build produced it (``engine_build``); the script stops if
 a run is not the build it should be.
 
-Figures measured with the same commands this script runs, timed from outside (2026-12-02, this 2-core machine shared with other busy processes, load 6 to 7;
-``python benchmarks/bench_replay.py --requests 200000`` run A B A B ..., 3 counted runs each
-after one warm-up; every command run by the same interpreter and packages, the pure code
-and 90527bd put first on ``PYTHONPATH``). Speed-up = medians of the pairwise ratios of
+Figures measured with the same commands this script runs, timed from outside (2026-12-02,
+this 2-core machine shared with other busy processes, load 6 to 7; ``python
+benchmarks/bench_replay.py --requests 200000`` run A B A B ..., 3 counted runs each after
+one warm-up; every command run by the same interpreter and packages, the pure code and
+90527bd put first on ``PYTHONPATH``). Speed-up = medians of the pairwise ratios of
 ``simulate()``'s CPU seconds; req/CPU-s = requests per CPU-second of ``simulate()``, medians
 (90527bd, the issue's baseline, prints no separate figure: its ``cpu_s`` is ``simulate()``'s):
 
