@@ -9,6 +9,10 @@ with the old code and once with the new, then compare::
     PYTHONPATH=$PWD python benchmarks/ab_records.py --out /tmp/ab_new.json
     python benchmarks/ab_records.py --compare /tmp/ab_base.json /tmp/ab_new.json
 
+The compiled engine (README "Compiled engine") is checked the same way: once with the pure
+code, once with the python of a ``SUNSIM_COMPILE=1 pip install .`` environment, run from
+outside the checkout and without PYTHONPATH (the first line printed says which build ran).
+
 Each scenario is a :class:`sunsim.config.Scenario` replayed with :func:`sunsim.replay.run_replay`
 on the first requests of the Azure 2023 traces (``$SUNSIM_TRACES``, default
 ``../shared/traces``) or a closed loop; it covers every design, every decode router, tensor
@@ -173,6 +177,12 @@ def main() -> None:
         sys.exit(compare(*a.compare))
     if not a.out:
         ap.error("--out or --compare is required")
+    try:
+        from sunsim.build_info import engine_build
+
+        print(f"engine: {engine_build()}", flush=True)
+    except ImportError:  # a sunsim from before the optional compiled build: pure Python
+        print("engine: pure Python (no sunsim.build_info)", flush=True)
     sc = scenarios()
     names = a.only.split(",") if a.only else list(sc)
     res: dict[str, Any] = {}

@@ -100,6 +100,7 @@ def child(
 ) -> dict:
     import numpy as np
 
+    from sunsim.build_info import engine_build
     from sunsim.config import Scenario
     from sunsim.engine import simulate
     from sunsim.latency.roofline import RooflineLatency
@@ -152,6 +153,7 @@ def child(
     rss_mb = _peak_rss_mb()
     return {
         "mode": mode,
+        "engine_build": engine_build(),  # pure Python or compiled (mypyc): which made the figures
         "requests": n,
         "trace_gen_s": round(t_gen, 2),
         "wall_s": round(res.wall_s, 2),
@@ -259,6 +261,7 @@ def main() -> None:
             f"{r['mean_batch']:>12}"
         )
     print("(wall: elapsed time of simulate(); CPU: its process time, less sensitive to other load)")
+    print(f"engine: {rows[0]['engine_build']}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sunsim import __version__
+from sunsim.build_info import engine_build
 from sunsim.cli import app
 from sunsim.config.choices import LatencySource
 from sunsim.specs import GPUS
@@ -154,12 +155,13 @@ def test_replay_force_writes_over_a_run(tmp_path: Path):
 
 
 def test_version():
+    want = f"sunsim {__version__} (engine: {engine_build()})"
     r = runner.invoke(app, ["--version"])
-    assert r.exit_code == 0 and r.output.strip() == f"sunsim {__version__}"
+    assert r.exit_code == 0 and r.output.strip() == want
     p = subprocess.run(
         [sys.executable, "-m", "sunsim", "--version"], capture_output=True, text=True, check=True
     )
-    assert p.stdout.strip() == f"sunsim {__version__}"
+    assert p.stdout.strip() == want
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -57,7 +57,9 @@ app = make_typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"sunsim {__version__}")
+        from sunsim.build_info import engine_build
+
+        typer.echo(f"sunsim {__version__} (engine: {engine_build()})")
         raise typer.Exit()
 
 
@@ -68,7 +70,7 @@ def _root(
         "--version",
         is_eager=True,
         callback=_print_version,
-        help="Print the version and exit.",
+        help="Print the version and the engine build (pure Python or compiled) and exit.",
     ),
 ) -> None:
     pass
