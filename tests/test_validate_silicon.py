@@ -347,7 +347,7 @@ def test_gap_analysis_rows_get_the_generators_token_budget() -> None:
 
     gap = AGG | {"silicon_data_source": GAP, "isl": 4096, "batch_size": 8}
     assert token_budget_of(gap) == 8 + 4096 + 1500  # max_batch_size + ISL + 1500
-    assert token_budget_of(gap | {"backend": "trtllm"}) == 8 + 4096 + 1500
+    assert token_budget_of(gap | {"backend": "trtllm"}) is None  # the fit set said no
     assert token_budget_of(gap | {"backend": "sglang"}) is None
     assert token_budget_of(AGG) is None  # other collections: the backend's default
     assert token_budget_of(DISAGG | {"silicon_data_source": GAP}) is None

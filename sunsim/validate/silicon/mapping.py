@@ -5,8 +5,8 @@
 * aggregated (``agg``) -> design ``colocated``, one worker of ``tp_size`` GPUs
   (``colocated_workers = 1``, ``tensor_parallel_size = tp_size``), ``max_num_seqs =
   batch_size`` (the engine's batch cap the run was configured with), ``max_num_batched_tokens``
-  by :func:`token_budget`: the row's documented budget (the gap-analysis vLLM and
-  TensorRT-LLM rows: ``batch_size + ISL + 1500``, aiconfigurator's benchmark generator
+  by :func:`token_budget`: the row's documented budget (the gap-analysis vLLM rows:
+  ``batch_size + ISL + 1500``, aiconfigurator's benchmark generator
   rule, :func:`~.sources.token_budget_of`), else ``max(8192, batch_size)`` (vLLM's and
   TensorRT-LLM's default token budget);
 * disaggregated (``disagg``) -> design ``partitioned`` with ``prefill_num_workers`` prefill

@@ -47,33 +47,33 @@ def client_lengths_of(row: dict[str, Any]) -> float:
 #: analysis"), the backends whose token budget follows its benchmark rule (:func:`token_budget_of`)
 #: and the slack that rule adds to the prompt (tokens).
 AIC_GAP_ANALYSIS_SOURCES = ("aic-auto-gap-analysis",)
-AIC_BUDGET_BACKENDS = ("vllm", "trtllm")
+AIC_BUDGET_BACKENDS = ("vllm",)
 AIC_BENCHMARK_SLACK_TOKENS = 1500
 
 
 def token_budget_of(row: dict[str, Any]) -> int | None:
-    """The aggregated engine's token budget per step (vLLM's ``max_num_batched_tokens``,
-    TensorRT-LLM's ``max_num_tokens``) when the row's collection documents it, else None
-    (the backend's default, :mod:`.mapping`).
+    """The aggregated engine's token budget per step (vLLM's ``max_num_batched_tokens``) when
+    the row's collection documents it, else None (the backend's default, :mod:`.mapping`).
 
     The gap-analysis rows (:data:`AIC_GAP_ANALYSIS_SOURCES` in ``silicon_data_source``) were
     served from deployments written by aiconfigurator's generator in benchmark mode; its
     rules (``generator/rule_plugin/benchmark/{vllm,trtllm}.rule`` of ai-dynamo/aiconfigurator)
     set, for an aggregated worker of ``max_batch_size`` (the row's ``batch_size``),
     ``max_num_tokens = max_batch_size + ISL + 1500``. The file itself does not record the
-    budget, so this is a reading, checked on the fit set (never on reported rows), where
-    the per-class request latency of :mod:`.correction_fit` is fitted on top (so the figures
-    are median |TTFT error| with each class's median gap removed):
+    budget, so this is a reading, checked on the fit set (never on reported rows):
 
-    * vLLM Qwen3-32B: 25.2% at vLLM's default 8192 -> 12.9% (p90 163% -> 33% before any
-      correction): at 8192 fixed-length clients stay in lock-step waves whose TTFT is 2-3x
-      the measured one;
-    * TensorRT-LLM on H100 with TensorRT-LLM's own scheduler (``colocated_scheduler =
-      trtllm``, whole prompts): 28.2% -> 19.3% (Qwen3-32B 33% -> 17%, Llama-3.1-8B 47% ->
-      48%); with vLLM's chunked scheduler about even (Qwen3-32B 20% -> 17%, Llama 31% -> 35%);
-    * SGLang's rule (``max_prefill_tokens = ISL + 1500`` with ``enable_mixed_chunk``) made
-      its rows worse (5.3% -> 10.3%; mixed chunks 71% before correction), so SGLang rows keep
-      SGLang's defaults (:data:`AIC_BUDGET_BACKENDS`).
+    * vLLM (:data:`AIC_BUDGET_BACKENDS`): Qwen3-32B's fit-set median |TTFT error| 25.2% at
+      vLLM's default 8192 -> 15.3% (p90 163% -> 33%), 9.7% once the fitted corrections of
+      :mod:`.correction_fit` are on: at 8192 fixed-length clients stay in lock-step waves
+      whose TTFT is 2-3x the measured one;
+    * TensorRT-LLM: worse here, with the fitted corrections refitted on top (H100 Qwen3-32B
+      24% -> 81%, Llama-3.1-8B 46% -> 62%) under vLLM's chunked scheduler; with TensorRT-LLM's
+      own scheduler (``colocated_scheduler = trtllm``, a separate branch) before corrections
+      28.6% -> 37.4%;
+    * SGLang (``max_prefill_tokens = ISL + 1500`` with ``enable_mixed_chunk``): worse (12.4%
+      -> 14.3% before corrections; mixed chunks 71%).
+
+    So only vLLM rows take it; the others keep their backend's default.
     """
     src = str(row.get("silicon_data_source", ""))
     if (
