@@ -429,13 +429,25 @@ def test_corrections_change_the_run_and_are_labelled(tmp_path: Path) -> None:
     from sunsim.validate.silicon.correction_fit import Correction
 
     csv = _write(tmp_path, [AGG | {"id": REPORTED[0]}])
-    fix = {("vllm", "h100_sxm"): Correction("vllm", "h100_sxm", 2.0, 0.05, 9, "9 rows")}
+
+    def run(scale: float, latency_s: float) -> pd.Series:
+        fix = {("vllm", "h100_sxm"): Correction("vllm", "h100_sxm", scale, latency_s, 9, "9 rows")}
+        res = validate_silicon(csv, overhead=False, corrections=fix)
+        return res.set_index("id").loc[REPORTED[0]]
+
     plain = validate_silicon(csv, overhead=False).set_index("id").loc[REPORTED[0]]
-    fixed = validate_silicon(csv, overhead=False, corrections=fix).set_index("id").loc[REPORTED[0]]
-    assert fixed["sim_tpot_ms"] == pytest.approx(2 * plain["sim_tpot_ms"], rel=0.1)
-    assert fixed["sim_ttft_ms"] > plain["sim_ttft_ms"] + 50 - 1e-6
+    scaled, fixed = run(2.0, 0.0), run(2.0, 0.05)
+    assert scaled["sim_tpot_ms"] == pytest.approx(2 * plain["sim_tpot_ms"], rel=0.1)
+    assert fixed["sim_ttft_ms"] > scaled["sim_ttft_ms"]  # 8 clients: waves reshuffle too
+    one = _write(tmp_path, [AGG | {"id": REPORTED[0], "batch_size": 1}])
+    alone = [  # one client: the engine's TTFT is the same, the client's 50 ms later
+        validate_silicon(one, overhead=False, corrections=fix).set_index("id").loc[REPORTED[0]]
+        for fix in ({}, {("vllm", "h100_sxm"): Correction("vllm", "h100_sxm", 1.0, 0.05, 9, "x")})
+    ]
+    assert alone[1]["sim_ttft_ms"] == pytest.approx(alone[0]["sim_ttft_ms"] + 50, rel=1e-6)
     assert fixed["decode_scale"] == 2.0 and fixed["request_latency_ms"] == pytest.approx(50)
-    assert "decode x2 (fitted)" in fixed["method"]
+    assert plain["decode_scale"] == 1.0 and plain["request_latency_ms"] == 0.0
+    assert "decode x2 (fitted)" in fixed["method"] and "fitted" not in plain["method"]
     r = CliRunner().invoke(
         app, ["validate", "silicon", "--csv", str(csv), "--no-progress", "--out",
               str(tmp_path / "o.csv")],
