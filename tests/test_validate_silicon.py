@@ -336,3 +336,120 @@ def test_client_delay_fit_runs_only_fit_rows_and_keeps_the_best(tmp_path: Path) 
     out = tmp_path / "d.json"
     main(["--csv", str(csv), "--grid", "0.5", "--jobs", "1", "--out", str(out)])
     assert load_client_delay(out)[0] == 0.5
+
+
+GAP = "source_file=/x/aic-auto-gap-analysis/data/h100_sxm/vllm/0.12.0/q.csv; silicon_concurrency=8"
+
+
+def test_gap_analysis_rows_get_the_generators_token_budget() -> None:
+    from sunsim.validate.silicon.mapping import token_budget
+    from sunsim.validate.silicon.rows import token_budget_of
+
+    gap = AGG | {"silicon_data_source": GAP, "isl": 4096, "batch_size": 8}
+    assert token_budget_of(gap) == 8 + 4096 + 1500  # max_batch_size + ISL + 1500
+    assert token_budget_of(gap | {"backend": "trtllm"}) is None  # the fit set said no
+    assert token_budget_of(gap | {"backend": "sglang"}) is None
+    assert token_budget_of(AGG) is None  # other collections: the backend's default
+    assert token_budget_of(DISAGG | {"silicon_data_source": GAP}) is None
+    case = classify(_row(**gap))
+    assert isinstance(case, Case) and case.max_num_batched_tokens == 5604
+    assert token_budget(case) == 5604
+    assert row_scenario(case, Path("/p"), "none").max_num_batched_tokens == 5604
+    other = classify(_row(**AGG | {"batch_size": 9000}))
+    assert isinstance(other, Case) and token_budget(other) == 9000  # max(8192, max_num_seqs)
+
+
+def test_decode_scaled_latency_scales_decode_work_only() -> None:
+    from sunsim.latency.base import ConstantLatency
+    from sunsim.latency.overhead import DecodeScaledLatency
+
+    inner = ConstantLatency(prefill_per_token_s=1e-4, decode_s=0.01)
+    lat = DecodeScaledLatency(inner, 0.5, "3 rows")
+    assert lat.decode_step_time(4, 100) == pytest.approx(0.005)
+    assert lat.prefill_time([100]) == pytest.approx(inner.prefill_time([100]))
+    assert lat.decode_run(4, 100, 3) == pytest.approx([0.005, 0.010, 0.015])
+    assert lat.decode_run(4, 100, 10, stop_s=0.012) == pytest.approx([0.005, 0.010, 0.015])
+    mixed = inner.mixed_step_time(4, 400, [(100, 0)])
+    assert lat.mixed_step_time(4, 400, [(100, 0)]) == pytest.approx(mixed - 0.5 * 0.01)
+    assert lat.mixed_step_time(0, 0, [(100, 0)]) == pytest.approx(
+        inner.mixed_step_time(0, 0, [(100, 0)])
+    )
+    assert "decode x0.5 (fitted)" in lat.method and "fitted on 3 rows" in lat.description
+    with pytest.raises(ValueError, match="positive"):
+        DecodeScaledLatency(inner, 0.0, "x")
+
+
+def _fit_result() -> pd.DataFrame:
+    rows = []
+    for k in range(5):  # vllm h100: measured TPOT 1.2x the simulated, TTFT 30 ms above
+        rows.append({"backend": "vllm", "system": "h100_sxm", "status": "ok",
+                     "silicon_tpot_ms": 12.0 * (k + 1), "sim_tpot_ms": 10.0 * (k + 1),
+                     "silicon_ttft_ms": 100.0 + 30 + k, "sim_ttft_ms": 100.0 + k})  # fmt: skip
+    for _ in range(5):  # trtllm b200: simulated TTFT too long -> no negative latency
+        rows.append({"backend": "trtllm", "system": "b200_sxm", "status": "ok",
+                     "silicon_tpot_ms": 8.0, "sim_tpot_ms": 10.0,
+                     "silicon_ttft_ms": 50.0, "sim_ttft_ms": 80.0})  # fmt: skip
+    rows.append({"backend": "sglang", "system": "h100_sxm", "status": "ok", "silicon_tpot_ms": 1.0,
+                 "sim_tpot_ms": 2.0, "silicon_ttft_ms": 1.0, "sim_ttft_ms": 1.0})  # fmt: skip
+    rows.append({"backend": "vllm", "system": "h100_sxm", "status": "skipped"})
+    return pd.DataFrame(rows)
+
+
+def test_corrections_fit_on_a_hand_made_case() -> None:
+    from sunsim.validate.silicon.correction_fit import fit_decode_scales, fit_request_latencies
+
+    res = _fit_result()
+    scales = fit_decode_scales(res)
+    assert scales == {("vllm", "h100_sxm"): pytest.approx(1.2), ("trtllm", "b200_sxm"): 0.8}
+    lat = fit_request_latencies(res)
+    assert lat[("vllm", "h100_sxm")] == pytest.approx(0.030)
+    assert lat[("trtllm", "b200_sxm")] == 0.0  # never below 0
+    assert ("sglang", "h100_sxm") not in scales  # one row: fewer than MIN_ROWS
+
+
+def test_corrections_are_bundled_labelled_and_bad_files_are_one_line(tmp_path: Path) -> None:
+    from sunsim.errors import ConfigError
+    from sunsim.validate.silicon.correction_fit import load_corrections
+
+    fixes = load_corrections()
+    assert fixes and all(c.decode_scale > 0 and c.request_latency_s >= 0 for c in fixes.values())
+    assert all("fit-set rows" in c.fitted_on for c in fixes.values())
+    bad = tmp_path / "c.json"
+    bad.write_text(
+        '{"corrections": [{"backend": "vllm", "system": "h100_sxm", '
+        '"decode_scale": 0, "request_latency_s": 0, "num_rows": 1, "fitted_on": "x"}]}'
+    )
+    with pytest.raises(ConfigError, match="no usable silicon corrections.*refit"):
+        load_corrections(bad)
+    with pytest.raises(ConfigError, match="no usable silicon corrections"):
+        load_corrections(tmp_path / "missing.json")
+
+
+def test_corrections_change_the_run_and_are_labelled(tmp_path: Path) -> None:
+    from sunsim.validate.silicon.correction_fit import Correction
+
+    csv = _write(tmp_path, [AGG | {"id": REPORTED[0]}])
+
+    def run(scale: float, latency_s: float) -> pd.Series:
+        fix = {("vllm", "h100_sxm"): Correction("vllm", "h100_sxm", scale, latency_s, 9, "9 rows")}
+        res = validate_silicon(csv, overhead=False, corrections=fix)
+        return res.set_index("id").loc[REPORTED[0]]
+
+    plain = validate_silicon(csv, overhead=False).set_index("id").loc[REPORTED[0]]
+    scaled, fixed = run(2.0, 0.0), run(2.0, 0.05)
+    assert scaled["sim_tpot_ms"] == pytest.approx(2 * plain["sim_tpot_ms"], rel=0.1)
+    assert fixed["sim_ttft_ms"] > scaled["sim_ttft_ms"]  # 8 clients: waves reshuffle too
+    one = _write(tmp_path, [AGG | {"id": REPORTED[0], "batch_size": 1}])
+    alone = [  # one client: the engine's TTFT is the same, the client's 50 ms later
+        validate_silicon(one, overhead=False, corrections=fix).set_index("id").loc[REPORTED[0]]
+        for fix in ({}, {("vllm", "h100_sxm"): Correction("vllm", "h100_sxm", 1.0, 0.05, 9, "x")})
+    ]
+    assert alone[1]["sim_ttft_ms"] == pytest.approx(alone[0]["sim_ttft_ms"] + 50, rel=1e-6)
+    assert fixed["decode_scale"] == 2.0 and fixed["request_latency_ms"] == pytest.approx(50)
+    assert plain["decode_scale"] == 1.0 and plain["request_latency_ms"] == 0.0
+    assert "decode x2 (fitted)" in fixed["method"] and "fitted" not in plain["method"]
+    r = CliRunner().invoke(
+        app, ["validate", "silicon", "--csv", str(csv), "--no-progress", "--out",
+              str(tmp_path / "o.csv")],
+    )  # fmt: skip
+    assert r.exit_code == 0 and "corrections (fitted on the fit set, not measured)" in r.output

@@ -70,6 +70,13 @@ def validate_silicon_cmd(
         help="Simulate the engine-overhead fit set instead of the reported rows (to choose "
         "modelling options on rows never reported).",
     ),
+    corrections: bool = typer.Option(
+        True,
+        "--corrections/--no-corrections",
+        help="Apply the per-(backend, GPU) corrections fitted on the fit set (decode step "
+        "scale, request latency outside the engine; sunsim/data/overhead/"
+        "silicon_corrections.json).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
     """Reproduce every row of silicon_sample.csv that sunsim can express (dense model, GPU,
@@ -92,6 +99,7 @@ def validate_silicon_cmd(
     if client_start not in CLIENT_STARTS:
         raise ConfigError(f"--client-start {client_start}: choose {' or '.join(CLIENT_STARTS)}")
     delay, delay_note = _client_delay(client_delay)
+    fixes = _corrections(corrections)
     path = csv if csv is not None else default_csv()
     dest = out or Path("silicon_validation.csv")
     with progress_bar("{task.completed}/{task.total} rows", enabled=progress, width=10) as bar:
@@ -105,13 +113,37 @@ def validate_silicon_cmd(
             client_start=client_start,
             fit_set=fit_set,
             client_delay_mean_s=delay,
+            corrections=fixes,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(dest, index=False)
     _print(res, path, worst)
     console.print(f"client delay: mean {delay:g} s ({delay_note})", highlight=False)
+    _print_corrections(fixes)
     console.print(f"wrote {dest} (one row per CSV row)", highlight=False)
+
+
+def _corrections(use: bool) -> dict[Any, Any]:
+    """The bundled fitted corrections, or none (``--no-corrections``)."""
+    from sunsim.validate.silicon.correction_fit import load_corrections
+
+    return load_corrections() if use else {}
+
+
+def _print_corrections(fixes: dict[Any, Any]) -> None:
+    if not fixes:
+        console.print("corrections: none (--no-corrections)", highlight=False)
+        return
+    parts = [
+        f"{b} {s} decode x{c.decode_scale:.3f} + {c.request_latency_s * 1e3:.0f} ms/request"
+        for (b, s), c in sorted(fixes.items())
+    ]
+    console.print(
+        "corrections (fitted on the fit set, not measured): " + "; ".join(parts),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _client_delay(value: str) -> tuple[float, str]:

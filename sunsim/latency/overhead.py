@@ -36,6 +36,7 @@ from sunsim.latency.base import LatencyModel
 
 __all__ = [
     "BACKENDS",
+    "DecodeScaledLatency",
     "EngineOverhead",
     "OverheadLatency",
     "fit_overhead",
@@ -161,6 +162,69 @@ class OverheadLatency(LatencyModel):
             if v >= stop_s:
                 break
         return out
+
+
+class DecodeScaledLatency(LatencyModel):
+    """``inner``'s step times with the decode work scaled by ``factor`` (a fitted correction
+    of a backend's kernel tables against end-to-end TPOT, e.g.
+    :mod:`sunsim.validate.silicon.correction_fit`; never a measurement).
+
+    ``decode_step_time``, ``decode_run`` and ``context_attention_time`` are ``factor`` x
+    inner's; a mixed step (:meth:`mixed_step_time`) adds ``(factor - 1) x
+    decode_step_time(B, C)`` of its ``B`` decodes to inner's, so a prefill-only step and
+    :meth:`prefill_time` are inner's. ``method`` gains `` + decode x{factor} (fitted)`` and
+    the description ``(fitted on {fitted_on})``; memory figures are inner's.
+
+    Raises:
+        ValueError: ``factor`` not a positive finite number.
+    """
+
+    def __init__(self, inner: LatencyModel, factor: float, fitted_on: str) -> None:
+        if not (factor > 0 and np.isfinite(factor)):
+            raise ValueError(f"decode scale factor must be a positive number, got {factor}")
+        self.inner = inner
+        self.factor = float(factor)
+        self.method = f"{inner.method} + decode x{factor:.3g} (fitted)"
+        self.description = f"{inner.description} + decode x{factor:.3g} (fitted on {fitted_on})"
+        self.weight_bytes = inner.weight_bytes
+        self.kv_bytes_per_token = inner.kv_bytes_per_token
+        self.max_model_len = inner.max_model_len
+        self.has_prefill = bool(getattr(inner, "has_prefill", True))
+
+    def prefill_time(self, prompt_lens: Sequence[int]) -> float:
+        return self.inner.prefill_time(prompt_lens)
+
+    def decode_step_time(self, batch_size: int, total_context_tokens: int) -> float:
+        return self.factor * self.inner.decode_step_time(batch_size, total_context_tokens)
+
+    def decode_run(
+        self,
+        batch_size: int,
+        first_context_tokens: int,
+        max_iterations: int,
+        stop_s: float = float("inf"),
+    ) -> list[float]:
+        """Inner's cumulative times x ``factor`` (inner runs to ``stop_s / factor``)."""
+        k = self.factor
+        run = self.inner.decode_run(batch_size, first_context_tokens, max_iterations, stop_s / k)
+        return [k * t for t in run]
+
+    def context_attention_time(self, batch_size: int, context_tokens: int) -> float:
+        return self.factor * self.inner.context_attention_time(batch_size, context_tokens)
+
+    def mixed_step_time(
+        self,
+        decode_batch: int,
+        decode_context_tokens: int,
+        prefill_chunks: Sequence[tuple[int, int]],
+    ) -> float:
+        t = self.inner.mixed_step_time(decode_batch, decode_context_tokens, prefill_chunks)
+        if decode_batch > 0 and prefill_chunks:
+            d = self.inner.decode_step_time(decode_batch, decode_context_tokens)
+            t += (self.factor - 1.0) * d
+        elif decode_batch > 0:
+            t *= self.factor
+        return t
 
 
 def overhead_path() -> Path:

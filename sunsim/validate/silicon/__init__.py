@@ -5,5 +5,6 @@
 sunsim can express; :mod:`.profiles` finds or imports the backend's step-time profile;
 :mod:`.mapping` turns a row into a scenario and runs it; :mod:`.run` runs many rows in a
 process pool; :mod:`.summary` tabulates the errors; :mod:`.overhead_fit` fits the per-step
-engine overhead on the fit set.
+engine overhead, :mod:`.client_fit` the clients' delay and :mod:`.correction_fit` the
+per-(backend, GPU) decode scale and request latency, all on the fit set.
 """

@@ -4,8 +4,11 @@
 
 * aggregated (``agg``) -> design ``colocated``, one worker of ``tp_size`` GPUs
   (``colocated_workers = 1``, ``tensor_parallel_size = tp_size``), ``max_num_seqs =
-  batch_size`` (the engine's batch cap the run was configured with), ``max_num_batched_tokens
-  = max(8192, batch_size)`` (vLLM's and TensorRT-LLM's default token budget);
+  batch_size`` (the engine's batch cap the run was configured with), ``max_num_batched_tokens``
+  by :func:`token_budget`: the row's documented budget (the gap-analysis vLLM rows:
+  ``batch_size + ISL + 1500``, aiconfigurator's benchmark generator
+  rule, :func:`~.sources.token_budget_of`), else ``max(8192, batch_size)`` (vLLM's and
+  TensorRT-LLM's default token budget);
 * disaggregated (``disagg``) -> design ``partitioned`` with ``prefill_num_workers`` prefill
   workers of ``prefill_tp_size`` GPUs and ``decode_num_workers`` decode workers of
   ``decode_tp_size`` GPUs, ``max_num_seqs = decode_batch_size`` (per decode worker),
@@ -26,7 +29,11 @@
   (2026-12-02, 258 fit-set rows) chose 0: median |TTFT error| 19.6% at 0, 21.2% at 10 ms,
   25.7% at 50 ms, so a delay that breaks the clients' lock-step helps some rows (vLLM
   Qwen3-32B) and hurts more;
-* KV cache: ``kv_cache_dtype`` of the row (:func:`~.rows.kv_cache_dtype_of`: ``fp8`` for
+* corrections (``run_case``'s ``correction``, :mod:`.correction_fit`): per (backend, GPU),
+  fitted on the fit set only and labelled ``fitted`` in the step-time method: decode steps x
+  ``decode_scale`` (:class:`~sunsim.latency.overhead.DecodeScaledLatency`), and
+  ``request_latency_s`` outside the engine on every TTFT and before each next request;
+* KV cache: ``kv_cache_dtype`` of the row (:func:`~.sources.kv_cache_dtype_of`: ``fp8`` for
   FP8 checkpoints), so an FP8 row's worker holds twice the tokens of a BF16 cache;
 * step times: the serving backend's profile on that GPU for the model, precision, KV-cache
   dtype and each pool's TP (:mod:`.profiles`), plus the backend's fitted engine overhead
@@ -57,7 +64,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,6 +72,9 @@ from sunsim.config import Scenario, scenario_fields
 from sunsim.errors import ConfigError
 from sunsim.latency.base import LatencyModel
 from sunsim.validate.silicon.rows import Case
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sunsim.validate.silicon.correction_fit import Correction
 
 #: Requests the simulated benchmark sends per client, by default.
 PROMPTS_PER_CLIENT = 10
@@ -103,7 +113,7 @@ def row_scenario(
     if case.mode == "agg":
         kw["modes"] = ("colocated",)
         kw["colocated_workers"] = (1,)
-        kw["max_num_batched_tokens"] = max(DEFAULT_TOKEN_BUDGET, case.max_num_seqs)
+        kw["max_num_batched_tokens"] = token_budget(case)
         kw["tensor_parallel_size"] = case.tensor_parallel_size
     else:
         kw["modes"] = ("partitioned",)
@@ -120,10 +130,20 @@ def row_scenario(
     return Scenario(**kw)
 
 
+def token_budget(case: Case) -> int:
+    """An aggregated worker's ``max_num_batched_tokens``: the row's documented budget
+    (``case.max_num_batched_tokens``, :func:`~.sources.token_budget_of`), else
+    ``max(8192, max_num_seqs)`` (vLLM's default for the OpenAI server on GPUs of 70 GiB or
+    more, ``EngineArgs`` batch defaults; TensorRT-LLM's ``max_num_tokens`` default is 8192 too)."""
+    if case.max_num_batched_tokens is not None:
+        return max(case.max_num_batched_tokens, 1)
+    return max(DEFAULT_TOKEN_BUDGET, case.max_num_seqs)
+
+
 def client_lengths(case: Case) -> dict[str, Any]:
     """``input_len``, ``output_len`` and ``range_ratio`` of the closed loop that draws the
     benchmark client's lengths: fixed ISL and OSL, or for a client that draws from ``[low x
-    L, L]`` (``case.length_low_ratio`` < 1, :func:`~.rows.client_lengths_of`) the same
+    L, L]`` (``case.length_low_ratio`` < 1, :func:`~.sources.client_lengths_of`) the same
     range in sunsim's (vLLM's newer) ``[L' (1 - r), L' (1 + r)]`` form: ``L' = (1 + low) L
     / 2`` and ``r = (1 - low) / (1 + low)`` (the ends agree within a token)."""
     low = case.length_low_ratio
@@ -148,18 +168,20 @@ def first_arrivals(case: Case, prefill: LatencyModel, decode: LatencyModel, n: i
     return [i * lo / n for i in range(n)]
 
 
-def client_delays(mean_s: float, seed: int = 0) -> Callable[[], float] | None:
+def client_delays(mean_s: float, seed: int = 0, fixed_s: float = 0.0) -> Callable[[], float] | None:
     """A draw of the benchmark client's own delay between a response's end and its next
     request (seconds): exponential with mean ``mean_s`` (one parameter; its value is fitted
     on the fit set, :mod:`.client_fit`), from a generator seeded ``seed``; None for 0.
     Real clients spend time per request outside the server (detokenising and recording the
     response, building and sending the next HTTP request, event-loop scheduling), and that
-    time varies, so clients that a fixed ISL/OSL would keep in step drift apart."""
+    time varies, so clients that a fixed ISL/OSL would keep in step drift apart.
+    ``fixed_s``: a constant added to every draw (a request's fitted time outside the engine,
+    :mod:`.correction_fit`); None when both are 0."""
     if not mean_s > 0:
-        return None
+        return None if not fixed_s > 0 else (lambda: float(fixed_s))
     rng = np.random.default_rng(seed)
     draw = rng.exponential
-    return lambda: float(draw(mean_s))
+    return lambda: float(fixed_s + draw(mean_s))
 
 
 def trtllm_max_num_tokens(case: Case) -> int:
@@ -183,12 +205,15 @@ def run_case(
     prompts_per_client: int = PROMPTS_PER_CLIENT,
     client_start: str = CLIENT_START,
     client_delay_mean_s: float = 0.0,
+    correction: Correction | None = None,
 ) -> dict[str, Any]:
     """Simulate ``case``; returns ``sim_ttft_ms``, ``sim_tpot_ms`` (means over the finished
     requests), ``num_requests``, ``num_rejected``, ``num_preemptions``, ``wall_s``.
     ``client_start``: ``staggered`` (:func:`first_arrivals`) or ``together`` (every client's
     first request at time 0). ``client_delay_mean_s``: mean of the client-side delay drawn
-    per request sent after a request end (:func:`client_delays`; 0: none).
+    per request sent after a request end (:func:`client_delays`; 0: none). ``correction``:
+    the row's (backend, GPU) fitted correction (:mod:`.correction_fit`): decode steps x
+    ``decode_scale``; ``request_latency_s`` on every TTFT and before each next request.
 
     Raises:
         ConfigError, ProfileError: the scenario or a profile is unusable in this build, or
@@ -196,7 +221,7 @@ def run_case(
     """
     from sunsim.engine.closed_loop import simulate_closed_loop
     from sunsim.latency.kv_cache_dtype import with_kv_cache_dtype
-    from sunsim.latency.overhead import with_overhead
+    from sunsim.latency.overhead import DecodeScaledLatency, with_overhead
     from sunsim.latency.profiled import ProfiledLatency
     from sunsim.replay import closed_loop_workload
 
@@ -208,9 +233,13 @@ def run_case(
 
     def load(d: Path) -> LatencyModel:
         lat = ProfiledLatency.from_dir(d, model=case.model, precision=case.precision)
-        return with_overhead(with_kv_cache_dtype(lat, case.kv_cache_dtype), oh)
+        out = with_overhead(with_kv_cache_dtype(lat, case.kv_cache_dtype), oh)
+        if correction is not None and correction.decode_scale != 1.0:
+            out = DecodeScaledLatency(out, correction.decode_scale, correction.fitted_on)
+        return out
 
     pl, dl = load(prefill_dir), load(decode_dir)
+    extra_s = correction.request_latency_s if correction is not None else 0.0
     if client_start not in CLIENT_STARTS:
         raise ConfigError(f"client start '{client_start}': choose {' or '.join(CLIENT_STARTS)}")
     first = min(wl.closed_loop.max_concurrency, wl.closed_loop.num_prompts)
@@ -226,17 +255,20 @@ def run_case(
         )
     res = simulate_closed_loop(
         wl.closed_loop, cluster, pl, dl, requests=wl.requests,
-        first_arrivals_s=starts, client_delay_s=client_delays(client_delay_mean_s),
+        first_arrivals_s=starts,
+        client_delay_s=client_delays(client_delay_mean_s, fixed_s=extra_s),
     )  # fmt: skip
     rec = res.records
     done = rec[rec["status"] == "finished"]
     nan = math.nan
     return {
-        "sim_ttft_ms": float(done["ttft_s"].mean()) * 1e3 if len(done) else nan,
+        "sim_ttft_ms": (float(done["ttft_s"].mean()) + extra_s) * 1e3 if len(done) else nan,
         "sim_tpot_ms": float(done["tpot_s"].mean()) * 1e3 if len(done) else nan,
         "num_requests": len(rec),
         "num_rejected": int((rec["status"] == "rejected").sum()),
         "num_preemptions": int(rec["num_preemptions"].sum()),
         "method": res.method,
+        "decode_scale": correction.decode_scale if correction is not None else 1.0,
+        "request_latency_ms": extra_s * 1e3,
         "wall_s": time.perf_counter() - t0,
     }

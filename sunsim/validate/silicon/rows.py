@@ -30,6 +30,11 @@ from typing import Any
 import pandas as pd
 
 from sunsim.errors import ConfigError
+from sunsim.validate.silicon.sources import (
+    client_lengths_of,
+    kv_cache_dtype_of,
+    token_budget_of,
+)
 
 #: Share of rows (percent) in the overhead fit set, by hashed id.
 FIT_PERCENT = 30
@@ -174,6 +179,9 @@ class Case:
     #: the benchmark client's lengths (:func:`client_lengths_of`): drawn uniformly from
     #: ``[low x ISL, ISL]`` and ``[low x OSL, OSL]``; 1.0: fixed at ISL and OSL
     length_low_ratio: float = 1.0
+    #: the aggregated engine's token budget per step when the row's collection documents it
+    #: (:func:`token_budget_of`, tokens); None: the backend's default (``mapping``)
+    max_num_batched_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -240,44 +248,8 @@ def classify(row: dict[str, Any], *, for_fit: bool = False) -> Case | Skip:
         tpot_s=float(row["silicon_tpot_ms"]) / 1e3,
         kv_cache_dtype=kv_cache_dtype_of(row, precision),
         length_low_ratio=client_lengths_of(row),
+        max_num_batched_tokens=token_budget_of(row),
     )
-
-
-#: ``silicon_data_source`` marks of the runs made with InferenceMAX's benchmark client, and
-#: its ``--random-range-ratio``. The ``source_file=2026-04-06.csv`` rows are InferenceMAX's
-#: sweep (SemiAnalysis, measured 2025-10-29: Llama-3.1-70B FP8/FP4 on H100/H200/B200 with
-#: vLLM and TensorRT-LLM, ISL/OSL 1024/1024, 1024/8192, 8192/1024, its grid); its client
-#: (``bench_serving/benchmark_serving.py --dataset-name random --random-range-ratio 0.8
-#: --num-prompts 10 x CONC --max-concurrency CONC --request-rate inf --ignore-eos``, the
-#: InferenceMAX README) draws every prompt and output length uniformly from ``[int(0.8 L),
-#: L]`` (``sample_random_requests`` of that script).
-INFERENCEMAX_SOURCES = ("source_file=2026-04-06.csv",)
-INFERENCEMAX_RANGE_RATIO = 0.8
-
-
-def client_lengths_of(row: dict[str, Any]) -> float:
-    """The low end of the benchmark client's length range as a share of ISL/OSL (``Case.
-    length_low_ratio``): :data:`INFERENCEMAX_RANGE_RATIO` for InferenceMAX's runs
-    (:data:`INFERENCEMAX_SOURCES` in ``silicon_data_source``), else 1.0 (fixed lengths: the
-    other collections name ISL and OSL as the lengths sent)."""
-    src = str(row.get("silicon_data_source", ""))
-    return INFERENCEMAX_RANGE_RATIO if any(m in src for m in INFERENCEMAX_SOURCES) else 1.0
-
-
-def kv_cache_dtype_of(row: dict[str, Any], precision: str) -> str:
-    """The KV-cache dtype a row was served with. The file has no such column, so:
-    a ``kv_cache_dtype`` (or ``kvcache_quant_mode``) column when a file has one, else the
-    default for the row's checkpoint: ``fp8`` for FP8 (W8A8) rows, ``auto`` (BF16) for
-    the others. The FP8 default is aiconfigurator-core 0.12.0's own for FP8 checkpoints
-    (``sdk/models/helpers.py``: an ``fp8``/``fp8_block``/``nvfp4`` quantised checkpoint gets
-    ``kvcache_quant_mode = fp8``), and what the FP8 serving recipes run: NVIDIA's ModelOpt
-    FP8 checkpoints carry ``kv_cache_quant_algo: FP8``, which TensorRT-LLM applies by default,
-    and InferenceMAX's vLLM FP8 recipes pass ``--kv-cache-dtype fp8``."""
-    for col in ("kv_cache_dtype", "kvcache_quant_mode"):
-        v = str(row.get(col) or "").strip().lower()
-        if v:
-            return "fp8" if v.startswith("fp8") else "auto"
-    return "fp8" if precision == "fp8" else "auto"
 
 
 def _basic(row: dict[str, Any]) -> tuple[str, str] | None:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sunsim.errors import SunsimError
+from sunsim.validate.silicon.correction_fit import Correction
 from sunsim.validate.silicon.mapping import CLIENT_START, PROMPTS_PER_CLIENT, run_case
 from sunsim.validate.silicon.rows import Case, Skip, classify, in_fit_set, read_silicon
 
@@ -104,11 +105,18 @@ def _profile(found: dict[tuple[Any, ...], Any], cache: Path, case: Case, tp: int
 
 
 def _run_one(
-    case: Case, pre: Path, dec: Path, oh: str, per_client: int, start: str, delay: float
+    case: Case,
+    pre: Path,
+    dec: Path,
+    oh: str,
+    per_client: int,
+    start: str,
+    delay: float,
+    correction: Correction | None = None,
 ) -> dict[str, Any]:
     try:
         return {"status": "ok", "client_delay_mean_s": delay} | run_case(
-            case, pre, dec, oh, per_client, start, delay
+            case, pre, dec, oh, per_client, start, delay, correction
         )
     except SunsimError as e:
         return {"status": "error", "reason": "simulation refused", "detail": str(e)}
@@ -124,6 +132,7 @@ def validate_silicon(
     client_start: str = CLIENT_START,
     fit_set: bool = False,
     client_delay_mean_s: float = 0.0,
+    corrections: dict[tuple[str, str], Correction] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """One row per CSV row: its identity and shape, ``status`` (``ok``, ``skipped``,
@@ -137,6 +146,9 @@ def validate_silicon(
     ``fit_set``: simulate the overhead fit set instead of the reported rows;
     ``client_delay_mean_s``: the clients' mean delay per request (seconds,
     :func:`~.mapping.client_delays`; the fitted one is :func:`~.client_fit.load_client_delay`);
+    ``corrections``: (backend, system) -> fitted :class:`~.correction_fit.Correction` applied
+    to the rows of that class (None or empty: none; the bundled ones are
+    :func:`~.correction_fit.load_corrections`);
     ``on_progress(done, total)`` after each simulated row.
 
     Raises:
@@ -148,10 +160,12 @@ def validate_silicon(
         total = len(todo)
         if on_progress is not None:
             on_progress(0, total)
+        fixes = corrections or {}
         args = [
-            (c, p, d, oh, prompts_per_client, client_start, client_delay_mean_s)
-            for _, c, p, d, oh in todo
-        ]
+            (c, p, d, oh, prompts_per_client, client_start, client_delay_mean_s,
+             fixes.get((c.backend, str(out[i]["system"]))))
+            for i, c, p, d, oh in todo
+        ]  # fmt: skip
         if jobs <= 1:
             for n, ((i, *_), a) in enumerate(zip(todo, args), 1):
                 out[i].update(_run_one(*a))
