@@ -36,6 +36,8 @@ COMPILED_MODULES: tuple[str, ...] = (
     "sunsim.engine.request",
     "sunsim.engine.router",
     "sunsim.engine.scheduler",
+    "sunsim.latency.paired",
+    "sunsim.latency.roofline",
 )
 
 _EXTENSION = (".so", ".pyd")
