@@ -12,35 +12,37 @@ medians of the paired ratios of ``simulate()``'s CPU seconds, per mode::
 Each bench_replay row says which build produced it (``engine_build``); the script stops if
 a run is not the build it should be.
 
-Figures measured with the same commands this script runs, timed from outside (2026-12-02,
-this 2-core machine shared with other busy processes, load 6 to 7; ``python
-benchmarks/bench_replay.py --requests 200000`` run A B A B ..., 3 counted runs each after
-one warm-up; every command run by the same interpreter and packages, the pure code and
-90527bd put first on ``PYTHONPATH``). Speed-up = medians of the pairwise ratios of
-``simulate()``'s CPU seconds; req/CPU-s = requests per CPU-second of ``simulate()``, medians
-(90527bd, the issue's baseline, prints no separate figure: its ``cpu_s`` is ``simulate()``'s):
+Figures (2026-12-02, 08:00-08:25 UTC, 13 compiled modules, this 2-core machine shared with other
+busy processes, load 1 to 3): ``python benchmarks/bench_replay.py --requests 200000``, the
+compiled build against another command in turn, A B A B, 3 or 5 counted pairs after one
+warm-up pair; every command run by the compiled environment's interpreter and packages, the pure
+code (this branch, or 90527bd, the issue's baseline) put first on ``PYTHONPATH``. Speed-up
+= median of the pairwise ratios of ``simulate()``'s CPU seconds (range in brackets);
+req/CPU-s = requests per CPU-second of ``simulate()``, medians (90527bd prints no separate
+figure: its ``cpu_s`` is ``simulate()``'s):
 
     simulate()                       sun                 partitioned
-    compiled vs pure (this branch)   1.81x (1.30-1.85)   1.55x (1.45-1.63)
-    compiled vs 90527bd              1.92x (1.85-2.31)   1.98x (1.42-1.99)
-    req/CPU-s: 90527bd               14,760              16,529
-               pure, this branch     16,892              15,860
-               compiled              29,028 / 29,895     24,631 / 28,902  (two sessions)
+    compiled vs pure (this branch)   2.25x (1.86-2.69)   2.12x (1.91-2.90)   5 pairs
+                                     2.08x (1.50-2.17)   1.99x (1.47-2.99)   3 pairs
+    compiled vs 90527bd              2.34x (2.30-3.30)   2.86x (2.41-3.39)
+    req/CPU-s: 90527bd               20,182              17,621
+               pure, this branch     20,725 / 24,096     22,857 / 23,015  (5 / 3 pairs)
+               compiled              47,962 / 42,827     50,378 / 48,193  (vs 90527bd / pure)
 
     whole process CPU s, both modes (trace generation and summaries included), medians:
-    compiled 17.4 vs pure 26.5 (ratio 0.66); compiled 16.9 vs 90527bd 27.7 (ratio 0.56).
-    Peak RSS 230 MiB compiled, 241 MiB pure, 293 MiB 90527bd.
+    compiled 10.4 vs 90527bd 22.9 (ratio 0.45); compiled 11.7 vs pure 21.1 (ratio 0.49,
+    5 pairs) and 11.2 vs 19.1 (ratio 0.54, 3 pairs).
+    Peak RSS 229 MiB compiled, 242 MiB pure, 293 MiB 90527bd.
 
-The events (877,907 sun, 863,538 partitioned) are the same in every build: the speed-up is
-per event, not fewer events. The build (``SUNSIM_COMPILE=1 pip install --no-deps .``, 9
-modules) took 97 s wall, 40 s user CPU at that load. Left interpreted and why: see
-``sunsim.build_info.COMPILED_MODULES``. In single trial runs (sun, 50k requests, one run
-each) a build with ``engine.cluster``, ``engine.arrivals``, ``latency.roofline`` and
-``latency.paired`` added measured 2.25x over pure, and one with only the two latency
-modules added 1.9x to 2.0x. The cluster and arrivals need the co-located workers to stop
-sitting in the cluster's decode-worker lists by duck typing (compiled code checks the
-type); the compiled roofline model did not unpickle in the planner's worker processes
-(``__init__() missing required argument 'gpu'``). Both are engine changes left for later.
+The noise is large (one run of the same build took 3.0 s and another 5.3 s): quote the
+medians. The events (773,181 sun, 758,442 partitioned) are the same in both builds of this
+branch, so compiled vs pure is per event; against 90527bd (877,907 and 863,538 events) part
+of the speed-up is the pure engine's fewer events per request. The build
+(``SUNSIM_COMPILE=1 pip install . pytest`` into a fresh venv, the dependencies included)
+took 84 s wall, 74 s user CPU; the compile alone (``SUNSIM_COMPILE=1 python setup.py
+build_ext --inplace`` in a scratch copy) about 30 s. The compiled step of ``.ci/run``
+(fresh venv, build, golden records, the A/B subset pure and compiled) took 113 s wall.
+Left interpreted and why: see ``sunsim.build_info.COMPILED_MODULES``.
 """
 
 from __future__ import annotations

@@ -137,15 +137,14 @@ def capture_sim():
     """Yield a list that receives the :class:`ClusterSim` each ``simulate`` call builds (so the
     workers' final state can be inspected after the run)."""
     sims = []
-    orig = simulation.ClusterSim
+    orig = simulation.build_result  # called once per run, with the run's ClusterSim
 
-    class Capturing(orig):  # type: ignore[misc, valid-type]
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            sims.append(self)
+    def capturing(sim, *a, **kw):
+        sims.append(sim)
+        return orig(sim, *a, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(simulation, "ClusterSim", Capturing)
+        mp.setattr(simulation, "build_result", capturing)
         yield sims
 
 

@@ -288,15 +288,14 @@ def cases(draw, tight_kv=None):
 
 def run(case: Case):
     sims = []
-    orig = simulation.ClusterSim
+    orig = simulation.build_result  # called once per run, with the run's ClusterSim
 
-    class Capturing(orig):  # type: ignore[misc, valid-type]
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            sims.append(self)
+    def capturing(sim, *a, **kw):
+        sims.append(sim)
+        return orig(sim, *a, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(simulation, "ClusterSim", Capturing)
+        mp.setattr(simulation, "build_result", capturing)
         res = simulate(case.requests, case.cluster, case.latency, case.latency)
     return res, sims[0]
 

@@ -25,12 +25,7 @@ def stream_in_chunks(monkeypatch: pytest.MonkeyPatch, chunk_rows: int, drain_row
     """Make record tables stream in frames of ``chunk_rows`` and drain every ``drain_rows``
     ended requests (small values exercise chunks completing out of order)."""
     monkeypatch.setattr(records_mod, "_DRAIN_ROWS", drain_rows)
-    orig = records_mod.RecordTable.stream
-    monkeypatch.setattr(
-        records_mod.RecordTable,
-        "stream",
-        lambda self, sink, served: orig(self, sink, served, chunk_rows=chunk_rows),
-    )
+    monkeypatch.setattr(records_mod, "_CHUNK_ROWS", chunk_rows)
 
 
 @pytest.mark.parametrize("chunk_rows", [97, 1 << 18])

@@ -143,15 +143,14 @@ def loads(draw):  # type: ignore[no-untyped-def]
 def test_no_request_is_lost_nothing_is_preempted_and_everything_is_released(load) -> None:  # type: ignore[no-untyped-def]
     df, cl, lat = load
     sims = []
-    orig = simulation.ClusterSim
+    orig = simulation.build_result  # called once per run, with the run's ClusterSim
 
-    class Capturing(orig):  # type: ignore[misc, valid-type]
-        def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
-            super().__init__(*a, **kw)
-            sims.append(self)
+    def capturing(sim, *a, **kw):  # type: ignore[no-untyped-def]
+        sims.append(sim)
+        return orig(sim, *a, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(simulation, "ClusterSim", Capturing)
+        mp.setattr(simulation, "build_result", capturing)
         res = simulate(df, cl, lat, lat)
     rec = res.records
     assert len(rec) == len(df)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from sunsim.engine.clock import Timer
     from sunsim.engine.records import RecordTable
-    from sunsim.engine.router import PrefillRouter
+    from sunsim.engine.router import Router
     from sunsim.engine.spec import ClusterSpec
     from sunsim.latency.base import LatencyModel
 
@@ -43,7 +43,9 @@ class Arrivals:
     decode_latency: LatencyModel
     capacity_blocks: int
     records: RecordTable
-    prefill_routers: list[PrefillRouter]
+    #: per model: its prefill pool's router, or a co-located design's router over its
+    #: co-located workers (both kinds of worker have ``submit``, ``busy``, ``start_if_idle``)
+    prefill_routers: list[Router[Any]]
     num_done: int
     _progress_at: float
     on_request_end: Callable[[float, int], None] | None

@@ -34,6 +34,7 @@ from sunsim.engine.arrivals import Arrivals
 from sunsim.engine.capacity import kv_capacity_blocks
 from sunsim.engine.clock import Timer, call_later
 from sunsim.engine.clock import run as run_events
+from sunsim.engine.colocated import ColocatedWorker
 from sunsim.engine.colocated_pools import build_colocated_pools
 from sunsim.engine.decode import DecodeWorker
 from sunsim.engine.designs import PoolScope
@@ -43,7 +44,7 @@ from sunsim.engine.prefix_hooks import enable_prefix_caching, prefix_extras
 from sunsim.engine.records import RecordSink, RecordTable
 from sunsim.engine.request import Request, RequestStatus
 from sunsim.engine.result import SimResult, build_result, itl_bin_edges
-from sunsim.engine.router import Central, DecodeRouter, PrefillRouter, make_router
+from sunsim.engine.router import Central, DecodeRouter, make_router
 from sunsim.engine.scheduler import DecodePolicy
 from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
@@ -120,7 +121,7 @@ class ClusterSim(Arrivals):
             build_colocated_pools(self, rng)
             return
         self.prefill_workers: list[PrefillWorker] = []
-        self.prefill_routers: list[PrefillRouter] = []
+        self.prefill_routers = []
         for m, count in enumerate(cluster.prefill_workers):
             ws = []
             for _ in range(count):
@@ -131,7 +132,8 @@ class ClusterSim(Arrivals):
         if cluster.design.prefill.scope is PoolScope.SHARED:  # one pool (prefillshare)
             shared = make_router(cluster.prefill_router, self.prefill_workers, rng, prefill=True)
             self.prefill_routers = [shared] * len(cluster.served_models)
-        self.decode_workers: list[DecodeWorker] = []
+        #: a co-located design's workers instead (statistics only; :mod:`.colocated_pools`)
+        self.decode_workers: list[DecodeWorker | ColocatedWorker] = []
         self.pool_routers: list[DecodeRouter] = []
         for p, count in enumerate(cluster.decode_workers):
             dws = []

@@ -53,6 +53,6 @@ def build_colocated_pools(sim: ClusterSim, rng: np.random.Generator) -> None:
     # the cluster reads workers through the attributes both kinds have (duck typing)
     sim.prefill_workers = []
     sim.prefill_routers = cast(Any, per_model)
-    sim.decode_workers = cast(Any, workers)
+    sim.decode_workers = list(workers)
     sim.pool_routers = cast(Any, routers)
     sim.decode_router_of_model = cast(Any, per_model)

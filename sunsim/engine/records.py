@@ -28,6 +28,9 @@ _REJECT_CODE = {r: i + 1 for i, r in enumerate(RejectReason)}
 _ROW = 9
 #: Rows buffered before a streaming table moves them into its chunks.
 _DRAIN_ROWS = 1 << 16
+#: Trace rows per streamed frame, :meth:`RecordTable.stream`'s default (a module global, so
+#: a test can set it for callers in the compiled build too).
+_CHUNK_ROWS = 1 << 18
 #: Rows appended to the row list before they move into the float64 buffer.
 _FLUSH_ROWS = 1 << 12
 
@@ -60,10 +63,13 @@ class RecordTable:
         self._next_chunk = 0  # the first chunk not yet written
         self.rows_written = 0
 
-    def stream(self, sink: RecordSink, served: list[str], chunk_rows: int = 1 << 18) -> None:
-        """Send the records to ``sink`` in frames of ``chunk_rows`` consecutive trace rows (the
-        columns of :meth:`to_frame`; ``served`` names the model codes), each as soon as all
-        of its requests have ended; call :meth:`close` after the run. Call before the run."""
+    def stream(self, sink: RecordSink, served: list[str], chunk_rows: int | None = None) -> None:
+        """Send the records to ``sink`` in frames of ``chunk_rows`` consecutive trace rows
+        (default ``_CHUNK_ROWS``, 2**18; the columns of :meth:`to_frame`; ``served`` names the
+        model codes), each as soon as all of its requests have ended; call :meth:`close` after
+        the run. Call before the run."""
+        if chunk_rows is None:
+            chunk_rows = _CHUNK_ROWS
         self.sink, self.served, self.chunk_rows = sink, list(served), chunk_rows
         self._drain_len = _DRAIN_ROWS * _ROW
         self._chunk_ended = np.zeros(-(-self.n // chunk_rows), dtype=np.int64)

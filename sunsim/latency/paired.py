@@ -18,6 +18,7 @@ module.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sunsim.latency.base import LatencyModel
 
@@ -36,6 +37,11 @@ class PairedDecodeLatency(LatencyModel):
         self.weight_bytes = inner.weight_bytes
         self.kv_bytes_per_token = inner.kv_bytes_per_token
         self.max_model_len = inner.max_model_len
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as ``inner`` (as :meth:`RooflineLatency.__reduce__
+        <sunsim.latency.roofline.RooflineLatency.__reduce__>`, for the compiled build)."""
+        return (type(self), (self.inner,))
 
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         return self.inner.prefill_time(prompt_lens)

@@ -26,6 +26,7 @@ At N = 1 nothing changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sunsim.latency.base import LatencyModel
 from sunsim.specs import GpuSpec, ModelSpec, get_precision, weight_bytes
@@ -83,7 +84,8 @@ class RooflineLatency(LatencyModel):
         self._inv_bw = 1.0 / gpu.mem_bw
         self._inv_flops = 1.0 / gpu.bf16_flops
         #: KV bytes per token each GPU reads or writes (the whole token's at N = 1).
-        self._kv_io_bytes_per_token: float = self.kv_bytes_per_token
+        #: (a float, as the compiled build's attribute needs; exact: the bytes are below 2**53)
+        self._kv_io_bytes_per_token: float = float(self.kv_bytes_per_token)
         #: all-reduce seconds per token of a step (0 at N = 1).
         self._allreduce_s_per_token = allreduce_seconds_per_token(model, gpu, tp)
         if tp > 1:  # per GPU: 1/N of everything (left untouched at 1: bit-identical)
@@ -93,6 +95,12 @@ class RooflineLatency(LatencyModel):
             self._attn_decode_flops_per_ctx /= tp
             self._attn_prefill_flops_per_l2 /= tp
             self._kv_io_bytes_per_token = self.kv_bytes_per_token / tp
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its constructor's arguments (the planner sends latency models to its
+        worker processes): the compiled build's class cannot be rebuilt the default way."""
+        args = (self.gpu, self.model, self.precision, self.step_overhead_s)
+        return (type(self), (*args, self.tensor_parallel_size))
 
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         tokens = 0
