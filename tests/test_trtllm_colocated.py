@@ -9,32 +9,15 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_sglang_colocated import H100_BYTES, colo, frame
 from typer.testing import CliRunner
 
 from sunsim.cli.app import app
 from sunsim.config import Scenario
 from sunsim.engine import cluster as simulation
 from sunsim.engine.cluster import simulate
-from sunsim.engine.spec import ClusterSpec
 from sunsim.errors import ConfigError
 from sunsim.latency.base import ConstantLatency
-
-H100_BYTES = 80 * 10**9
-
-
-def colo(**kw: object) -> ClusterSpec:
-    return ClusterSpec(
-        "colocated", ("a",), (), (), colocated_workers=(1,), gpu_memory_utilization=1.0,
-        reserve_bytes=0, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-def frame(arrival: list[float], prompt: list[int], output: list[int]) -> pd.DataFrame:
-    n = len(arrival)
-    return pd.DataFrame(
-        {"arrival_s": arrival, "model": ["a"] * n, "prompt_tokens": prompt,
-         "output_tokens": output}
-    )  # fmt: skip
 
 
 def test_admission_refused_by_the_no_evict_reservation_hand_checked() -> None:

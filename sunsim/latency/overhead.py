@@ -114,7 +114,21 @@ def fit_overhead(
     return float(a), float(b), float(c)
 
 
-class OverheadLatency(LatencyModel):
+class _FittedWrapper(LatencyModel):
+    """A fitted term on top of ``inner``: ``method`` and the description gain ``suffix``
+    (`` (fitted on {fitted_on})`` in the description); memory figures are inner's."""
+
+    def __init__(self, inner: LatencyModel, suffix: str, fitted_on: str) -> None:
+        self.inner = inner
+        self.method = f"{inner.method} + {suffix} (fitted)"
+        self.description = f"{inner.description} + {suffix} (fitted on {fitted_on})"
+        self.weight_bytes = inner.weight_bytes
+        self.kv_bytes_per_token = inner.kv_bytes_per_token
+        self.max_model_len = inner.max_model_len
+        self.has_prefill = bool(getattr(inner, "has_prefill", True))
+
+
+class OverheadLatency(_FittedWrapper):
     """``inner``'s step times plus an :class:`EngineOverhead` on every step.
 
     ``prefill_time(lens)`` = inner + ``overhead.step_s(len(lens), sum(lens))``;
@@ -124,14 +138,8 @@ class OverheadLatency(LatencyModel):
     """
 
     def __init__(self, inner: LatencyModel, overhead: EngineOverhead) -> None:
-        self.inner = inner
+        super().__init__(inner, "engine overhead", overhead.fitted_on)
         self.overhead = overhead
-        self.method = f"{inner.method} + engine overhead (fitted)"
-        self.description = f"{inner.description} + engine overhead (fitted on {overhead.fitted_on})"
-        self.weight_bytes = inner.weight_bytes
-        self.kv_bytes_per_token = inner.kv_bytes_per_token
-        self.max_model_len = inner.max_model_len
-        self.has_prefill = bool(getattr(inner, "has_prefill", True))
 
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         o = self.overhead
@@ -164,7 +172,7 @@ class OverheadLatency(LatencyModel):
         return out
 
 
-class DecodeScaledLatency(LatencyModel):
+class DecodeScaledLatency(_FittedWrapper):
     """``inner``'s step times with the decode work scaled by ``factor`` (a fitted correction
     of a backend's kernel tables against end-to-end TPOT, e.g.
     :mod:`sunsim.validate.silicon.correction_fit`; never a measurement).
@@ -182,14 +190,8 @@ class DecodeScaledLatency(LatencyModel):
     def __init__(self, inner: LatencyModel, factor: float, fitted_on: str) -> None:
         if not (factor > 0 and np.isfinite(factor)):
             raise ValueError(f"decode scale factor must be a positive number, got {factor}")
-        self.inner = inner
+        super().__init__(inner, f"decode x{factor:.3g}", fitted_on)
         self.factor = float(factor)
-        self.method = f"{inner.method} + decode x{factor:.3g} (fitted)"
-        self.description = f"{inner.description} + decode x{factor:.3g} (fitted on {fitted_on})"
-        self.weight_bytes = inner.weight_bytes
-        self.kv_bytes_per_token = inner.kv_bytes_per_token
-        self.max_model_len = inner.max_model_len
-        self.has_prefill = bool(getattr(inner, "has_prefill", True))
 
     def prefill_time(self, prompt_lens: Sequence[int]) -> float:
         return self.inner.prefill_time(prompt_lens)
