@@ -58,6 +58,8 @@ paired ratios (range):
     compiled, 14 modules        7.0 s
     pure, this branch          12.6 s    compiled / pure 0.54 (0.45-0.61): 1.86x
     90527bd (pure, baseline)   10.7 s    compiled (5.5 s then) / 90527bd 0.50 (0.42-0.53): 2.0x
+    compiled, 13 modules        9.3 s    14 / 13 modules 0.67 (0.48-0.68): 1.49x
+    (the 13-module build installed in its own venv and run by its interpreter, from /tmp)
 
 Where the compiled run's time goes (cProfile, self time, 11.6 s profiled): compiled
 engine methods 44%, the interpreted event loop (``engine.clock``, heapq) 10%, fitting
