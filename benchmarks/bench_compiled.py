@@ -66,7 +66,9 @@ engine methods 44%, the interpreted event loop (``engine.clock``, heapq) 10%, fi
 the measured profiles at start (``latency.surface``, ``fitting``, scipy, numpy) 11%,
 imports 10%, pandas/pyarrow (trace, records, summary) 5%, the rest (typer, rich, the
 report) the remainder. ``bench_replay.py --latency auto`` runs the same measured step
-times on the large synthetic workload.
+times on the large synthetic workload: ``python benchmarks/bench_replay.py --requests 100000
+--modes sun,partitioned --latency auto``, whole process (both child runs), 3 pairs, compiled
+(14 modules) vs pure: 8.7 vs 14.5 CPU s, ratio 0.57 (0.55-0.69).
 """
 
 from __future__ import annotations
