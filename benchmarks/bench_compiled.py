@@ -43,6 +43,32 @@ took 84 s wall, 74 s user CPU; the compile alone (``SUNSIM_COMPILE=1 python setu
 build_ext --inplace`` in a scratch copy) about 30 s. The compiled step of ``.ci/run``
 (fresh venv, build, golden records, the A/B subset pure and compiled) took 113 s wall.
 Left interpreted and why: see ``sunsim.build_info.COMPILED_MODULES``.
+
+Measured profiles (2026-12-02, 08:51-08:56 UTC, same machine, load 3 to 5). The figures
+above use roofline step times; a plain ``sunsim replay`` uses the bundled measured profiles
+(``sunsim.latency.profiled``). Pure, their ``decode_run`` was half of the whole process
+(cProfile of ``sunsim replay azure_llm_2023_conv.csv``: 17.2 of 34.2 profiled seconds, 9.8M
+interpolated iterations), so ``latency.profiled`` joined the compiled set (14 modules; it
+pickles by its constructor's arguments). Whole process, ``sunsim replay
+$SUNSIM_TRACES/azure_llm_2023_conv.csv --no-progress --force --out DIR`` (19,366 requests,
+three designs), 3 counted pairs after one warm-up pair, A B A B, all by one interpreter
+(the dev venv's), the code put first on ``PYTHONPATH``; median CPU s and the median of the
+paired ratios (range):
+
+    compiled, 14 modules        7.0 s
+    pure, this branch          12.6 s    compiled / pure 0.54 (0.45-0.61): 1.86x
+    90527bd (pure, baseline)   10.7 s    compiled (5.5 s then) / 90527bd 0.50 (0.42-0.53): 2.0x
+    compiled, 13 modules        9.3 s    14 / 13 modules 0.67 (0.48-0.68): 1.49x
+    (the 13-module build installed in its own venv and run by its interpreter, from /tmp)
+
+Where the compiled run's time goes (cProfile, self time, 11.6 s profiled): compiled
+engine methods 44%, the interpreted event loop (``engine.clock``, heapq) 10%, fitting
+the measured profiles at start (``latency.surface``, ``fitting``, scipy, numpy) 11%,
+imports 10%, pandas/pyarrow (trace, records, summary) 5%, the rest (typer, rich, the
+report) the remainder. ``bench_replay.py --latency auto`` runs the same measured step
+times on the large synthetic workload: ``python benchmarks/bench_replay.py --requests 100000
+--modes sun,partitioned --latency auto``, whole process (both child runs), 3 pairs, compiled
+(14 modules) vs pure: 8.7 vs 14.5 CPU s, ratio 0.57 (0.55-0.69).
 """
 
 from __future__ import annotations

@@ -96,7 +96,13 @@ MODELS = tuple(f"m{i}" for i in range(8))
 
 
 def child(
-    mode: str, n: int, rate: float, decode_workers: int, seed: int, stream: str | None = None
+    mode: str,
+    n: int,
+    rate: float,
+    decode_workers: int,
+    seed: int,
+    stream: str | None = None,
+    latency: str = "roofline",
 ) -> dict:
     import numpy as np
 
@@ -129,8 +135,15 @@ def child(
         prefill_workers=split_workers(16, weights),
     )
     cl = s.cluster(mode, weights)
-    gpu, spec = get_gpu("h100"), SPECS["llama-3.1-8b"]
-    lat = RooflineLatency(gpu, spec, "bf16")
+    if latency == "roofline":
+        gpu, spec = get_gpu("h100"), SPECS["llama-3.1-8b"]
+        lat = lat_prefill = RooflineLatency(gpu, spec, "bf16")
+    else:  # as `sunsim replay --latency` resolves them (auto: the bundled measured profiles)
+        from sunsim.replay import resolve_latency
+
+        sl = s.replace(latency=latency)
+        lat_prefill = resolve_latency(sl, "bf16", "prefill")[0]
+        lat = resolve_latency(sl, "bf16", "decode")[0]
     rss_trace_mb = _peak_rss_mb()
     cpu0 = time.process_time()
     records = None
@@ -139,10 +152,10 @@ def child(
 
         path = f"{stream}/records_{mode}.parquet"
         with ParquetRecordSink(path) as sink:
-            res = simulate(df, cl, lat, lat, seed=seed, records_sink=sink)
+            res = simulate(df, cl, lat_prefill, lat, seed=seed, records_sink=sink)
         records = ParquetColumns(path)
     else:
-        res = simulate(df, cl, lat, lat, seed=seed)
+        res = simulate(df, cl, lat_prefill, lat, seed=seed)
     del df
     cpu_sim_s = time.process_time() - cpu0
     rss_sim_mb = _peak_rss_mb()
@@ -154,6 +167,7 @@ def child(
     return {
         "mode": mode,
         "engine_build": engine_build(),  # pure Python or compiled (mypyc): which made the figures
+        "step_times": f"{lat_prefill.method} / {lat.method}",  # prefill / decode
         "requests": n,
         "trace_gen_s": round(t_gen, 2),
         "wall_s": round(res.wall_s, 2),
@@ -216,12 +230,27 @@ def main() -> None:
         default=None,
         help="write records to DIR/records_<mode>.parquet in row groups during the run",
     )
+    ap.add_argument(
+        "--latency",
+        default="roofline",
+        choices=("roofline", "auto", "calibrated"),
+        help="step times: the plain H100 roofline (default, as in the figures above), or as "
+        "`sunsim replay --latency` resolves them (auto: the bundled measured profiles)",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         print(
             json.dumps(
-                child(a.child, a.requests, a.rate, a.decode_workers, a.seed, a.stream_records)
+                child(
+                    a.child,
+                    a.requests,
+                    a.rate,
+                    a.decode_workers,
+                    a.seed,
+                    a.stream_records,
+                    a.latency,
+                )
             )
         )
         return
@@ -241,6 +270,8 @@ def main() -> None:
                 str(a.decode_workers),
                 "--seed",
                 str(a.seed),
+                "--latency",
+                a.latency,
                 *(["--stream-records", a.stream_records] if a.stream_records else []),
             ],
             capture_output=True,

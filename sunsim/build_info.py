@@ -20,8 +20,9 @@ __all__ = ["COMPILED_MODULES", "compiled_modules", "engine_build"]
 #: disaggregated designs (by the py-spy profile in benchmarks/bench_replay.py). Left interpreted,
 #: and why: SimPy itself; ``engine.clock`` (its :class:`~sunsim.engine.clock.Timer` is made
 #: with ``object.__new__`` and read by SimPy's own loop); the co-located workers (not on
-#: the disaggregated designs' path, not tried); the latency models (compiled, they no longer
-#: pickle to the planner's worker processes). Compiled code calls a class of its own build
+#: the disaggregated designs' path, not tried); the other latency models. The compiled latency
+#: models (roofline, paired, the measured profiles' ``profiled``) pickle to the planner's
+#: worker processes by their ``__reduce__``. Compiled code calls a class of its own build
 #: directly, so patching ``sunsim.engine.cluster.ClusterSim`` has no effect there: tests that
 #: need the run's ClusterSim wrap ``cluster.build_result`` instead.
 COMPILED_MODULES: tuple[str, ...] = (
@@ -37,6 +38,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "sunsim.engine.router",
     "sunsim.engine.scheduler",
     "sunsim.latency.paired",
+    "sunsim.latency.profiled",
     "sunsim.latency.roofline",
 )
 
@@ -58,7 +60,7 @@ def compiled_modules() -> list[str]:
 
 
 def engine_build() -> str:
-    """One line: ``"pure Python"`` or ``"compiled (mypyc, 13 of 13 modules)"``."""
+    """One line: ``"pure Python"`` or ``"compiled (mypyc, 14 of 14 modules)"``."""
     done = compiled_modules()
     if not done:
         return "pure Python"

@@ -132,6 +132,9 @@ class ProfiledLatency(LatencyModel):
         prefill_path: Path | None = None,
     ) -> None:
         m = ProfileMeta.from_dict(meta, source=Path(path) / "meta.json")
+        # the constructor's arguments, for __reduce__
+        self._args = (meta, list(decode_points), list(prefill_points) if prefill_points else None)
+        self._kwargs = (Path(path), prefill_path)
         self.profile_meta = m
         #: ``meta.json`` as a dict (the keys that were set).
         self.meta: dict[str, Any] = meta if isinstance(meta, dict) else m.to_dict()
@@ -161,6 +164,12 @@ class ProfiledLatency(LatencyModel):
             self._pc = (pc.get("1", 0.0), pc.get("T", 0.0), pc.get("L2", 0.0), pc.get("B", 0.0))
         self.time_column = time_column(m)
         self.description = self._describe()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its constructor's arguments (the planner sends latency models to its
+        worker processes): the compiled build's class cannot be rebuilt the default way. The
+        surfaces are refitted from the same points, so the copy's step times are the same."""
+        return (_rebuild, (*self._args, *self._kwargs))
 
     def _describe(self) -> str:
         m = self.profile_meta
@@ -398,6 +407,19 @@ class ProfiledLatency(LatencyModel):
                     }
                 )
         return pd.DataFrame(rows)
+
+
+def _rebuild(
+    meta: dict[str, Any] | ProfileMeta,
+    decode_points: Sequence[Point],
+    prefill_points: Sequence[Point] | None,
+    path: Path,
+    prefill_path: Path | None,
+) -> ProfiledLatency:
+    """A :class:`ProfiledLatency` from its constructor's arguments (for pickling)."""
+    return ProfiledLatency(
+        meta, decode_points, prefill_points, path=path, prefill_path=prefill_path
+    )
 
 
 def check_profile(
