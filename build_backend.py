@@ -2,9 +2,9 @@
 
 With ``SUNSIM_COMPILE=1`` in the environment a wheel build also needs mypy (its mypyc
 compiles the engine's hot modules, see ``setup.py``): this backend adds the dev extra's
-pinned mypy to the build requirements, so ``SUNSIM_COMPILE=1 pip install .`` works in a
-fresh virtual environment. An editable install refuses the flag: the compiled extension
-modules would load instead of the ``.py`` files being edited, which would then silently
+pinned mypy (and pydantic, for the type checks) to the build requirements, so
+``SUNSIM_COMPILE=1 pip install .`` works in a fresh virtual environment. An editable install
+refuses the flag: the compiled extension modules would load instead of the ``.py`` files being edited, which would then silently
 not run. Without the flag everything is setuptools' (``setuptools.build_meta``).
 """
 
@@ -22,17 +22,24 @@ def _compile() -> bool:
     return os.environ.get("SUNSIM_COMPILE", "") == "1"
 
 
-def _mypy_pin() -> str:
-    """The dev extra's mypy requirement (one pin for the type checks and the compiler)."""
+def _compile_requires() -> list[str]:
+    """The dev extra's mypy requirement (one pin for the type checks and the compiler), and
+    the project's pydantic requirement: mypyc type-checks the compiled modules' imports, and
+    ``latency.profiled`` reads profile meta through pydantic models (without pydantic in the
+    build environment its ``BaseModel`` is ``Any`` and the strict check fails)."""
     with open("pyproject.toml", "rb") as f:
-        dev = tomllib.load(f)["project"]["optional-dependencies"]["dev"]
-    return next(r for r in dev if r.startswith("mypy"))
+        project = tomllib.load(f)["project"]
+    dev = project["optional-dependencies"]["dev"]
+    mypy = next(r for r in dev if r.startswith("mypy"))
+    pydantic = next(r for r in project["dependencies"] if r.startswith("pydantic"))
+    return [mypy, pydantic]
 
 
 def get_requires_for_build_wheel(config_settings: Any = None) -> list[str]:
     if not _compile():
         return list(_setuptools.get_requires_for_build_wheel(config_settings))
-    return ["wheel", _mypy_pin()]  # setup.py lists nothing more (setuptools' hook would run it)
+    # setup.py lists nothing more (setuptools' hook would run it)
+    return ["wheel", *_compile_requires()]
 
 
 def _refuse_editable() -> None:
