@@ -4,8 +4,9 @@ With ``SUNSIM_COMPILE=1`` in the environment a wheel build also needs mypy (its 
 compiles the engine's hot modules, see ``setup.py``): this backend adds the dev extra's
 pinned mypy (and pydantic, for the type checks) to the build requirements, so
 ``SUNSIM_COMPILE=1 pip install .`` works in a fresh virtual environment. An editable install
-refuses the flag: the compiled extension modules would load instead of the ``.py`` files being edited, which would then silently
-not run. Without the flag everything is setuptools' (``setuptools.build_meta``).
+refuses the flag: the compiled extension modules would load instead of the ``.py`` files
+being edited, which would then silently not run. Without the flag everything is setuptools'
+(``setuptools.build_meta``).
 """
 
 from __future__ import annotations
