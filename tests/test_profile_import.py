@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from sunsim.cli import app
 from sunsim.data import profiles_root
 from sunsim.errors import ProfileError
-from sunsim.latency.profiled import ProfiledLatency, check_profile
+from sunsim.latency.profile_check import check_profile
+from sunsim.latency.profiled import ProfiledLatency
 from sunsim.latency.resolve import resolve_latency
 from sunsim.profiling.aic import import_profile, write_imported
 from sunsim.profiling.aic.interp import AttentionTable, GemmTable

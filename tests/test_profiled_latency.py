@@ -20,10 +20,10 @@ from sunsim.cli import app
 from sunsim.data import profiles_root
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
+from sunsim.latency.profile_check import check_profile
 from sunsim.latency.profiled import (
     PREFILL_FORMS,
     ProfiledLatency,
-    check_profile,
     find_profile,
     fit_nnls,
     resolve_profile,

@@ -20,7 +20,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from sunsim.cli import app  # noqa: E402
 from sunsim.errors import ProfileError  # noqa: E402
-from sunsim.latency.profiled import ProfiledLatency, check_profile  # noqa: E402
+from sunsim.latency.profile_check import check_profile  # noqa: E402
+from sunsim.latency.profiled import ProfiledLatency  # noqa: E402
 from sunsim.profiling import ProfileGrid, TimingOptions, profile_model, write_profile  # noqa
 from sunsim.profiling.harness import DECODE_COLUMNS, PREFILL_COLUMNS  # noqa: E402
 from sunsim.profiling.modules import DecoderModule  # noqa: E402

@@ -67,7 +67,7 @@ def _print_roofline(d: Path) -> None:
 def _print_check(d: Path) -> float:
     from rich.table import Table
 
-    from sunsim.latency.profiled import check_profile
+    from sunsim.latency.profile_check import check_profile
 
     df = check_profile(d)
     t = Table(

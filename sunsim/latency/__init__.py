@@ -12,8 +12,8 @@ Owns:
   :mod:`~sunsim.latency.profile_format` (the profile directory format: the ONE writer and
   reader, :class:`~sunsim.latency.profile_meta.ProfileMeta`, the table checks),
   :mod:`~sunsim.latency.profile_find` (finding a profile directory),
-  :mod:`~sunsim.latency.profiled` (:class:`~sunsim.latency.profiled.ProfiledLatency`,
-  ``check_profile``);
+  :mod:`~sunsim.latency.profiled` (:class:`~sunsim.latency.profiled.ProfiledLatency`),
+  :mod:`~sunsim.latency.profile_check` (``check_profile``);
 * :mod:`~sunsim.latency.resolve`: which model a run uses (``resolve_latency``).
 
 Importing this package imports only :mod:`~sunsim.latency.base` (the engine needs nothing

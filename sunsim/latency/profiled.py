@@ -32,19 +32,17 @@ Model (built once at load; every call is plain-Python arithmetic; the rooms:
   each axis.
 
 A prefill batch of mixed lengths is looked up at (B, T / B) and the fitted form carries the
-difference its ``sum(L^2)`` makes. ``check_profile`` reports the leave-one-out error.
+difference its ``sum(L^2)`` makes. :func:`sunsim.latency.profile_check.check_profile` reports
+the leave-one-out error.
 """
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from math import log
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from sunsim.errors import ProfileError
 from sunsim.latency.base import LatencyModel
@@ -85,7 +83,6 @@ __all__ = [
     "SCHEMES",
     "SHRINK_STEPS",
     "ProfiledLatency",
-    "check_profile",
     "find_profile",
     "fit_nnls",
     "resolve_profile",
@@ -381,33 +378,6 @@ class ProfiledLatency(LatencyModel):
         sq = sum(x * x for x in prompt_lens)
         return predict(self._prefill.coef, terms(self._prefill.form, len(prompt_lens), tot, sq))
 
-    def held_out_errors(self) -> Any:
-        """Leave-one-out errors per measured point, a DataFrame with columns ``module``
-        (decode/prefill), ``batch_size``, ``tokens`` (context or prompt tokens per request),
-        ``time_s`` (measured), ``predicted_s`` (interpolation with the point held out),
-        ``fit_only_s`` (fitted form refitted without it), ``ape_pct``, ``fit_only_ape_pct``.
-        Only this profile's own modules (not a borrowed bf16 prefill)."""
-
-        rows = []
-        mods = [("decode", self._decode)]
-        if self._prefill is not None and self.prefill_path == self.path:
-            mods.append(("prefill", self._prefill))
-        for name, s in mods:
-            for p, (f, pred, t) in zip(s.points, s.held_out()):
-                rows.append(
-                    {
-                        "module": name,
-                        "batch_size": int(p[0]),
-                        "tokens": int(p[1]),
-                        "time_s": t,
-                        "predicted_s": pred,
-                        "fit_only_s": f,
-                        "ape_pct": 100 * abs(pred - t) / t,
-                        "fit_only_ape_pct": 100 * abs(f - t) / t,
-                    }
-                )
-        return pd.DataFrame(rows)
-
 
 def _rebuild(
     meta: dict[str, Any] | ProfileMeta,
@@ -420,44 +390,3 @@ def _rebuild(
     return ProfiledLatency(
         meta, decode_points, prefill_points, path=path, prefill_path=prefill_path
     )
-
-
-def check_profile(
-    path: str | Path, *, model: str | None = None, precision: str | None = None
-) -> Any:
-    """Held-out error of a profile, per grid slice.
-
-    Leave-one-out over the grid points (:meth:`ProfiledLatency.held_out_errors`), grouped by
-    slice: decode per batch size, prefill per batch composition (batch size). Returns a
-    DataFrame with columns ``module``, ``slice`` (e.g. ``"B=4"``), ``points``, ``mape_pct``
-    (interpolation), ``max_ape_pct``, ``fit_only_mape_pct``; ``df.attrs["median_mape_pct"]``
-    is the median over slices of ``mape_pct`` and ``df.attrs["profile"]`` the directory.
-    """
-    lat = ProfiledLatency.from_dir(path, model=model, precision=precision)
-    pts = lat.held_out_errors()
-
-    rows = []
-    for (mod, b), g in pts.groupby(["module", "batch_size"], sort=False):
-        rows.append(
-            {
-                "module": mod,
-                "slice": f"B={b}",
-                "points": len(g),
-                "mape_pct": float(g["ape_pct"].mean()),
-                "max_ape_pct": float(g["ape_pct"].max()),
-                "fit_only_mape_pct": float(g["fit_only_ape_pct"].mean()),
-            }
-        )
-    df = pd.DataFrame(
-        rows, columns=["module", "slice", "points", "mape_pct", "max_ape_pct", "fit_only_mape_pct"]
-    )
-    df.attrs["median_mape_pct"] = float(df["mape_pct"].median()) if len(df) else math.nan
-    df.attrs["profile"] = str(lat.path)
-    df.attrs["description"] = lat.description
-    df.attrs["decode_fit"] = lat.decode_fit
-    df.attrs["prefill_fit"] = lat.prefill_fit
-    df.attrs["decode_interpolation"] = lat._decode.interpolation
-    df.attrs["prefill_interpolation"] = (
-        lat._prefill.interpolation if lat._prefill is not None else None
-    )
-    return df
