@@ -453,3 +453,27 @@ def test_corrections_change_the_run_and_are_labelled(tmp_path: Path) -> None:
               str(tmp_path / "o.csv")],
     )  # fmt: skip
     assert r.exit_code == 0 and "corrections (fitted on the fit set, not measured)" in r.output
+
+
+def test_ttft_falls_count_steps_to_the_next_concurrency_per_class_and_shape() -> None:
+    from sunsim.validate.silicon.summary import error_table, ttft_falls
+
+    def row(model: str, isl: int, conc: int, measured: float, sim: float) -> dict[str, object]:
+        return {"system": "h100_sxm", "backend": "trtllm", "model_path": model, "status": "ok",
+                "isl": isl, "osl": 128, "tp_size": 1, "concurrency": conc,
+                "silicon_ttft_ms": measured, "sim_ttft_ms": sim, "ttft_rel_error": 0.0,
+                "tpot_rel_error": 0.0}  # fmt: skip
+
+    rows = [
+        row("a", 1024, 8, 100.0, 100.0), row("a", 1024, 16, 90.0, 110.0),  # falls 10%
+        row("a", 1024, 32, 200.0, 120.0), row("a", 1024, 64, 195.0, 100.0),  # 2.5%: no fall
+        row("a", 2048, 64, 10.0, 10.0),  # another shape: no step to the 1024 rows
+        row("b", 1024, 16, 50.0, 50.0),  # another model: its own class, no step
+    ]  # fmt: skip
+    res = pd.DataFrame(rows)
+    assert ttft_falls(res, "silicon_ttft_ms") == (3, 1)
+    assert ttft_falls(res, "sim_ttft_ms") == (3, 1)  # 120 -> 100 at 64
+    et = error_table(res).set_index("model_path")
+    assert et.loc["a", "ttft_steps"] == 3 and et.loc["a", "measured_ttft_falls"] == 1 / 3
+    assert et.loc["b", "ttft_steps"] == 0 and pd.isna(et.loc["b", "measured_ttft_falls"])
+    assert et.loc["", "ttft_steps"] == 3  # all: the classes' steps, never across classes

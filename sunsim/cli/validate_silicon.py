@@ -15,7 +15,7 @@ from sunsim.cli.validate import validate_app
 #: Most processes of --jobs (each runs whole simulations).
 MAX_JOBS = 256
 #: Width the tables are printed at, at least (they hold long row ids and model names).
-WIDTH = 140
+WIDTH = 165
 
 
 def _pct(x: Any) -> str:
@@ -24,6 +24,12 @@ def _pct(x: Any) -> str:
 
 def _abs_pct(x: Any) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def _falls(measured: float, sim: float, steps: float) -> str:
+    if not steps > 0:
+        return ""
+    return f"{measured:.0%}/{sim:.0%} of {int(steps)}"
 
 
 def _ms(x: Any) -> str:
@@ -169,7 +175,7 @@ def _print(res: Any, path: Path, worst: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sunsim.validate.silicon.summary import error_table, skip_counts, worst_rows
+    from sunsim.validate.silicon.summary import FALL, error_table, skip_counts, worst_rows
 
     wide = Console(width=max(console.width, WIDTH))  # long row ids and model names
     used = int((res["status"] == "ok").sum())
@@ -183,16 +189,25 @@ def _print(res: Any, path: Path, worst: int) -> None:
     if len(et):
         t = Table(title="error by GPU, backend and model", title_justify="left", box=box.SIMPLE)
         for c in ("GPU", "backend", "model", "rows", "TTFT |err| p50", "p90", "bias"):
-            t.add_column(c, justify="right" if c not in ("GPU", "backend", "model") else "left")
-        for c in ("TPOT |err| p50", "p90", "bias"):
+            left = c in ("GPU", "backend", "model")
+            t.add_column(c, justify="left" if left else "right", no_wrap=left)
+        for c in ("TPOT |err| p50", "p90", "bias", "TTFT falls meas/sim"):
             t.add_column(c, justify="right")
         for r in et.itertuples(index=False):
             t.add_row(
                 r.system, r.backend, str(r.model_path).rsplit("/", 1)[-1], f"{int(r.rows)}",
                 _abs_pct(r.ttft_median_abs), _abs_pct(r.ttft_p90_abs), _pct(r.ttft_median_signed),
                 _abs_pct(r.tpot_median_abs), _abs_pct(r.tpot_p90_abs), _pct(r.tpot_median_signed),
+                _falls(r.measured_ttft_falls, r.sim_ttft_falls, r.ttft_steps),
             )  # fmt: skip
         wide.print(t)
+        console.print(
+            "TTFT falls: share of steps to the next concurrency (same shape) where the mean "
+            f"TTFT falls by more than {FALL:.0%}, measured/simulated; more clients queue at "
+            "least as much, so measured falls are run-to-run variation.",
+            highlight=False,
+            soft_wrap=True,
+        )
         wr = worst_rows(res, worst)
         if worst and len(wr):
             w = Table(title="worst rows", title_justify="left", box=box.SIMPLE)
