@@ -68,8 +68,9 @@ def token_budget_of(row: dict[str, Any]) -> int | None:
       whose TTFT is 2-3x the measured one;
     * TensorRT-LLM: worse here, with the fitted corrections refitted on top (H100 Qwen3-32B
       24% -> 81%, Llama-3.1-8B 46% -> 62%) under vLLM's chunked scheduler; with TensorRT-LLM's
-      own scheduler (``colocated_scheduler = trtllm``, measured before the two were merged)
-      before corrections 28.6% -> 37.4%;
+      own scheduler (``colocated_scheduler = trtllm``; 2026-12-02, merged code), before
+      corrections H100 Qwen3-32B 29.5% -> 23.8% but Llama-3.1-8B 39.2% -> 48.3%, and with the
+      corrections refitted the fit set's median 12.7% -> 16.2%;
     * SGLang (``max_prefill_tokens = ISL + 1500`` with ``enable_mixed_chunk``): worse (12.4%
       -> 14.3% before corrections; mixed chunks 71%).
 
