@@ -22,11 +22,11 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from sunsim.config import normalise
 from sunsim.config.choices import (
     DEFAULT_MODES,
     MAX_CONCURRENCY,
     MAX_PROMPTS,
-    MODES,
     TP_WHY,
     WORKERS_WHY,
     ColocatedScheduler,
@@ -59,8 +59,7 @@ from sunsim.engine.designs import (
     get_design,
 )
 from sunsim.engine.spec import ClusterSpec
-from sunsim.errors import ConfigError
-from sunsim.specs import GPU_ALIASES, LinkSpec, SloSpec, get_model
+from sunsim.specs import LinkSpec, SloSpec
 from sunsim.specs.parallel import MAX_TENSOR_PARALLEL_SIZE
 from sunsim.specs.pricing import price_items
 
@@ -336,48 +335,13 @@ class Scenario:
 
     # --- validation ---------------------------------------------------------------------
 
-    @field_validator("base_model", mode="before")
-    @classmethod
-    def _model_key(cls, v: Any) -> Any:
-        """A built-in or bundled name becomes its sunsim name; a config.json path stays."""
-        if not isinstance(v, str):
-            return v
-        from pathlib import Path
-
-        try:
-            spec = get_model(v)
-        except ConfigError as e:
-            raise ValueError(str(e)) from None
-        return v if Path(v).expanduser().exists() else spec.name
-
-    @field_validator("gpu", "prefill_gpu", "decode_gpu", mode="before")
-    @classmethod
-    def _lower_key(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = v.lower()
-            return GPU_ALIASES.get(v, v)
-        return v
-
-    @field_validator("modes", "served_models", "shares", *_COUNT_KEYS, mode="before")
-    @classmethod
-    def _as_tuple(cls, v: Any) -> Any:
-        if isinstance(v, str) and v == "all":
-            return MODES
-        if isinstance(v, (str, int, float)):
-            return (v,)
-        return tuple(v) if isinstance(v, list) else v
-
-    @field_validator("model_map", mode="before")
-    @classmethod
-    def _map_items(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return tuple(v.items())
-        return tuple(tuple(x) if isinstance(x, list) else x for x in v) if v else v
-
-    @field_validator("gpu_hour_usd", mode="before")
-    @classmethod
-    def _price_items(cls, v: Any) -> Any:
-        return price_items(v)  # sunsim.specs.pricing
+    _model_key = field_validator("base_model", mode="before")(normalise.model_key)
+    _gpu_key = field_validator("gpu", "prefill_gpu", "decode_gpu", mode="before")(normalise.gpu_key)
+    _as_tuple = field_validator("modes", "served_models", "shares", *_COUNT_KEYS, mode="before")(
+        normalise.as_tuple
+    )
+    _map_items = field_validator("model_map", mode="before")(normalise.map_items)
+    _price_items = field_validator("gpu_hour_usd", mode="before")(price_items)
 
     @model_validator(mode="wrap")
     @classmethod
