@@ -159,6 +159,38 @@ def test_cli_prints_tables_and_writes_every_row(tmp_path: Path) -> None:
     assert "error by GPU, backend and model" in r.output and "Llama-3.1-8B-Instruct" in r.output
     assert "rows not simulated, by reason" in r.output and "fit set" in r.output
     assert len(pd.read_csv(out)) == 2
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in r.output
+    png.unlink()
+    r = CliRunner().invoke(
+        app, ["validate", "silicon", "--csv", str(csv), "--out", str(out), "--no-progress",
+              "--no-figure"],
+    )  # fmt: skip
+    assert r.exit_code == 0 and not png.exists()
+
+
+def test_figure_names_its_step_times_and_needs_a_simulated_row() -> None:
+    from sunsim.validate.silicon.figure import figure, steps_label
+
+    def row(method: str, lat: float) -> dict[str, object]:
+        return {"system": "h100_sxm", "backend": "vllm", "model_path": "m", "status": "ok",
+                "method": method, "request_latency_ms": lat, "silicon_ttft_ms": 100.0,
+                "sim_ttft_ms": 110.0, "silicon_tpot_ms": 10.0, "sim_tpot_ms": 9.0,
+                "ttft_rel_error": 0.1, "tpot_rel_error": -0.1}  # fmt: skip
+
+    vllm = "measured (aiconfigurator-core 0.12.0, vllm 0.24.0, h100_sxm, tp 2)"
+    trt = "measured (aiconfigurator-core 0.12.0, trtllm 1.3.0rc20, h200_sxm) + decode x0.7 (fitted)"
+    res = pd.DataFrame([row(vllm, 0.0), row(trt, 12.0), row("analytic (roofline)", 0.0)])
+    label = steps_label(res)
+    assert label.startswith("measured (aiconfigurator-core 0.12.0: trtllm 1.3.0rc20, vllm 0.24.0")
+    assert "analytic (roofline)" in label and "+ decode scale, request latency fitted" in label
+    assert steps_label(res.iloc[:1]) == (
+        "measured (aiconfigurator-core 0.12.0: vllm 0.24.0 kernels)"
+    )  # nothing fitted: nothing claimed
+    fig = figure(res, "x.csv", label)
+    assert "TTFT: |err| median 10.0%" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="no simulated row"):
+        figure(res.assign(status="skipped"), "x.csv", label)
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,12 @@ def validate_silicon_cmd(
         "scale, request latency outside the engine; sunsim/data/overhead/"
         "silicon_corrections.json).",
     ),
+    figure: bool = typer.Option(
+        True,
+        "--figure/--no-figure",
+        help="Also write simulated vs measured TTFT and TPOT per row as a PNG beside --out "
+        "(same name, .png).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
     """Reproduce every row of silicon_sample.csv that sunsim can express (dense model, GPU,
@@ -128,6 +134,22 @@ def validate_silicon_cmd(
     console.print(f"client delay: mean {delay:g} s ({delay_note})", highlight=False)
     _print_corrections(fixes)
     console.print(f"wrote {dest} (one row per CSV row)", highlight=False)
+    if figure:
+        _figure(res, dest.with_suffix(".png"), path, fit_set)
+
+
+def _figure(res: Any, dest: Path, path: Path, fit_set: bool) -> None:
+    """The scatter of :mod:`sunsim.validate.silicon.figure` at ``dest``; a line saying why
+    not when no row was simulated."""
+    from sunsim.validate.silicon.figure import steps_label, write_figure
+
+    used = int((res["status"] == "ok").sum())
+    if not used:
+        console.print("no figure: no row was simulated", highlight=False)
+        return
+    rows = "fit-set" if fit_set else "reported"
+    write_figure(res, dest, f"{path.name} ({used} {rows} rows simulated)", steps_label(res))
+    console.print(f"wrote {dest} (simulated vs measured TTFT and TPOT)", highlight=False)
 
 
 def _corrections(use: bool) -> dict[Any, Any]:

@@ -41,6 +41,19 @@ def _fig(w: float = 7.5, h: float = 4.2) -> Figure:
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
 
 
+def log_axes(ax: object, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
+    """Log x and y axes on ``ax`` (a matplotlib Axes) ticked at ``subs`` per decade (1, 2
+    and 5), with plain numbers (``0.5``, ``20``, ``1000``), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")  # type: ignore[attr-defined]
+    ax.set_yscale("log")  # type: ignore[attr-defined]
+    for axis in (ax.xaxis, ax.yaxis):  # type: ignore[attr-defined]
+        axis.set_major_locator(LogLocator(subs=subs))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def to_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of ``fig``."""
     buf = io.BytesIO()

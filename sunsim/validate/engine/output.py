@@ -116,14 +116,9 @@ def _panel(ax: Any, x: pd.Series, y: pd.Series, name: str, st: dict[str, Any], w
         hi = float(max(x.max(), y.max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
         if lo > 0 and hi / lo > 20:
-            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+            from sunsim.report.figures import log_axes
 
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-                axis.set_minor_formatter(NullFormatter())
+            log_axes(ax)
     ax.set_xlabel(f"measured {name}")
     ax.set_ylabel(f"simulated {name}" if what == "requests" else f"profile-predicted {name}")
     ax.set_title(

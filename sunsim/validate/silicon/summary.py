@@ -26,15 +26,18 @@ FALL = 0.05
 
 def ttft_falls(g: pd.DataFrame, column: str) -> tuple[int, int]:
     """(steps, falls) of result rows: a step is a pair of rows of the same class
-    (:data:`GROUP`) and :data:`SHAPE` (the columns ``g`` has) at adjacent concurrencies (``concurrency`` column), and a fall a step whose
-    ``column`` (``silicon_ttft_ms`` or ``sim_ttft_ms``) at the higher concurrency is more than
-    :data:`FALL` below the one at the lower."""
+    (:data:`GROUP`) and :data:`SHAPE` (the columns ``g`` has) at adjacent concurrencies
+    (``concurrency`` column), and a fall a step whose ``column`` (``silicon_ttft_ms`` or
+    ``sim_ttft_ms``) at the higher concurrency is more than :data:`FALL` below the one at
+    the lower (no ``concurrency`` column: no steps)."""
     steps = falls = 0
+    if "concurrency" not in g.columns:
+        return 0, 0
     by = [c for c in (*GROUP, *SHAPE) if c in g.columns]
     for _, s in g.dropna(subset=[column]).groupby(by, dropna=False, sort=False):
         t = s.sort_values("concurrency", kind="stable")[column].to_numpy()
         steps += max(len(t) - 1, 0)
-        falls += int(((t[1:] < (1.0 - FALL) * t[:-1])).sum())
+        falls += int((t[1:] < (1.0 - FALL) * t[:-1]).sum())
     return steps, falls
 
 
